@@ -1,0 +1,1 @@
+"""Analyses are recipes composed from the engine: randomization tests first."""

@@ -1,0 +1,92 @@
+"""Checkpoints as data: safetensors weights checked against a declarative architecture spec.
+
+Nothing here can execute code from the file: safetensors has no code path, and the architecture
+comes from a JSON spec (the request's, or the file's "effcap.arch" metadata entry).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from effcap.capacity.errors import InputError
+from effcap.capacity.models import ArchitectureSpec, build_model, parse_architecture
+
+ARCH_METADATA_KEY = "effcap.arch"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    architecture: ArchitectureSpec
+    state_dict: dict[str, torch.Tensor]
+
+
+def save_checkpoint(path: Path | str, architecture: ArchitectureSpec, state_dict: dict[str, torch.Tensor]) -> None:
+    """Write weights with the architecture embedded, so the file alone describes the model."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+    save_file(tensors, str(path), metadata={ARCH_METADATA_KEY: architecture.model_dump_json()})
+
+
+def load_checkpoint(path: Path | str, architecture: dict[str, Any] | None = None, field: str = "model") -> Checkpoint:
+    """Load and verify a safetensors checkpoint.
+
+    `architecture` (a JSON object) overrides the embedded metadata. Every tensor must match the
+    spec's module in name, shape and floating dtype; otherwise InputError names the tensor.
+    """
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            spec = _resolve_architecture(architecture, metadata, field)
+            expected = build_model(spec, device="meta").state_dict()
+            _check_tensor_names(set(handle.keys()), set(expected), field)
+            for name, reference in expected.items():
+                shape = list(handle.get_slice(name).get_shape())
+                if shape != list(reference.shape):
+                    raise InputError(
+                        f"{field}.{name}",
+                        f"has shape {shape} but the architecture ({_describe(spec)}) expects {list(reference.shape)}",
+                        reason="CHECKPOINT_SPEC_MISMATCH",
+                    )
+            state_dict = {name: handle.get_tensor(name) for name in expected}
+    except SafetensorError as exc:
+        raise InputError(field, f"not a readable safetensors file: {exc}", reason="INVALID_CHECKPOINT") from None
+    for name, tensor in state_dict.items():
+        if not tensor.is_floating_point():
+            raise InputError(f"{field}.{name}", f"has dtype {tensor.dtype}; weights must be floating point", reason="CHECKPOINT_SPEC_MISMATCH")
+        if not torch.isfinite(tensor).all():
+            raise InputError(f"{field}.{name}", "contains NaN or infinite values", reason="CHECKPOINT_NOT_FINITE")
+    return Checkpoint(spec, {k: v.float() for k, v in state_dict.items()})
+
+
+def _resolve_architecture(override: dict[str, Any] | None, metadata: dict[str, str], field: str) -> ArchitectureSpec:
+    if override:
+        return parse_architecture(override, "spec.architecture")
+    if ARCH_METADATA_KEY not in metadata:
+        raise InputError(
+            "spec.architecture",
+            f"the checkpoint carries no '{ARCH_METADATA_KEY}' metadata, so the request must describe the architecture",
+            reason="ARCHITECTURE_MISSING",
+        )
+    try:
+        embedded = json.loads(metadata[ARCH_METADATA_KEY])
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{field}.metadata.{ARCH_METADATA_KEY}", f"is not valid JSON: {exc}", reason="INVALID_SPEC") from None
+    return parse_architecture(embedded, f"{field}.metadata.{ARCH_METADATA_KEY}")
+
+
+def _check_tensor_names(present: set[str], expected: set[str], field: str) -> None:
+    missing, unexpected = sorted(expected - present), sorted(present - expected)
+    if missing:
+        raise InputError(field, f"missing tensors {missing} required by the architecture", reason="CHECKPOINT_SPEC_MISMATCH")
+    if unexpected:
+        raise InputError(field, f"tensors {unexpected} are not part of the architecture", reason="CHECKPOINT_SPEC_MISMATCH")
+
+
+def _describe(spec: ArchitectureSpec) -> str:
+    return ", ".join(f"{k}={v}" for k, v in spec.model_dump().items())

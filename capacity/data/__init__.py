@@ -1,0 +1,1 @@
+"""Datasets (loading and validation) and the randomization-test conditions applied to them."""

@@ -1,0 +1,152 @@
+"""Datasets as validated arrays: .npz and safetensors files, and built-ins generated locally.
+
+Files are read without pickle (`allow_pickle=False`); every check names the array at fault, since a
+user fixing a dataset needs to know which array and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from effcap.capacity.errors import InputError
+
+BUILTINS = ("digits",)
+HELD_OUT_FRACTION = 0.2
+MAX_EXAMPLES = 10_000_000
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Float32 inputs of shape (N, *input_shape) and int64 labels in [0, num_classes)."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    # Set when the test split was held out of the given train split (the file had no test split).
+    test_split_held_out: bool = False
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+
+def load_dataset_file(path: Path | str, name: str, field: str = "dataset") -> Dataset:
+    """Load an .npz or safetensors file with x_train, y_train and optionally x_test, y_test."""
+    arrays = _read_arrays(Path(path), field)
+    return dataset_from_arrays(arrays, name=name, field=field)
+
+
+def builtin_dataset(name: str, field: str = "dataset.builtin") -> Dataset:
+    """Datasets generated or shipped in a package: no download at run time."""
+    if name != "digits":
+        raise InputError(field, f"unknown built-in dataset {name!r}; known: {', '.join(BUILTINS)}", reason="UNKNOWN_DATASET")
+    return digits()
+
+
+def digits() -> Dataset:
+    """scikit-learn's 1,797 handwritten 8x8 digits, pixels scaled to [0, 1], fixed 1297/500 split."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (bunch.images.astype(np.float32) / 16.0)[:, None, :, :]
+    y = bunch.target.astype(np.int64)
+    order = np.random.default_rng(0).permutation(len(y))
+    train, test = order[:1297], order[1297:]
+    return Dataset("builtin:digits", x[train], y[train], x[test], y[test], num_classes=10)
+
+
+def dataset_from_arrays(arrays: dict[str, np.ndarray], name: str, field: str = "dataset") -> Dataset:
+    """Validate raw arrays; hold out a test split (seeded) when none is given."""
+    for key in ("x_train", "y_train"):
+        if key not in arrays:
+            raise InputError(f"{field}.{key}", "is required", reason="DATASET_ARRAY_MISSING")
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        missing = "y_test" if "x_test" in arrays else "x_test"
+        raise InputError(f"{field}.{missing}", "is required when the other test array is given", reason="DATASET_ARRAY_MISSING")
+    x_train = _inputs(arrays["x_train"], f"{field}.x_train")
+    y_train = _labels(arrays["y_train"], len(x_train), f"{field}.y_train", "x_train")
+    num_classes = _num_classes(arrays, y_train, field)
+    _check_label_range(y_train, num_classes, f"{field}.y_train")
+    if "x_test" not in arrays:
+        return _hold_out_test_split(name, x_train, y_train, num_classes)
+    x_test = _inputs(arrays["x_test"], f"{field}.x_test")
+    if x_test.shape[1:] != x_train.shape[1:]:
+        raise InputError(f"{field}.x_test", f"has example shape {list(x_test.shape[1:])} but x_train has {list(x_train.shape[1:])}", reason="DATASET_SHAPE_MISMATCH")
+    y_test = _labels(arrays["y_test"], len(x_test), f"{field}.y_test", "x_test")
+    _check_label_range(y_test, num_classes, f"{field}.y_test")
+    return Dataset(name, x_train, y_train, x_test, y_test, num_classes)
+
+
+def _read_arrays(path: Path, field: str) -> dict[str, np.ndarray]:
+    with path.open("rb") as handle:
+        magic = handle.read(4)
+    if magic.startswith(b"PK"):
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                return {key: npz[key] for key in npz.files}
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+            raise InputError(field, f"not a readable .npz of plain arrays (object arrays and pickles are refused): {exc}", reason="INVALID_DATASET") from None
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InputError(field, f"neither .npz nor safetensors: {exc}", reason="INVALID_DATASET") from None
+
+
+def _inputs(x: np.ndarray, field: str) -> np.ndarray:
+    if x.ndim < 2:
+        raise InputError(field, f"must have shape (N, ...) with at least 2 dimensions, got {list(x.shape)}", reason="DATASET_SHAPE_MISMATCH")
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise InputError(field, f"must be numeric, got dtype {x.dtype}", reason="DATASET_DTYPE")
+    if not 2 <= len(x) <= MAX_EXAMPLES:
+        raise InputError(field, f"must hold between 2 and {MAX_EXAMPLES} examples, got {len(x)}", reason="DATASET_SIZE")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.isfinite(x).all():
+        raise InputError(field, "contains NaN or infinite values", reason="DATASET_NOT_FINITE")
+    return x
+
+
+def _labels(y: np.ndarray, expected_length: int, field: str, inputs_name: str) -> np.ndarray:
+    if y.ndim != 1:
+        raise InputError(field, f"must be a 1-D array of class indices, got shape {list(y.shape)}", reason="DATASET_SHAPE_MISMATCH")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise InputError(field, f"must hold integer class indices, got dtype {y.dtype}", reason="DATASET_DTYPE")
+    if len(y) != expected_length:
+        raise InputError(field, f"has {len(y)} labels but {inputs_name} has {expected_length} examples", reason="DATASET_LENGTH_MISMATCH")
+    return y.astype(np.int64)
+
+
+def _num_classes(arrays: dict[str, np.ndarray], y_train: np.ndarray, field: str) -> int:
+    """K from an explicit `num_classes` scalar, else max label + 1 over the train split."""
+    if "num_classes" in arrays:
+        value = arrays["num_classes"]
+        if value.shape != () or not np.issubdtype(value.dtype, np.integer) or int(value) < 2:
+            raise InputError(f"{field}.num_classes", "must be an integer scalar of at least 2", reason="DATASET_DTYPE")
+        return int(value)
+    k = int(y_train.max()) + 1 if len(y_train) else 0
+    if k < 2:
+        raise InputError(f"{field}.y_train", "must contain at least 2 classes", reason="DATASET_LABELS")
+    return k
+
+
+def _check_label_range(y: np.ndarray, num_classes: int, field: str) -> None:
+    bad = np.flatnonzero((y < 0) | (y >= num_classes))
+    if len(bad):
+        i = int(bad[0])
+        raise InputError(field, f"label {int(y[i])} at index {i} is outside [0, {num_classes}) ({len(bad)} labels out of range)", reason="DATASET_LABEL_OUT_OF_RANGE")
+
+
+def _hold_out_test_split(name: str, x: np.ndarray, y: np.ndarray, num_classes: int) -> Dataset:
+    order = np.random.default_rng(0).permutation(len(y))
+    n_test = max(1, int(round(HELD_OUT_FRACTION * len(y))))
+    test, train = order[:n_test], order[n_test:]
+    return Dataset(name, x[train], y[train], x[test], y[test], num_classes, test_split_held_out=True)

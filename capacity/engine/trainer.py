@@ -1,0 +1,124 @@
+"""One trial's life: initialise, train with SGD until fitted or out of budget, evaluate, record.
+
+The whole dataset sits on the device as tensors: batches are index gathers, not a DataLoader, and
+the only host synchronisation is the once-per-epoch evaluation that decides whether the trial fitted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from effcap.capacity.specs import TrainingSpec
+
+EVAL_BATCH = 4096
+
+
+@dataclass(frozen=True)
+class DeviceData:
+    """A trial's data on the compute device."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    step: int
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+
+
+@dataclass
+class TrialOutcome:
+    train_accuracy: float
+    test_accuracy: float
+    train_loss: float
+    fitted: bool
+    steps_to_fit: int
+    epochs_to_fit: int
+    seconds_to_fit: float
+    steps_run: int
+    seconds_run: float
+    curve: list[EpochRecord] = field(default_factory=list)
+
+
+EpochCallback = Callable[[EpochRecord], None]
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    return -(-n_train // batch_size)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over all of (x, y), in chunks to bound memory."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device, dtype=torch.long)
+    for start in range(0, len(x), EVAL_BATCH):
+        logits = model(x[start : start + EVAL_BATCH])
+        target = y[start : start + EVAL_BATCH]
+        loss_sum += F.cross_entropy(logits, target, reduction="sum")
+        correct += (logits.argmax(dim=1) == target).sum()
+    model.train(was_training)
+    n = max(len(x), 1)
+    return loss_sum.item() / n, correct.item() / n
+
+
+def train_trial(
+    model: nn.Module,
+    data: DeviceData,
+    training: TrainingSpec,
+    seed: int,
+    on_epoch: EpochCallback | None = None,
+) -> TrialOutcome:
+    """Train `model` in place on (x_train, y_train); stop at the first epoch that fits.
+
+    Data order comes from a generator seeded with `seed` on the CPU, so the same seed gives the
+    same batches on any device.
+    """
+    order_rng = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=training.learning_rate, momentum=training.momentum, weight_decay=training.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=training.lr_decay_per_epoch)
+    n = len(data.x_train)
+    step = 0
+    started = time.perf_counter()
+    outcome = TrialOutcome(0.0, 0.0, 0.0, False, 0, 0, 0.0, 0, 0.0)
+    model.train()
+    for epoch in range(1, training.max_epochs + 1):
+        order = torch.randperm(n, generator=order_rng).to(data.x_train.device)
+        for start in range(0, n, training.batch_size):
+            batch = order[start : start + training.batch_size]
+            loss = F.cross_entropy(model(data.x_train[batch]), data.y_train[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+        schedule.step()
+        train_loss, train_accuracy = evaluate(model, data.x_train, data.y_train)
+        record = EpochRecord(step, epoch, train_loss, train_accuracy)
+        outcome.curve.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+        if train_accuracy >= training.fit_threshold:
+            outcome.fitted = True
+            outcome.steps_to_fit, outcome.epochs_to_fit = step, epoch
+            outcome.seconds_to_fit = time.perf_counter() - started
+            break
+    outcome.steps_run, outcome.seconds_run = step, time.perf_counter() - started
+    last = outcome.curve[-1]
+    outcome.train_loss, outcome.train_accuracy = last.train_loss, last.train_accuracy
+    _, outcome.test_accuracy = evaluate(model, data.x_test, data.y_test)
+    return outcome

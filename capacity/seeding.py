@@ -1,0 +1,18 @@
+"""Deriving every random choice of an audit from its one seed.
+
+Each consumer names its stream (e.g. the condition's label and the seed index), so adding a
+condition or a seed never changes the numbers of the others, and a resumed audit draws the same.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+
+def derive_seed(audit_seed: int, *names: str | int) -> int:
+    """A 63-bit seed for the stream named by `names` under `audit_seed`."""
+    keys = [zlib.crc32(str(name).encode()) for name in names]
+    state = np.random.SeedSequence([audit_seed & 0xFFFFFFFF, audit_seed >> 32, *keys]).generate_state(2, np.uint32)
+    return (int(state[0]) << 31 ^ int(state[1])) & (2**63 - 1)

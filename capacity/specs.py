@@ -1,0 +1,105 @@
+"""Audit specs as pydantic models: one place for defaults, bounds and validation messages.
+
+The gRPC API carries the same fields as protobuf messages (protos/effcap/v1/spec.proto); the
+service converts them to these models, and `effcap audit --local` uses them directly.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ConditionKind(str, Enum):
+    TRUE_LABELS = "true_labels"
+    CORRUPT_LABELS = "corrupt_labels"
+    RANDOM_LABELS = "random_labels"
+    SHUFFLED_PIXELS = "shuffled_pixels"
+    RANDOM_PIXELS = "random_pixels"
+    GAUSSIAN_INPUTS = "gaussian_inputs"
+
+
+_SHORT_NAMES = {
+    ConditionKind.TRUE_LABELS: "true",
+    ConditionKind.RANDOM_LABELS: "random",
+    ConditionKind.SHUFFLED_PIXELS: "shuffled_pixels",
+    ConditionKind.RANDOM_PIXELS: "random_pixels",
+    ConditionKind.GAUSSIAN_INPUTS: "gaussian",
+}
+
+
+class Condition(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: ConditionKind
+    # Replacement probability, only for corrupt_labels, in (0, 1).
+    corruption: float = 0.0
+
+    @model_validator(mode="after")
+    def _corruption_matches_kind(self) -> Condition:
+        if self.kind is ConditionKind.CORRUPT_LABELS and not 0.0 < self.corruption < 1.0:
+            raise ValueError("corruption must be in (0, 1) for corrupt_labels (use random_labels for 1)")
+        if self.kind is not ConditionKind.CORRUPT_LABELS and self.corruption != 0.0:
+            raise ValueError(f"corruption applies only to corrupt_labels, not {self.kind.value}")
+        return self
+
+    @property
+    def label(self) -> str:
+        """Short name used in tables and on the command line: true, corrupt(0.5), random, ..."""
+        if self.kind is ConditionKind.CORRUPT_LABELS:
+            return f"corrupt({self.corruption:g})"
+        return _SHORT_NAMES[self.kind]
+
+
+def _default_conditions() -> list[Condition]:
+    return [
+        Condition(kind=ConditionKind.TRUE_LABELS),
+        Condition(kind=ConditionKind.CORRUPT_LABELS, corruption=0.5),
+        Condition(kind=ConditionKind.RANDOM_LABELS),
+    ]
+
+
+class TrainingSpec(BaseModel):
+    """SGD with momentum and per-epoch exponential decay (Zhang et al., appendix A)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    learning_rate: float = Field(0.01, gt=0, le=10)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    lr_decay_per_epoch: float = Field(0.95, gt=0, le=1)
+    batch_size: int = Field(128, ge=1, le=65_536)
+    max_epochs: int = Field(100, ge=1, le=100_000)
+    fit_threshold: float = Field(1.0, gt=0, le=1)
+    weight_decay: float = Field(0.0, ge=0, le=1)
+
+
+class RandomizationSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    conditions: list[Condition] = Field(default_factory=_default_conditions, min_length=1, max_length=64)
+    seeds_per_condition: int = Field(2, ge=1, le=64)
+    init: Literal["reinit", "checkpoint"] = "reinit"
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+
+    @model_validator(mode="after")
+    def _distinct_conditions(self) -> RandomizationSpec:
+        labels = [c.label for c in self.conditions]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"conditions must be distinct, got {labels}")
+        return self
+
+
+class AuditSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    architecture: dict[str, Any] | None = None
+    seed: int = Field(0, ge=0, lt=2**63)
+    randomization: RandomizationSpec | None = None
+
+    @model_validator(mode="after")
+    def _at_least_one_analysis(self) -> AuditSpec:
+        if self.randomization is None:
+            raise ValueError("name at least one analysis (randomization)")
+        return self

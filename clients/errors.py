@@ -1,0 +1,43 @@
+"""Readable client-side errors from gRPC statuses and their google.rpc details."""
+
+from __future__ import annotations
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+
+class EffcapError(Exception):
+    """A failed call or audit, with the server's reason and the offending field when there is one."""
+
+    def __init__(self, message: str, code: str = "UNKNOWN", reason: str = "", field: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.field = field
+
+    @classmethod
+    def from_rpc_error(cls, error: grpc.RpcError) -> EffcapError:
+        status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None
+        code = error.code().name if isinstance(error, grpc.Call) else "UNKNOWN"
+        message = error.details() if isinstance(error, grpc.Call) else str(error)
+        if status is None:
+            return cls(f"{code}: {message}", code)
+        return cls.from_status(status, code)
+
+    @classmethod
+    def from_status(cls, status: status_pb2.Status, code: str | None = None) -> EffcapError:
+        code = code or grpc.StatusCode(next(c for c in grpc.StatusCode if c.value[0] == status.code)).name
+        reason, field = "", ""
+        for detail in status.details:
+            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+                reason = info.reason
+            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad = error_details_pb2.BadRequest()
+                detail.Unpack(bad)
+                if bad.field_violations:
+                    field = bad.field_violations[0].field
+        suffix = f" [{reason}]" if reason else ""
+        return cls(f"{code}: {status.message}{suffix}", code, reason, field)

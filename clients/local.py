@@ -1,0 +1,39 @@
+"""`effcap audit --local`: the server's own audit runner, in this process, without a server.
+
+It calls the same `run_audit` the server's workers call, so a local run gives the same numbers as a
+server run of the same inputs and seed. Needs the server extras (torch).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from effcap.clients.errors import EffcapError
+from effcap.clients.progress_view import ProgressView
+from effcap.clients.sdk import file_digest
+from effcap.clients.spec_args import dataset_ref
+from effcap.protos.v1 import report_pb2, spec_pb2
+
+
+def run_local(model: Path, data: str, spec: spec_pb2.AuditSpec, console: Console, show_progress: bool = True) -> report_pb2.AuditReport:
+    try:
+        from effcap.capacity.errors import InputError
+        from effcap.service.runner import AuditJob, run_audit
+    except ImportError as error:
+        raise EffcapError(f"--local needs the server extras (pip install 'effcap[server]'): {error}", "FAILED_PRECONDITION") from None
+    builtin = data.startswith("builtin:")
+    job = AuditJob(
+        audit="",
+        model_path=model,
+        model_digest=file_digest(model),
+        dataset=dataset_ref(data, None if builtin else file_digest(data)),
+        dataset_path=None if builtin else Path(data),
+        spec=spec,
+    )
+    with ProgressView(console, enabled=show_progress) as view:
+        try:
+            return run_audit(job, view)
+        except InputError as error:
+            raise EffcapError(f"INVALID_ARGUMENT: {error}", "INVALID_ARGUMENT", error.reason, error.field) from None

@@ -1,0 +1,32 @@
+"""`effcap audit` against a server: upload (deduplicated), create the audit, follow it, fetch the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from effcap.clients.progress_view import ProgressView
+from effcap.clients.sdk import EffcapClient
+from effcap.clients.spec_args import dataset_ref
+from effcap.protos.v1 import report_pb2, spec_pb2
+
+
+def run_remote(
+    address: str,
+    model: Path,
+    data: str,
+    spec: spec_pb2.AuditSpec,
+    console: Console,
+    request_id: str | None = None,
+    show_progress: bool = True,
+) -> report_pb2.AuditReport:
+    with EffcapClient(address) as client:
+        client.wait_ready(timeout=10)
+        model_digest = client.upload(model)
+        data_digest = None if data.startswith("builtin:") else client.upload(Path(data))
+        operation = client.create_audit(model_digest, dataset_ref(data, data_digest), spec, request_id)
+        console.print(f"audit {operation.name} created on {address}", highlight=False)
+        with ProgressView(console, enabled=show_progress) as view:
+            operation = client.wait(operation.name, on_event=view.on_event)
+        return client.report_of(operation)

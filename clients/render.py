@@ -1,0 +1,87 @@
+"""Rendering an AuditReport for a terminal: capacity card, conditions table, warnings."""
+
+from __future__ import annotations
+
+from google.protobuf import json_format
+from rich import box
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from effcap.protos.v1 import report_pb2
+
+
+def report_json(report: report_pb2.AuditReport) -> str:
+    """The protobuf JSON mapping (lowerCamelCase field names, enums by name)."""
+    return json_format.MessageToJson(report, indent=2, sort_keys=True)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _mean_std(stat: report_pb2.Statistic, fmt=_pct) -> str:
+    if stat.count == 0:
+        return "—"
+    return fmt(stat.mean) if stat.count == 1 or stat.std == 0 else f"{fmt(stat.mean)} ± {fmt(stat.std)}"
+
+
+def capacity_card(report: report_pb2.AuditReport) -> Panel:
+    card = report.card
+    lines = []
+    if card.HasField("random_labels_train_accuracy"):
+        verdict = "memorises random labels" if card.random_labels_train_accuracy >= report.randomization.fit_threshold else "does not fully memorise random labels"
+        lines.append(
+            f"[b]{verdict}[/b]: train accuracy {_pct(card.random_labels_train_accuracy)} on random labels, "
+            f"test {_pct(card.random_labels_test_accuracy)} (chance {_pct(card.chance_accuracy)})"
+        )
+    if card.HasField("random_labels_slowdown"):
+        lines.append(f"time to fit random labels: [b]{card.random_labels_slowdown:.2f}×[/b] that of true labels")
+    if card.HasField("true_labels_test_accuracy"):
+        lines.append(f"test accuracy with true labels: {_pct(card.true_labels_test_accuracy)}")
+    if report.warnings:
+        lines.append(f"[yellow]{len(report.warnings)} warning(s) below[/yellow]")
+    return Panel("\n".join(lines) or "no analysis ran", title="capacity card", box=box.ROUNDED)
+
+
+def randomization_table(section: report_pb2.RandomizationReport) -> Table:
+    table = Table(
+        title=f"Randomization test (fit = train accuracy ≥ {section.fit_threshold:g}, budget {section.max_epochs} epochs × {section.steps_per_epoch} steps; test labels clean)",
+        box=box.SIMPLE_HEAD,
+    )
+    for column in ("condition", "train acc", "test acc", "fitted", "steps to fit", "slowdown", "gap"):
+        table.add_column(column, justify="left" if column == "condition" else "right")
+    for c in section.conditions:
+        table.add_row(
+            c.label,
+            _mean_std(c.train_accuracy),
+            _mean_std(c.test_accuracy),
+            f"{round(c.fitted_fraction * len(c.trials))}/{len(c.trials)}",
+            _mean_std(c.steps_to_fit, fmt=lambda v: f"{v:.0f}"),
+            f"{c.slowdown_vs_true:.2f}×" if c.HasField("slowdown_vs_true") else "—",
+            f"{100 * c.generalization_gap:+.1f} pts",
+        )
+    return table
+
+
+def render_report(report: report_pb2.AuditReport) -> Group:
+    model, data = report.model, report.dataset
+    source = f"builtin:{data.source.builtin}" if data.source.builtin else f"sha256:{data.source.artifact.sha256[:12]}"
+    header = Text.from_markup(
+        f"[b]effcap audit[/b] {report.audit or '(local)'}\n"
+        f"model: {model.family}, {model.parameter_count:,} parameters, input {list(model.input_shape)}, {model.num_classes} classes"
+        + (f", sha256:{model.digest.sha256[:12]}" if model.digest.sha256 else "")
+        + f"\ndata: {source}, {data.train_examples} train / {data.test_examples} test, {data.num_classes} classes\n"
+        f"seed {report.spec.seed}; effcap {report.environment.effcap_version}, torch {report.environment.torch_version}, {report.environment.device}"
+    )
+    parts: list = [header, capacity_card(report)]
+    if report.HasField("randomization"):
+        parts.append(randomization_table(report.randomization))
+    for warning in report.warnings:
+        parts.append(Text(f"warning: {warning}", style="yellow"))
+    return Group(*parts)
+
+
+def print_report(report: report_pb2.AuditReport, console: Console | None = None) -> None:
+    (console or Console()).print(render_report(report))

@@ -1,0 +1,142 @@
+"""The Python client: upload with dedupe, create an audit, follow it, fetch its report."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+from google.longrunning import operations_proto_pb2 as operations_pb2
+from google.longrunning import operations_pb2_grpc
+from google.protobuf import duration_pb2
+
+from effcap.clients.errors import EffcapError
+from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc, report_pb2, spec_pb2
+
+CHUNK_BYTES = 1 << 20
+MAX_MESSAGE_BYTES = 8 << 20
+HASH_BLOCK = 1 << 20
+
+
+def file_digest(path: Path | str) -> artifact_pb2.Digest:
+    """sha256 and size of a file, read in blocks (never whole into memory)."""
+    hasher = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(HASH_BLOCK):
+            hasher.update(block)
+            size += len(block)
+    return artifact_pb2.Digest(sha256=hasher.hexdigest(), size_bytes=size)
+
+
+class EffcapClient:
+    """A connection to an effcap server. Every failed call raises EffcapError."""
+
+    def __init__(self, address: str, timeout: float = 60.0) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(
+            address,
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.keepalive_time_ms", 30_000),
+            ],
+        )
+        self.artifacts = artifact_pb2_grpc.ArtifactServiceStub(self._channel)
+        self.audits = audit_pb2_grpc.AuditServiceStub(self._channel)
+        self.operations = operations_pb2_grpc.OperationsStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> EffcapClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            raise EffcapError(f"UNAVAILABLE: no effcap server answered at {self.address} within {timeout:g} s", "UNAVAILABLE") from None
+
+    def upload(self, path: Path | str) -> artifact_pb2.Digest:
+        """Upload a file unless the server already holds its digest; returns the digest."""
+        digest = file_digest(path)
+        missing = self._call(self.artifacts.FindMissingArtifacts, artifact_pb2.FindMissingArtifactsRequest(digests=[digest]))
+        if missing.missing:
+            self._call(self.artifacts.UploadArtifact, _upload_requests(Path(path), digest), timeout=None)
+        return digest
+
+    def create_audit(
+        self,
+        model: artifact_pb2.Digest,
+        dataset: spec_pb2.DatasetRef,
+        spec: spec_pb2.AuditSpec,
+        request_id: str | None = None,
+    ) -> operations_pb2.Operation:
+        request = audit_pb2.CreateAuditRequest(request_id=request_id or uuid.uuid4().hex, model=model, dataset=dataset, spec=spec)
+        return self._call(self.audits.CreateAudit, request)
+
+    def get_audit(self, name: str) -> audit_pb2.Audit:
+        return self._call(self.audits.GetAudit, audit_pb2.GetAuditRequest(name=name))
+
+    def get_operation(self, name: str) -> operations_pb2.Operation:
+        return self._call(self.operations.GetOperation, operations_pb2.GetOperationRequest(name=name))
+
+    def cancel(self, name: str) -> None:
+        self._call(self.operations.CancelOperation, operations_pb2.CancelOperationRequest(name=name))
+
+    def events(self, name: str, after_sequence: int = 0) -> Iterator[audit_pb2.AuditEvent]:
+        """The audit's events from `after_sequence` on, until it ends."""
+        try:
+            yield from self.audits.StreamAuditEvents(audit_pb2.StreamAuditEventsRequest(name=name, after_sequence=after_sequence))
+        except grpc.RpcError as error:
+            raise EffcapError.from_rpc_error(error) from None
+
+    def wait(
+        self, name: str, on_event: Callable[[audit_pb2.AuditEvent], None] | None = None, timeout_per_wait: float = 60.0
+    ) -> operations_pb2.Operation:
+        """Follow the audit's events (calling `on_event`) until its operation is done."""
+        last = 0
+        for event in self.events(name):
+            last = event.sequence
+            if on_event is not None:
+                on_event(event)
+        operation = self.get_operation(name)
+        while not operation.done:  # the stream ended early (e.g. a server restart): wait, then resume events
+            wait = operations_pb2.WaitOperationRequest(name=name, timeout=duration_pb2.Duration(seconds=int(timeout_per_wait)))
+            operation = self._call(self.operations.WaitOperation, wait, timeout=timeout_per_wait + 30)
+            for event in self.events(name, last):
+                last = event.sequence
+                if on_event is not None:
+                    on_event(event)
+        return operation
+
+    @staticmethod
+    def report_of(operation: operations_pb2.Operation) -> report_pb2.AuditReport:
+        """The report of a finished operation, or EffcapError with the audit's failure."""
+        if not operation.done:
+            raise EffcapError(f"{operation.name} has not finished", "FAILED_PRECONDITION")
+        if operation.HasField("error"):
+            raise EffcapError.from_status(operation.error)
+        report = report_pb2.AuditReport()
+        operation.response.Unpack(report)
+        return report
+
+    def _call(self, method: Callable, request: object, timeout: float | None = -1.0) -> object:
+        try:
+            return method(request, timeout=self.timeout if timeout == -1.0 else timeout)
+        except grpc.RpcError as error:
+            raise EffcapError.from_rpc_error(error) from None
+
+
+def _upload_requests(path: Path, digest: artifact_pb2.Digest) -> Iterator[artifact_pb2.UploadArtifactRequest]:
+    yield artifact_pb2.UploadArtifactRequest(header=artifact_pb2.UploadHeader(digest=digest))
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            yield artifact_pb2.UploadArtifactRequest(chunk=chunk)

@@ -1,0 +1,82 @@
+"""Building an AuditSpec message from command-line words, without the numerical library."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from google.protobuf import struct_pb2
+
+from effcap.protos.v1 import spec_pb2
+
+_CORRUPT = re.compile(r"^corrupt[(:=]\s*([0-9.eE+-]+)\s*\)?$")
+_NAMED = {
+    "true": spec_pb2.CONDITION_KIND_TRUE_LABELS,
+    "random": spec_pb2.CONDITION_KIND_RANDOM_LABELS,
+    "shuffled_pixels": spec_pb2.CONDITION_KIND_SHUFFLED_PIXELS,
+    "random_pixels": spec_pb2.CONDITION_KIND_RANDOM_PIXELS,
+    "gaussian": spec_pb2.CONDITION_KIND_GAUSSIAN_INPUTS,
+}
+CONDITION_HELP = "comma-separated: true, corrupt(P), random, shuffled_pixels, random_pixels, gaussian"
+
+
+def parse_condition(text: str) -> spec_pb2.Condition:
+    """"true", "random", "corrupt(0.5)" or "corrupt:0.5", ... as a Condition message."""
+    text = text.strip().lower()
+    match = _CORRUPT.match(text)
+    if match:
+        return spec_pb2.Condition(kind=spec_pb2.CONDITION_KIND_CORRUPT_LABELS, corruption=float(match.group(1)))
+    if text in _NAMED:
+        return spec_pb2.Condition(kind=_NAMED[text])
+    raise ValueError(f"unknown condition {text!r}; use {CONDITION_HELP}")
+
+
+def parse_conditions(text: str) -> list[spec_pb2.Condition]:
+    # Split on commas outside parentheses is unnecessary: corrupt(P) holds no comma.
+    return [parse_condition(part) for part in text.split(",") if part.strip()]
+
+
+def dataset_ref(data: str, artifact_digest: object | None = None) -> spec_pb2.DatasetRef:
+    """"builtin:NAME" names a built-in; anything else is a file, referenced by its digest."""
+    if data.startswith("builtin:"):
+        return spec_pb2.DatasetRef(builtin=data.removeprefix("builtin:"))
+    return spec_pb2.DatasetRef(artifact=artifact_digest)
+
+
+def architecture_struct(path: Path) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    struct.update(json.loads(path.read_text()))
+    return struct
+
+
+def randomization_spec(
+    conditions: str | None,
+    seeds: int | None,
+    learning_rate: float | None,
+    lr_decay: float | None,
+    batch_size: int | None,
+    max_epochs: int | None,
+    fit_threshold: float | None,
+    init_from_checkpoint: bool = False,
+) -> spec_pb2.RandomizationSpec:
+    """Only the options given are set; the server fills in documented defaults for the rest."""
+    spec = spec_pb2.RandomizationSpec()
+    if conditions:
+        spec.conditions.extend(parse_conditions(conditions))
+    if seeds is not None:
+        spec.seeds_per_condition = seeds
+    if init_from_checkpoint:
+        spec.init = spec_pb2.INIT_MODE_CHECKPOINT
+    training = spec_pb2.TrainingSpec()
+    for name, value in (
+        ("learning_rate", learning_rate),
+        ("lr_decay_per_epoch", lr_decay),
+        ("batch_size", batch_size),
+        ("max_epochs", max_epochs),
+        ("fit_threshold", fit_threshold),
+    ):
+        if value is not None:
+            setattr(training, name, value)
+    spec.training.CopyFrom(training)
+    return spec

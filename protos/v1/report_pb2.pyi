@@ -1,0 +1,180 @@
+from effcap.protos.v1 import artifact_pb2 as _artifact_pb2
+from effcap.protos.v1 import spec_pb2 as _spec_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class AuditReport(_message.Message):
+    __slots__ = ("audit", "model", "dataset", "environment", "spec", "card", "randomization", "warnings")
+    AUDIT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    CARD_FIELD_NUMBER: _ClassVar[int]
+    RANDOMIZATION_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    audit: str
+    model: ModelInfo
+    dataset: DatasetInfo
+    environment: Environment
+    spec: _spec_pb2.AuditSpec
+    card: CapacityCard
+    randomization: RandomizationReport
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, audit: _Optional[str] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., dataset: _Optional[_Union[DatasetInfo, _Mapping]] = ..., environment: _Optional[_Union[Environment, _Mapping]] = ..., spec: _Optional[_Union[_spec_pb2.AuditSpec, _Mapping]] = ..., card: _Optional[_Union[CapacityCard, _Mapping]] = ..., randomization: _Optional[_Union[RandomizationReport, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ModelInfo(_message.Message):
+    __slots__ = ("digest", "architecture", "family", "parameter_count", "input_shape", "num_classes")
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_FIELD_NUMBER: _ClassVar[int]
+    PARAMETER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    INPUT_SHAPE_FIELD_NUMBER: _ClassVar[int]
+    NUM_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    digest: _artifact_pb2.Digest
+    architecture: _struct_pb2.Struct
+    family: str
+    parameter_count: int
+    input_shape: _containers.RepeatedScalarFieldContainer[int]
+    num_classes: int
+    def __init__(self, digest: _Optional[_Union[_artifact_pb2.Digest, _Mapping]] = ..., architecture: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., family: _Optional[str] = ..., parameter_count: _Optional[int] = ..., input_shape: _Optional[_Iterable[int]] = ..., num_classes: _Optional[int] = ...) -> None: ...
+
+class DatasetInfo(_message.Message):
+    __slots__ = ("source", "train_examples", "test_examples", "num_classes", "input_shape")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    TEST_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    NUM_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    INPUT_SHAPE_FIELD_NUMBER: _ClassVar[int]
+    source: _spec_pb2.DatasetRef
+    train_examples: int
+    test_examples: int
+    num_classes: int
+    input_shape: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, source: _Optional[_Union[_spec_pb2.DatasetRef, _Mapping]] = ..., train_examples: _Optional[int] = ..., test_examples: _Optional[int] = ..., num_classes: _Optional[int] = ..., input_shape: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class Environment(_message.Message):
+    __slots__ = ("effcap_version", "torch_version", "python_version", "device", "cpu_threads")
+    EFFCAP_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TORCH_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PYTHON_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    CPU_THREADS_FIELD_NUMBER: _ClassVar[int]
+    effcap_version: str
+    torch_version: str
+    python_version: str
+    device: str
+    cpu_threads: int
+    def __init__(self, effcap_version: _Optional[str] = ..., torch_version: _Optional[str] = ..., python_version: _Optional[str] = ..., device: _Optional[str] = ..., cpu_threads: _Optional[int] = ...) -> None: ...
+
+class Statistic(_message.Message):
+    __slots__ = ("mean", "std", "count")
+    MEAN_FIELD_NUMBER: _ClassVar[int]
+    STD_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    mean: float
+    std: float
+    count: int
+    def __init__(self, mean: _Optional[float] = ..., std: _Optional[float] = ..., count: _Optional[int] = ...) -> None: ...
+
+class CurvePoint(_message.Message):
+    __slots__ = ("step", "epoch", "train_loss", "train_accuracy")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_LOSS_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    def __init__(self, step: _Optional[int] = ..., epoch: _Optional[int] = ..., train_loss: _Optional[float] = ..., train_accuracy: _Optional[float] = ...) -> None: ...
+
+class TrialResult(_message.Message):
+    __slots__ = ("condition", "seed_index", "seed", "train_accuracy", "test_accuracy", "train_loss", "fitted", "steps_to_fit", "epochs_to_fit", "seconds_to_fit", "steps_run", "seconds_run", "labels_changed_fraction", "curve")
+    CONDITION_FIELD_NUMBER: _ClassVar[int]
+    SEED_INDEX_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    TEST_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_LOSS_FIELD_NUMBER: _ClassVar[int]
+    FITTED_FIELD_NUMBER: _ClassVar[int]
+    STEPS_TO_FIT_FIELD_NUMBER: _ClassVar[int]
+    EPOCHS_TO_FIT_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_TO_FIT_FIELD_NUMBER: _ClassVar[int]
+    STEPS_RUN_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_RUN_FIELD_NUMBER: _ClassVar[int]
+    LABELS_CHANGED_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    CURVE_FIELD_NUMBER: _ClassVar[int]
+    condition: _spec_pb2.Condition
+    seed_index: int
+    seed: int
+    train_accuracy: float
+    test_accuracy: float
+    train_loss: float
+    fitted: bool
+    steps_to_fit: int
+    epochs_to_fit: int
+    seconds_to_fit: float
+    steps_run: int
+    seconds_run: float
+    labels_changed_fraction: float
+    curve: _containers.RepeatedCompositeFieldContainer[CurvePoint]
+    def __init__(self, condition: _Optional[_Union[_spec_pb2.Condition, _Mapping]] = ..., seed_index: _Optional[int] = ..., seed: _Optional[int] = ..., train_accuracy: _Optional[float] = ..., test_accuracy: _Optional[float] = ..., train_loss: _Optional[float] = ..., fitted: _Optional[bool] = ..., steps_to_fit: _Optional[int] = ..., epochs_to_fit: _Optional[int] = ..., seconds_to_fit: _Optional[float] = ..., steps_run: _Optional[int] = ..., seconds_run: _Optional[float] = ..., labels_changed_fraction: _Optional[float] = ..., curve: _Optional[_Iterable[_Union[CurvePoint, _Mapping]]] = ...) -> None: ...
+
+class ConditionResult(_message.Message):
+    __slots__ = ("condition", "label", "trials", "train_accuracy", "test_accuracy", "steps_to_fit", "seconds_to_fit", "fitted_fraction", "slowdown_vs_true", "generalization_gap")
+    CONDITION_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    TRIALS_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    TEST_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    STEPS_TO_FIT_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_TO_FIT_FIELD_NUMBER: _ClassVar[int]
+    FITTED_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    SLOWDOWN_VS_TRUE_FIELD_NUMBER: _ClassVar[int]
+    GENERALIZATION_GAP_FIELD_NUMBER: _ClassVar[int]
+    condition: _spec_pb2.Condition
+    label: str
+    trials: _containers.RepeatedCompositeFieldContainer[TrialResult]
+    train_accuracy: Statistic
+    test_accuracy: Statistic
+    steps_to_fit: Statistic
+    seconds_to_fit: Statistic
+    fitted_fraction: float
+    slowdown_vs_true: float
+    generalization_gap: float
+    def __init__(self, condition: _Optional[_Union[_spec_pb2.Condition, _Mapping]] = ..., label: _Optional[str] = ..., trials: _Optional[_Iterable[_Union[TrialResult, _Mapping]]] = ..., train_accuracy: _Optional[_Union[Statistic, _Mapping]] = ..., test_accuracy: _Optional[_Union[Statistic, _Mapping]] = ..., steps_to_fit: _Optional[_Union[Statistic, _Mapping]] = ..., seconds_to_fit: _Optional[_Union[Statistic, _Mapping]] = ..., fitted_fraction: _Optional[float] = ..., slowdown_vs_true: _Optional[float] = ..., generalization_gap: _Optional[float] = ...) -> None: ...
+
+class RandomizationReport(_message.Message):
+    __slots__ = ("fit_threshold", "max_epochs", "steps_per_epoch", "test_labels_clean", "conditions")
+    FIT_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MAX_EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    STEPS_PER_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    TEST_LABELS_CLEAN_FIELD_NUMBER: _ClassVar[int]
+    CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    fit_threshold: float
+    max_epochs: int
+    steps_per_epoch: int
+    test_labels_clean: bool
+    conditions: _containers.RepeatedCompositeFieldContainer[ConditionResult]
+    def __init__(self, fit_threshold: _Optional[float] = ..., max_epochs: _Optional[int] = ..., steps_per_epoch: _Optional[int] = ..., test_labels_clean: _Optional[bool] = ..., conditions: _Optional[_Iterable[_Union[ConditionResult, _Mapping]]] = ...) -> None: ...
+
+class CapacityCard(_message.Message):
+    __slots__ = ("random_labels_train_accuracy", "random_labels_test_accuracy", "random_labels_slowdown", "true_labels_test_accuracy", "chance_accuracy")
+    RANDOM_LABELS_TRAIN_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    RANDOM_LABELS_TEST_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    RANDOM_LABELS_SLOWDOWN_FIELD_NUMBER: _ClassVar[int]
+    TRUE_LABELS_TEST_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    CHANCE_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    random_labels_train_accuracy: float
+    random_labels_test_accuracy: float
+    random_labels_slowdown: float
+    true_labels_test_accuracy: float
+    chance_accuracy: float
+    def __init__(self, random_labels_train_accuracy: _Optional[float] = ..., random_labels_test_accuracy: _Optional[float] = ..., random_labels_slowdown: _Optional[float] = ..., true_labels_test_accuracy: _Optional[float] = ..., chance_accuracy: _Optional[float] = ...) -> None: ...

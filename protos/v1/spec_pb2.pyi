@@ -1,0 +1,92 @@
+from effcap.protos.v1 import artifact_pb2 as _artifact_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ConditionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CONDITION_KIND_UNSPECIFIED: _ClassVar[ConditionKind]
+    CONDITION_KIND_TRUE_LABELS: _ClassVar[ConditionKind]
+    CONDITION_KIND_CORRUPT_LABELS: _ClassVar[ConditionKind]
+    CONDITION_KIND_RANDOM_LABELS: _ClassVar[ConditionKind]
+    CONDITION_KIND_SHUFFLED_PIXELS: _ClassVar[ConditionKind]
+    CONDITION_KIND_RANDOM_PIXELS: _ClassVar[ConditionKind]
+    CONDITION_KIND_GAUSSIAN_INPUTS: _ClassVar[ConditionKind]
+
+class InitMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INIT_MODE_UNSPECIFIED: _ClassVar[InitMode]
+    INIT_MODE_REINIT: _ClassVar[InitMode]
+    INIT_MODE_CHECKPOINT: _ClassVar[InitMode]
+CONDITION_KIND_UNSPECIFIED: ConditionKind
+CONDITION_KIND_TRUE_LABELS: ConditionKind
+CONDITION_KIND_CORRUPT_LABELS: ConditionKind
+CONDITION_KIND_RANDOM_LABELS: ConditionKind
+CONDITION_KIND_SHUFFLED_PIXELS: ConditionKind
+CONDITION_KIND_RANDOM_PIXELS: ConditionKind
+CONDITION_KIND_GAUSSIAN_INPUTS: ConditionKind
+INIT_MODE_UNSPECIFIED: InitMode
+INIT_MODE_REINIT: InitMode
+INIT_MODE_CHECKPOINT: InitMode
+
+class AuditSpec(_message.Message):
+    __slots__ = ("architecture", "seed", "randomization")
+    ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    RANDOMIZATION_FIELD_NUMBER: _ClassVar[int]
+    architecture: _struct_pb2.Struct
+    seed: int
+    randomization: RandomizationSpec
+    def __init__(self, architecture: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., seed: _Optional[int] = ..., randomization: _Optional[_Union[RandomizationSpec, _Mapping]] = ...) -> None: ...
+
+class DatasetRef(_message.Message):
+    __slots__ = ("artifact", "builtin")
+    ARTIFACT_FIELD_NUMBER: _ClassVar[int]
+    BUILTIN_FIELD_NUMBER: _ClassVar[int]
+    artifact: _artifact_pb2.Digest
+    builtin: str
+    def __init__(self, artifact: _Optional[_Union[_artifact_pb2.Digest, _Mapping]] = ..., builtin: _Optional[str] = ...) -> None: ...
+
+class Condition(_message.Message):
+    __slots__ = ("kind", "corruption")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CORRUPTION_FIELD_NUMBER: _ClassVar[int]
+    kind: ConditionKind
+    corruption: float
+    def __init__(self, kind: _Optional[_Union[ConditionKind, str]] = ..., corruption: _Optional[float] = ...) -> None: ...
+
+class TrainingSpec(_message.Message):
+    __slots__ = ("learning_rate", "momentum", "lr_decay_per_epoch", "batch_size", "max_epochs", "fit_threshold", "weight_decay")
+    LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
+    MOMENTUM_FIELD_NUMBER: _ClassVar[int]
+    LR_DECAY_PER_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAX_EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    FIT_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_DECAY_FIELD_NUMBER: _ClassVar[int]
+    learning_rate: float
+    momentum: float
+    lr_decay_per_epoch: float
+    batch_size: int
+    max_epochs: int
+    fit_threshold: float
+    weight_decay: float
+    def __init__(self, learning_rate: _Optional[float] = ..., momentum: _Optional[float] = ..., lr_decay_per_epoch: _Optional[float] = ..., batch_size: _Optional[int] = ..., max_epochs: _Optional[int] = ..., fit_threshold: _Optional[float] = ..., weight_decay: _Optional[float] = ...) -> None: ...
+
+class RandomizationSpec(_message.Message):
+    __slots__ = ("conditions", "seeds_per_condition", "init", "training")
+    CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    SEEDS_PER_CONDITION_FIELD_NUMBER: _ClassVar[int]
+    INIT_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_FIELD_NUMBER: _ClassVar[int]
+    conditions: _containers.RepeatedCompositeFieldContainer[Condition]
+    seeds_per_condition: int
+    init: InitMode
+    training: TrainingSpec
+    def __init__(self, conditions: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ..., seeds_per_condition: _Optional[int] = ..., init: _Optional[_Union[InitMode, str]] = ..., training: _Optional[_Union[TrainingSpec, _Mapping]] = ...) -> None: ...

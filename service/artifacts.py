@@ -1,0 +1,155 @@
+"""Content-addressed artifact storage: uploads stream to disk, are verified, sniffed, then committed.
+
+An upload never sits in memory: each chunk is hashed and written as it arrives, and the file only
+appears under its digest after the size and sha256 match. The format is sniffed from the bytes, and
+pickles (including torch.save archives) are refused without being read as anything but bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import struct
+import uuid
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+
+from effcap.protos.v1 import artifact_pb2
+from effcap.service.errors import ApiError, invalid_argument, not_found
+from effcap.service.store import AuditStore, timestamp
+
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
+Format = artifact_pb2.ArtifactFormat
+
+
+def check_digest(digest: artifact_pb2.Digest, field: str, max_bytes: int) -> None:
+    if not SHA256_PATTERN.match(digest.sha256):
+        raise invalid_argument(f"{field}.sha256", "must be 64 lowercase hexadecimal characters", "INVALID_DIGEST")
+    if digest.size_bytes <= 0:
+        raise invalid_argument(f"{field}.size_bytes", "must be positive", "INVALID_DIGEST")
+    if digest.size_bytes > max_bytes:
+        raise invalid_argument(
+            f"{field}.size_bytes", f"{digest.size_bytes} bytes exceeds the server's limit of {max_bytes} bytes", "ARTIFACT_TOO_LARGE"
+        )
+
+
+class ArtifactStore:
+    def __init__(self, root: Path, store: AuditStore, max_bytes: int) -> None:
+        self._root = root
+        self._incoming = root / "incoming"
+        self._incoming.mkdir(parents=True, exist_ok=True)
+        self._store = store
+        self.max_bytes = max_bytes
+
+    def path(self, sha256: str) -> Path:
+        return self._root / sha256[:2] / sha256
+
+    def get(self, digest: artifact_pb2.Digest) -> artifact_pb2.Artifact | None:
+        row = self._store.get_artifact(digest.sha256)
+        if row is None or row[0] != digest.size_bytes or not self.path(digest.sha256).is_file():
+            return None
+        size, fmt, created = row
+        return artifact_pb2.Artifact(digest=digest, format=fmt, create_time=timestamp(created))
+
+    def require(self, digest: artifact_pb2.Digest, field: str) -> tuple[artifact_pb2.Artifact, Path]:
+        """The stored artifact and its path, or NOT_FOUND naming the request field."""
+        check_digest(digest, field, self.max_bytes)
+        artifact = self.get(digest)
+        if artifact is None:
+            raise not_found("artifact", f"sha256:{digest.sha256} ({digest.size_bytes} bytes)", "ARTIFACT_NOT_FOUND", field=field)
+        return artifact, self.path(digest.sha256)
+
+    def receive(self, requests: Iterator[artifact_pb2.UploadArtifactRequest]) -> artifact_pb2.Artifact:
+        first = next(requests, None)
+        if first is None or first.WhichOneof("payload") != "header":
+            raise invalid_argument("header", "the first message of an upload must carry the header", "UPLOAD_HEADER_MISSING")
+        digest = first.header.digest
+        check_digest(digest, "header.digest", self.max_bytes)
+        existing = self.get(digest)
+        if existing is not None:
+            return existing
+        partial = self._incoming / uuid.uuid4().hex
+        try:
+            self._write_verified(requests, digest, partial)
+            fmt = sniff_format(partial)
+            final = self.path(digest.sha256)
+            final.parent.mkdir(exist_ok=True)
+            os.replace(partial, final)
+        finally:
+            partial.unlink(missing_ok=True)
+        created = self._store.put_artifact(digest.sha256, digest.size_bytes, fmt)
+        return artifact_pb2.Artifact(digest=digest, format=fmt, create_time=timestamp(created))
+
+    @staticmethod
+    def _write_verified(requests: Iterator[artifact_pb2.UploadArtifactRequest], digest: artifact_pb2.Digest, partial: Path) -> None:
+        hasher = hashlib.sha256()
+        received = 0
+        with partial.open("wb") as out:
+            for request in requests:
+                if request.WhichOneof("payload") != "chunk":
+                    raise invalid_argument("header", "only the first message may carry a header", "UPLOAD_HEADER_REPEATED")
+                received += len(request.chunk)
+                if received > digest.size_bytes:
+                    raise invalid_argument("chunk", f"more bytes than the declared {digest.size_bytes}", "SIZE_MISMATCH")
+                hasher.update(request.chunk)
+                out.write(request.chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if received != digest.size_bytes:
+            raise invalid_argument("header.digest.size_bytes", f"declared {digest.size_bytes} bytes but received {received}", "SIZE_MISMATCH")
+        if hasher.hexdigest() != digest.sha256:
+            raise invalid_argument("header.digest.sha256", f"declared {digest.sha256} but the bytes hash to {hasher.hexdigest()}", "DIGEST_MISMATCH")
+
+
+def sniff_format(path: Path) -> int:
+    """SAFETENSORS or NPZ from the bytes; pickles and anything else are refused (ApiError)."""
+    with path.open("rb") as handle:
+        head = handle.read(9)
+        size = path.stat().st_size
+        if head.startswith(b"PK\x03\x04"):
+            return _sniff_zip(path)
+        if len(head) == 9 and head[8:9] == b"{":
+            (header_length,) = struct.unpack("<Q", head[:8])
+            if header_length <= min(MAX_SAFETENSORS_HEADER, size - 8):
+                handle.seek(8)
+                try:
+                    json.loads(handle.read(header_length))
+                    return Format.ARTIFACT_FORMAT_SAFETENSORS
+                except (ValueError, UnicodeDecodeError):
+                    pass
+    if head[:1] == b"\x80":  # pickle protocol 2+ (what pickle.dump and legacy torch.save write)
+        raise _pickle_refused()
+    raise ApiError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "UNSUPPORTED_FORMAT",
+        "artifact: neither safetensors (checkpoints, datasets) nor .npz (datasets)",
+        field="chunk",
+    )
+
+
+def _sniff_zip(path: Path) -> int:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except zipfile.BadZipFile as exc:
+        raise invalid_argument("chunk", f"a corrupt zip archive: {exc}", "UNSUPPORTED_FORMAT") from None
+    if any(name.endswith(".pkl") or "/data/" in name for name in names):
+        raise _pickle_refused()
+    if names and all(name.endswith(".npy") for name in names):
+        return Format.ARTIFACT_FORMAT_NPZ
+    raise invalid_argument("chunk", "a zip archive that is not an .npz of .npy arrays", "UNSUPPORTED_FORMAT")
+
+
+def _pickle_refused() -> ApiError:
+    return invalid_argument(
+        "chunk",
+        "the file is a pickle (e.g. torch.save); pickles can run code and are never loaded. "
+        "Save weights with safetensors.torch.save_file(model.state_dict(), path) and datasets with numpy.savez",
+        "PICKLE_REFUSED",
+    )

@@ -1,0 +1,139 @@
+"""Converting between the API's protobuf messages and the library's types.
+
+Specs go proto -> pydantic (validation and defaults live in effcap.capacity.specs); results go
+library dataclasses -> AuditReport proto. Nothing else in the service touches both worlds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2
+
+from effcap.capacity import specs
+from effcap.capacity.analyses.randomization import ConditionSummary, RandomizationResult, Statistic, TrialResult
+from effcap.capacity.errors import InputError
+from effcap.capacity.validation import validated
+from effcap.protos.v1 import report_pb2, spec_pb2
+
+_KIND_TO_PROTO = {kind: spec_pb2.ConditionKind.Value(f"CONDITION_KIND_{kind.name}") for kind in specs.ConditionKind}
+_PROTO_TO_KIND = {v: k for k, v in _KIND_TO_PROTO.items()}
+_INIT_TO_PROTO = {"reinit": spec_pb2.INIT_MODE_REINIT, "checkpoint": spec_pb2.INIT_MODE_CHECKPOINT}
+
+
+# ---- specs: proto -> library ------------------------------------------------------------------
+
+def audit_spec_from_proto(message: spec_pb2.AuditSpec) -> specs.AuditSpec:
+    """Validate an AuditSpec message; InputError names the field (e.g. spec.randomization.training.batch_size)."""
+    data: dict[str, Any] = {"seed": message.seed}
+    if message.HasField("architecture"):
+        data["architecture"] = json_format.MessageToDict(message.architecture)
+    if message.HasField("randomization"):
+        data["randomization"] = _randomization_dict(message.randomization)
+    return validated(specs.AuditSpec, data, "spec")
+
+
+def _randomization_dict(message: spec_pb2.RandomizationSpec) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if message.conditions:
+        data["conditions"] = [_condition_dict(c, f"spec.randomization.conditions[{i}]") for i, c in enumerate(message.conditions)]
+    if message.HasField("seeds_per_condition"):
+        data["seeds_per_condition"] = message.seeds_per_condition
+    if message.init != spec_pb2.INIT_MODE_UNSPECIFIED:
+        data["init"] = {v: k for k, v in _INIT_TO_PROTO.items()}[message.init]
+    if message.HasField("training"):
+        data["training"] = {f.name: value for f, value in message.training.ListFields()}
+    return data
+
+
+def _condition_dict(message: spec_pb2.Condition, field: str) -> dict[str, Any]:
+    if message.kind not in _PROTO_TO_KIND:
+        raise InputError(f"{field}.kind", "must be set to a known condition kind", reason="INVALID_SPEC")
+    return {"kind": _PROTO_TO_KIND[message.kind].value, "corruption": message.corruption}
+
+
+# ---- specs: library -> proto (the resolved spec echoed in reports; clients building requests) ----
+
+def audit_spec_to_proto(spec: specs.AuditSpec) -> spec_pb2.AuditSpec:
+    message = spec_pb2.AuditSpec(seed=spec.seed)
+    if spec.architecture is not None:
+        message.architecture.CopyFrom(dict_to_struct(spec.architecture))
+    if spec.randomization is not None:
+        r = spec.randomization
+        message.randomization.CopyFrom(
+            spec_pb2.RandomizationSpec(
+                conditions=[condition_to_proto(c) for c in r.conditions],
+                seeds_per_condition=r.seeds_per_condition,
+                init=_INIT_TO_PROTO[r.init],
+                training=spec_pb2.TrainingSpec(**r.training.model_dump()),
+            )
+        )
+    return message
+
+
+def condition_to_proto(condition: specs.Condition) -> spec_pb2.Condition:
+    return spec_pb2.Condition(kind=_KIND_TO_PROTO[condition.kind], corruption=condition.corruption)
+
+
+def condition_to_proto_kind(kind: specs.ConditionKind) -> int:
+    return _KIND_TO_PROTO[kind]
+
+
+def dict_to_struct(data: dict[str, Any]) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    struct.update(data)
+    return struct
+
+
+# ---- results: library -> proto ------------------------------------------------------------------
+
+def randomization_to_proto(result: RandomizationResult) -> report_pb2.RandomizationReport:
+    training = result.spec.training
+    return report_pb2.RandomizationReport(
+        fit_threshold=training.fit_threshold,
+        max_epochs=training.max_epochs,
+        steps_per_epoch=result.steps_per_epoch,
+        test_labels_clean=True,
+        conditions=[_condition_summary_to_proto(c) for c in result.conditions],
+    )
+
+
+def trial_to_proto(trial: TrialResult) -> report_pb2.TrialResult:
+    o = trial.outcome
+    return report_pb2.TrialResult(
+        condition=condition_to_proto(trial.plan.condition),
+        seed_index=trial.plan.seed_index,
+        seed=trial.plan.seed,
+        train_accuracy=o.train_accuracy,
+        test_accuracy=o.test_accuracy,
+        train_loss=o.train_loss,
+        fitted=o.fitted,
+        steps_to_fit=o.steps_to_fit,
+        epochs_to_fit=o.epochs_to_fit,
+        seconds_to_fit=o.seconds_to_fit,
+        steps_run=o.steps_run,
+        seconds_run=o.seconds_run,
+        labels_changed_fraction=trial.labels_changed_fraction,
+        curve=[report_pb2.CurvePoint(step=p.step, epoch=p.epoch, train_loss=p.train_loss, train_accuracy=p.train_accuracy) for p in o.curve],
+    )
+
+
+def _statistic(s: Statistic) -> report_pb2.Statistic:
+    return report_pb2.Statistic(mean=s.mean, std=s.std, count=s.count)
+
+
+def _condition_summary_to_proto(c: ConditionSummary) -> report_pb2.ConditionResult:
+    message = report_pb2.ConditionResult(
+        condition=condition_to_proto(c.condition),
+        label=c.condition.label,
+        trials=[trial_to_proto(t) for t in c.trials],
+        train_accuracy=_statistic(c.train_accuracy),
+        test_accuracy=_statistic(c.test_accuracy),
+        steps_to_fit=_statistic(c.steps_to_fit),
+        seconds_to_fit=_statistic(c.seconds_to_fit),
+        fitted_fraction=c.fitted_fraction,
+        generalization_gap=c.generalization_gap,
+    )
+    if c.slowdown_vs_true is not None:
+        message.slowdown_vs_true = c.slowdown_vs_true
+    return message

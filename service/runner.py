@@ -1,0 +1,193 @@
+"""Running one audit from its inputs to its report: the code the worker process executes.
+
+`effcap audit --local` calls the same `run_audit`, so a local run and a server run of the same
+inputs and seed produce the same numbers.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+from effcap.capacity.analyses.randomization import RandomizationProgress, TrialPlan, TrialResult, run_randomization_test
+from effcap.capacity.checkpoint import Checkpoint, load_checkpoint
+from effcap.capacity.data.datasets import Dataset, builtin_dataset, load_dataset_file
+from effcap.capacity.engine.device import describe_device, pick_device
+from effcap.capacity.engine.trainer import EpochRecord
+from effcap.capacity.models import build_model, check_fits_dataset, count_parameters
+from effcap.capacity.specs import AuditSpec, ConditionKind
+from effcap.protos.v1 import artifact_pb2, report_pb2, spec_pb2
+from effcap.service import codec
+from effcap.service.progress import ProgressSink
+
+
+@dataclass(frozen=True)
+class AuditJob:
+    """Everything a worker needs, as plain data that crosses a process boundary."""
+
+    audit: str
+    model_path: Path
+    model_digest: artifact_pb2.Digest | None
+    dataset: spec_pb2.DatasetRef
+    # Set when the dataset is an uploaded artifact.
+    dataset_path: Path | None
+    spec: spec_pb2.AuditSpec
+    device: str = "auto"
+
+    def to_wire(self) -> tuple:
+        """Plain values for the spawn pickle (protos travel serialized: their classes are generated)."""
+        digest = self.model_digest.SerializeToString() if self.model_digest is not None else None
+        dataset_path = str(self.dataset_path) if self.dataset_path is not None else None
+        return (self.audit, str(self.model_path), digest, self.dataset.SerializeToString(), dataset_path, self.spec.SerializeToString(), self.device)
+
+    @classmethod
+    def from_wire(cls, wire: tuple) -> AuditJob:
+        audit, model_path, digest, dataset, dataset_path, spec, device = wire
+        return cls(
+            audit=audit,
+            model_path=Path(model_path),
+            model_digest=artifact_pb2.Digest.FromString(digest) if digest is not None else None,
+            dataset=spec_pb2.DatasetRef.FromString(dataset),
+            dataset_path=Path(dataset_path) if dataset_path is not None else None,
+            spec=spec_pb2.AuditSpec.FromString(spec),
+            device=device,
+        )
+
+
+@dataclass(frozen=True)
+class AuditInputs:
+    spec: AuditSpec
+    checkpoint: Checkpoint
+    dataset: Dataset
+
+
+def load_inputs(job: AuditJob) -> AuditInputs:
+    """Parse and cross-check spec, checkpoint and dataset; raises InputError naming the field."""
+    spec = codec.audit_spec_from_proto(job.spec)
+    checkpoint = load_checkpoint(job.model_path, spec.architecture)
+    if job.dataset_path is not None:
+        dataset = load_dataset_file(job.dataset_path, name=f"sha256:{job.dataset.artifact.sha256}")
+    else:
+        dataset = builtin_dataset(job.dataset.builtin)
+    check_fits_dataset(checkpoint.architecture, dataset.input_shape, dataset.num_classes)
+    return AuditInputs(spec, checkpoint, dataset)
+
+
+def run_audit(job: AuditJob, sink: ProgressSink) -> report_pb2.AuditReport:
+    inputs = load_inputs(job)
+    device = pick_device(job.device)
+    report = report_pb2.AuditReport(audit=job.audit, spec=codec.audit_spec_to_proto(inputs.spec))
+    report.model.CopyFrom(_model_info(job, inputs))
+    report.dataset.CopyFrom(_dataset_info(job, inputs.dataset))
+    report.environment.CopyFrom(_environment(device))
+    if inputs.dataset.test_split_held_out:
+        report.warnings.append("the dataset has no test split: 20% of the train split was held out as test data")
+    if inputs.spec.randomization is not None:
+        result = run_randomization_test(
+            inputs.checkpoint.architecture,
+            inputs.dataset,
+            inputs.spec.randomization,
+            inputs.spec.seed,
+            device,
+            checkpoint_state=inputs.checkpoint.state_dict,
+            progress=_RandomizationProgressAdapter(sink, inputs.spec.randomization.training.max_epochs),
+        )
+        report.randomization.CopyFrom(codec.randomization_to_proto(result))
+        report.warnings.extend(_randomization_warnings(report.randomization))
+    report.card.CopyFrom(_capacity_card(report))
+    return report
+
+
+class _RandomizationProgressAdapter(RandomizationProgress):
+    """Turns the analysis' hooks into progress events, at most a few per second."""
+
+    MIN_INTERVAL_S = 0.5
+
+    def __init__(self, sink: ProgressSink, max_epochs: int) -> None:
+        self._sink = sink
+        self._max_epochs = max_epochs
+        self._index = 0
+        self._total = 1
+        self._last_sent = 0.0
+
+    def trial_started(self, plan: TrialPlan, index: int, total: int) -> None:
+        self._index, self._total = index, total
+        self._sink.progress(self._stage(plan), index, total, index / total)
+
+    def epoch_finished(self, plan: TrialPlan, record: EpochRecord, max_epochs: int) -> None:
+        now = time.monotonic()
+        if now - self._last_sent < self.MIN_INTERVAL_S:
+            return
+        self._last_sent = now
+        stage = f"{self._stage(plan)}: epoch {record.epoch}, train accuracy {record.train_accuracy:.3f}"
+        self._sink.progress(stage, self._index, self._total, (self._index + record.epoch / max_epochs) / self._total)
+
+    def trial_finished(self, result: TrialResult, index: int, total: int) -> None:
+        self._sink.trial_finished(codec.trial_to_proto(result), index + 1, total, (index + 1) / total)
+
+    @staticmethod
+    def _stage(plan: TrialPlan) -> str:
+        return f"randomization: {plan.condition.label}, seed {plan.seed_index}"
+
+
+def _model_info(job: AuditJob, inputs: AuditInputs) -> report_pb2.ModelInfo:
+    architecture = inputs.checkpoint.architecture
+    info = report_pb2.ModelInfo(
+        family=architecture.family,
+        parameter_count=count_parameters(build_model(architecture, device="meta")),
+        input_shape=list(architecture.input_shape),
+        num_classes=architecture.num_classes,
+    )
+    info.architecture.CopyFrom(codec.dict_to_struct(architecture.model_dump(mode="json")))
+    if job.model_digest is not None:
+        info.digest.CopyFrom(job.model_digest)
+    return info
+
+
+def _dataset_info(job: AuditJob, dataset: Dataset) -> report_pb2.DatasetInfo:
+    return report_pb2.DatasetInfo(
+        source=job.dataset,
+        train_examples=len(dataset.x_train),
+        test_examples=len(dataset.x_test),
+        num_classes=dataset.num_classes,
+        input_shape=list(dataset.input_shape),
+    )
+
+
+def _environment(device: torch.device) -> report_pb2.Environment:
+    return report_pb2.Environment(
+        effcap_version=metadata.version("effcap"),
+        torch_version=torch.__version__,
+        python_version=platform.python_version(),
+        device=describe_device(device),
+        cpu_threads=torch.get_num_threads(),
+    )
+
+
+def _randomization_warnings(report: report_pb2.RandomizationReport) -> list[str]:
+    return [
+        f"{c.label}: {round((1 - c.fitted_fraction) * len(c.trials))} of {len(c.trials)} trials did not reach train accuracy "
+        f"{report.fit_threshold:g} within {report.max_epochs} epochs; failing to fit is a lower estimate of capacity, not a proof"
+        for c in report.conditions
+        if c.fitted_fraction < 1
+    ]
+
+
+def _capacity_card(report: report_pb2.AuditReport) -> report_pb2.CapacityCard:
+    card = report_pb2.CapacityCard(chance_accuracy=1.0 / report.dataset.num_classes)
+    by_kind = {c.condition.kind: c for c in report.randomization.conditions}
+    random_labels = by_kind.get(codec.condition_to_proto_kind(ConditionKind.RANDOM_LABELS))
+    true_labels = by_kind.get(codec.condition_to_proto_kind(ConditionKind.TRUE_LABELS))
+    if random_labels is not None:
+        card.random_labels_train_accuracy = random_labels.train_accuracy.mean
+        card.random_labels_test_accuracy = random_labels.test_accuracy.mean
+        if random_labels.HasField("slowdown_vs_true"):
+            card.random_labels_slowdown = random_labels.slowdown_vs_true
+    if true_labels is not None:
+        card.true_labels_test_accuracy = true_labels.test_accuracy.mean
+    return card

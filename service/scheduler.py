@@ -1,0 +1,183 @@
+"""Runs queued audits in worker processes, at most `max_running` at a time (a device semaphore).
+
+A claim moves an audit to RUNNING in the store before its worker starts, so a restart finds it and
+re-queues it. A monitor thread per worker turns the worker's messages into stored events; whatever
+happens to the worker (success, bad input, exception, crash, cancel), the audit ends in exactly one
+terminal state with a reason, and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+
+from google.rpc import code_pb2, status_pb2
+
+from effcap.protos.v1 import audit_pb2, report_pb2
+from effcap.service.artifacts import ArtifactStore
+from effcap.service.runner import AuditJob
+from effcap.service.store import AuditRecord, AuditStore, State
+from effcap.service.worker import worker_main
+
+log = logging.getLogger("effcap.service.scheduler")
+
+
+@dataclass
+class _Running:
+    process: BaseProcess
+    connection: Connection
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+class Scheduler:
+    POLL_INTERVAL_S = 0.5
+
+    def __init__(self, store: AuditStore, artifacts: ArtifactStore, max_running: int = 1, device: str = "auto") -> None:
+        self._store = store
+        self._artifacts = artifacts
+        self._max_running = max_running
+        self._device = device
+        self._context = multiprocessing.get_context("spawn")
+        self._running: dict[str, _Running] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="effcap-scheduler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def notify(self) -> None:
+        """A new audit was queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop workers without ending their audits: they stay RUNNING and resume on restart."""
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(timeout=5)
+        with self._lock:
+            running = list(self._running.values())
+        for worker in running:
+            worker.process.terminate()
+        for worker in running:
+            worker.process.join(timeout=10)
+
+    def cancel(self, audit_id: str) -> bool:
+        """Cancel a queued or running audit; False if it had already ended."""
+        with self._lock:
+            worker = self._running.get(audit_id)
+            if worker is not None:
+                worker.cancelled.set()
+        cancelled = self._store.finish(
+            audit_id,
+            State.AUDIT_STATE_CANCELLED,
+            error=status_pb2.Status(code=code_pb2.CANCELLED, message="cancelled by a client"),
+            message="cancelled",
+        )
+        if worker is not None:
+            worker.process.terminate()
+        return cancelled
+
+    def running_pids(self) -> dict[str, int | None]:
+        with self._lock:
+            return {audit_id: w.process.pid for audit_id, w in self._running.items()}
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            while self._has_free_slot() and not self._stopping.is_set():
+                record = self._store.claim_next_queued()
+                if record is None:
+                    break
+                self._launch(record)
+            self._wake.wait(self.POLL_INTERVAL_S)
+            self._wake.clear()
+
+    def _has_free_slot(self) -> bool:
+        with self._lock:
+            return len(self._running) < self._max_running
+
+    def _launch(self, record: AuditRecord) -> None:
+        try:
+            job = self._job_for(record)
+            parent_end, child_end = self._context.Pipe(duplex=False)
+            process = self._context.Process(target=worker_main, args=(child_end, job.to_wire()), name=f"effcap-worker-{record.id}", daemon=True)
+            process.start()
+            child_end.close()
+        except Exception as error:  # noqa: BLE001 - the audit fails with the reason; the scheduler lives on
+            log.exception("cannot start %s", record.name)
+            self._fail(record.id, code_pb2.INTERNAL, f"cannot start a worker for the audit: {error}")
+            return
+        worker = _Running(process, parent_end)
+        with self._lock:
+            self._running[record.id] = worker
+        self._store.append_event(record.id, self._progress(record.name, "worker started", 0, 0, 0.0), message=f"attempt {record.attempts} started")
+        threading.Thread(target=self._monitor, args=(record, worker), name=f"effcap-monitor-{record.id}", daemon=True).start()
+
+    def _job_for(self, record: AuditRecord) -> AuditJob:
+        request = record.request
+        dataset_path = None
+        if request.dataset.WhichOneof("source") == "artifact":
+            dataset_path = self._artifacts.path(request.dataset.artifact.sha256)
+        return AuditJob(
+            audit=record.name,
+            model_path=self._artifacts.path(request.model.sha256),
+            model_digest=request.model,
+            dataset=request.dataset,
+            dataset_path=dataset_path,
+            spec=request.spec,
+            device=self._device,
+        )
+
+    def _monitor(self, record: AuditRecord, worker: _Running) -> None:
+        ended = False
+        try:
+            while True:
+                try:
+                    message = worker.connection.recv()
+                except (EOFError, OSError):
+                    break
+                ended = self._handle(record, message) or ended
+        finally:
+            worker.connection.close()
+            worker.process.join()
+            with self._lock:
+                self._running.pop(record.id, None)
+            self._wake.set()
+        if ended or worker.cancelled.is_set() or self._stopping.is_set():
+            return
+        self._fail(record.id, code_pb2.INTERNAL, f"the worker process exited with code {worker.process.exitcode} before finishing")
+
+    def _handle(self, record: AuditRecord, message: tuple) -> bool:
+        """Store one worker message; True when it ended the audit."""
+        kind = message[0]
+        if kind == "progress":
+            _, stage, done, total, fraction = message
+            self._store.append_event(record.id, self._progress(record.name, stage, done, total, fraction))
+        elif kind == "trial":
+            _, trial_bytes, done, total, fraction = message
+            trial = report_pb2.TrialResult.FromString(trial_bytes)
+            self._store.append_event(record.id, self._progress(record.name, "trial finished", done, total, fraction), trial=trial)
+        elif kind == "report":
+            report = report_pb2.AuditReport.FromString(message[1])
+            self._store.finish(record.id, State.AUDIT_STATE_SUCCEEDED, report=report, message="succeeded")
+            return True
+        elif kind == "invalid":
+            _, field_path, text, reason = message
+            self._fail(record.id, code_pb2.INVALID_ARGUMENT, f"{field_path}: {text} ({reason})")
+            return True
+        elif kind == "error":
+            self._fail(record.id, code_pb2.INTERNAL, f"the analysis failed: {message[1]}")
+            return True
+        return False
+
+    def _fail(self, audit_id: str, code: int, text: str) -> None:
+        self._store.finish(audit_id, State.AUDIT_STATE_FAILED, error=status_pb2.Status(code=code, message=text), message=f"failed: {text}")
+
+    @staticmethod
+    def _progress(name: str, stage: str, done: int, total: int, fraction: float) -> audit_pb2.AuditProgress:
+        return audit_pb2.AuditProgress(audit=name, stage=stage, trials_done=done, trials_total=total, fraction=fraction)

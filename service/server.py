@@ -1,0 +1,116 @@
+"""Assembling and running the gRPC server: stores, scheduler, servicers, health and reflection."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from google.longrunning import operations_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc
+from effcap.service.artifacts import ArtifactStore
+from effcap.service.scheduler import Scheduler
+from effcap.service.servicers import ArtifactServicer, AuditServicer, OperationsServicer
+from effcap.service.store import AuditStore
+
+log = logging.getLogger("effcap.service")
+
+GIB = 1 << 30
+MIB = 1 << 20
+SERVICE_NAMES = (
+    artifact_pb2.DESCRIPTOR.services_by_name["ArtifactService"].full_name,
+    audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
+    "google.longrunning.Operations",
+)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    # 0 picks a free port (reported by EffcapServer.port and the ready file).
+    port: int = 50051
+    max_artifact_bytes: int = 4 * GIB
+    max_message_bytes: int = 8 * MIB
+    max_running_audits: int = 1
+    max_attempts: int = 3
+    device: str = "auto"
+    rpc_threads: int = 32
+
+
+class EffcapServer:
+    def __init__(self, config: ServerConfig) -> None:
+        if os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"):
+            raise SystemExit("refusing to start: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD is set, which would let torch.load run pickled code")
+        self.config = config
+        self.store = AuditStore(config.data_dir / "effcap.sqlite3")
+        self.artifacts = ArtifactStore(config.data_dir / "artifacts", self.store, config.max_artifact_bytes)
+        self.scheduler = Scheduler(self.store, self.artifacts, config.max_running_audits, config.device)
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=config.rpc_threads, thread_name_prefix="effcap-rpc"),
+            options=[
+                ("grpc.max_receive_message_length", config.max_message_bytes),
+                ("grpc.max_send_message_length", config.max_message_bytes),
+                # Long event streams: ping idle connections, and accept clients' keepalive pings.
+                ("grpc.keepalive_time_ms", 30_000),
+                ("grpc.keepalive_timeout_ms", 10_000),
+                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+                ("grpc.keepalive_permit_without_calls", 1),
+            ],
+        )
+        artifact_pb2_grpc.add_ArtifactServiceServicer_to_server(ArtifactServicer(self.artifacts), self._server)
+        audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.store, self.artifacts, self.scheduler), self._server)
+        operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(self.store, self.scheduler), self._server)
+        self._health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server)
+        self.port = self._server.add_insecure_port(f"{config.host}:{config.port}")
+        if self.port == 0:
+            raise SystemExit(f"cannot listen on {config.host}:{config.port}")
+
+    def start(self) -> None:
+        requeued, failed = self.store.requeue_interrupted(self.config.max_attempts)
+        if requeued or failed:
+            log.info("after restart: %d audits re-queued, %d failed (out of attempts)", len(requeued), len(failed))
+        self.scheduler.start()
+        self._server.start()
+        for name in ("", *SERVICE_NAMES):
+            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("effcap listening on %s:%d, data in %s", self.config.host, self.port, self.config.data_dir)
+
+    def stop(self, grace: float = 5.0) -> None:
+        self._health.enter_graceful_shutdown()
+        self._server.stop(grace).wait()
+        self.scheduler.stop()
+        self.store.close()
+
+    def wait(self) -> None:
+        self._server.wait_for_termination()
+
+
+def serve(config: ServerConfig, ready_file: Path | None = None) -> None:
+    """Run until SIGINT or SIGTERM; write "host:port" to `ready_file` once listening."""
+    server = EffcapServer(config)
+    server.start()
+    if ready_file is not None:
+        partial = ready_file.with_suffix(".partial")
+        partial.write_text(f"{config.host}:{server.port}\n")
+        partial.replace(ready_file)
+    stopped = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        log.info("signal %d: shutting down", signum)
+        stopped.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    stopped.wait()
+    server.stop()

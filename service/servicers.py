@@ -1,0 +1,220 @@
+"""gRPC servicers: thin handlers that validate requests and delegate to the stores and scheduler."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+
+import grpc
+from google.longrunning import operations_proto_pb2 as operations_pb2
+from google.longrunning import operations_pb2_grpc
+from google.protobuf import empty_pb2
+
+from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc
+from effcap.service.artifacts import ArtifactStore, check_digest
+from effcap.service.errors import ApiError, handle_errors, invalid_argument, not_found
+from effcap.service.runner import AuditJob, load_inputs
+from effcap.service.scheduler import Scheduler
+from effcap.service.store import AuditRecord, AuditStore, State
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+DEFAULT_WAIT_S = 60.0
+MAX_WAIT_S = 600.0
+STREAM_POLL_S = 1.0
+
+
+class ArtifactServicer(artifact_pb2_grpc.ArtifactServiceServicer):
+    def __init__(self, artifacts: ArtifactStore) -> None:
+        self._artifacts = artifacts
+
+    @handle_errors
+    def FindMissingArtifacts(self, request, context):  # noqa: N802 - gRPC method name
+        for i, digest in enumerate(request.digests):
+            check_digest(digest, f"digests[{i}]", self._artifacts.max_bytes)
+        missing = [d for d in request.digests if self._artifacts.get(d) is None]
+        return artifact_pb2.FindMissingArtifactsResponse(missing=missing)
+
+    @handle_errors
+    def UploadArtifact(self, request_iterator, context):  # noqa: N802
+        return self._artifacts.receive(request_iterator)
+
+    @handle_errors
+    def GetArtifact(self, request, context):  # noqa: N802
+        artifact, _ = self._artifacts.require(request.digest, "digest")
+        return artifact
+
+
+class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
+    def __init__(self, store: AuditStore, artifacts: ArtifactStore, scheduler: Scheduler) -> None:
+        self._store = store
+        self._artifacts = artifacts
+        self._scheduler = scheduler
+
+    @handle_errors
+    def CreateAudit(self, request, context):  # noqa: N802
+        request_hash = _request_hash(request)
+        existing = self._existing_by_request_id(request, request_hash)
+        if existing is not None:
+            return operation_for(existing)
+        load_inputs(self._job_for_validation(request))  # InputError -> INVALID_ARGUMENT naming the field
+        record, created = self._store.create_audit(request, request_hash)
+        if not created and record.request_hash != request_hash:
+            raise _request_id_reused(request.request_id)
+        self._scheduler.notify()
+        return operation_for(record)
+
+    @handle_errors
+    def GetAudit(self, request, context):  # noqa: N802
+        return find_audit(self._store, request.name).to_proto()
+
+    @handle_errors
+    def ListAudits(self, request, context):  # noqa: N802
+        records, token = list_page(self._store, request.page_size, request.page_token)
+        return audit_pb2.ListAuditsResponse(audits=[r.to_proto(with_report=False) for r in records], next_page_token=token)
+
+    @handle_errors
+    def StreamAuditEvents(self, request, context):  # noqa: N802
+        record = find_audit(self._store, request.name)
+        sequence = request.after_sequence
+        while context.is_active():
+            events = self._store.events_after(record.id, sequence)
+            for event in events:
+                sequence = event.sequence
+                yield event
+            if events:
+                continue
+            record = self._store.get(record.id)
+            if record is None or (record.done and sequence >= record.last_sequence):
+                return
+            self._store.wait_for_change(STREAM_POLL_S)
+
+    def _existing_by_request_id(self, request: audit_pb2.CreateAuditRequest, request_hash: str) -> AuditRecord | None:
+        """AIP-155: a retried request returns the audit it created; a different one may not reuse the id."""
+        if not request.request_id:
+            return None
+        record = self._store.find_by_request_id(request.request_id)
+        if record is not None and record.request_hash != request_hash:
+            raise _request_id_reused(request.request_id)
+        return record
+
+    def _job_for_validation(self, request: audit_pb2.CreateAuditRequest) -> AuditJob:
+        if not request.HasField("model"):
+            raise invalid_argument("model", "is required: the digest of an uploaded safetensors checkpoint", "FIELD_REQUIRED")
+        _, model_path = self._artifacts.require(request.model, "model")
+        source = request.dataset.WhichOneof("source")
+        if source is None:
+            raise invalid_argument("dataset", "is required: an uploaded artifact digest or a built-in name", "FIELD_REQUIRED")
+        dataset_path = self._artifacts.require(request.dataset.artifact, "dataset.artifact")[1] if source == "artifact" else None
+        return AuditJob(
+            audit="", model_path=model_path, model_digest=request.model, dataset=request.dataset, dataset_path=dataset_path, spec=request.spec
+        )
+
+
+class OperationsServicer(operations_pb2_grpc.OperationsServicer):
+    """google.longrunning.Operations over audits: the operation of an audit shares its name."""
+
+    def __init__(self, store: AuditStore, scheduler: Scheduler) -> None:
+        self._store = store
+        self._scheduler = scheduler
+
+    @handle_errors
+    def GetOperation(self, request, context):  # noqa: N802
+        return operation_for(find_audit(self._store, request.name))
+
+    @handle_errors
+    def ListOperations(self, request, context):  # noqa: N802
+        if request.filter:
+            raise invalid_argument("filter", "filters are not supported; leave it empty", "UNSUPPORTED_FILTER")
+        records, token = list_page(self._store, request.page_size, request.page_token)
+        return operations_pb2.ListOperationsResponse(operations=[operation_for(r) for r in records], next_page_token=token)
+
+    @handle_errors
+    def CancelOperation(self, request, context):  # noqa: N802
+        record = find_audit(self._store, request.name)
+        if not self._scheduler.cancel(record.id):
+            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, "AUDIT_ALREADY_ENDED", f"{record.name} has already ended", field="name")
+        return empty_pb2.Empty()
+
+    @handle_errors
+    def DeleteOperation(self, request, context):  # noqa: N802
+        record = find_audit(self._store, request.name)
+        if not record.done:
+            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, "AUDIT_NOT_ENDED", f"{record.name} is still running; cancel it first", field="name")
+        self._store.delete(record.id)
+        return empty_pb2.Empty()
+
+    @handle_errors
+    def WaitOperation(self, request, context):  # noqa: N802
+        timeout = DEFAULT_WAIT_S
+        if request.HasField("timeout"):
+            timeout = request.timeout.ToTimedelta().total_seconds()
+            if not 0 <= timeout <= MAX_WAIT_S:
+                raise invalid_argument("timeout", f"must be between 0 and {MAX_WAIT_S:g} seconds", "INVALID_TIMEOUT")
+        deadline = time.monotonic() + timeout
+        record = find_audit(self._store, request.name)
+        while not record.done and context.is_active():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._store.wait_for_change(min(remaining, STREAM_POLL_S))
+            record = find_audit(self._store, request.name)
+        return operation_for(record)
+
+
+def find_audit(store: AuditStore, name: str) -> AuditRecord:
+    prefix = "audits/"
+    if not name.startswith(prefix) or len(name) == len(prefix):
+        raise invalid_argument("name", f"must look like audits/{{id}}, got {name!r}", "INVALID_NAME")
+    record = store.get(name[len(prefix) :])
+    if record is None:
+        raise not_found("audit", name, "AUDIT_NOT_FOUND", field="name")
+    return record
+
+
+def operation_for(record: AuditRecord) -> operations_pb2.Operation:
+    operation = operations_pb2.Operation(name=record.name, done=record.done)
+    operation.metadata.Pack(record.to_proto(with_report=False).progress)
+    if record.state == State.AUDIT_STATE_SUCCEEDED and record.report is not None:
+        operation.response.Pack(record.report)
+    elif record.done and record.error is not None:
+        operation.error.CopyFrom(record.error)
+    return operation
+
+
+def list_page(store: AuditStore, page_size: int, page_token: str) -> tuple[list[AuditRecord], str]:
+    if page_size < 0:
+        raise invalid_argument("page_size", "must not be negative", "INVALID_PAGE_SIZE")
+    size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    after = None
+    if page_token:
+        try:
+            created, audit_id = json.loads(base64.urlsafe_b64decode(page_token.encode()))
+            after = (float(created), str(audit_id))
+        except (ValueError, TypeError):
+            raise invalid_argument("page_token", "is not a token this server issued", "INVALID_PAGE_TOKEN") from None
+    records = store.list(size, after)
+    token = ""
+    if len(records) == size:
+        last = records[-1]
+        token = base64.urlsafe_b64encode(json.dumps([last.create_time, last.id]).encode()).decode()
+    return records, token
+
+
+def _request_hash(request: audit_pb2.CreateAuditRequest) -> str:
+    body = audit_pb2.CreateAuditRequest()
+    body.CopyFrom(request)
+    body.request_id = ""
+    return hashlib.sha256(body.SerializeToString(deterministic=True)).hexdigest()
+
+
+def _request_id_reused(request_id: str) -> ApiError:
+    return ApiError(
+        grpc.StatusCode.ALREADY_EXISTS,
+        "REQUEST_ID_REUSED",
+        f"request_id {request_id!r} was already used for a different request",
+        field="request_id",
+    )

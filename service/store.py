@@ -1,0 +1,328 @@
+"""The audit store: audits, their events and artifact metadata in one SQLite file (WAL mode).
+
+The server process is the only writer (workers report through pipes), so one connection behind a
+lock suffices. Writers notify a condition variable that event streams and WaitOperation sleep on.
+Everything an audit needs to resume after a restart (its request, state, attempts) is stored here.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from google.protobuf import timestamp_pb2
+from google.rpc import status_pb2
+
+from effcap.protos.v1 import audit_pb2, report_pb2
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS artifacts (
+    sha256 TEXT PRIMARY KEY,
+    size_bytes INTEGER NOT NULL,
+    format INTEGER NOT NULL,
+    create_time REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audits (
+    id TEXT PRIMARY KEY,
+    request_id TEXT UNIQUE,
+    request_hash TEXT NOT NULL,
+    request BLOB NOT NULL,
+    state INTEGER NOT NULL,
+    create_time REAL NOT NULL,
+    start_time REAL,
+    end_time REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_sequence INTEGER NOT NULL DEFAULT 0,
+    progress BLOB,
+    error BLOB,
+    report BLOB
+);
+CREATE INDEX IF NOT EXISTS audits_by_state ON audits (state, create_time);
+CREATE TABLE IF NOT EXISTS events (
+    audit_id TEXT NOT NULL REFERENCES audits (id) ON DELETE CASCADE,
+    sequence INTEGER NOT NULL,
+    event BLOB NOT NULL,
+    PRIMARY KEY (audit_id, sequence)
+);
+"""
+
+State = audit_pb2.AuditState
+TERMINAL_STATES = frozenset({State.AUDIT_STATE_SUCCEEDED, State.AUDIT_STATE_FAILED, State.AUDIT_STATE_CANCELLED})
+
+
+def audit_name(audit_id: str) -> str:
+    return f"audits/{audit_id}"
+
+
+def timestamp(seconds: float | None) -> timestamp_pb2.Timestamp | None:
+    if seconds is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromNanoseconds(int(seconds * 1e9))
+    return stamp
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    id: str
+    request_id: str | None
+    request_hash: str
+    request: audit_pb2.CreateAuditRequest
+    state: int
+    create_time: float
+    start_time: float | None
+    end_time: float | None
+    attempts: int
+    last_sequence: int
+    progress: audit_pb2.AuditProgress
+    error: status_pb2.Status | None
+    report: report_pb2.AuditReport | None
+
+    @property
+    def name(self) -> str:
+        return audit_name(self.id)
+
+    @property
+    def done(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    def to_proto(self, with_report: bool = True) -> audit_pb2.Audit:
+        audit = audit_pb2.Audit(
+            name=self.name,
+            state=self.state,
+            request_id=self.request_id or "",
+            model=self.request.model,
+            dataset=self.request.dataset,
+            spec=self.request.spec,
+            progress=self.progress,
+        )
+        audit.progress.state = self.state
+        for field, seconds in (("create_time", self.create_time), ("start_time", self.start_time), ("end_time", self.end_time)):
+            if seconds is not None:
+                getattr(audit, field).CopyFrom(timestamp(seconds))
+        if self.error is not None:
+            audit.error.CopyFrom(self.error)
+        if with_report and self.report is not None:
+            audit.report.CopyFrom(self.report)
+        return audit
+
+
+class AuditStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(SCHEMA)
+        self._lock = threading.RLock()
+        self.changed = threading.Condition(self._lock)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            self.changed.notify_all()
+
+    # ---- artifacts -------------------------------------------------------------------------
+
+    def put_artifact(self, sha256: str, size_bytes: int, fmt: int) -> float:
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO artifacts VALUES (?, ?, ?, ?)", (sha256, size_bytes, fmt, time.time()))
+            row = db.execute("SELECT create_time FROM artifacts WHERE sha256 = ?", (sha256,)).fetchone()
+        return row[0]
+
+    def get_artifact(self, sha256: str) -> tuple[int, int, float] | None:
+        """(size_bytes, format, create_time) of a committed artifact."""
+        with self._lock:
+            return self._db.execute("SELECT size_bytes, format, create_time FROM artifacts WHERE sha256 = ?", (sha256,)).fetchone()
+
+    # ---- audits ------------------------------------------------------------------------------
+
+    def create_audit(self, request: audit_pb2.CreateAuditRequest, request_hash: str) -> tuple[AuditRecord, bool]:
+        """Insert a QUEUED audit, or return the existing one with the same request_id (created=False)."""
+        with self._transaction() as db:
+            if request.request_id:
+                row = db.execute("SELECT id FROM audits WHERE request_id = ?", (request.request_id,)).fetchone()
+                if row is not None:
+                    return self._get_locked(row[0]), False
+            audit_id = uuid.uuid4().hex
+            progress = audit_pb2.AuditProgress(audit=audit_name(audit_id), state=State.AUDIT_STATE_QUEUED, stage="queued")
+            db.execute(
+                "INSERT INTO audits (id, request_id, request_hash, request, state, create_time, progress) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (audit_id, request.request_id or None, request_hash, request.SerializeToString(), State.AUDIT_STATE_QUEUED, time.time(), progress.SerializeToString()),
+            )
+            return self._get_locked(audit_id), True
+
+    def get(self, audit_id: str) -> AuditRecord | None:
+        with self._lock:
+            return self._get_locked(audit_id)
+
+    def find_by_request_id(self, request_id: str) -> AuditRecord | None:
+        with self._lock:
+            row = self._db.execute("SELECT id FROM audits WHERE request_id = ?", (request_id,)).fetchone()
+            return self._get_locked(row[0]) if row else None
+
+    def list(self, page_size: int, after: tuple[float, str] | None) -> list[AuditRecord]:
+        """Audits oldest first, after the (create_time, id) of the previous page's last one."""
+        with self._lock:
+            if after is None:
+                rows = self._db.execute("SELECT id FROM audits ORDER BY create_time, id LIMIT ?", (page_size,)).fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT id FROM audits WHERE (create_time, id) > (?, ?) ORDER BY create_time, id LIMIT ?", (*after, page_size)
+                ).fetchall()
+            return [self._get_locked(r[0]) for r in rows]
+
+    def claim_next_queued(self) -> AuditRecord | None:
+        """Move the oldest QUEUED audit to RUNNING and count the attempt."""
+        with self._transaction() as db:
+            row = db.execute("SELECT id FROM audits WHERE state = ? ORDER BY create_time, id LIMIT 1", (State.AUDIT_STATE_QUEUED,)).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE audits SET state = ?, attempts = attempts + 1, start_time = COALESCE(start_time, ?) WHERE id = ?",
+                (State.AUDIT_STATE_RUNNING, time.time(), row[0]),
+            )
+            return self._get_locked(row[0])
+
+    def append_event(
+        self,
+        audit_id: str,
+        progress: audit_pb2.AuditProgress,
+        trial: report_pb2.TrialResult | None = None,
+        message: str | None = None,
+    ) -> audit_pb2.AuditEvent | None:
+        """Record an event and the audit's latest progress; None if the audit has already ended."""
+        with self._transaction() as db:
+            row = db.execute("SELECT state, last_sequence, attempts FROM audits WHERE id = ?", (audit_id,)).fetchone()
+            if row is None or row[0] in TERMINAL_STATES:
+                return None
+            return self._insert_event(db, audit_id, row[1] + 1, progress, row[0], row[2], trial, message)
+
+    def finish(
+        self,
+        audit_id: str,
+        state: int,
+        report: report_pb2.AuditReport | None = None,
+        error: status_pb2.Status | None = None,
+        message: str = "",
+    ) -> bool:
+        """End an audit (once: a finished audit is never overwritten). Returns whether it changed."""
+        with self._transaction() as db:
+            row = db.execute("SELECT state, last_sequence, attempts, progress FROM audits WHERE id = ?", (audit_id,)).fetchone()
+            if row is None or row[0] in TERMINAL_STATES:
+                return False
+            progress = audit_pb2.AuditProgress.FromString(row[3])
+            progress.stage = message or {State.AUDIT_STATE_SUCCEEDED: "succeeded"}.get(state, "ended")
+            if state == State.AUDIT_STATE_SUCCEEDED:
+                progress.fraction, progress.trials_done = 1.0, progress.trials_total
+            db.execute(
+                "UPDATE audits SET state = ?, end_time = ?, report = ?, error = ? WHERE id = ?",
+                (state, time.time(), report.SerializeToString() if report else None, error.SerializeToString() if error else None, audit_id),
+            )
+            self._insert_event(db, audit_id, row[1] + 1, progress, state, row[2], None, message or None)
+            return True
+
+    def requeue_interrupted(self, max_attempts: int) -> tuple[list[str], list[str]]:
+        """After a restart: RUNNING audits go back to the queue, or fail once out of attempts."""
+        requeued, failed = [], []
+        with self._transaction() as db:
+            rows = db.execute("SELECT id, attempts FROM audits WHERE state = ?", (State.AUDIT_STATE_RUNNING,)).fetchall()
+            for audit_id, attempts in rows:
+                if attempts < max_attempts:
+                    db.execute("UPDATE audits SET state = ? WHERE id = ?", (State.AUDIT_STATE_QUEUED, audit_id))
+                    requeued.append(audit_id)
+                else:
+                    failed.append(audit_id)
+        for audit_id in failed:
+            error = status_pb2.Status(code=14, message=f"the server stopped during each of {max_attempts} attempts")  # UNAVAILABLE
+            self.finish(audit_id, State.AUDIT_STATE_FAILED, error=error, message="failed: interrupted too often")
+        for audit_id in requeued:
+            record = self.get(audit_id)
+            progress = audit_pb2.AuditProgress(audit=record.name, state=State.AUDIT_STATE_QUEUED, stage="queued again after a server restart")
+            self.append_event(audit_id, progress, message="the server restarted; the audit resumes from the start with the same seed")
+        return requeued, failed
+
+    def delete(self, audit_id: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM audits WHERE id = ?", (audit_id,))
+
+    def events_after(self, audit_id: str, sequence: int) -> list[audit_pb2.AuditEvent]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT event FROM events WHERE audit_id = ? AND sequence > ? ORDER BY sequence", (audit_id, sequence)
+            ).fetchall()
+        return [audit_pb2.AuditEvent.FromString(r[0]) for r in rows]
+
+    def wait_for_change(self, timeout: float) -> None:
+        with self.changed:
+            self.changed.wait(timeout)
+
+    # ---- internals -----------------------------------------------------------------------------
+
+    def _insert_event(
+        self,
+        db: sqlite3.Connection,
+        audit_id: str,
+        sequence: int,
+        progress: audit_pb2.AuditProgress,
+        state: int,
+        attempts: int,
+        trial: report_pb2.TrialResult | None,
+        message: str | None,
+    ) -> audit_pb2.AuditEvent:
+        snapshot = audit_pb2.AuditProgress()
+        snapshot.CopyFrom(progress)
+        snapshot.audit, snapshot.state, snapshot.attempt = audit_name(audit_id), state, attempts
+        now = time.time()
+        snapshot.update_time.CopyFrom(timestamp(now))
+        event = audit_pb2.AuditEvent(sequence=sequence, progress=snapshot)
+        event.time.CopyFrom(snapshot.update_time)
+        if trial is not None:
+            event.trial_finished.CopyFrom(trial)
+        elif message is not None:
+            event.message = message
+        db.execute("INSERT INTO events VALUES (?, ?, ?)", (audit_id, sequence, event.SerializeToString()))
+        db.execute("UPDATE audits SET last_sequence = ?, progress = ? WHERE id = ?", (sequence, snapshot.SerializeToString(), audit_id))
+        return event
+
+    def _get_locked(self, audit_id: str) -> AuditRecord | None:
+        row = self._db.execute(
+            "SELECT id, request_id, request_hash, request, state, create_time, start_time, end_time, attempts, last_sequence, progress, error, report "
+            "FROM audits WHERE id = ?",
+            (audit_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return AuditRecord(
+            id=row[0],
+            request_id=row[1],
+            request_hash=row[2],
+            request=audit_pb2.CreateAuditRequest.FromString(row[3]),
+            state=row[4],
+            create_time=row[5],
+            start_time=row[6],
+            end_time=row[7],
+            attempts=row[8],
+            last_sequence=row[9],
+            progress=audit_pb2.AuditProgress.FromString(row[10]) if row[10] else audit_pb2.AuditProgress(),
+            error=status_pb2.Status.FromString(row[11]) if row[11] else None,
+            report=report_pb2.AuditReport.FromString(row[12]) if row[12] else None,
+        )

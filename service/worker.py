@@ -1,0 +1,47 @@
+"""The worker process: runs one audit and reports over a pipe.
+
+Spawned (never forked: gRPC does not survive fork), one per running audit, so a crash or an
+out-of-memory kill takes down only that audit. Messages are tuples of plain values and serialized
+protos; if the server goes away the pipe breaks and the worker exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from multiprocessing.connection import Connection
+
+from effcap.capacity.errors import InputError
+from effcap.protos.v1 import report_pb2
+from effcap.service.runner import AuditJob, run_audit
+
+
+class PipeSink:
+    """ProgressSink that forwards to the server over the worker's pipe."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def progress(self, stage: str, trials_done: int, trials_total: int, fraction: float) -> None:
+        self._connection.send(("progress", stage, trials_done, trials_total, fraction))
+
+    def trial_finished(self, trial: report_pb2.TrialResult, trials_done: int, trials_total: int, fraction: float) -> None:
+        self._connection.send(("trial", trial.SerializeToString(), trials_done, trials_total, fraction))
+
+
+def worker_main(connection: Connection, wire_job: tuple) -> None:
+    job = AuditJob.from_wire(wire_job)
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker {job.audit} %(levelname)s %(message)s", stream=sys.stderr)
+    try:
+        report = run_audit(job, PipeSink(connection))
+        connection.send(("report", report.SerializeToString()))
+    except InputError as error:
+        connection.send(("invalid", error.field, error.message, error.reason))
+    except BrokenPipeError:
+        return  # the server is gone; nobody to report to
+    except Exception as error:  # noqa: BLE001 - reported to the server as the audit's failure
+        traceback.print_exc()
+        connection.send(("error", f"{type(error).__name__}: {error}"))
+    finally:
+        connection.close()
