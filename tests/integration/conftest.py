@@ -1,0 +1,108 @@
+"""A real effcap server in a child process, on a free loopback port, with a real SQLite file."""
+
+from __future__ import annotations
+
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from effcap.clients.sdk import EffcapClient
+from effcap.clients.spec_args import randomization_spec
+from effcap.protos.v1 import spec_pb2
+
+START_TIMEOUT_S = 60
+
+
+class ServerProcess:
+    """`effcap serve` as a user runs it; restartable on the same data directory."""
+
+    def __init__(self, data_dir: Path, *extra_args: str) -> None:
+        self.data_dir = data_dir
+        self.extra_args = extra_args
+        self.process: subprocess.Popen | None = None
+        self.address = ""
+
+    def start(self) -> ServerProcess:
+        ready = self.data_dir / "ready"
+        ready.unlink(missing_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.data_dir / "server.log").open("a")
+        command = [sys.executable, "-m", "effcap.clients.cli", "serve", "--port", "0", "--data-dir", str(self.data_dir), "--ready-file", str(ready), *self.extra_args]
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not ready.exists():
+            assert self.process.poll() is None, f"server exited: {self.log()}"
+            assert time.monotonic() < deadline, f"server did not start: {self.log()}"
+            time.sleep(0.05)
+        self.address = ready.read_text().strip()
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=30)
+
+    def log(self) -> str:
+        path = self.data_dir / "server.log"
+        return path.read_text()[-4000:] if path.exists() else ""
+
+    def worker_pids(self) -> list[int]:
+        """Child processes running an audit (spawned multiprocessing workers)."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if parent == self.process.pid and "spawn_main" in cmdline:
+                pids.append(int(entry.name))
+        return pids
+
+    def rss_peak_kib(self) -> int:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmHWM")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    running = ServerProcess(tmp_path_factory.mktemp("server")).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def client(server: ServerProcess) -> Iterator[EffcapClient]:
+    with EffcapClient(server.address) as c:
+        yield c
+
+
+def digits_spec(conditions: str = "true,corrupt(0.5),random", seeds: int = 2, epochs: int = 300, seed: int = 0) -> spec_pb2.AuditSpec:
+    """The demo's training set-up: fits random digits labels in about 100 epochs on a 2-core CPU."""
+    return spec_pb2.AuditSpec(seed=seed, randomization=randomization_spec(conditions, seeds, 0.1, 1.0, 128, epochs, 1.0))
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+
+

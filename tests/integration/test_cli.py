@@ -1,0 +1,59 @@
+"""The `effcap` command as users run it: real subprocesses, exit codes, JSON output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+CLI = [sys.executable, "-m", "effcap.clients.cli"]
+QUICK = ["--conditions", "true,random", "--seeds", "1", "--epochs", "3", "--lr", "0.1", "--lr-decay", "1", "--no-progress"]
+
+
+def effcap(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_audit_against_the_server_and_locally_print_the_same_numbers(server, demo_files):
+    model, data = demo_files
+    remote = effcap("audit", str(model), "--data", str(data), "--server", server.address, "--json", *QUICK)
+    assert remote.returncode == 0, remote.stderr
+    local = effcap("audit", str(model), "--data", str(data), "--local", "--json", *QUICK)
+    assert local.returncode == 0, local.stderr
+    a, b = json.loads(remote.stdout), json.loads(local.stdout)
+    assert a["audit"].startswith("audits/") and "audit" not in b
+    pick = lambda r: [(c["label"], c["trainAccuracy"]["mean"], c["testAccuracy"]["mean"]) for c in r["randomization"]["conditions"]]  # noqa: E731
+    assert pick(a) == pick(b)
+    assert [c["label"] for c in a["randomization"]["conditions"]] == ["true", "random"]
+
+
+def test_the_text_report_shows_the_capacity_card_and_the_table(server, demo_files):
+    model, _ = demo_files
+    result = effcap("audit", str(model), "--data", "builtin:digits", "--server", server.address, *QUICK)
+    assert result.returncode == 0, result.stderr
+    assert "capacity card" in result.stdout and "Randomization test" in result.stdout
+    assert "random" in result.stdout and "301,066 parameters" in result.stdout
+
+
+def test_bad_input_exits_2_with_the_field_named(server, demo_files, tmp_path):
+    model, _ = demo_files
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x_train=np.zeros((20, 64), np.float32), y_train=np.arange(20) % 10, x_test=np.zeros((2, 64), np.float32), y_test=np.array([1, 99]))
+    result = effcap("audit", str(model), "--data", str(bad), "--server", server.address, *QUICK)
+    assert result.returncode == 2
+    assert "dataset.y_test" in result.stderr and "DATASET_LABEL_OUT_OF_RANGE" in result.stderr
+    assert "Traceback" not in result.stderr
+    local = effcap("audit", str(model), "--data", str(bad), "--local", *QUICK)
+    assert local.returncode == 2 and "dataset.y_test" in local.stderr and "Traceback" not in local.stderr
+
+
+def test_unreachable_server_and_bad_words_exit_2(demo_files):
+    model, _ = demo_files
+    result = effcap("audit", str(model), "--data", "builtin:digits", "--server", "127.0.0.1:1", *QUICK, timeout=60)
+    assert result.returncode == 2 and "UNAVAILABLE" in result.stderr
+    result = effcap("audit", str(model), "--data", "builtin:digits", "--local", "--conditions", "noisy")
+    assert result.returncode == 2 and "unknown condition" in result.stderr
+    result = effcap("audit", "missing.safetensors", "--data", "builtin:digits", "--local")
+    assert result.returncode == 2 and "no such file" in result.stderr

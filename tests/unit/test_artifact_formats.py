@@ -1,0 +1,49 @@
+"""Format sniffing of uploads: safetensors and npz pass; pickles and anything else are refused."""
+
+import io
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from effcap.protos.v1 import artifact_pb2
+from effcap.service.artifacts import sniff_format
+from effcap.service.errors import ApiError
+
+
+def test_safetensors_and_npz_are_recognised(tmp_path):
+    save_file({"w": torch.zeros(3)}, str(tmp_path / "m.safetensors"))
+    np.savez(tmp_path / "d.npz", x_train=np.zeros((2, 2)), y_train=np.zeros(2, np.int64))
+    assert sniff_format(tmp_path / "m.safetensors") == artifact_pb2.ARTIFACT_FORMAT_SAFETENSORS
+    assert sniff_format(tmp_path / "d.npz") == artifact_pb2.ARTIFACT_FORMAT_NPZ
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_pickles_are_refused(tmp_path, protocol):
+    path = tmp_path / "p"
+    path.write_bytes(pickle.dumps({"w": [1, 2, 3]}, protocol=protocol))
+    with pytest.raises(ApiError) as info:
+        sniff_format(path)
+    assert info.value.reason == "PICKLE_REFUSED" and "safetensors" in info.value.message
+
+
+def test_torch_save_archives_are_refused_as_pickles(tmp_path):
+    torch.save({"w": torch.zeros(3)}, tmp_path / "model.pt")
+    with pytest.raises(ApiError) as info:
+        sniff_format(tmp_path / "model.pt")
+    assert info.value.reason == "PICKLE_REFUSED"
+
+
+def test_other_bytes_and_other_zips_are_refused(tmp_path):
+    (tmp_path / "text").write_bytes(b"hello world, not a model")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("readme.txt", "hi")
+    (tmp_path / "zip").write_bytes(buffer.getvalue())
+    for name in ("text", "zip"):
+        with pytest.raises(ApiError) as info:
+            sniff_format(tmp_path / name)
+        assert info.value.reason == "UNSUPPORTED_FORMAT"

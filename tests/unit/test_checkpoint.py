@@ -1,0 +1,82 @@
+"""Checkpoints are safetensors checked tensor by tensor against a declarative architecture."""
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from effcap.capacity.checkpoint import load_checkpoint, save_checkpoint
+from effcap.capacity.errors import InputError
+from effcap.capacity.models import MLPSpec, build_model, count_parameters
+
+SPEC = MLPSpec(input_shape=(1, 8, 8), num_classes=10, hidden_sizes=(32, 16))
+
+
+def test_roundtrip_keeps_weights_and_architecture(tmp_path):
+    model = build_model(SPEC, seed=3)
+    save_checkpoint(tmp_path / "m.safetensors", SPEC, model.state_dict())
+    loaded = load_checkpoint(tmp_path / "m.safetensors")
+    assert loaded.architecture == SPEC
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict[name], tensor)
+
+
+def test_parameter_count_matches_the_layer_arithmetic():
+    assert count_parameters(build_model(SPEC)) == (64 * 32 + 32) + (32 * 16 + 16) + (16 * 10 + 10)
+
+
+def test_same_seed_same_init_and_global_rng_untouched():
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a, b = build_model(SPEC, seed=7), build_model(SPEC, seed=7)
+    assert torch.equal(torch.rand(1), before)
+    for (_, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+        assert torch.equal(pa, pb)
+
+
+def test_a_tensor_of_the_wrong_shape_is_named(tmp_path):
+    other = MLPSpec(input_shape=(1, 8, 8), num_classes=10, hidden_sizes=(32, 17))
+    save_checkpoint(tmp_path / "m.safetensors", SPEC, build_model(other).state_dict())
+    with pytest.raises(InputError) as info:
+        load_checkpoint(tmp_path / "m.safetensors")
+    assert info.value.field == "model.hidden.1.weight"
+    assert info.value.reason == "CHECKPOINT_SPEC_MISMATCH"
+    assert "[17, 32]" in info.value.message and "[16, 32]" in info.value.message
+
+
+def test_missing_and_extra_tensors_are_listed(tmp_path):
+    state = build_model(SPEC).state_dict()
+    del state["head.bias"]
+    save_checkpoint(tmp_path / "m.safetensors", SPEC, state)
+    with pytest.raises(InputError, match="head.bias"):
+        load_checkpoint(tmp_path / "m.safetensors")
+    state = build_model(SPEC).state_dict() | {"extra": torch.zeros(2)}
+    save_checkpoint(tmp_path / "m.safetensors", SPEC, state)
+    with pytest.raises(InputError, match="extra"):
+        load_checkpoint(tmp_path / "m.safetensors")
+
+
+def test_without_embedded_architecture_the_request_must_give_one(tmp_path):
+    save_file(build_model(SPEC).state_dict(), str(tmp_path / "bare.safetensors"))
+    with pytest.raises(InputError) as info:
+        load_checkpoint(tmp_path / "bare.safetensors")
+    assert info.value.field == "spec.architecture" and info.value.reason == "ARCHITECTURE_MISSING"
+    loaded = load_checkpoint(tmp_path / "bare.safetensors", SPEC.model_dump(mode="json"))
+    assert loaded.architecture == SPEC
+
+
+def test_invalid_architecture_fields_are_named(tmp_path):
+    save_file(build_model(SPEC).state_dict(), str(tmp_path / "bare.safetensors"))
+    with pytest.raises(InputError) as info:
+        load_checkpoint(tmp_path / "bare.safetensors", {"family": "mlp", "input_shape": [64], "num_classes": 10, "hidden_sizes": [0]})
+    assert info.value.field == "spec.architecture.hidden_sizes"
+    with pytest.raises(InputError) as info:
+        load_checkpoint(tmp_path / "bare.safetensors", {"family": "transformer"})
+    assert info.value.field == "spec.architecture.family"
+
+
+def test_garbage_is_not_a_checkpoint(tmp_path):
+    (tmp_path / "x").write_bytes(b"\x00" * 100)
+    with pytest.raises(InputError) as info:
+        load_checkpoint(tmp_path / "x")
+    assert info.value.reason == "INVALID_CHECKPOINT"

@@ -1,0 +1,94 @@
+"""Dataset loading and validation: every bad input names its array."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+from effcap.capacity.data.datasets import builtin_dataset, load_dataset_file
+from effcap.capacity.errors import InputError
+
+
+def write(tmp_path, **arrays):
+    path = tmp_path / "d.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+def valid_arrays(n=30, k=3):
+    rng = np.random.default_rng(0)
+    return dict(
+        x_train=rng.normal(size=(n, 5)).astype(np.float32),
+        y_train=np.arange(n) % k,
+        x_test=rng.normal(size=(10, 5)).astype(np.float32),
+        y_test=np.arange(10) % k,
+    )
+
+
+def test_valid_npz_loads_as_float32_and_int64(tmp_path):
+    data = load_dataset_file(write(tmp_path, **valid_arrays()), "d")
+    assert data.x_train.dtype == np.float32 and data.y_train.dtype == np.int64
+    assert data.num_classes == 3 and data.input_shape == (5,)
+    assert not data.test_split_held_out
+
+
+@pytest.mark.parametrize(
+    "change, field, reason",
+    [
+        (dict(y_test=np.array([0, 1, 2, 7] + [0] * 6)), "dataset.y_test", "DATASET_LABEL_OUT_OF_RANGE"),
+        (dict(y_train=np.array([-1] + [0, 1, 2] * 9 + [0, 1])), "dataset.y_train", "DATASET_LABEL_OUT_OF_RANGE"),
+        (dict(y_train=np.arange(29) % 3), "dataset.y_train", "DATASET_LENGTH_MISMATCH"),
+        (dict(y_train=(np.arange(30) % 3).astype(np.float32)), "dataset.y_train", "DATASET_DTYPE"),
+        (dict(x_test=np.zeros((10, 6), np.float32)), "dataset.x_test", "DATASET_SHAPE_MISMATCH"),
+        (dict(x_train=np.full((30, 5), np.nan, np.float32)), "dataset.x_train", "DATASET_NOT_FINITE"),
+    ],
+)
+def test_invalid_arrays_are_refused_naming_the_array(tmp_path, change, field, reason):
+    arrays = valid_arrays() | change
+    with pytest.raises(InputError) as info:
+        load_dataset_file(write(tmp_path, **arrays), "d")
+    assert info.value.field == field and info.value.reason == reason
+
+
+def test_missing_arrays_are_named(tmp_path):
+    arrays = valid_arrays()
+    del arrays["y_train"]
+    with pytest.raises(InputError, match="is required") as info:
+        load_dataset_file(write(tmp_path, **arrays), "d")
+    assert info.value.field == "dataset.y_train"
+    arrays = valid_arrays()
+    del arrays["y_test"]
+    with pytest.raises(InputError) as info:
+        load_dataset_file(write(tmp_path, **arrays), "d")
+    assert info.value.field == "dataset.y_test"
+
+
+def test_object_arrays_are_never_unpickled(tmp_path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, x_train=np.array([object()] * 3, dtype=object), y_train=np.zeros(3, np.int64))
+    with pytest.raises(InputError, match="pickles are refused"):
+        load_dataset_file(path, "d")
+
+
+def test_a_raw_pickle_is_not_a_dataset(tmp_path):
+    path = tmp_path / "d.pkl"
+    path.write_bytes(pickle.dumps(valid_arrays()))
+    with pytest.raises(InputError) as info:
+        load_dataset_file(path, "d")
+    assert info.value.reason == "INVALID_DATASET"
+
+
+def test_without_a_test_split_a_fifth_is_held_out(tmp_path):
+    arrays = valid_arrays(n=50)
+    data = load_dataset_file(write(tmp_path, x_train=arrays["x_train"], y_train=arrays["y_train"]), "d")
+    assert data.test_split_held_out
+    assert (len(data.x_train), len(data.x_test)) == (40, 10)
+
+
+def test_builtin_digits_and_unknown_builtins():
+    data = builtin_dataset("digits")
+    assert (len(data.x_train), len(data.x_test), data.num_classes, data.input_shape) == (1297, 500, 10, (1, 8, 8))
+    assert 0.0 <= data.x_train.min() and data.x_train.max() <= 1.0
+    with pytest.raises(InputError) as info:
+        builtin_dataset("imagenet")
+    assert info.value.field == "dataset.builtin"
