@@ -91,15 +91,30 @@ class RandomizationSpec(BaseModel):
         return self
 
 
+class MemorizationSpec(BaseModel):
+    """Random labels on subsets of growing size, to find the largest one the architecture fits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_subset_size: int = Field(64, ge=2, le=10_000_000)
+    # None: up to the whole train split.
+    max_subset_size: int | None = Field(None, ge=2, le=10_000_000)
+    growth_factor: float = Field(2.0, gt=1, le=16)
+    bisection_steps: int = Field(4, ge=0, le=30)
+    seeds: int = Field(1, ge=1, le=16)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+
+
 class AuditSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     architecture: dict[str, Any] | None = None
     seed: int = Field(0, ge=0, lt=2**63)
     randomization: RandomizationSpec | None = None
+    memorization: MemorizationSpec | None = None
 
     @model_validator(mode="after")
     def _at_least_one_analysis(self) -> AuditSpec:
-        if self.randomization is None:
-            raise ValueError("name at least one analysis (randomization)")
+        if self.randomization is None and self.memorization is None:
+            raise ValueError("name at least one analysis (randomization, memorization)")
         return self

@@ -69,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
 def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     from effcap.clients.spec_args import CONDITION_HELP
 
-    group = parser.add_argument_group("randomization test (unset options take the server's documented defaults)")
+    group = parser.add_argument_group("analyses and training (unset options take the server's documented defaults)")
+    group.add_argument("--analyses", default="randomization", help="comma-separated: randomization, memorization")
     group.add_argument("--arch", type=Path, help="architecture JSON; default: the checkpoint's embedded effcap.arch")
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--conditions", help=CONDITION_HELP)
@@ -80,19 +81,33 @@ def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--epochs", type=int, help="budget in epochs")
     group.add_argument("--fit-threshold", type=float)
     group.add_argument("--init-from-checkpoint", action="store_true", help="start trials from the checkpoint instead of a fresh init")
+    group.add_argument("--mem-min-size", type=int, help="memorization: smallest random-label subset")
+    group.add_argument("--mem-max-size", type=int, help="memorization: largest subset (default: the train split)")
+    group.add_argument("--mem-seeds", type=int, help="memorization: networks per subset size")
+    group.add_argument("--mem-bisection-steps", type=int)
 
 
 def _spec_from_args(args: argparse.Namespace):
-    from effcap.clients.spec_args import architecture_struct, randomization_spec
+    from effcap.clients.spec_args import architecture_struct, memorization_spec, randomization_spec, training_spec
     from effcap.protos.v1 import spec_pb2
 
-    try:
-        randomization = randomization_spec(
-            args.conditions, args.seeds, args.lr, args.lr_decay, args.batch_size, args.epochs, args.fit_threshold, args.init_from_checkpoint
-        )
-    except ValueError as error:
-        raise EffcapError(f"--conditions: {error}", "INVALID_ARGUMENT") from None
-    spec = spec_pb2.AuditSpec(seed=args.seed, randomization=randomization)
+    analyses = {a.strip() for a in args.analyses.split(",") if a.strip()}
+    unknown = analyses - {"randomization", "memorization"}
+    if unknown or not analyses:
+        raise EffcapError(f"--analyses: unknown {sorted(unknown)}; choose randomization and/or memorization", "INVALID_ARGUMENT")
+    spec = spec_pb2.AuditSpec(seed=args.seed)
+    if "randomization" in analyses:
+        try:
+            spec.randomization.CopyFrom(
+                randomization_spec(
+                    args.conditions, args.seeds, args.lr, args.lr_decay, args.batch_size, args.epochs, args.fit_threshold, args.init_from_checkpoint
+                )
+            )
+        except ValueError as error:
+            raise EffcapError(f"--conditions: {error}", "INVALID_ARGUMENT") from None
+    if "memorization" in analyses:
+        training = training_spec(args.lr, args.lr_decay, args.batch_size, args.epochs, args.fit_threshold)
+        spec.memorization.CopyFrom(memorization_spec(args.mem_min_size, args.mem_max_size, args.mem_seeds, args.mem_bisection_steps, training))
     if args.arch:
         spec.architecture.CopyFrom(architecture_struct(args.arch))
     return spec

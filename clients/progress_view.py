@@ -67,8 +67,7 @@ class ProgressView:
     def progress(self, stage: str, trials_done: int, trials_total: int, fraction: float) -> None:
         self._progress.update(self._task, completed=fraction, description=f"{stage} [{trials_done}/{trials_total}]")
 
-    def trial_finished(self, trial: report_pb2.TrialResult, trials_done: int, trials_total: int, fraction: float) -> None:
-        self._progress.update(self._task, completed=fraction)
+    def trial_finished(self, trial: report_pb2.TrialResult) -> None:
         self._print(trial_line(trial))
 
     def _print(self, line: str) -> None:

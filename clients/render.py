@@ -40,6 +40,11 @@ def capacity_card(report: report_pb2.AuditReport) -> Panel:
         lines.append(f"time to fit random labels: [b]{card.random_labels_slowdown:.2f}×[/b] that of true labels")
     if card.HasField("true_labels_test_accuracy"):
         lines.append(f"test accuracy with true labels: {_pct(card.true_labels_test_accuracy)}")
+    if card.HasField("memorized_examples"):
+        lines.append(
+            f"memorisation capacity: {card.memorized_examples} random labels = [b]{card.memorization_bits:.0f} bits[/b] "
+            f"({card.memorization_bits_per_parameter:.4f} bits/parameter)"
+        )
     if report.warnings:
         lines.append(f"[yellow]{len(report.warnings)} warning(s) below[/yellow]")
     return Panel("\n".join(lines) or "no analysis ran", title="capacity card", box=box.ROUNDED)
@@ -65,6 +70,22 @@ def randomization_table(section: report_pb2.RandomizationReport) -> Table:
     return table
 
 
+def memorization_table(section: report_pb2.MemorizationReport) -> Table:
+    bound = "≥ " if section.reached_max_size else ""
+    table = Table(
+        title=(
+            f"Memorisation capacity: m* = {bound}{section.largest_fitted_size} random labels = {bound}{section.capacity_bits:.0f} bits, "
+            f"{section.bits_per_parameter:.4f} bits/parameter (budget {section.max_epochs} epochs, threshold {section.fit_threshold:g})"
+        ),
+        box=box.SIMPLE_HEAD,
+    )
+    for column in ("subset size", "fitted", "train acc", "steps to fit"):
+        table.add_column(column, justify="right")
+    for p in section.points:
+        table.add_row(str(p.size), f"{100 * p.fitted_fraction:.0f}%", _mean_std(p.train_accuracy), _mean_std(p.steps_to_fit, fmt=lambda v: f"{v:.0f}"))
+    return table
+
+
 def render_report(report: report_pb2.AuditReport) -> Group:
     model, data = report.model, report.dataset
     source = f"builtin:{data.source.builtin}" if data.source.builtin else f"sha256:{data.source.artifact.sha256[:12]}"
@@ -78,10 +99,16 @@ def render_report(report: report_pb2.AuditReport) -> Group:
     parts: list = [header, capacity_card(report)]
     if report.HasField("randomization"):
         parts.append(randomization_table(report.randomization))
+    if report.HasField("memorization"):
+        parts.append(memorization_table(report.memorization))
     for warning in report.warnings:
         parts.append(Text(f"warning: {warning}", style="yellow"))
     return Group(*parts)
 
 
 def print_report(report: report_pb2.AuditReport, console: Console | None = None) -> None:
-    (console or Console()).print(render_report(report))
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # piped to a file or a CI log: no terminal width to fit
+            console = Console(width=120)
+    console.print(render_report(report))

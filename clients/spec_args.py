@@ -50,24 +50,14 @@ def architecture_struct(path: Path) -> struct_pb2.Struct:
     return struct
 
 
-def randomization_spec(
-    conditions: str | None,
-    seeds: int | None,
-    learning_rate: float | None,
-    lr_decay: float | None,
-    batch_size: int | None,
-    max_epochs: int | None,
-    fit_threshold: float | None,
-    init_from_checkpoint: bool = False,
-) -> spec_pb2.RandomizationSpec:
+def training_spec(
+    learning_rate: float | None = None,
+    lr_decay: float | None = None,
+    batch_size: int | None = None,
+    max_epochs: int | None = None,
+    fit_threshold: float | None = None,
+) -> spec_pb2.TrainingSpec:
     """Only the options given are set; the server fills in documented defaults for the rest."""
-    spec = spec_pb2.RandomizationSpec()
-    if conditions:
-        spec.conditions.extend(parse_conditions(conditions))
-    if seeds is not None:
-        spec.seeds_per_condition = seeds
-    if init_from_checkpoint:
-        spec.init = spec_pb2.INIT_MODE_CHECKPOINT
     training = spec_pb2.TrainingSpec()
     for name, value in (
         ("learning_rate", learning_rate),
@@ -78,5 +68,34 @@ def randomization_spec(
     ):
         if value is not None:
             setattr(training, name, value)
-    spec.training.CopyFrom(training)
+    return training
+
+
+def randomization_spec(
+    conditions: str | None,
+    seeds: int | None,
+    learning_rate: float | None,
+    lr_decay: float | None,
+    batch_size: int | None,
+    max_epochs: int | None,
+    fit_threshold: float | None,
+    init_from_checkpoint: bool = False,
+) -> spec_pb2.RandomizationSpec:
+    spec = spec_pb2.RandomizationSpec(training=training_spec(learning_rate, lr_decay, batch_size, max_epochs, fit_threshold))
+    if conditions:
+        spec.conditions.extend(parse_conditions(conditions))
+    if seeds is not None:
+        spec.seeds_per_condition = seeds
+    if init_from_checkpoint:
+        spec.init = spec_pb2.INIT_MODE_CHECKPOINT
+    return spec
+
+
+def memorization_spec(
+    min_size: int | None, max_size: int | None, seeds: int | None, bisection_steps: int | None, training: spec_pb2.TrainingSpec
+) -> spec_pb2.MemorizationSpec:
+    spec = spec_pb2.MemorizationSpec(training=training)
+    for name, value in (("min_subset_size", min_size), ("max_subset_size", max_size), ("seeds", seeds), ("bisection_steps", bisection_steps)):
+        if value is not None:
+            setattr(spec, name, value)
     return spec

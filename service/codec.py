@@ -11,6 +11,7 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2
 
 from effcap.capacity import specs
+from effcap.capacity.analyses.memorization import MemorizationResult
 from effcap.capacity.analyses.randomization import ConditionSummary, RandomizationResult, Statistic, TrialResult
 from effcap.capacity.errors import InputError
 from effcap.capacity.validation import validated
@@ -30,7 +31,14 @@ def audit_spec_from_proto(message: spec_pb2.AuditSpec) -> specs.AuditSpec:
         data["architecture"] = json_format.MessageToDict(message.architecture)
     if message.HasField("randomization"):
         data["randomization"] = _randomization_dict(message.randomization)
+    if message.HasField("memorization"):
+        data["memorization"] = _set_fields(message.memorization)
     return validated(specs.AuditSpec, data, "spec")
+
+
+def _set_fields(message: Any) -> dict[str, Any]:
+    """The fields a client set (proto3 `optional` presence), nested messages included."""
+    return {f.name: _set_fields(v) if f.message_type is not None else v for f, v in message.ListFields()}
 
 
 def _randomization_dict(message: spec_pb2.RandomizationSpec) -> dict[str, Any]:
@@ -42,7 +50,7 @@ def _randomization_dict(message: spec_pb2.RandomizationSpec) -> dict[str, Any]:
     if message.init != spec_pb2.INIT_MODE_UNSPECIFIED:
         data["init"] = {v: k for k, v in _INIT_TO_PROTO.items()}[message.init]
     if message.HasField("training"):
-        data["training"] = {f.name: value for f, value in message.training.ListFields()}
+        data["training"] = _set_fields(message.training)
     return data
 
 
@@ -68,6 +76,9 @@ def audit_spec_to_proto(spec: specs.AuditSpec) -> spec_pb2.AuditSpec:
                 training=spec_pb2.TrainingSpec(**r.training.model_dump()),
             )
         )
+    if spec.memorization is not None:
+        fields = spec.memorization.model_dump(exclude={"training"}, exclude_none=True)
+        message.memorization.CopyFrom(spec_pb2.MemorizationSpec(**fields, training=spec_pb2.TrainingSpec(**spec.memorization.training.model_dump())))
     return message
 
 
@@ -95,6 +106,27 @@ def randomization_to_proto(result: RandomizationResult) -> report_pb2.Randomizat
         steps_per_epoch=result.steps_per_epoch,
         test_labels_clean=True,
         conditions=[_condition_summary_to_proto(c) for c in result.conditions],
+        engine_strategy=result.engine_strategy,
+    )
+
+
+def memorization_to_proto(result: MemorizationResult) -> report_pb2.MemorizationReport:
+    return report_pb2.MemorizationReport(
+        points=[
+            report_pb2.SubsetFit(
+                size=p.size, fitted_fraction=p.fitted_fraction, train_accuracy=_statistic(p.train_accuracy), steps_to_fit=_statistic(p.steps_to_fit)
+            )
+            for p in result.points
+        ],
+        largest_fitted_size=result.largest_fitted_size,
+        reached_max_size=result.reached_max_size,
+        capacity_bits=result.capacity_bits,
+        bits_per_parameter=result.bits_per_parameter,
+        parameter_count=result.parameter_count,
+        num_classes=result.num_classes,
+        fit_threshold=result.spec.training.fit_threshold,
+        max_epochs=result.spec.training.max_epochs,
+        engine_strategy=result.engine_strategy,
     )
 
 

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import torch
 
-from effcap.capacity.analyses.randomization import RandomizationProgress, TrialPlan, TrialResult, run_randomization_test
+from effcap.capacity.analyses.memorization import run_memorization
+from effcap.capacity.analyses.progress import AnalysisProgress
+from effcap.capacity.analyses.randomization import TrialResult, run_randomization_test
 from effcap.capacity.checkpoint import Checkpoint, load_checkpoint
 from effcap.capacity.data.datasets import Dataset, builtin_dataset, load_dataset_file
 from effcap.capacity.engine.device import describe_device, pick_device
-from effcap.capacity.engine.trainer import EpochRecord
 from effcap.capacity.models import build_model, check_fits_dataset, count_parameters
 from effcap.capacity.specs import AuditSpec, ConditionKind
 from effcap.protos.v1 import artifact_pb2, report_pb2, spec_pb2
@@ -81,58 +82,56 @@ def load_inputs(job: AuditJob) -> AuditInputs:
 def run_audit(job: AuditJob, sink: ProgressSink) -> report_pb2.AuditReport:
     inputs = load_inputs(job)
     device = pick_device(job.device)
-    report = report_pb2.AuditReport(audit=job.audit, spec=codec.audit_spec_to_proto(inputs.spec))
+    spec, architecture = inputs.spec, inputs.checkpoint.architecture
+    report = report_pb2.AuditReport(audit=job.audit, spec=codec.audit_spec_to_proto(spec))
     report.model.CopyFrom(_model_info(job, inputs))
     report.dataset.CopyFrom(_dataset_info(job, inputs.dataset))
     report.environment.CopyFrom(_environment(device))
     if inputs.dataset.test_split_held_out:
         report.warnings.append("the dataset has no test split: 20% of the train split was held out as test data")
-    if inputs.spec.randomization is not None:
-        result = run_randomization_test(
-            inputs.checkpoint.architecture,
-            inputs.dataset,
-            inputs.spec.randomization,
-            inputs.spec.seed,
-            device,
-            checkpoint_state=inputs.checkpoint.state_dict,
-            progress=_RandomizationProgressAdapter(sink, inputs.spec.randomization.training.max_epochs),
-        )
-        report.randomization.CopyFrom(codec.randomization_to_proto(result))
-        report.warnings.extend(_randomization_warnings(report.randomization))
+    analyses = [name for name in ("randomization", "memorization") if getattr(spec, name) is not None]
+    for position, name in enumerate(analyses):
+        progress = _ProgressAdapter(sink, position, len(analyses))
+        if name == "randomization":
+            result = run_randomization_test(
+                architecture, inputs.dataset, spec.randomization, spec.seed, device, inputs.checkpoint.state_dict, progress
+            )
+            report.randomization.CopyFrom(codec.randomization_to_proto(result))
+            report.warnings.extend(_randomization_warnings(report.randomization))
+        else:
+            memorization = run_memorization(architecture, inputs.dataset, spec.memorization, spec.seed, device, progress)
+            report.memorization.CopyFrom(codec.memorization_to_proto(memorization))
+            report.warnings.extend(_memorization_warnings(report.memorization))
     report.card.CopyFrom(_capacity_card(report))
     return report
 
 
-class _RandomizationProgressAdapter(RandomizationProgress):
-    """Turns the analysis' hooks into progress events, at most a few per second."""
+class _ProgressAdapter(AnalysisProgress):
+    """Turns one analysis' progress into the audit's, at most a few events per second.
+
+    Analysis `position` of `count` covers [position/count, (position+1)/count] of the audit.
+    """
 
     MIN_INTERVAL_S = 0.5
 
-    def __init__(self, sink: ProgressSink, max_epochs: int) -> None:
+    def __init__(self, sink: ProgressSink, position: int, count: int) -> None:
         self._sink = sink
-        self._max_epochs = max_epochs
-        self._index = 0
-        self._total = 1
+        self._position = position
+        self._count = count
         self._last_sent = 0.0
 
-    def trial_started(self, plan: TrialPlan, index: int, total: int) -> None:
-        self._index, self._total = index, total
-        self._sink.progress(self._stage(plan), index, total, index / total)
+    def _overall(self, fraction: float) -> float:
+        return (self._position + fraction) / self._count
 
-    def epoch_finished(self, plan: TrialPlan, record: EpochRecord, max_epochs: int) -> None:
+    def update(self, stage: str, done: int, total: int, fraction: float) -> None:
         now = time.monotonic()
-        if now - self._last_sent < self.MIN_INTERVAL_S:
+        if now - self._last_sent < self.MIN_INTERVAL_S and done < total:
             return
         self._last_sent = now
-        stage = f"{self._stage(plan)}: epoch {record.epoch}, train accuracy {record.train_accuracy:.3f}"
-        self._sink.progress(stage, self._index, self._total, (self._index + record.epoch / max_epochs) / self._total)
+        self._sink.progress(stage, done, total, self._overall(fraction))
 
-    def trial_finished(self, result: TrialResult, index: int, total: int) -> None:
-        self._sink.trial_finished(codec.trial_to_proto(result), index + 1, total, (index + 1) / total)
-
-    @staticmethod
-    def _stage(plan: TrialPlan) -> str:
-        return f"randomization: {plan.condition.label}, seed {plan.seed_index}"
+    def trial_finished(self, result: TrialResult) -> None:
+        self._sink.trial_finished(codec.trial_to_proto(result))
 
 
 def _model_info(job: AuditJob, inputs: AuditInputs) -> report_pb2.ModelInfo:
@@ -178,6 +177,15 @@ def _randomization_warnings(report: report_pb2.RandomizationReport) -> list[str]
     ]
 
 
+def _memorization_warnings(report: report_pb2.MemorizationReport) -> list[str]:
+    if not report.reached_max_size:
+        return []
+    return [
+        f"memorization: every subset up to {report.largest_fitted_size} examples was fitted, so the capacity is at least "
+        f"{report.capacity_bits:.0f} bits; more data would be needed to find its limit"
+    ]
+
+
 def _capacity_card(report: report_pb2.AuditReport) -> report_pb2.CapacityCard:
     card = report_pb2.CapacityCard(chance_accuracy=1.0 / report.dataset.num_classes)
     by_kind = {c.condition.kind: c for c in report.randomization.conditions}
@@ -190,4 +198,8 @@ def _capacity_card(report: report_pb2.AuditReport) -> report_pb2.CapacityCard:
             card.random_labels_slowdown = random_labels.slowdown_vs_true
     if true_labels is not None:
         card.true_labels_test_accuracy = true_labels.test_accuracy.mean
+    if report.HasField("memorization"):
+        card.memorized_examples = report.memorization.largest_fitted_size
+        card.memorization_bits = report.memorization.capacity_bits
+        card.memorization_bits_per_parameter = report.memorization.bits_per_parameter
     return card

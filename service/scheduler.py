@@ -159,9 +159,7 @@ class Scheduler:
             _, stage, done, total, fraction = message
             self._store.append_event(record.id, self._progress(record.name, stage, done, total, fraction))
         elif kind == "trial":
-            _, trial_bytes, done, total, fraction = message
-            trial = report_pb2.TrialResult.FromString(trial_bytes)
-            self._store.append_event(record.id, self._progress(record.name, "trial finished", done, total, fraction), trial=trial)
+            self._store.append_event(record.id, None, trial=report_pb2.TrialResult.FromString(message[1]))
         elif kind == "report":
             report = report_pb2.AuditReport.FromString(message[1])
             self._store.finish(record.id, State.AUDIT_STATE_SUCCEEDED, report=report, message="succeeded")

@@ -205,15 +205,17 @@ class AuditStore:
     def append_event(
         self,
         audit_id: str,
-        progress: audit_pb2.AuditProgress,
+        progress: audit_pb2.AuditProgress | None,
         trial: report_pb2.TrialResult | None = None,
         message: str | None = None,
     ) -> audit_pb2.AuditEvent | None:
-        """Record an event and the audit's latest progress; None if the audit has already ended."""
+        """Record an event with the audit's progress after it (None: unchanged); None if the audit has ended."""
         with self._transaction() as db:
-            row = db.execute("SELECT state, last_sequence, attempts FROM audits WHERE id = ?", (audit_id,)).fetchone()
+            row = db.execute("SELECT state, last_sequence, attempts, progress FROM audits WHERE id = ?", (audit_id,)).fetchone()
             if row is None or row[0] in TERMINAL_STATES:
                 return None
+            if progress is None:
+                progress = audit_pb2.AuditProgress.FromString(row[3]) if row[3] else audit_pb2.AuditProgress()
             return self._insert_event(db, audit_id, row[1] + 1, progress, row[0], row[2], trial, message)
 
     def finish(

@@ -26,8 +26,8 @@ class PipeSink:
     def progress(self, stage: str, trials_done: int, trials_total: int, fraction: float) -> None:
         self._connection.send(("progress", stage, trials_done, trials_total, fraction))
 
-    def trial_finished(self, trial: report_pb2.TrialResult, trials_done: int, trials_total: int, fraction: float) -> None:
-        self._connection.send(("trial", trial.SerializeToString(), trials_done, trials_total, fraction))
+    def trial_finished(self, trial: report_pb2.TrialResult) -> None:
+        self._connection.send(("trial", trial.SerializeToString()))
 
 
 def worker_main(connection: Connection, wire_job: tuple) -> None:

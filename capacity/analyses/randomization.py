@@ -8,16 +8,18 @@ fit. Aggregates over seeds give the slowdown over true labels and the generalisa
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from effcap.capacity.data.conditions import apply_condition
+from effcap.capacity.analyses.progress import AnalysisProgress
+from effcap.capacity.data.conditions import ConditionedData, apply_condition
 from effcap.capacity.data.datasets import Dataset
-from effcap.capacity.engine.trainer import DeviceData, EpochRecord, TrialOutcome, steps_per_epoch, train_trial
-from effcap.capacity.models import ArchitectureSpec, build_model
+from effcap.capacity.engine.batched import SharedData, TrialInputs
+from effcap.capacity.engine.strategy import EngineOptions, Strategy, train_trials
+from effcap.capacity.engine.trainer import EpochRecord, TrialOutcome, steps_per_epoch
+from effcap.capacity.models import ArchitectureSpec
 from effcap.capacity.seeding import derive_seed
 from effcap.capacity.specs import Condition, ConditionKind, RandomizationSpec
 
@@ -61,19 +63,11 @@ class RandomizationResult:
     spec: RandomizationSpec
     steps_per_epoch: int
     conditions: list[ConditionSummary]
+    # How the trials were trained ("vmap" or "sequential"); the numbers agree to float tolerance.
+    engine_strategy: str
 
     def condition(self, kind: ConditionKind) -> ConditionSummary | None:
         return next((c for c in self.conditions if c.condition.kind is kind), None)
-
-
-class RandomizationProgress:
-    """Hooks a caller overrides to follow the test; the defaults do nothing."""
-
-    def trial_started(self, plan: TrialPlan, index: int, total: int) -> None: ...
-
-    def epoch_finished(self, plan: TrialPlan, record: EpochRecord, max_epochs: int) -> None: ...
-
-    def trial_finished(self, result: TrialResult, index: int, total: int) -> None: ...
 
 
 def plan_trials(spec: RandomizationSpec, audit_seed: int) -> list[TrialPlan]:
@@ -91,51 +85,84 @@ def run_randomization_test(
     audit_seed: int,
     device: torch.device,
     checkpoint_state: dict[str, torch.Tensor] | None = None,
-    progress: RandomizationProgress | None = None,
+    progress: AnalysisProgress | None = None,
+    engine: EngineOptions = EngineOptions(),
 ) -> RandomizationResult:
+    """Train every (condition, seed) trial; label conditions share the inputs on the device, pixel
+    conditions carry their own, so each kind is trained as its own set of stacked trials."""
     if spec.init == "checkpoint" and checkpoint_state is None:
         raise ValueError("init=checkpoint needs the checkpoint's weights")
-    progress = progress or RandomizationProgress()
+    progress = progress or AnalysisProgress()
     plans = plan_trials(spec, audit_seed)
-    results: list[TrialResult] = []
-    for index, plan in enumerate(plans):
-        progress.trial_started(plan, index, len(plans))
-        result = run_trial(architecture, dataset, spec, plan, device, checkpoint_state, progress)
-        results.append(result)
-        progress.trial_finished(result, index, len(plans))
-    return summarise(spec, steps_per_epoch(len(dataset.x_train), spec.training.batch_size), results)
+    conditioned = [apply_condition(plan.condition, dataset, np.random.default_rng(plan.seed)) for plan in plans]
+    shared = SharedData(*(torch.from_numpy(a).to(device) for a in (dataset.x_train, dataset.x_test, dataset.y_test)))
+    inputs = [_trial_inputs(plan, data, device) for plan, data in zip(plans, conditioned)]
+    init_state = checkpoint_state if spec.init == "checkpoint" else None
+    outcomes: dict[int, TrialOutcome] = {}
+    tracker = _Tracker(plans, spec.training.max_epochs, progress, conditioned)
+    strategy: Strategy = "sequential"
+    for group in _groups(plans):
+        group_outcomes, strategy = train_trials(
+            architecture,
+            shared,
+            [inputs[i] for i in group],
+            spec.training,
+            init_state,
+            engine,
+            on_epoch=lambda epoch, records, group=group: tracker.epoch(epoch, {group[i]: r for i, r in records.items()}),
+            on_trial_finished=lambda i, outcome, group=group: tracker.finished(group[i], outcome),
+        )
+        outcomes.update(zip(group, group_outcomes))
+    results = [TrialResult(plan, outcomes[i], conditioned[i].labels_changed_fraction) for i, plan in enumerate(plans)]
+    return summarise(spec, steps_per_epoch(len(dataset.x_train), spec.training.batch_size), results, strategy)
 
 
-def run_trial(
-    architecture: ArchitectureSpec,
-    dataset: Dataset,
-    spec: RandomizationSpec,
-    plan: TrialPlan,
-    device: torch.device,
-    checkpoint_state: dict[str, torch.Tensor] | None,
-    progress: RandomizationProgress,
-) -> TrialResult:
-    conditioned = apply_condition(plan.condition, dataset, np.random.default_rng(plan.seed))
-    data = DeviceData(
-        torch.from_numpy(conditioned.x_train).to(device),
-        torch.from_numpy(conditioned.y_train).to(device),
-        torch.from_numpy(conditioned.x_test).to(device),
-        torch.from_numpy(conditioned.y_test).to(device),
-    )
-    model = build_model(architecture, seed=plan.seed, device=device)
-    if spec.init == "checkpoint":
-        model.load_state_dict(checkpoint_state)
-    outcome = train_trial(
-        model, data, spec.training, plan.seed, on_epoch=lambda record: progress.epoch_finished(plan, record, spec.training.max_epochs)
-    )
-    return TrialResult(plan, outcome, conditioned.labels_changed_fraction)
+_LABEL_KINDS = frozenset({ConditionKind.TRUE_LABELS, ConditionKind.CORRUPT_LABELS, ConditionKind.RANDOM_LABELS})
 
 
-def summarise(spec: RandomizationSpec, epoch_steps: int, results: list[TrialResult]) -> RandomizationResult:
+def _groups(plans: list[TrialPlan]) -> list[list[int]]:
+    """Trials that share the inputs (label conditions), then those with their own (pixel conditions)."""
+    shared = [i for i, p in enumerate(plans) if p.condition.kind in _LABEL_KINDS]
+    own = [i for i, p in enumerate(plans) if p.condition.kind not in _LABEL_KINDS]
+    return [g for g in (shared, own) if g]
+
+
+def _trial_inputs(plan: TrialPlan, data: ConditionedData, device: torch.device) -> TrialInputs:
+    y = torch.from_numpy(data.y_train).to(device)
+    if plan.condition.kind in _LABEL_KINDS:
+        return TrialInputs(plan.seed, y)
+    return TrialInputs(plan.seed, y, torch.from_numpy(data.x_train).to(device), torch.from_numpy(data.x_test).to(device))
+
+
+class _Tracker:
+    """Turns engine callbacks into analysis progress: finished trials and the furthest epoch."""
+
+    def __init__(self, plans: list[TrialPlan], max_epochs: int, progress: AnalysisProgress, conditioned: list[ConditionedData]) -> None:
+        self._plans = plans
+        self._max_epochs = max_epochs
+        self._progress = progress
+        self._conditioned = conditioned
+        self._done = 0
+
+    def epoch(self, epoch: int, records: dict[int, EpochRecord]) -> None:
+        labels = sorted({self._plans[i].condition.label for i in records})
+        best = max(r.train_accuracy for r in records.values())
+        stage = f"randomization: {', '.join(labels)} ({len(records)} trials), epoch {epoch}, best train accuracy {best:.3f}"
+        total = len(self._plans)
+        self._progress.update(stage, self._done, total, min(1.0, (self._done + len(records) * epoch / self._max_epochs) / total))
+
+    def finished(self, index: int, outcome: TrialOutcome) -> None:
+        self._done += 1
+        plan = self._plans[index]
+        self._progress.trial_finished(TrialResult(plan, outcome, self._conditioned[index].labels_changed_fraction))
+        self._progress.update(f"randomization: {plan.condition.label} seed {plan.seed_index} finished", self._done, len(self._plans), self._done / len(self._plans))
+
+
+def summarise(spec: RandomizationSpec, epoch_steps: int, results: list[TrialResult], strategy: str) -> RandomizationResult:
     by_condition = {c.label: [r for r in results if r.plan.condition == c] for c in spec.conditions}
     true_trials = next((trials for c, trials in zip(spec.conditions, by_condition.values()) if c.kind is ConditionKind.TRUE_LABELS), None)
     summaries = [_summarise_condition(c, by_condition[c.label], true_trials) for c in spec.conditions]
-    return RandomizationResult(spec, epoch_steps, summaries)
+    return RandomizationResult(spec, epoch_steps, summaries, strategy)
 
 
 def statistic(values: list[float]) -> Statistic:

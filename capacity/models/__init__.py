@@ -3,15 +3,45 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
 
 from effcap.capacity.errors import InputError
+from effcap.capacity.models.convnets import AlexNetSmall, LeNet5, SmallCNN
+from effcap.capacity.models.inception import InceptionSmall
 from effcap.capacity.models.mlp import MLP
-from effcap.capacity.models.spec import ArchitectureSpec, MLPSpec, parse_architecture
+from effcap.capacity.models.resnet import CifarResNet
+from effcap.capacity.models.spec import ArchitectureSpec, MLPSpec
+from effcap.capacity.models.spec import parse_architecture as _parse_spec
 
 __all__ = ["ArchitectureSpec", "MLPSpec", "build_model", "check_fits_dataset", "count_parameters", "parse_architecture"]
+
+MODULES: dict[str, type[nn.Module]] = {
+    "mlp": MLP,
+    "lenet5": LeNet5,
+    "small_cnn": SmallCNN,
+    "alexnet_small": AlexNetSmall,
+    "inception_small": InceptionSmall,
+    "resnet20": CifarResNet,
+}
+
+
+def _instantiate(spec: ArchitectureSpec) -> nn.Module:
+    return MODULES[spec.family](spec)
+
+
+def parse_architecture(obj: object, field: str = "spec.architecture") -> ArchitectureSpec:
+    """Validate an architecture description, including that its layers fit its input shape."""
+    spec = _parse_spec(obj, field)
+    try:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zero-sized layers warn before they fail
+            _instantiate(spec)(torch.empty(1, *spec.input_shape))
+    except (RuntimeError, ValueError) as error:
+        raise InputError(f"{field}.input_shape", f"{list(spec.input_shape)} is too small or malformed for {spec.family}: {error}", reason="INVALID_SPEC") from None
+    return spec
 
 
 def build_model(spec: ArchitectureSpec, *, seed: int | None = None, device: torch.device | str = "cpu") -> nn.Module:
@@ -23,12 +53,12 @@ def build_model(spec: ArchitectureSpec, *, seed: int | None = None, device: torc
     """
     if torch.device(device).type == "meta":
         with torch.device("meta"):
-            return MLP(spec)
+            return _instantiate(spec)
     if seed is None:
-        return MLP(spec).to(device)
+        return _instantiate(spec).to(device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return MLP(spec).to(device)
+        return _instantiate(spec).to(device)
 
 
 def count_parameters(model: nn.Module) -> int:

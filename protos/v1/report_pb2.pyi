@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AuditReport(_message.Message):
-    __slots__ = ("audit", "model", "dataset", "environment", "spec", "card", "randomization", "warnings")
+    __slots__ = ("audit", "model", "dataset", "environment", "spec", "card", "randomization", "warnings", "memorization")
     AUDIT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,7 @@ class AuditReport(_message.Message):
     CARD_FIELD_NUMBER: _ClassVar[int]
     RANDOMIZATION_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    MEMORIZATION_FIELD_NUMBER: _ClassVar[int]
     audit: str
     model: ModelInfo
     dataset: DatasetInfo
@@ -27,7 +28,8 @@ class AuditReport(_message.Message):
     card: CapacityCard
     randomization: RandomizationReport
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, audit: _Optional[str] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., dataset: _Optional[_Union[DatasetInfo, _Mapping]] = ..., environment: _Optional[_Union[Environment, _Mapping]] = ..., spec: _Optional[_Union[_spec_pb2.AuditSpec, _Mapping]] = ..., card: _Optional[_Union[CapacityCard, _Mapping]] = ..., randomization: _Optional[_Union[RandomizationReport, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    memorization: MemorizationReport
+    def __init__(self, audit: _Optional[str] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., dataset: _Optional[_Union[DatasetInfo, _Mapping]] = ..., environment: _Optional[_Union[Environment, _Mapping]] = ..., spec: _Optional[_Union[_spec_pb2.AuditSpec, _Mapping]] = ..., card: _Optional[_Union[CapacityCard, _Mapping]] = ..., randomization: _Optional[_Union[RandomizationReport, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., memorization: _Optional[_Union[MemorizationReport, _Mapping]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("digest", "architecture", "family", "parameter_count", "input_shape", "num_classes")
@@ -152,29 +154,73 @@ class ConditionResult(_message.Message):
     def __init__(self, condition: _Optional[_Union[_spec_pb2.Condition, _Mapping]] = ..., label: _Optional[str] = ..., trials: _Optional[_Iterable[_Union[TrialResult, _Mapping]]] = ..., train_accuracy: _Optional[_Union[Statistic, _Mapping]] = ..., test_accuracy: _Optional[_Union[Statistic, _Mapping]] = ..., steps_to_fit: _Optional[_Union[Statistic, _Mapping]] = ..., seconds_to_fit: _Optional[_Union[Statistic, _Mapping]] = ..., fitted_fraction: _Optional[float] = ..., slowdown_vs_true: _Optional[float] = ..., generalization_gap: _Optional[float] = ...) -> None: ...
 
 class RandomizationReport(_message.Message):
-    __slots__ = ("fit_threshold", "max_epochs", "steps_per_epoch", "test_labels_clean", "conditions")
+    __slots__ = ("fit_threshold", "max_epochs", "steps_per_epoch", "test_labels_clean", "conditions", "engine_strategy")
     FIT_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MAX_EPOCHS_FIELD_NUMBER: _ClassVar[int]
     STEPS_PER_EPOCH_FIELD_NUMBER: _ClassVar[int]
     TEST_LABELS_CLEAN_FIELD_NUMBER: _ClassVar[int]
     CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_STRATEGY_FIELD_NUMBER: _ClassVar[int]
     fit_threshold: float
     max_epochs: int
     steps_per_epoch: int
     test_labels_clean: bool
     conditions: _containers.RepeatedCompositeFieldContainer[ConditionResult]
-    def __init__(self, fit_threshold: _Optional[float] = ..., max_epochs: _Optional[int] = ..., steps_per_epoch: _Optional[int] = ..., test_labels_clean: _Optional[bool] = ..., conditions: _Optional[_Iterable[_Union[ConditionResult, _Mapping]]] = ...) -> None: ...
+    engine_strategy: str
+    def __init__(self, fit_threshold: _Optional[float] = ..., max_epochs: _Optional[int] = ..., steps_per_epoch: _Optional[int] = ..., test_labels_clean: _Optional[bool] = ..., conditions: _Optional[_Iterable[_Union[ConditionResult, _Mapping]]] = ..., engine_strategy: _Optional[str] = ...) -> None: ...
+
+class SubsetFit(_message.Message):
+    __slots__ = ("size", "fitted_fraction", "train_accuracy", "steps_to_fit")
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    FITTED_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    STEPS_TO_FIT_FIELD_NUMBER: _ClassVar[int]
+    size: int
+    fitted_fraction: float
+    train_accuracy: Statistic
+    steps_to_fit: Statistic
+    def __init__(self, size: _Optional[int] = ..., fitted_fraction: _Optional[float] = ..., train_accuracy: _Optional[_Union[Statistic, _Mapping]] = ..., steps_to_fit: _Optional[_Union[Statistic, _Mapping]] = ...) -> None: ...
+
+class MemorizationReport(_message.Message):
+    __slots__ = ("points", "largest_fitted_size", "reached_max_size", "capacity_bits", "bits_per_parameter", "parameter_count", "num_classes", "fit_threshold", "max_epochs", "engine_strategy")
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    LARGEST_FITTED_SIZE_FIELD_NUMBER: _ClassVar[int]
+    REACHED_MAX_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_BITS_FIELD_NUMBER: _ClassVar[int]
+    BITS_PER_PARAMETER_FIELD_NUMBER: _ClassVar[int]
+    PARAMETER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    NUM_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    FIT_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MAX_EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    points: _containers.RepeatedCompositeFieldContainer[SubsetFit]
+    largest_fitted_size: int
+    reached_max_size: bool
+    capacity_bits: float
+    bits_per_parameter: float
+    parameter_count: int
+    num_classes: int
+    fit_threshold: float
+    max_epochs: int
+    engine_strategy: str
+    def __init__(self, points: _Optional[_Iterable[_Union[SubsetFit, _Mapping]]] = ..., largest_fitted_size: _Optional[int] = ..., reached_max_size: _Optional[bool] = ..., capacity_bits: _Optional[float] = ..., bits_per_parameter: _Optional[float] = ..., parameter_count: _Optional[int] = ..., num_classes: _Optional[int] = ..., fit_threshold: _Optional[float] = ..., max_epochs: _Optional[int] = ..., engine_strategy: _Optional[str] = ...) -> None: ...
 
 class CapacityCard(_message.Message):
-    __slots__ = ("random_labels_train_accuracy", "random_labels_test_accuracy", "random_labels_slowdown", "true_labels_test_accuracy", "chance_accuracy")
+    __slots__ = ("random_labels_train_accuracy", "random_labels_test_accuracy", "random_labels_slowdown", "true_labels_test_accuracy", "chance_accuracy", "memorized_examples", "memorization_bits", "memorization_bits_per_parameter")
     RANDOM_LABELS_TRAIN_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     RANDOM_LABELS_TEST_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     RANDOM_LABELS_SLOWDOWN_FIELD_NUMBER: _ClassVar[int]
     TRUE_LABELS_TEST_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     CHANCE_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    MEMORIZED_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    MEMORIZATION_BITS_FIELD_NUMBER: _ClassVar[int]
+    MEMORIZATION_BITS_PER_PARAMETER_FIELD_NUMBER: _ClassVar[int]
     random_labels_train_accuracy: float
     random_labels_test_accuracy: float
     random_labels_slowdown: float
     true_labels_test_accuracy: float
     chance_accuracy: float
-    def __init__(self, random_labels_train_accuracy: _Optional[float] = ..., random_labels_test_accuracy: _Optional[float] = ..., random_labels_slowdown: _Optional[float] = ..., true_labels_test_accuracy: _Optional[float] = ..., chance_accuracy: _Optional[float] = ...) -> None: ...
+    memorized_examples: int
+    memorization_bits: float
+    memorization_bits_per_parameter: float
+    def __init__(self, random_labels_train_accuracy: _Optional[float] = ..., random_labels_test_accuracy: _Optional[float] = ..., random_labels_slowdown: _Optional[float] = ..., true_labels_test_accuracy: _Optional[float] = ..., chance_accuracy: _Optional[float] = ..., memorized_examples: _Optional[int] = ..., memorization_bits: _Optional[float] = ..., memorization_bits_per_parameter: _Optional[float] = ...) -> None: ...

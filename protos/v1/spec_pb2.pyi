@@ -36,14 +36,16 @@ INIT_MODE_REINIT: InitMode
 INIT_MODE_CHECKPOINT: InitMode
 
 class AuditSpec(_message.Message):
-    __slots__ = ("architecture", "seed", "randomization")
+    __slots__ = ("architecture", "seed", "randomization", "memorization")
     ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     RANDOMIZATION_FIELD_NUMBER: _ClassVar[int]
+    MEMORIZATION_FIELD_NUMBER: _ClassVar[int]
     architecture: _struct_pb2.Struct
     seed: int
     randomization: RandomizationSpec
-    def __init__(self, architecture: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., seed: _Optional[int] = ..., randomization: _Optional[_Union[RandomizationSpec, _Mapping]] = ...) -> None: ...
+    memorization: MemorizationSpec
+    def __init__(self, architecture: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., seed: _Optional[int] = ..., randomization: _Optional[_Union[RandomizationSpec, _Mapping]] = ..., memorization: _Optional[_Union[MemorizationSpec, _Mapping]] = ...) -> None: ...
 
 class DatasetRef(_message.Message):
     __slots__ = ("artifact", "builtin")
@@ -90,3 +92,19 @@ class RandomizationSpec(_message.Message):
     init: InitMode
     training: TrainingSpec
     def __init__(self, conditions: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ..., seeds_per_condition: _Optional[int] = ..., init: _Optional[_Union[InitMode, str]] = ..., training: _Optional[_Union[TrainingSpec, _Mapping]] = ...) -> None: ...
+
+class MemorizationSpec(_message.Message):
+    __slots__ = ("min_subset_size", "max_subset_size", "growth_factor", "bisection_steps", "seeds", "training")
+    MIN_SUBSET_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAX_SUBSET_SIZE_FIELD_NUMBER: _ClassVar[int]
+    GROWTH_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    BISECTION_STEPS_FIELD_NUMBER: _ClassVar[int]
+    SEEDS_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_FIELD_NUMBER: _ClassVar[int]
+    min_subset_size: int
+    max_subset_size: int
+    growth_factor: float
+    bisection_steps: int
+    seeds: int
+    training: TrainingSpec
+    def __init__(self, min_subset_size: _Optional[int] = ..., max_subset_size: _Optional[int] = ..., growth_factor: _Optional[float] = ..., bisection_steps: _Optional[int] = ..., seeds: _Optional[int] = ..., training: _Optional[_Union[TrainingSpec, _Mapping]] = ...) -> None: ...

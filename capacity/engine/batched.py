@@ -1,0 +1,212 @@
+"""K trials of one architecture trained at once: parameters stacked on a trial axis (torch.func).
+
+Each trial keeps its own initialisation, labels, inputs (for pixel conditions), data order, SGD
+momentum and BatchNorm statistics; one vmapped gradient call steps all of them. A trial that fits
+is evaluated on the test split and removed from the stack, so it stops costing compute. The data
+stay on the device; the only host synchronisation is one per epoch, to decide which trials fitted.
+The arithmetic is that of `trainer.train_trial` (same batches, same SGD), trial for trial.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch.func import functional_call, grad, stack_module_state, vmap
+from torch.nn import functional as F
+
+from effcap.capacity.engine.trainer import EVAL_BATCH, EpochRecord, TrialOutcome
+from effcap.capacity.models import ArchitectureSpec, build_model
+from effcap.capacity.specs import TrainingSpec
+
+
+@dataclass(frozen=True)
+class TrialInputs:
+    """One trial of a batch: its seed, the labels it trains on, and its own inputs if it has them."""
+
+    seed: int
+    y_train: torch.Tensor
+    # None: the trial uses the batch's shared inputs (label conditions); set for pixel conditions.
+    x_train: torch.Tensor | None = None
+    x_test: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class SharedData:
+    x_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+@dataclass(frozen=True)
+class _Stack:
+    """The functional state of the active trials, every tensor with the trial axis first."""
+
+    params: dict[str, torch.Tensor]
+    buffers: dict[str, torch.Tensor]
+    momentum: dict[str, torch.Tensor]
+    y_train: torch.Tensor
+    # (K, n, ...) when trials have their own inputs, else None (use the shared ones).
+    x_train: torch.Tensor | None
+    x_test: torch.Tensor | None
+
+    def keep(self, rows: torch.Tensor) -> _Stack:
+        pick = lambda d: {k: v[rows] for k, v in d.items()}  # noqa: E731
+        own = lambda x: None if x is None else x[rows]  # noqa: E731
+        return _Stack(pick(self.params), pick(self.buffers), pick(self.momentum), self.y_train[rows], own(self.x_train), own(self.x_test))
+
+
+BatchEpochCallback = Callable[[int, dict[int, EpochRecord]], None]
+TrialFinishedCallback = Callable[[int, TrialOutcome], None]
+
+
+def train_batched(
+    architecture: ArchitectureSpec,
+    shared: SharedData,
+    trials: list[TrialInputs],
+    training: TrainingSpec,
+    init_state: dict[str, torch.Tensor] | None = None,
+    on_epoch: BatchEpochCallback | None = None,
+    on_trial_finished: TrialFinishedCallback | None = None,
+) -> list[TrialOutcome]:
+    """Train every trial to the fit threshold or the budget; outcomes in the order of `trials`.
+
+    `on_epoch(epoch, {trial index: record})` follows the active trials; `on_trial_finished(index,
+    outcome)` is called as each trial ends (fitted, or out of budget).
+    """
+    device = shared.x_train.device
+    base = build_model(architecture, device="meta")
+    stack = _initial_stack(architecture, shared, trials, init_state, device)
+    forward = _make_forward(base, device)
+
+    def loss(params, buffers, x, y):
+        return F.cross_entropy(forward(params, buffers, x), y)
+
+    gradient = vmap(grad(loss), randomness="different")
+    orders = [torch.Generator().manual_seed(t.seed) for t in trials]
+    active = list(range(len(trials)))
+    outcomes = [TrialOutcome(0.0, 0.0, 0.0, False, 0, 0, 0.0, 0, 0.0) for _ in trials]
+    n = stack.y_train.shape[1]
+    learning_rate, step, started = training.learning_rate, 0, time.perf_counter()
+    for epoch in range(1, training.max_epochs + 1):
+        base.train()
+        order = torch.stack([torch.randperm(n, generator=orders[i]) for i in active]).to(device)
+        for start in range(0, n, training.batch_size):
+            index = order[:, start : start + training.batch_size]
+            x, y = _gather(shared.x_train, stack.x_train, index), torch.gather(stack.y_train, 1, index)
+            _sgd_step(stack, gradient(stack.params, stack.buffers, x, y), learning_rate, training)
+            step += 1
+        learning_rate *= training.lr_decay_per_epoch
+        base.eval()
+        losses, accuracies = _evaluate(forward, stack, shared.x_train, stack.x_train, stack.y_train)
+        now = time.perf_counter() - started
+        records = {i: EpochRecord(step, epoch, l, a) for i, l, a in zip(active, *torch.stack([losses, accuracies]).tolist())}
+        for i, record in records.items():
+            outcomes[i].curve.append(record)
+        if on_epoch is not None:
+            on_epoch(epoch, records)
+        fitted = [row for row, i in enumerate(active) if records[i].train_accuracy >= training.fit_threshold]
+        if fitted:
+            for row in fitted:
+                outcomes[active[row]].fitted = True
+                outcomes[active[row]].steps_to_fit, outcomes[active[row]].epochs_to_fit = step, epoch
+                outcomes[active[row]].seconds_to_fit = now
+            stack, active = _finish(forward, stack, shared, active, fitted, outcomes, step, now, on_trial_finished)
+            if not active:
+                break
+    if active:
+        _finish(forward, stack, shared, active, list(range(len(active))), outcomes, step, time.perf_counter() - started, on_trial_finished)
+    return outcomes
+
+
+def _initial_stack(
+    architecture: ArchitectureSpec, shared: SharedData, trials: list[TrialInputs], init_state: dict[str, torch.Tensor] | None, device: torch.device
+) -> _Stack:
+    models = [build_model(architecture, seed=t.seed, device=device) for t in trials]
+    if init_state is not None:
+        for model in models:
+            model.load_state_dict(init_state)
+    params, buffers = stack_module_state(models)
+    params = {k: v.detach() for k, v in params.items()}
+    own_inputs = any(t.x_train is not None for t in trials)
+    x_train = torch.stack([shared.x_train if t.x_train is None else t.x_train for t in trials]) if own_inputs else None
+    x_test = torch.stack([shared.x_test if t.x_test is None else t.x_test for t in trials]) if own_inputs else None
+    momentum = {k: torch.zeros_like(v) for k, v in params.items()}
+    return _Stack(params, buffers, momentum, torch.stack([t.y_train for t in trials]), x_train, x_test)
+
+
+def _make_forward(base: torch.nn.Module, device: torch.device) -> Callable:
+    """One trial's forward pass; bf16 autocast on CUDA, where it pays, full precision elsewhere."""
+    use_autocast = device.type == "cuda"
+
+    def forward(params, buffers, x):
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_autocast):
+            return functional_call(base, (params, buffers), (x,)).float()
+
+    return forward
+
+
+def _gather(shared_x: torch.Tensor, own_x: torch.Tensor | None, index: torch.Tensor) -> torch.Tensor:
+    """Inputs (K, B, ...) for per-trial example indices (K, B)."""
+    if own_x is None:
+        return shared_x[index]
+    return own_x[torch.arange(len(index), device=index.device)[:, None], index]
+
+
+@torch.no_grad()
+def _sgd_step(stack: _Stack, grads: dict[str, torch.Tensor], learning_rate: float, training: TrainingSpec) -> None:
+    """torch.optim.SGD's update (momentum, no dampening, weight decay added to the gradient), per trial."""
+    for name, param in stack.params.items():
+        g = grads[name]
+        if training.weight_decay:
+            g = g.add(param, alpha=training.weight_decay)
+        buf = stack.momentum[name]
+        buf.mul_(training.momentum).add_(g)
+        param.add_(buf, alpha=-learning_rate)
+
+
+@torch.no_grad()
+def _evaluate(forward: Callable, stack: _Stack, shared_x: torch.Tensor, own_x: torch.Tensor | None, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-trial mean cross-entropy and accuracy over all examples, as (K,) device tensors."""
+    k, n = y.shape
+    loss_sum = torch.zeros(k, device=y.device)
+    correct = torch.zeros(k, device=y.device)
+    predict = vmap(forward, in_dims=(0, 0, None if own_x is None else 0))
+    for start in range(0, n, EVAL_BATCH):
+        x = shared_x[start : start + EVAL_BATCH] if own_x is None else own_x[:, start : start + EVAL_BATCH]
+        logits = predict(stack.params, stack.buffers, x)
+        target = y[:, start : start + EVAL_BATCH]
+        loss_sum += F.cross_entropy(logits.transpose(1, 2), target, reduction="none").sum(dim=1)
+        correct += (logits.argmax(dim=2) == target).sum(dim=1)
+    return loss_sum / n, correct / n
+
+
+def _finish(
+    forward: Callable,
+    stack: _Stack,
+    shared: SharedData,
+    active: list[int],
+    rows: list[int],
+    outcomes: list[TrialOutcome],
+    step: int,
+    seconds: float,
+    on_trial_finished: TrialFinishedCallback | None,
+) -> tuple[_Stack, list[int]]:
+    """Record final numbers of the trials at `rows` (test accuracy now) and drop them from the stack."""
+    done = torch.tensor(rows, device=stack.y_train.device)
+    finished = stack.keep(done)
+    test_y = shared.y_test.expand(len(rows), -1)
+    _, test_accuracy = _evaluate(forward, finished, shared.x_test, finished.x_test, test_y)
+    for row, accuracy in zip(rows, test_accuracy.tolist()):
+        outcome = outcomes[active[row]]
+        last = outcome.curve[-1]
+        outcome.train_loss, outcome.train_accuracy, outcome.test_accuracy = last.train_loss, last.train_accuracy, accuracy
+        outcome.steps_run, outcome.seconds_run = step, seconds
+        if on_trial_finished is not None:
+            on_trial_finished(active[row], outcome)
+    keep = [row for row in range(len(active)) if row not in set(rows)]
+    if not keep:
+        return stack, []
+    return stack.keep(torch.tensor(keep, device=stack.y_train.device)), [active[row] for row in keep]

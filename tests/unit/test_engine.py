@@ -1,0 +1,89 @@
+"""The stacked-trial engine computes what one-at-a-time training computes, trial for trial."""
+
+import numpy as np
+import pytest
+import torch
+
+from effcap.capacity.engine import strategy as engine_strategy
+from effcap.capacity.engine.batched import SharedData, TrialInputs, train_batched
+from effcap.capacity.engine.strategy import EngineOptions, choose_strategy, train_trials
+from effcap.capacity.models import parse_architecture
+from effcap.capacity.specs import TrainingSpec
+
+MLP = parse_architecture({"family": "mlp", "input_shape": [1, 8, 8], "hidden_sizes": [64], "num_classes": 10})
+CNN_BN = parse_architecture({"family": "small_cnn", "input_shape": [1, 8, 8], "channels": [8, 16], "batch_norm": True, "num_classes": 10})
+
+
+def data(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    x = torch.from_numpy(rng.random((n, 1, 8, 8), dtype=np.float32))
+    y = torch.from_numpy(rng.integers(0, 10, n))
+    return SharedData(x, x[:100], y[:100]), y
+
+
+def trials_for(y, k=3, own_inputs=False):
+    rng = np.random.default_rng(1)
+    trials = []
+    for i in range(k):
+        labels = torch.from_numpy(rng.integers(0, 10, len(y))) if i else y
+        x = torch.from_numpy(rng.random((len(y), 1, 8, 8), dtype=np.float32)) if own_inputs else None
+        trials.append(TrialInputs(seed=10 + i, y_train=labels, x_train=x, x_test=None if x is None else x[:100]))
+    return trials
+
+
+@pytest.mark.parametrize("architecture", [MLP, CNN_BN], ids=["mlp", "cnn-batchnorm"])
+@pytest.mark.parametrize("own_inputs", [False, True], ids=["shared-inputs", "own-inputs"])
+def test_stacked_and_sequential_training_agree(architecture, own_inputs):
+    shared, y = data()
+    trials = trials_for(y, own_inputs=own_inputs)
+    training = TrainingSpec(learning_rate=0.05, lr_decay_per_epoch=0.9, batch_size=32, max_epochs=3, weight_decay=1e-3)
+    stacked, _ = train_trials(architecture, shared, trials, training, options=EngineOptions(strategy="vmap"))
+    sequential, _ = train_trials(architecture, shared, trials, training, options=EngineOptions(strategy="sequential"))
+    for a, b in zip(stacked, sequential):
+        assert [p.step for p in a.curve] == [p.step for p in b.curve]
+        np.testing.assert_allclose([p.train_loss for p in a.curve], [p.train_loss for p in b.curve], rtol=1e-4)
+        np.testing.assert_allclose([p.train_accuracy for p in a.curve], [p.train_accuracy for p in b.curve], atol=2 / len(y))
+        assert a.test_accuracy == pytest.approx(b.test_accuracy, abs=0.02)
+    # Trials differ from one another: each has its own labels and initialisation.
+    assert len({round(o.curve[-1].train_loss, 6) for o in stacked}) == 3
+
+
+def test_a_fitted_trial_leaves_the_stack_and_the_others_are_unaffected():
+    shared, y = data(n=40)
+    easy = TrialInputs(seed=1, y_train=torch.zeros_like(y))  # one class: fitted after the first epoch
+    hard = TrialInputs(seed=2, y_train=torch.from_numpy(np.random.default_rng(3).integers(0, 10, 40)))
+    training = TrainingSpec(learning_rate=0.05, lr_decay_per_epoch=1.0, batch_size=8, max_epochs=4)
+    finished = []
+    together = train_batched(MLP, shared, [easy, hard], training, on_trial_finished=lambda i, o: finished.append(i))
+    alone = train_batched(MLP, shared, [hard], training)[0]
+    assert together[0].fitted and together[0].epochs_to_fit == 1 and together[0].steps_run == 5
+    assert finished[0] == 0  # the easy one ended first
+    assert [p.train_loss for p in together[1].curve] == pytest.approx([p.train_loss for p in alone.curve], rel=1e-5)
+    assert together[1].steps_run == alone.steps_run == 20
+
+
+def test_out_of_memory_halves_the_stack_instead_of_failing(monkeypatch):
+    shared, y = data(n=40)
+    trials = trials_for(y, k=4)
+    real = engine_strategy.train_batched
+    sizes = []
+
+    def limited(architecture, shared, batch, *args, **kwargs):
+        sizes.append(len(batch))
+        if len(batch) > 1:
+            raise torch.OutOfMemoryError("simulated: only one trial fits")
+        return real(architecture, shared, batch, *args, **kwargs)
+
+    monkeypatch.setattr(engine_strategy, "train_batched", limited)
+    training = TrainingSpec(learning_rate=0.05, batch_size=8, max_epochs=1)
+    outcomes, strategy = train_trials(MLP, shared, trials, training, options=EngineOptions(strategy="vmap"))
+    assert strategy == "vmap" and len(outcomes) == 4 and all(o.steps_run == 5 for o in outcomes)
+    assert sizes == [4, 2, 1, 1, 2, 1, 1]
+
+
+def test_strategy_depends_only_on_architecture_and_device():
+    small = parse_architecture({"family": "mlp", "input_shape": [64], "hidden_sizes": [128], "num_classes": 10})
+    large = parse_architecture({"family": "mlp", "input_shape": [64], "hidden_sizes": [512, 512], "num_classes": 10})
+    assert choose_strategy(small, torch.device("cpu")) == "vmap"
+    assert choose_strategy(large, torch.device("cpu")) == "sequential"
+    assert choose_strategy(large, torch.device("cuda")) == "vmap"
