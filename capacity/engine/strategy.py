@@ -25,9 +25,9 @@ from effcap.capacity.specs import TrainingSpec
 log = logging.getLogger("effcap.capacity.engine")
 
 Strategy = Literal["vmap", "sequential"]
-# Per-example multiply-adds below which stacking trials beats one-at-a-time on a CPU
-# (bench/RESULTS.md, "engine strategy on CPU": MLP 64-128-10 at 9.5k wins 2.5x with vmap; 83k and
-# 300k lose 10-45%).
+# Per-example multiply-adds below which stacking trials beats one-at-a-time on a CPU (bench/RESULTS.md,
+# "engine strategy on 2 CPU cores": at 32 trials an MLP 64-128-10 (9.5k) runs 1.6x faster stacked,
+# while an MLP 64-512-512-10 (300k) and a 16-32 channel CNN on 8x8 (83k) run 1.2-1.9x slower).
 CPU_VMAP_MAX_MULTIPLY_ADDS = 32_768
 
 

@@ -16,7 +16,7 @@ from torch.nn import functional as F
 
 from effcap.capacity.specs import TrainingSpec
 
-EVAL_BATCH = 4096
+EVAL_BATCH = 1024
 
 
 @dataclass(frozen=True)
