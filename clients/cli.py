@@ -1,7 +1,8 @@
-"""The `effcap` command line: serve, audit (remote or --local), demo.
+"""The `effcap` command line: serve, audit (remote or --local), report, check, diff, demo.
 
-Exit codes: 0 success, 2 error (bad input, unreachable server, failed audit). Heavy imports (torch,
-the server) happen only inside the commands that need them, so the client installs light.
+Exit codes: 0 success, 1 a policy rule violated (check, diff), 2 error (bad input, unreachable
+server, failed audit, invalid policy). Heavy imports (torch, the server) happen only inside the
+commands that need them, so the client installs light.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from effcap.clients.errors import EffcapError
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 EXIT_OK, EXIT_ERROR = 0, 2
+FORMATS = ("text", "json", "md", "html")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,20 +52,54 @@ def _parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="audit a checkpoint on a dataset")
     audit.add_argument("model", type=Path, help="safetensors checkpoint")
     audit.add_argument("--data", required=True, help=".npz/safetensors file, or builtin:digits")
-    where = audit.add_mutually_exclusive_group()
-    where.add_argument("--server", default=DEFAULT_SERVER, help=f"server address (default {DEFAULT_SERVER})")
-    where.add_argument("--local", action="store_true", help="run in this process, no server (needs effcap[server])")
-    _add_spec_arguments(audit)
+    _add_audit_arguments(audit)
     audit.add_argument("--json", action="store_true", help="print the report as JSON (protobuf JSON mapping)")
-    audit.add_argument("--request-id", help="idempotency key: repeating it returns the same audit")
-    audit.add_argument("--no-progress", action="store_true")
+    audit.add_argument("--format", choices=FORMATS, default="text")
+    audit.add_argument("-o", "--output", type=Path, help="write the report here instead of standard output")
     audit.set_defaults(handler=_audit)
+
+    report = commands.add_parser("report", help="render a report: a saved JSON file, or an audit on the server")
+    report.add_argument("source", help="REPORT.json, or an audit name (audits/ID) or ID")
+    report.add_argument("--server", default=DEFAULT_SERVER)
+    report.add_argument("--format", choices=FORMATS, default="text")
+    report.add_argument("-o", "--output", type=Path)
+    report.set_defaults(handler=_report)
+
+    check = commands.add_parser("check", help="audit (or read a report) and enforce a policy; exit 1 on violation")
+    check.add_argument("model", type=Path, nargs="?", help="safetensors checkpoint (or --report)")
+    check.add_argument("--data", help=".npz/safetensors file, or builtin:digits")
+    check.add_argument("--report", type=Path, help="check this saved report instead of running an audit")
+    check.add_argument("--policy", type=Path, required=True, help="policy YAML (see docs/ci.md)")
+    check.add_argument("--baseline", type=Path, help="baseline report JSON for rules on changes")
+    check.add_argument("--strict", action="store_true", help="warn-rules fail too")
+    check.add_argument("--junit-xml", type=Path, help="write JUnit XML here")
+    check.add_argument("--markdown", type=Path, help="write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)")
+    check.add_argument("--save-report", type=Path, help="write the audited report as JSON here (a future baseline)")
+    _add_audit_arguments(check)
+    check.set_defaults(handler=_check)
+
+    diff = commands.add_parser("diff", help="what changed between two reports; with --policy, exit 1 on violation")
+    diff.add_argument("baseline", type=Path)
+    diff.add_argument("current", type=Path)
+    diff.add_argument("--policy", type=Path)
+    diff.add_argument("--strict", action="store_true")
+    diff.set_defaults(handler=_diff)
 
     demo = commands.add_parser("demo", help="start a server, audit an MLP on digits through it, print the report")
     demo.add_argument("--work-dir", type=Path, help="keep the server's data and the demo files here")
     demo.add_argument("--json", action="store_true")
     demo.set_defaults(handler=_demo)
     return parser
+
+
+def _add_audit_arguments(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--server", default=DEFAULT_SERVER, help=f"server address (default {DEFAULT_SERVER})")
+    where.add_argument("--local", action="store_true", help="run in this process, no server (needs effcap[server])")
+    parser.add_argument("--request-id", help="idempotency key: repeating it returns the same audit")
+    parser.add_argument("--no-cache", action="store_true", help="run again even if the server has the report of an identical audit")
+    parser.add_argument("--no-progress", action="store_true")
+    _add_spec_arguments(parser)
 
 
 def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
@@ -129,7 +165,7 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def _audit(args: argparse.Namespace, console: Console) -> int:
+def _run_audit(args: argparse.Namespace, console: Console):
     spec = _spec_from_args(args)
     for path in (args.model, *([] if args.data.startswith("builtin:") else [Path(args.data)])):
         if not path.is_file():
@@ -137,30 +173,113 @@ def _audit(args: argparse.Namespace, console: Console) -> int:
     if args.local:
         from effcap.clients.local import run_local
 
-        report = run_local(args.model, args.data, spec, console, show_progress=not args.no_progress)
-    else:
-        from effcap.clients.remote import run_remote
+        return run_local(args.model, args.data, spec, console, show_progress=not args.no_progress)
+    from effcap.clients.remote import run_remote
 
-        report = run_remote(args.server, args.model, args.data, spec, console, args.request_id, show_progress=not args.no_progress)
-    _print_report(report, args.json)
+    return run_remote(
+        args.server, args.model, args.data, spec, console, args.request_id, show_progress=not args.no_progress, skip_cache=args.no_cache
+    )
+
+
+def _audit(args: argparse.Namespace, console: Console) -> int:
+    report = _run_audit(args, console)
+    _write_report(report, "json" if args.json else args.format, args.output)
     return EXIT_OK
+
+
+def _report(args: argparse.Namespace, console: Console) -> int:
+    from effcap.clients.policy import load_report
+
+    source = Path(args.source)
+    if source.is_file():
+        report = load_report(source)
+    else:
+        from effcap.clients.sdk import EffcapClient
+
+        name = args.source if args.source.startswith("audits/") else f"audits/{args.source}"
+        with EffcapClient(args.server) as client:
+            audit = client.get_audit(name)
+        if not audit.HasField("report"):
+            raise EffcapError(f"{name} has no report (state {audit.state}): {audit.error.message or 'not finished'}", "FAILED_PRECONDITION")
+        report = audit.report
+    _write_report(report, args.format, args.output)
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace, console: Console) -> int:
+    from effcap.clients.policy import evaluate, exit_code, load_policy, load_report
+    from effcap.clients.policy_output import junit_xml, markdown_summary, results_table
+    from effcap.clients.render import report_json
+
+    policy = load_policy(args.policy)  # invalid policies fail before any audit runs
+    baseline = load_report(args.baseline) if args.baseline else None
+    if args.report is not None:
+        report = load_report(args.report)
+    elif args.model is not None and args.data:
+        report = _run_audit(args, console)
+    else:
+        raise EffcapError("give MODEL --data DATA to audit, or --report REPORT.json", "INVALID_ARGUMENT")
+    if args.save_report:
+        args.save_report.write_text(report_json(report))
+    results = evaluate(policy, report, baseline)
+    code = exit_code(results, args.strict)
+    verdict = {0: "passed", 1: "violated", 2: "error"}[code]
+    Console().print(results_table(results))
+    Console().print(f"policy {verdict}", highlight=False)
+    if args.junit_xml:
+        args.junit_xml.write_text(junit_xml(results, args.strict))
+    if args.markdown:
+        args.markdown.write_text(markdown_summary(results, verdict))
+    return code
+
+
+def _diff(args: argparse.Namespace, console: Console) -> int:
+    from effcap.clients.policy import evaluate, exit_code, load_policy, load_report
+    from effcap.clients.policy_output import results_table
+    from effcap.clients.report_diff import changed_metrics, diff_table
+
+    policy = load_policy(args.policy) if args.policy else None
+    baseline, current = load_report(args.baseline), load_report(args.current)
+    Console().print(diff_table(changed_metrics(baseline, current)))
+    if policy is None:
+        return EXIT_OK
+    results = evaluate(policy, current, baseline)
+    Console().print(results_table(results))
+    return exit_code(results, args.strict)
 
 
 def _demo(args: argparse.Namespace, console: Console) -> int:
     from effcap.clients.demo import run_demo
 
     report = run_demo(args.work_dir, console)
-    _print_report(report, args.json)
+    _write_report(report, "json" if args.json else "text", None)
     return EXIT_OK
 
 
-def _print_report(report, as_json: bool) -> None:
+def _write_report(report, fmt: str, output: Path | None) -> None:
     from effcap.clients.render import print_report, report_json
 
-    if as_json:
-        print(report_json(report))
+    if fmt == "text":
+        if output is None:
+            print_report(report)
+        else:
+            with output.open("w") as handle:
+                print_report(report, Console(file=handle, width=120))
+        return
+    if fmt == "json":
+        text = report_json(report) + "\n"
+    elif fmt == "md":
+        from effcap.clients.markdown_report import report_markdown
+
+        text = report_markdown(report)
     else:
-        print_report(report, Console())
+        from effcap.clients.html_report import report_html
+
+        text = report_html(report)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
 
 
 if __name__ == "__main__":

@@ -20,12 +20,16 @@ def run_remote(
     console: Console,
     request_id: str | None = None,
     show_progress: bool = True,
+    skip_cache: bool = False,
 ) -> report_pb2.AuditReport:
     with EffcapClient(address) as client:
         client.wait_ready(timeout=10)
         model_digest = client.upload(model)
         data_digest = None if data.startswith("builtin:") else client.upload(Path(data))
-        operation = client.create_audit(model_digest, dataset_ref(data, data_digest), spec, request_id)
+        operation = client.create_audit(model_digest, dataset_ref(data, data_digest), spec, request_id, skip_cache=skip_cache)
+        if operation.done:
+            console.print(f"audit {operation.name} on {address}: the report of an identical audit, reused", highlight=False)
+            return client.report_of(operation)
         console.print(f"audit {operation.name} created on {address}", highlight=False)
         with ProgressView(console, enabled=show_progress) as view:
             operation = client.wait(operation.name, on_event=view.on_event)

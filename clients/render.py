@@ -9,6 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from effcap.clients.card import card_lines
 from effcap.protos.v1 import report_pb2
 
 
@@ -28,26 +29,7 @@ def _mean_std(stat: report_pb2.Statistic, fmt=_pct) -> str:
 
 
 def capacity_card(report: report_pb2.AuditReport) -> Panel:
-    card = report.card
-    lines = []
-    if card.HasField("random_labels_train_accuracy"):
-        verdict = "memorises random labels" if card.random_labels_train_accuracy >= report.randomization.fit_threshold else "does not fully memorise random labels"
-        lines.append(
-            f"[b]{verdict}[/b]: train accuracy {_pct(card.random_labels_train_accuracy)} on random labels, "
-            f"test {_pct(card.random_labels_test_accuracy)} (chance {_pct(card.chance_accuracy)})"
-        )
-    if card.HasField("random_labels_slowdown"):
-        lines.append(f"time to fit random labels: [b]{card.random_labels_slowdown:.2f}×[/b] that of true labels")
-    if card.HasField("true_labels_test_accuracy"):
-        lines.append(f"test accuracy with true labels: {_pct(card.true_labels_test_accuracy)}")
-    if card.HasField("memorized_examples"):
-        lines.append(
-            f"memorisation capacity: {card.memorized_examples} random labels = [b]{card.memorization_bits:.0f} bits[/b] "
-            f"({card.memorization_bits_per_parameter:.4f} bits/parameter)"
-        )
-    if report.warnings:
-        lines.append(f"[yellow]{len(report.warnings)} warning(s) below[/yellow]")
-    return Panel("\n".join(lines) or "no analysis ran", title="capacity card", box=box.ROUNDED)
+    return Panel("\n".join(card_lines(report)), title="capacity card", box=box.ROUNDED)
 
 
 def randomization_table(section: report_pb2.RandomizationReport) -> Table:
@@ -55,8 +37,8 @@ def randomization_table(section: report_pb2.RandomizationReport) -> Table:
         title=f"Randomization test (fit = train accuracy ≥ {section.fit_threshold:g}, budget {section.max_epochs} epochs × {section.steps_per_epoch} steps; test labels clean)",
         box=box.SIMPLE_HEAD,
     )
-    for column in ("condition", "train acc", "test acc", "fitted", "steps to fit", "slowdown", "gap"):
-        table.add_column(column, justify="left" if column == "condition" else "right")
+    for column in ("condition", "train acc", "test acc", "fitted", "steps to fit", "slowdown", "gap (pts)"):
+        table.add_column(column, justify="left" if column == "condition" else "right", no_wrap=True)
     for c in section.conditions:
         table.add_row(
             c.label,
@@ -65,7 +47,7 @@ def randomization_table(section: report_pb2.RandomizationReport) -> Table:
             f"{round(c.fitted_fraction * len(c.trials))}/{len(c.trials)}",
             _mean_std(c.steps_to_fit, fmt=lambda v: f"{v:.0f}"),
             f"{c.slowdown_vs_true:.2f}×" if c.HasField("slowdown_vs_true") else "—",
-            f"{100 * c.generalization_gap:+.1f} pts",
+            f"{100 * c.generalization_gap:+.1f}",
         )
     return table
 

@@ -78,8 +78,12 @@ class EffcapClient:
         dataset: spec_pb2.DatasetRef,
         spec: spec_pb2.AuditSpec,
         request_id: str | None = None,
+        skip_cache: bool = False,
     ) -> operations_pb2.Operation:
-        request = audit_pb2.CreateAuditRequest(request_id=request_id or uuid.uuid4().hex, model=model, dataset=dataset, spec=spec)
+        """Create an audit; an identical earlier audit's finished operation comes back unless skip_cache."""
+        request = audit_pb2.CreateAuditRequest(
+            request_id=request_id or uuid.uuid4().hex, model=model, dataset=dataset, spec=spec, skip_cache=skip_cache
+        )
         return self._call(self.audits.CreateAudit, request)
 
     def get_audit(self, name: str) -> audit_pb2.Audit:

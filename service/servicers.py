@@ -6,7 +6,7 @@ import base64
 import hashlib
 import json
 import time
-from collections.abc import Iterator
+from importlib import metadata
 
 import grpc
 from google.longrunning import operations_proto_pb2 as operations_pb2
@@ -20,6 +20,7 @@ from effcap.service.runner import AuditJob, load_inputs
 from effcap.service.scheduler import Scheduler
 from effcap.service.store import AuditRecord, AuditStore, State
 
+EFFCAP_VERSION = metadata.version("effcap")
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 DEFAULT_WAIT_S = 60.0
@@ -60,6 +61,10 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         existing = self._existing_by_request_id(request, request_hash)
         if existing is not None:
             return operation_for(existing)
+        if not request.skip_cache:
+            cached = self._store.find_succeeded(request_hash)
+            if cached is not None:  # identical inputs, spec and version: the same report, at once
+                return operation_for(cached)
         load_inputs(self._job_for_validation(request))  # InputError -> INVALID_ARGUMENT naming the field
         record, created = self._store.create_audit(request, request_hash)
         if not created and record.request_hash != request_hash:
@@ -205,10 +210,12 @@ def list_page(store: AuditStore, page_size: int, page_token: str) -> tuple[list[
 
 
 def _request_hash(request: audit_pb2.CreateAuditRequest) -> str:
+    """Identity of what an audit computes: model and data digests, spec, and effcap's version."""
     body = audit_pb2.CreateAuditRequest()
     body.CopyFrom(request)
     body.request_id = ""
-    return hashlib.sha256(body.SerializeToString(deterministic=True)).hexdigest()
+    body.skip_cache = False
+    return hashlib.sha256(EFFCAP_VERSION.encode() + b"\0" + body.SerializeToString(deterministic=True)).hexdigest()
 
 
 def _request_id_reused(request_id: str) -> ApiError:

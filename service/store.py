@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS audits (
     report BLOB
 );
 CREATE INDEX IF NOT EXISTS audits_by_state ON audits (state, create_time);
+CREATE INDEX IF NOT EXISTS audits_by_request_hash ON audits (request_hash, state);
 CREATE TABLE IF NOT EXISTS events (
     audit_id TEXT NOT NULL REFERENCES audits (id) ON DELETE CASCADE,
     sequence INTEGER NOT NULL,
@@ -177,6 +178,15 @@ class AuditStore:
     def find_by_request_id(self, request_id: str) -> AuditRecord | None:
         with self._lock:
             row = self._db.execute("SELECT id FROM audits WHERE request_id = ?", (request_id,)).fetchone()
+            return self._get_locked(row[0]) if row else None
+
+    def find_succeeded(self, request_hash: str) -> AuditRecord | None:
+        """The newest succeeded audit of an identical request (see servicers._request_hash)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id FROM audits WHERE request_hash = ? AND state = ? ORDER BY create_time DESC LIMIT 1",
+                (request_hash, State.AUDIT_STATE_SUCCEEDED),
+            ).fetchone()
             return self._get_locked(row[0]) if row else None
 
     def list(self, page_size: int, after: tuple[float, str] | None) -> list[AuditRecord]:

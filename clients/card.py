@@ -1,0 +1,49 @@
+"""The capacity card: the headline numbers of a report, as plain sentences every renderer shows first."""
+
+from __future__ import annotations
+
+from effcap.protos.v1 import report_pb2
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def card_lines(report: report_pb2.AuditReport) -> list[str]:
+    card = report.card
+    lines = []
+    if card.HasField("random_labels_train_accuracy"):
+        memorised = card.random_labels_train_accuracy >= report.randomization.fit_threshold
+        verdict = "Memorises random labels" if memorised else "Does not fully memorise random labels"
+        lines.append(
+            f"{verdict}: {_pct(card.random_labels_train_accuracy)} train accuracy on random labels, "
+            f"{_pct(card.random_labels_test_accuracy)} test (chance {_pct(card.chance_accuracy)})."
+        )
+    if card.HasField("random_labels_slowdown"):
+        lines.append(f"Fitting random labels takes {card.random_labels_slowdown:.2f}× the SGD steps of true labels.")
+    if card.HasField("true_labels_test_accuracy"):
+        lines.append(f"Test accuracy with true labels: {_pct(card.true_labels_test_accuracy)}.")
+    if card.HasField("memorized_examples"):
+        bound = "at least " if report.memorization.reached_max_size else ""
+        lines.append(
+            f"Memorisation capacity: {bound}{card.memorized_examples} random labels = {bound}{card.memorization_bits:.0f} bits "
+            f"({card.memorization_bits_per_parameter:.4f} bits per parameter; a perceptron stores about 2)."
+        )
+    lines.append("Generalisation bounds: none computed by the analyses in this audit.")
+    if report.warnings:
+        lines.append(f"{len(report.warnings)} warning(s): see the end of the report.")
+    return lines
+
+
+def condition_x(condition: report_pb2.ConditionResult) -> float | None:
+    """Label-corruption level of a condition (true 0, corrupt(p) p, random 1); None for input conditions."""
+    from effcap.protos.v1 import spec_pb2
+
+    kind = condition.condition.kind
+    if kind == spec_pb2.CONDITION_KIND_TRUE_LABELS:
+        return 0.0
+    if kind == spec_pb2.CONDITION_KIND_CORRUPT_LABELS:
+        return condition.condition.corruption
+    if kind == spec_pb2.CONDITION_KIND_RANDOM_LABELS:
+        return 1.0
+    return None

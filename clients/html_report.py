@@ -1,0 +1,112 @@
+"""A self-contained HTML report: inline CSS and SVG plots, nothing fetched when it is opened."""
+
+from __future__ import annotations
+
+from html import escape
+
+from effcap.clients.card import card_lines, condition_x
+from effcap.clients.markdown_report import _pct, _stat
+from effcap.clients.svg_chart import Chart, Series, render_svg
+from effcap.protos.v1 import report_pb2
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 980px; margin: 2em auto; color: #222; }
+.card { border: 2px solid #1f77b4; border-radius: 8px; padding: 0.5em 1.2em; background: #f5f9fd; }
+table { border-collapse: collapse; margin: 1em 0; } td, th { padding: 4px 10px; border-bottom: 1px solid #ddd; text-align: right; }
+td:first-child, th:first-child { text-align: left; }
+figure { margin: 1.5em 0; } figcaption { font-size: 0.9em; color: #444; max-width: 720px; }
+.warning { color: #8a5a00; }
+"""
+
+
+def _figure(chart: Chart, caption: str, name: str) -> str:
+    return f'<figure data-plot="{name}">{render_svg(chart)}<figcaption>{escape(caption)}</figcaption></figure>'
+
+
+def _corruption_figure(r: report_pb2.RandomizationReport, chance: float) -> str:
+    label_conditions = sorted((x, c) for c in r.conditions if (x := condition_x(c)) is not None)
+    chart = Chart(
+        "label corruption p (fraction of train labels redrawn at random)",
+        "accuracy",
+        [
+            Series("train", [(x, c.train_accuracy.mean) for x, c in label_conditions]),
+            Series("test (clean labels)", [(x, c.test_accuracy.mean) for x, c in label_conditions]),
+        ],
+        y_range=(0.0, 1.0),
+        reference_lines=[(chance, "chance")],
+    )
+    return _figure(
+        chart,
+        "Train and test accuracy against label corruption. A flat train line at 1 means the network fits "
+        "whatever labels it is given; the test line falling towards chance shows that what it fits at high "
+        "corruption is memorised, not learnt.",
+        "accuracy-vs-corruption",
+    )
+
+
+def _learning_curves_figure(r: report_pb2.RandomizationReport) -> str:
+    series = []
+    for c in r.conditions:
+        trial = c.trials[0] if c.trials else None
+        if trial is not None:
+            series.append(Series(f"{c.label} (seed 0)", [(p.step, p.train_accuracy) for p in trial.curve]))
+    chart = Chart("SGD steps", "train accuracy", series, y_range=(0.0, 1.0), reference_lines=[(r.fit_threshold, "fit threshold")])
+    return _figure(
+        chart,
+        "Learning curves (train accuracy on the labels trained on, one seed per condition). Where a curve meets "
+        "the fit threshold is the time to fit; random labels reaching it only a small factor later than true "
+        "labels is the effective-capacity signature of Zhang et al. (2017).",
+        "learning-curves",
+    )
+
+
+def _capacity_figure(m: report_pb2.MemorizationReport) -> str:
+    chart = Chart(
+        "subset size m (examples with random labels)",
+        "fraction of seeds that fitted",
+        [Series("fitted", [(p.size, p.fitted_fraction) for p in m.points]), Series("train accuracy", [(p.size, p.train_accuracy.mean) for p in m.points], dashed=True)],
+        x_log=True,
+        y_range=(0.0, 1.05),
+    )
+    bound = "at least " if m.reached_max_size else ""
+    return _figure(
+        chart,
+        f"Memorisation capacity curve. The largest subset fitted within the budget is m* = {bound}{m.largest_fitted_size} "
+        f"({bound}{m.capacity_bits:.0f} bits); beyond it the network runs out of capacity (or of budget: m* is a lower estimate).",
+        "capacity-curve",
+    )
+
+
+def report_html(report: report_pb2.AuditReport) -> str:
+    model, data = report.model, report.dataset
+    source = f"builtin:{data.source.builtin}" if data.source.builtin else f"sha256:{data.source.artifact.sha256[:12]}"
+    body = [
+        f"<h1>effcap audit {escape(report.audit or '(local)')}</h1>",
+        f"<p><b>Model</b> {escape(model.family)}, {model.parameter_count:,} parameters, input {list(model.input_shape)}"
+        f"{' · sha256:' + model.digest.sha256[:12] if model.digest.sha256 else ''}<br>"
+        f"<b>Data</b> {escape(source)}: {data.train_examples} train / {data.test_examples} test, {data.num_classes} classes<br>"
+        f"<b>Seed</b> {report.spec.seed} · effcap {escape(report.environment.effcap_version)} · torch {escape(report.environment.torch_version)} · {escape(report.environment.device)}</p>",
+        '<section class="card"><h2>Capacity card</h2><ul>' + "".join(f"<li>{escape(line)}</li>" for line in card_lines(report)) + "</ul></section>",
+    ]
+    if report.HasField("randomization"):
+        r = report.randomization
+        rows = "".join(
+            f"<tr><td>{escape(c.label)}</td><td>{_stat(c.train_accuracy)}</td><td>{_stat(c.test_accuracy)}</td>"
+            f"<td>{round(c.fitted_fraction * len(c.trials))}/{len(c.trials)}</td><td>{_stat(c.steps_to_fit, fmt=lambda v: f'{v:.0f}')}</td>"
+            f"<td>{f'{c.slowdown_vs_true:.2f}×' if c.HasField('slowdown_vs_true') else '—'}</td><td>{100 * c.generalization_gap:+.1f}</td></tr>"
+            for c in r.conditions
+        )
+        body += [
+            "<h2>Randomization test</h2>",
+            f"<p>Fit = train accuracy ≥ {r.fit_threshold:g} within {r.max_epochs} epochs of {r.steps_per_epoch} steps; test accuracy is measured on clean labels.</p>",
+            "<table><tr><th>condition</th><th>train acc</th><th>test acc</th><th>fitted</th><th>steps to fit</th><th>slowdown</th><th>gap (pts)</th></tr>" + rows + "</table>",
+            _corruption_figure(r, report.card.chance_accuracy),
+            _learning_curves_figure(r),
+        ]
+    if report.HasField("memorization"):
+        m = report.memorization
+        body += ["<h2>Memorisation capacity</h2>", _capacity_figure(m)]
+    if report.warnings:
+        body += ["<h2>Warnings</h2><ul>" + "".join(f'<li class="warning">{escape(w)}</li>' for w in report.warnings) + "</ul>"]
+    title = escape(f"effcap audit {report.audit or '(local)'}")
+    return f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{STYLE}</style></head><body>{"".join(body)}</body></html>\n'

@@ -1,0 +1,66 @@
+"""Markdown rendering of a report: for pull-request comments and CI step summaries."""
+
+from __future__ import annotations
+
+from effcap.clients.card import card_lines
+from effcap.protos.v1 import report_pb2
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _stat(s: report_pb2.Statistic, fmt=_pct) -> str:
+    if s.count == 0:
+        return "—"
+    return fmt(s.mean) if s.count == 1 else f"{fmt(s.mean)} ± {fmt(s.std)}"
+
+
+def report_markdown(report: report_pb2.AuditReport) -> str:
+    model, data = report.model, report.dataset
+    source = f"builtin:{data.source.builtin}" if data.source.builtin else f"sha256:{data.source.artifact.sha256[:12]}"
+    out = [
+        f"## effcap audit {report.audit or '(local)'}",
+        "",
+        f"**Model** {model.family}, {model.parameter_count:,} parameters, input {list(model.input_shape)}"
+        + (f", `sha256:{model.digest.sha256[:12]}`" if model.digest.sha256 else "")
+        + f"  \n**Data** {source}: {data.train_examples} train / {data.test_examples} test, {data.num_classes} classes  \n"
+        f"**Seed** {report.spec.seed} · effcap {report.environment.effcap_version} · torch {report.environment.torch_version} · {report.environment.device}",
+        "",
+        "### Capacity card",
+        "",
+        *[f"- {line}" for line in card_lines(report)],
+    ]
+    if report.HasField("randomization"):
+        r = report.randomization
+        out += [
+            "",
+            f"### Randomization test",
+            "",
+            f"Fit = train accuracy ≥ {r.fit_threshold:g} within {r.max_epochs} epochs of {r.steps_per_epoch} steps; test accuracy on clean labels.",
+            "",
+            "| condition | train acc | test acc | fitted | steps to fit | slowdown | gap (pts) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for c in r.conditions:
+            slowdown = f"{c.slowdown_vs_true:.2f}×" if c.HasField("slowdown_vs_true") else "—"
+            fitted = f"{round(c.fitted_fraction * len(c.trials))}/{len(c.trials)}"
+            steps = _stat(c.steps_to_fit, fmt=lambda v: f"{v:.0f}")
+            out.append(f"| {c.label} | {_stat(c.train_accuracy)} | {_stat(c.test_accuracy)} | {fitted} | {steps} | {slowdown} | {100 * c.generalization_gap:+.1f} |")
+    if report.HasField("memorization"):
+        m = report.memorization
+        bound = "≥ " if m.reached_max_size else ""
+        out += [
+            "",
+            "### Memorisation capacity",
+            "",
+            f"m* = {bound}{m.largest_fitted_size} random labels = {bound}{m.capacity_bits:.0f} bits, {m.bits_per_parameter:.4f} bits/parameter "
+            f"(budget {m.max_epochs} epochs, threshold {m.fit_threshold:g}).",
+            "",
+            "| subset size | fitted | train acc |",
+            "| ---: | ---: | ---: |",
+            *[f"| {p.size} | {100 * p.fitted_fraction:.0f}% | {_stat(p.train_accuracy)} |" for p in m.points],
+        ]
+    if report.warnings:
+        out += ["", "### Warnings", "", *[f"- ⚠️ {w}" for w in report.warnings]]
+    return "\n".join(out) + "\n"
