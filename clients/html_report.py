@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from effcap.clients.card import card_lines, condition_x
-from effcap.clients.markdown_report import _pct, _stat
+from effcap.clients.markdown_report import _stat
 from effcap.clients.svg_chart import Chart, Series, render_svg
 from effcap.protos.v1 import report_pb2
 

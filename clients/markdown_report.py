@@ -35,7 +35,7 @@ def report_markdown(report: report_pb2.AuditReport) -> str:
         r = report.randomization
         out += [
             "",
-            f"### Randomization test",
+            "### Randomization test",
             "",
             f"Fit = train accuracy ≥ {r.fit_threshold:g} within {r.max_epochs} epochs of {r.steps_per_epoch} steps; test accuracy on clean labels.",
             "",

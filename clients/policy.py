@@ -131,8 +131,9 @@ def report_dict(report: report_pb2.AuditReport) -> dict[str, Any]:
 
 
 def metric_value(data: dict[str, Any], path: str) -> float:
-    """Resolve a metric path: dotted fields (snake_case or lowerCamelCase), list elements by [index],
-    [label] (conditions) or [size] (memorization points). Raises KeyError saying what is missing."""
+    """Resolve a metric path: dotted fields (snake_case or lowerCamelCase); list elements by [index],
+    [key=value] (e.g. points[size=256]) or [label] for [label=label] (e.g. conditions[random]).
+    Raises KeyError saying what is missing."""
     node: Any = data
     for segment in path.split("."):
         match = _SEGMENT.match(segment)
@@ -160,8 +161,9 @@ def _select(items: Any, selector: str, path: str) -> Any:
         if not -len(items) <= index < len(items):
             raise KeyError(f"index [{selector}] out of range (in {path!r})")
         return items[index]
+    key, _, value = selector.rpartition("=") if "=" in selector else ("label", "", selector)
     for item in items:
-        if isinstance(item, dict) and (str(item.get("label")) == selector or str(item.get("size")) == selector):
+        if isinstance(item, dict) and str(item.get(key)) == value:
             return item
     raise KeyError(f"no element [{selector}] (in {path!r})")
 

@@ -15,14 +15,18 @@ IGNORED = ("seconds_", "environment.", "audit", "curve", ".seed", "model.digest"
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, float]:
-    """Numeric leaves by policy path; list elements by [label] or [size] where they have one."""
+    """Numeric leaves by policy path; list elements by [label] or [size=N] where they have one."""
     out: dict[str, float] = {}
     if isinstance(node, dict):
         for key, value in node.items():
             out.update(flatten(value, f"{prefix}.{key}" if prefix else key))
     elif isinstance(node, list):
         for i, item in enumerate(node):
-            key = item.get("label", item.get("size", i)) if isinstance(item, dict) else i
+            key: object = i
+            if isinstance(item, dict) and "label" in item:
+                key = item["label"]
+            elif isinstance(item, dict) and "size" in item:
+                key = f"size={item['size']}"
             out.update(flatten(item, f"{prefix}[{key}]"))
     elif isinstance(node, (int, float)) and not isinstance(node, bool):
         out[prefix] = float(node)

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
-from google.longrunning import operations_proto_pb2 as operations_pb2
 from google.longrunning import operations_pb2_grpc
+from google.longrunning import operations_proto_pb2 as operations_pb2
 from google.protobuf import duration_pb2
 
 from effcap.clients.errors import EffcapError

@@ -9,8 +9,8 @@ import time
 from importlib import metadata
 
 import grpc
-from google.longrunning import operations_proto_pb2 as operations_pb2
 from google.longrunning import operations_pb2_grpc
+from google.longrunning import operations_proto_pb2 as operations_pb2
 from google.protobuf import empty_pb2
 
 from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc

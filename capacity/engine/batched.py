@@ -102,7 +102,7 @@ def train_batched(
         base.eval()
         losses, accuracies = _evaluate(forward, stack, shared.x_train, stack.x_train, stack.y_train)
         now = time.perf_counter() - started
-        records = {i: EpochRecord(step, epoch, l, a) for i, l, a in zip(active, *torch.stack([losses, accuracies]).tolist())}
+        records = {i: EpochRecord(step, epoch, loss, accuracy) for i, loss, accuracy in zip(active, *torch.stack([losses, accuracies]).tolist())}
         for i, record in records.items():
             outcomes[i].curve.append(record)
         if on_epoch is not None:

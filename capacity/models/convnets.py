@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -64,7 +66,8 @@ class AlexNetSmall(nn.Module):
             )
 
         self.features = nn.Sequential(block(channels), block(64))
-        flat = 64 * (-(-(-(-height // 2)) // 2)) * (-(-(-(-width // 2)) // 2))
+        # Each SAME pool halves the size, rounding up.
+        flat = 64 * math.ceil(math.ceil(height / 2) / 2) * math.ceil(math.ceil(width / 2) / 2)
         self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(flat, 384), nn.ReLU(), nn.Linear(384, 192), nn.ReLU(), nn.Linear(192, spec.num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

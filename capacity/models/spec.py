@@ -7,7 +7,7 @@ checkpoint's safetensors metadata under "effcap.arch".
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -95,7 +95,7 @@ class ResNet20Spec(_ImageSpec):
     blocks_per_stage: int = Field(3, ge=1, le=64)
 
 
-ArchitectureSpec = Union[MLPSpec, LeNet5Spec, SmallCNNSpec, AlexNetSmallSpec, InceptionSmallSpec, ResNet20Spec]
+ArchitectureSpec = MLPSpec | LeNet5Spec | SmallCNNSpec | AlexNetSmallSpec | InceptionSmallSpec | ResNet20Spec
 FAMILIES: dict[str, type[_Spec]] = {
     spec.model_fields["family"].default: spec
     for spec in (MLPSpec, LeNet5Spec, SmallCNNSpec, AlexNetSmallSpec, InceptionSmallSpec, ResNet20Spec)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import signal
 import subprocess
 import sys
@@ -10,7 +9,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 
 from effcap.clients.sdk import EffcapClient
@@ -106,3 +104,16 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1):
 
 
 
+
+
+QUICK_AUDIT_ARGS = ["--conditions", "true,random", "--seeds", "1", "--epochs", "3", "--lr", "0.1", "--lr-decay", "1", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def saved_report(server: ServerProcess, demo_files, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A short audit's report, saved as JSON by `effcap audit --format json -o`."""
+    path = tmp_path_factory.mktemp("reports") / "report.json"
+    command = [sys.executable, "-m", "effcap.clients.cli", "audit", str(demo_files[0]), "--data", str(demo_files[1])]
+    result = subprocess.run([*command, "--server", server.address, "--format", "json", "-o", str(path), *QUICK_AUDIT_ARGS], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return path

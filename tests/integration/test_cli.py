@@ -8,8 +8,9 @@ import sys
 
 import numpy as np
 
+from .conftest import QUICK_AUDIT_ARGS as QUICK
+
 CLI = [sys.executable, "-m", "effcap.clients.cli"]
-QUICK = ["--conditions", "true,random", "--seeds", "1", "--epochs", "3", "--lr", "0.1", "--lr-decay", "1", "--no-progress"]
 
 
 def effcap(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -17,3 +17,8 @@ def test_the_client_side_imports_no_torch():
     code = "import sys; import effcap.clients.cli, effcap.clients.sdk, effcap.clients.render, effcap.clients.remote; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_the_code_passes_the_linter():
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--output-format", "concise", "."], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
