@@ -105,6 +105,29 @@ class MemorizationSpec(BaseModel):
     training: TrainingSpec = Field(default_factory=TrainingSpec)
 
 
+class RademacherSpec(BaseModel):
+    """Rademacher estimates (global by fitting signs, local in norm balls) and norm-based bounds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    draws: int = Field(8, ge=2, le=256)
+    # Also train fresh networks to fit random signs (the global estimate); costs `draws` trainings.
+    fit_signs: bool = True
+    # Ball radii about the checkpoint, as fractions of its parameter norm.
+    relative_radii: list[float] = Field(default_factory=lambda: [0.001, 0.01, 0.1, 1.0], min_length=1, max_length=32)
+    ascent_steps: int = Field(50, ge=1, le=10_000)
+    # Training examples used (the first ones of the train split).
+    max_examples: int = Field(1000, ge=2, le=1_000_000)
+    delta: float = Field(0.05, gt=0, lt=1)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+
+    @model_validator(mode="after")
+    def _positive_radii(self) -> RademacherSpec:
+        if any(r <= 0 for r in self.relative_radii):
+            raise ValueError("relative_radii must be positive")
+        return self
+
+
 class AuditSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -112,9 +135,10 @@ class AuditSpec(BaseModel):
     seed: int = Field(0, ge=0, lt=2**63)
     randomization: RandomizationSpec | None = None
     memorization: MemorizationSpec | None = None
+    rademacher: RademacherSpec | None = None
 
     @model_validator(mode="after")
     def _at_least_one_analysis(self) -> AuditSpec:
-        if self.randomization is None and self.memorization is None:
-            raise ValueError("name at least one analysis (randomization, memorization)")
+        if self.randomization is None and self.memorization is None and self.rademacher is None:
+            raise ValueError("name at least one analysis (randomization, memorization, rademacher)")
         return self

@@ -29,7 +29,19 @@ def card_lines(report: report_pb2.AuditReport) -> list[str]:
             f"Memorisation capacity: {bound}{card.memorized_examples} random labels = {bound}{card.memorization_bits:.0f} bits "
             f"({card.memorization_bits_per_parameter:.4f} bits per parameter; a perceptron stores about 2)."
         )
-    lines.append("Generalisation bounds: none computed by the analyses in this audit.")
+    if card.HasField("rademacher"):
+        r = card.rademacher
+        lines.append(
+            f"Empirical Rademacher complexity (fitting {r.draws} random sign vectors): {r.mean:.3f} "
+            f"[{r.ci_low:.3f}, {r.ci_high:.3f}] (a lower estimate; 1 means any signs can be fitted)."
+        )
+    if card.bounds_computed == 0:
+        lines.append("Generalisation bounds: none computed by the analyses in this audit.")
+    elif card.HasField("tightest_bound"):
+        b = card.tightest_bound
+        lines.append(f"Tightest non-vacuous bound: test error ≤ {b.value:.3f} ({b.name}); {card.bounds_vacuous} of {card.bounds_computed} bounds are vacuous.")
+    else:
+        lines.append(f"Generalisation bounds: all {card.bounds_computed} computed are vacuous (≥ 1), as effective capacity predicts.")
     if report.warnings:
         lines.append(f"{len(report.warnings)} warning(s): see the end of the report.")
     return lines

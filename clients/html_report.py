@@ -77,6 +77,43 @@ def _capacity_figure(m: report_pb2.MemorizationReport) -> str:
     )
 
 
+def _rademacher_figures(r: report_pb2.RademacherReport) -> list[str]:
+    curve = Chart(
+        "ball radius r / ‖w₀‖ (log scale)",
+        "empirical Rademacher complexity R̂",
+        [
+            Series("R̂ of the ball about the checkpoint", [(p.relative_radius, p.estimate.mean) for p in r.local]),
+            Series("upper end of interval", [(p.relative_radius, p.estimate.ci_high) for p in r.local], dashed=True),
+        ],
+        x_log=True,
+        reference_lines=[(r.global_estimate.mean, "fitted random signs")] if r.HasField("global_estimate") else [],
+    )
+    layers = Chart(
+        "layer (in forward order)",
+        "norm",
+        [
+            Series("spectral (operator)", [(i, x.spectral) for i, x in enumerate(r.layers)]),
+            Series("spectral (reshaped kernel)", [(i, x.spectral_reshaped_kernel) for i, x in enumerate(r.layers)], dashed=True),
+            Series("Frobenius", [(i, x.frobenius) for i, x in enumerate(r.layers)]),
+        ],
+    )
+    return [
+        _figure(
+            curve,
+            "Rademacher complexity of the networks within distance r of the checkpoint: how well they can correlate with random "
+            "signs. It grows with r; where it reaches the level of freely fitted random signs, the class is as rich as the whole "
+            "architecture, and norm-based bounds at that radius are vacuous.",
+            "rademacher-vs-radius",
+        ),
+        _figure(
+            layers,
+            "Per-layer norms with BatchNorm folded in. The operator spectral norm is the one the bounds use; the reshaped-kernel "
+            "value, which other tools report, can be far from it for convolutions.",
+            "layer-norms",
+        ),
+    ]
+
+
 def report_html(report: report_pb2.AuditReport) -> str:
     model, data = report.model, report.dataset
     source = f"builtin:{data.source.builtin}" if data.source.builtin else f"sha256:{data.source.artifact.sha256[:12]}"
@@ -106,6 +143,18 @@ def report_html(report: report_pb2.AuditReport) -> str:
     if report.HasField("memorization"):
         m = report.memorization
         body += ["<h2>Memorisation capacity</h2>", _capacity_figure(m)]
+    if report.HasField("rademacher"):
+        r = report.rademacher
+        rows = "".join(
+            f"<tr><td>{escape(b.name)}</td><td>{f'{b.value:.4g}' if b.HasField('value') else 'n/a'}</td><td>{'yes' if b.vacuous else 'no'}</td><td>{escape(b.inputs)}</td></tr>"
+            for b in r.bounds
+        )
+        body += [
+            "<h2>Rademacher complexity and norm bounds</h2>",
+            f"<p>On {r.examples} training examples. {escape(r.note)}</p>",
+            f"<table><tr><th>bound (δ = {r.delta:g})</th><th>test error ≤</th><th>vacuous</th><th>inputs</th></tr>{rows}</table>",
+            *_rademacher_figures(r),
+        ]
     if report.warnings:
         body += ["<h2>Warnings</h2><ul>" + "".join(f'<li class="warning">{escape(w)}</li>' for w in report.warnings) + "</ul>"]
     title = escape(f"effcap audit {report.audit or '(local)'}")

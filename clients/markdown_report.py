@@ -61,6 +61,17 @@ def report_markdown(report: report_pb2.AuditReport) -> str:
             "| ---: | ---: | ---: |",
             *[f"| {p.size} | {100 * p.fitted_fraction:.0f}% | {_stat(p.train_accuracy)} |" for p in m.points],
         ]
+    if report.HasField("rademacher"):
+        r = report.rademacher
+        out += ["", "### Rademacher complexity and norm bounds", "", f"On {r.examples} training examples; {r.note}", "", "| hypothesis class | R̂ | interval |", "| --- | ---: | ---: |"]
+        if r.HasField("global_estimate"):
+            g = r.global_estimate
+            out.append(f"| sign classifiers (fitted signs) | {g.mean:.4g} | [{g.ci_low:.4g}, {g.ci_high:.4g}] |")
+        out += [f"| ball ≤ {p.relative_radius:g}·‖w₀‖ | {p.estimate.mean:.4g} | [{p.estimate.ci_low:.4g}, {p.estimate.ci_high:.4g}] |" for p in r.local]
+        out += ["", f"| bound (δ = {r.delta:g}) | test error ≤ | vacuous | inputs |", "| --- | ---: | --- | --- |"]
+        out += [f"| {b.name} | {f'{b.value:.4g}' if b.HasField('value') else 'n/a'} | {'yes' if b.vacuous else 'no'} | {b.inputs} |" for b in r.bounds]
+        out += ["", "| layer | input | spectral (operator) | spectral (reshaped kernel) | Frobenius |", "| --- | --- | ---: | ---: | ---: |"]
+        out += [f"| {x.name} | {list(x.input_shape)} | {x.spectral:.4g} | {x.spectral_reshaped_kernel:.4g} | {x.frobenius:.4g} |" for x in r.layers]
     if report.warnings:
         out += ["", "### Warnings", "", *[f"- ⚠️ {w}" for w in report.warnings]]
     return "\n".join(out) + "\n"

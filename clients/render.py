@@ -68,6 +68,29 @@ def memorization_table(section: report_pb2.MemorizationReport) -> Table:
     return table
 
 
+def rademacher_tables(section: report_pb2.RademacherReport) -> list[Table]:
+    estimates = Table(title=f"Rademacher complexity on {section.examples} training examples ({100 * section.confidence:.0f}% intervals; lower estimates)", box=box.SIMPLE_HEAD)
+    for column in ("hypothesis class", "R̂", "interval"):
+        estimates.add_column(column, justify="left" if column == "hypothesis class" else "right")
+    if section.HasField("global_estimate"):
+        g = section.global_estimate
+        estimates.add_row("sign classifiers (fitted signs)", f"{g.mean:.4g}", f"[{g.ci_low:.4g}, {g.ci_high:.4g}]")
+    for p in section.local:
+        e = p.estimate
+        estimates.add_row(f"ball ‖w − w₀‖ ≤ {p.relative_radius:g}·‖w₀‖", f"{e.mean:.4g}", f"[{e.ci_low:.4g}, {e.ci_high:.4g}]")
+    margin = f"{section.margin:.4g}" if section.margin_valid else f"not positive ({100 * section.misclassified_fraction:.1f}% misclassified)"
+    bounds = Table(
+        title=f"Norms (BatchNorm folded): Πσ = {section.spectral_product:.4g}, Π‖W‖_F = {section.frobenius_product:.4g}, path norm {section.path_norm:.4g}, "
+        f"‖w‖ = {section.parameter_norm:.4g}, margin γ = {margin}",
+        box=box.SIMPLE_HEAD,
+    )
+    for column in (f"bound (δ = {section.delta:g})", "test error ≤", "vacuous"):
+        bounds.add_column(column, justify="left" if column.startswith("bound") else "right")
+    for b in section.bounds:
+        bounds.add_row(b.name, f"{b.value:.4g}" if b.HasField("value") else "n/a", "yes" if b.vacuous else "no")
+    return [estimates, bounds]
+
+
 def render_report(report: report_pb2.AuditReport) -> Group:
     model, data = report.model, report.dataset
     source = f"builtin:{data.source.builtin}" if data.source.builtin else f"sha256:{data.source.artifact.sha256[:12]}"
@@ -83,6 +106,8 @@ def render_report(report: report_pb2.AuditReport) -> Group:
         parts.append(randomization_table(report.randomization))
     if report.HasField("memorization"):
         parts.append(memorization_table(report.memorization))
+    if report.HasField("rademacher"):
+        parts.extend(rademacher_tables(report.rademacher))
     for warning in report.warnings:
         parts.append(Text(f"warning: {warning}", style="yellow"))
     return Group(*parts)

@@ -12,8 +12,11 @@ from google.protobuf import json_format, struct_pb2
 
 from effcap.capacity import specs
 from effcap.capacity.analyses.memorization import MemorizationResult
+from effcap.capacity.analyses.rademacher import LOWER_ESTIMATE_NOTE, RademacherResult
 from effcap.capacity.analyses.randomization import ConditionSummary, RandomizationResult, Statistic, TrialResult
 from effcap.capacity.errors import InputError
+from effcap.capacity.measures.bounds import Bound
+from effcap.capacity.measures.rademacher import CONFIDENCE, Estimate
 from effcap.capacity.validation import validated
 from effcap.protos.v1 import report_pb2, spec_pb2
 
@@ -33,12 +36,19 @@ def audit_spec_from_proto(message: spec_pb2.AuditSpec) -> specs.AuditSpec:
         data["randomization"] = _randomization_dict(message.randomization)
     if message.HasField("memorization"):
         data["memorization"] = _set_fields(message.memorization)
+    if message.HasField("rademacher"):
+        data["rademacher"] = _set_fields(message.rademacher)
     return validated(specs.AuditSpec, data, "spec")
 
 
 def _set_fields(message: Any) -> dict[str, Any]:
     """The fields a client set (proto3 `optional` presence), nested messages included."""
-    return {f.name: _set_fields(v) if f.message_type is not None else v for f, v in message.ListFields()}
+    def value(f: Any, v: Any) -> Any:
+        if f.message_type is None:
+            return list(v) if f.is_repeated else v
+        return [_set_fields(item) for item in v] if f.is_repeated else _set_fields(v)
+
+    return {f.name: value(f, v) for f, v in message.ListFields()}
 
 
 def _randomization_dict(message: spec_pb2.RandomizationSpec) -> dict[str, Any]:
@@ -79,6 +89,9 @@ def audit_spec_to_proto(spec: specs.AuditSpec) -> spec_pb2.AuditSpec:
     if spec.memorization is not None:
         fields = spec.memorization.model_dump(exclude={"training"}, exclude_none=True)
         message.memorization.CopyFrom(spec_pb2.MemorizationSpec(**fields, training=spec_pb2.TrainingSpec(**spec.memorization.training.model_dump())))
+    if spec.rademacher is not None:
+        fields = spec.rademacher.model_dump(exclude={"training"})
+        message.rademacher.CopyFrom(spec_pb2.RademacherSpec(**fields, training=spec_pb2.TrainingSpec(**spec.rademacher.training.model_dump())))
     return message
 
 
@@ -128,6 +141,54 @@ def memorization_to_proto(result: MemorizationResult) -> report_pb2.Memorization
         max_epochs=result.spec.training.max_epochs,
         engine_strategy=result.engine_strategy,
     )
+
+
+def _estimate(e: Estimate) -> report_pb2.RademacherEstimate:
+    return report_pb2.RademacherEstimate(mean=e.mean, ci_low=e.ci_low, ci_high=e.ci_high, draws=e.draws)
+
+
+def bound_to_proto(b: Bound) -> report_pb2.BoundReport:
+    message = report_pb2.BoundReport(name=b.name, vacuous=b.vacuous, inputs=b.inputs, reference=b.reference)
+    if b.value is not None:
+        message.value = b.value
+    return message
+
+
+def rademacher_to_proto(result: RademacherResult) -> report_pb2.RademacherReport:
+    norms = result.norms
+    message = report_pb2.RademacherReport(
+        examples=result.examples,
+        confidence=CONFIDENCE,
+        delta=result.spec.delta,
+        local=[report_pb2.RadiusPoint(radius=p.radius, relative_radius=p.relative_radius, estimate=_estimate(p.estimate)) for p in result.local],
+        layers=[
+            report_pb2.LayerNorm(
+                name=layer.name,
+                kind=layer.kind,
+                input_shape=list(layer.input_shape),
+                spectral=layer.spectral,
+                spectral_reshaped_kernel=layer.spectral_reshaped_kernel,
+                frobenius=layer.frobenius,
+                l21_transpose=layer.l21_transpose,
+                width=layer.width,
+            )
+            for layer in norms.layers
+        ],
+        spectral_product=norms.spectral_product,
+        spectral_sum=norms.spectral_sum,
+        frobenius_product=norms.frobenius_product,
+        frobenius_sum_of_squares=norms.frobenius_sum_of_squares,
+        parameter_norm=norms.parameter_norm,
+        path_norm=norms.path_norm,
+        margin=norms.margin.value,
+        misclassified_fraction=norms.margin.misclassified_fraction,
+        margin_valid=norms.margin.valid,
+        bounds=[bound_to_proto(b) for b in result.bounds],
+        note=LOWER_ESTIMATE_NOTE,
+    )
+    if result.global_estimate is not None:
+        message.global_estimate.CopyFrom(_estimate(result.global_estimate))
+    return message
 
 
 def trial_to_proto(trial: TrialResult) -> report_pb2.TrialResult:

@@ -16,6 +16,7 @@ import torch
 
 from effcap.capacity.analyses.memorization import run_memorization
 from effcap.capacity.analyses.progress import AnalysisProgress
+from effcap.capacity.analyses.rademacher import run_rademacher
 from effcap.capacity.analyses.randomization import TrialResult, run_randomization_test
 from effcap.capacity.checkpoint import Checkpoint, load_checkpoint
 from effcap.capacity.data.datasets import Dataset, builtin_dataset, load_dataset_file
@@ -89,7 +90,7 @@ def run_audit(job: AuditJob, sink: ProgressSink) -> report_pb2.AuditReport:
     report.environment.CopyFrom(_environment(device))
     if inputs.dataset.test_split_held_out:
         report.warnings.append("the dataset has no test split: 20% of the train split was held out as test data")
-    analyses = [name for name in ("randomization", "memorization") if getattr(spec, name) is not None]
+    analyses = [name for name in ("randomization", "memorization", "rademacher") if getattr(spec, name) is not None]
     for position, name in enumerate(analyses):
         progress = _ProgressAdapter(sink, position, len(analyses))
         if name == "randomization":
@@ -98,10 +99,18 @@ def run_audit(job: AuditJob, sink: ProgressSink) -> report_pb2.AuditReport:
             )
             report.randomization.CopyFrom(codec.randomization_to_proto(result))
             report.warnings.extend(_randomization_warnings(report.randomization))
-        else:
+        elif name == "memorization":
             memorization = run_memorization(architecture, inputs.dataset, spec.memorization, spec.seed, device, progress)
             report.memorization.CopyFrom(codec.memorization_to_proto(memorization))
             report.warnings.extend(_memorization_warnings(report.memorization))
+        else:
+            rademacher = run_rademacher(architecture, inputs.checkpoint.state_dict, inputs.dataset, spec.rademacher, spec.seed, device, progress)
+            report.rademacher.CopyFrom(codec.rademacher_to_proto(rademacher))
+            if not report.rademacher.margin_valid:
+                report.warnings.append(
+                    f"rademacher: {100 * report.rademacher.misclassified_fraction:.1f}% of training examples are misclassified by the checkpoint, "
+                    "so its 10th-percentile margin is not positive and no margin bound applies"
+                )
     report.card.CopyFrom(_capacity_card(report))
     return report
 
@@ -198,6 +207,15 @@ def _capacity_card(report: report_pb2.AuditReport) -> report_pb2.CapacityCard:
             card.random_labels_slowdown = random_labels.slowdown_vs_true
     if true_labels is not None:
         card.true_labels_test_accuracy = true_labels.test_accuracy.mean
+    if report.HasField("rademacher"):
+        r = report.rademacher
+        if r.HasField("global_estimate"):
+            card.rademacher.CopyFrom(r.global_estimate)
+        card.bounds_computed = len(r.bounds)
+        card.bounds_vacuous = sum(b.vacuous for b in r.bounds)
+        useful = [b for b in r.bounds if not b.vacuous]
+        if useful:
+            card.tightest_bound.CopyFrom(min(useful, key=lambda b: b.value))
     if report.HasField("memorization"):
         card.memorized_examples = report.memorization.largest_fitted_size
         card.memorization_bits = report.memorization.capacity_bits

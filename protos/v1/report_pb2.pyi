@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AuditReport(_message.Message):
-    __slots__ = ("audit", "model", "dataset", "environment", "spec", "card", "randomization", "warnings", "memorization")
+    __slots__ = ("audit", "model", "dataset", "environment", "spec", "card", "randomization", "warnings", "memorization", "rademacher")
     AUDIT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +20,7 @@ class AuditReport(_message.Message):
     RANDOMIZATION_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     MEMORIZATION_FIELD_NUMBER: _ClassVar[int]
+    RADEMACHER_FIELD_NUMBER: _ClassVar[int]
     audit: str
     model: ModelInfo
     dataset: DatasetInfo
@@ -29,7 +30,8 @@ class AuditReport(_message.Message):
     randomization: RandomizationReport
     warnings: _containers.RepeatedScalarFieldContainer[str]
     memorization: MemorizationReport
-    def __init__(self, audit: _Optional[str] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., dataset: _Optional[_Union[DatasetInfo, _Mapping]] = ..., environment: _Optional[_Union[Environment, _Mapping]] = ..., spec: _Optional[_Union[_spec_pb2.AuditSpec, _Mapping]] = ..., card: _Optional[_Union[CapacityCard, _Mapping]] = ..., randomization: _Optional[_Union[RandomizationReport, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., memorization: _Optional[_Union[MemorizationReport, _Mapping]] = ...) -> None: ...
+    rademacher: RademacherReport
+    def __init__(self, audit: _Optional[str] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., dataset: _Optional[_Union[DatasetInfo, _Mapping]] = ..., environment: _Optional[_Union[Environment, _Mapping]] = ..., spec: _Optional[_Union[_spec_pb2.AuditSpec, _Mapping]] = ..., card: _Optional[_Union[CapacityCard, _Mapping]] = ..., randomization: _Optional[_Union[RandomizationReport, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., memorization: _Optional[_Union[MemorizationReport, _Mapping]] = ..., rademacher: _Optional[_Union[RademacherReport, _Mapping]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("digest", "architecture", "family", "parameter_count", "input_shape", "num_classes")
@@ -206,7 +208,7 @@ class MemorizationReport(_message.Message):
     def __init__(self, points: _Optional[_Iterable[_Union[SubsetFit, _Mapping]]] = ..., largest_fitted_size: _Optional[int] = ..., reached_max_size: _Optional[bool] = ..., capacity_bits: _Optional[float] = ..., bits_per_parameter: _Optional[float] = ..., parameter_count: _Optional[int] = ..., num_classes: _Optional[int] = ..., fit_threshold: _Optional[float] = ..., max_epochs: _Optional[int] = ..., engine_strategy: _Optional[str] = ...) -> None: ...
 
 class CapacityCard(_message.Message):
-    __slots__ = ("random_labels_train_accuracy", "random_labels_test_accuracy", "random_labels_slowdown", "true_labels_test_accuracy", "chance_accuracy", "memorized_examples", "memorization_bits", "memorization_bits_per_parameter")
+    __slots__ = ("random_labels_train_accuracy", "random_labels_test_accuracy", "random_labels_slowdown", "true_labels_test_accuracy", "chance_accuracy", "memorized_examples", "memorization_bits", "memorization_bits_per_parameter", "rademacher", "tightest_bound", "bounds_computed", "bounds_vacuous")
     RANDOM_LABELS_TRAIN_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     RANDOM_LABELS_TEST_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     RANDOM_LABELS_SLOWDOWN_FIELD_NUMBER: _ClassVar[int]
@@ -215,6 +217,10 @@ class CapacityCard(_message.Message):
     MEMORIZED_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
     MEMORIZATION_BITS_FIELD_NUMBER: _ClassVar[int]
     MEMORIZATION_BITS_PER_PARAMETER_FIELD_NUMBER: _ClassVar[int]
+    RADEMACHER_FIELD_NUMBER: _ClassVar[int]
+    TIGHTEST_BOUND_FIELD_NUMBER: _ClassVar[int]
+    BOUNDS_COMPUTED_FIELD_NUMBER: _ClassVar[int]
+    BOUNDS_VACUOUS_FIELD_NUMBER: _ClassVar[int]
     random_labels_train_accuracy: float
     random_labels_test_accuracy: float
     random_labels_slowdown: float
@@ -223,4 +229,102 @@ class CapacityCard(_message.Message):
     memorized_examples: int
     memorization_bits: float
     memorization_bits_per_parameter: float
-    def __init__(self, random_labels_train_accuracy: _Optional[float] = ..., random_labels_test_accuracy: _Optional[float] = ..., random_labels_slowdown: _Optional[float] = ..., true_labels_test_accuracy: _Optional[float] = ..., chance_accuracy: _Optional[float] = ..., memorized_examples: _Optional[int] = ..., memorization_bits: _Optional[float] = ..., memorization_bits_per_parameter: _Optional[float] = ...) -> None: ...
+    rademacher: RademacherEstimate
+    tightest_bound: BoundReport
+    bounds_computed: int
+    bounds_vacuous: int
+    def __init__(self, random_labels_train_accuracy: _Optional[float] = ..., random_labels_test_accuracy: _Optional[float] = ..., random_labels_slowdown: _Optional[float] = ..., true_labels_test_accuracy: _Optional[float] = ..., chance_accuracy: _Optional[float] = ..., memorized_examples: _Optional[int] = ..., memorization_bits: _Optional[float] = ..., memorization_bits_per_parameter: _Optional[float] = ..., rademacher: _Optional[_Union[RademacherEstimate, _Mapping]] = ..., tightest_bound: _Optional[_Union[BoundReport, _Mapping]] = ..., bounds_computed: _Optional[int] = ..., bounds_vacuous: _Optional[int] = ...) -> None: ...
+
+class RademacherEstimate(_message.Message):
+    __slots__ = ("mean", "ci_low", "ci_high", "draws")
+    MEAN_FIELD_NUMBER: _ClassVar[int]
+    CI_LOW_FIELD_NUMBER: _ClassVar[int]
+    CI_HIGH_FIELD_NUMBER: _ClassVar[int]
+    DRAWS_FIELD_NUMBER: _ClassVar[int]
+    mean: float
+    ci_low: float
+    ci_high: float
+    draws: int
+    def __init__(self, mean: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., draws: _Optional[int] = ...) -> None: ...
+
+class RadiusPoint(_message.Message):
+    __slots__ = ("radius", "relative_radius", "estimate")
+    RADIUS_FIELD_NUMBER: _ClassVar[int]
+    RELATIVE_RADIUS_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATE_FIELD_NUMBER: _ClassVar[int]
+    radius: float
+    relative_radius: float
+    estimate: RademacherEstimate
+    def __init__(self, radius: _Optional[float] = ..., relative_radius: _Optional[float] = ..., estimate: _Optional[_Union[RademacherEstimate, _Mapping]] = ...) -> None: ...
+
+class LayerNorm(_message.Message):
+    __slots__ = ("name", "kind", "input_shape", "spectral", "spectral_reshaped_kernel", "frobenius", "l21_transpose", "width")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    INPUT_SHAPE_FIELD_NUMBER: _ClassVar[int]
+    SPECTRAL_FIELD_NUMBER: _ClassVar[int]
+    SPECTRAL_RESHAPED_KERNEL_FIELD_NUMBER: _ClassVar[int]
+    FROBENIUS_FIELD_NUMBER: _ClassVar[int]
+    L21_TRANSPOSE_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    input_shape: _containers.RepeatedScalarFieldContainer[int]
+    spectral: float
+    spectral_reshaped_kernel: float
+    frobenius: float
+    l21_transpose: float
+    width: int
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., input_shape: _Optional[_Iterable[int]] = ..., spectral: _Optional[float] = ..., spectral_reshaped_kernel: _Optional[float] = ..., frobenius: _Optional[float] = ..., l21_transpose: _Optional[float] = ..., width: _Optional[int] = ...) -> None: ...
+
+class BoundReport(_message.Message):
+    __slots__ = ("name", "value", "vacuous", "inputs", "reference")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    VACUOUS_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: float
+    vacuous: bool
+    inputs: str
+    reference: str
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[float] = ..., vacuous: _Optional[bool] = ..., inputs: _Optional[str] = ..., reference: _Optional[str] = ...) -> None: ...
+
+class RademacherReport(_message.Message):
+    __slots__ = ("examples", "confidence", "delta", "global_estimate", "local", "layers", "spectral_product", "spectral_sum", "frobenius_product", "frobenius_sum_of_squares", "parameter_norm", "path_norm", "margin", "misclassified_fraction", "margin_valid", "bounds", "note")
+    EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    GLOBAL_ESTIMATE_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_FIELD_NUMBER: _ClassVar[int]
+    LAYERS_FIELD_NUMBER: _ClassVar[int]
+    SPECTRAL_PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    SPECTRAL_SUM_FIELD_NUMBER: _ClassVar[int]
+    FROBENIUS_PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    FROBENIUS_SUM_OF_SQUARES_FIELD_NUMBER: _ClassVar[int]
+    PARAMETER_NORM_FIELD_NUMBER: _ClassVar[int]
+    PATH_NORM_FIELD_NUMBER: _ClassVar[int]
+    MARGIN_FIELD_NUMBER: _ClassVar[int]
+    MISCLASSIFIED_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    MARGIN_VALID_FIELD_NUMBER: _ClassVar[int]
+    BOUNDS_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    examples: int
+    confidence: float
+    delta: float
+    global_estimate: RademacherEstimate
+    local: _containers.RepeatedCompositeFieldContainer[RadiusPoint]
+    layers: _containers.RepeatedCompositeFieldContainer[LayerNorm]
+    spectral_product: float
+    spectral_sum: float
+    frobenius_product: float
+    frobenius_sum_of_squares: float
+    parameter_norm: float
+    path_norm: float
+    margin: float
+    misclassified_fraction: float
+    margin_valid: bool
+    bounds: _containers.RepeatedCompositeFieldContainer[BoundReport]
+    note: str
+    def __init__(self, examples: _Optional[int] = ..., confidence: _Optional[float] = ..., delta: _Optional[float] = ..., global_estimate: _Optional[_Union[RademacherEstimate, _Mapping]] = ..., local: _Optional[_Iterable[_Union[RadiusPoint, _Mapping]]] = ..., layers: _Optional[_Iterable[_Union[LayerNorm, _Mapping]]] = ..., spectral_product: _Optional[float] = ..., spectral_sum: _Optional[float] = ..., frobenius_product: _Optional[float] = ..., frobenius_sum_of_squares: _Optional[float] = ..., parameter_norm: _Optional[float] = ..., path_norm: _Optional[float] = ..., margin: _Optional[float] = ..., misclassified_fraction: _Optional[float] = ..., margin_valid: _Optional[bool] = ..., bounds: _Optional[_Iterable[_Union[BoundReport, _Mapping]]] = ..., note: _Optional[str] = ...) -> None: ...

@@ -26,27 +26,29 @@ from effcap.protos.v1 import artifact_pb2 as effcap_dot_v1_dot_artifact__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x65\x66\x66\x63\x61p/v1/spec.proto\x12\teffcap.v1\x1a\x18\x65\x66\x66\x63\x61p/v1/artifact.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xb0\x01\n\tAuditSpec\x12-\n\x0c\x61rchitecture\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04seed\x18\x02 \x01(\x04\x12\x33\n\rrandomization\x18\x03 \x01(\x0b\x32\x1c.effcap.v1.RandomizationSpec\x12\x31\n\x0cmemorization\x18\x04 \x01(\x0b\x32\x1b.effcap.v1.MemorizationSpec\"P\n\nDatasetRef\x12%\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x11.effcap.v1.DigestH\x00\x12\x11\n\x07\x62uiltin\x18\x02 \x01(\tH\x00\x42\x08\n\x06source\"G\n\tCondition\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.effcap.v1.ConditionKind\x12\x12\n\ncorruption\x18\x02 \x01(\x01\"\xc2\x02\n\x0cTrainingSpec\x12\x1a\n\rlearning_rate\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08momentum\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x1f\n\x12lr_decay_per_epoch\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x17\n\nbatch_size\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x17\n\nmax_epochs\x18\x05 \x01(\x05H\x04\x88\x01\x01\x12\x1a\n\rfit_threshold\x18\x06 \x01(\x01H\x05\x88\x01\x01\x12\x19\n\x0cweight_decay\x18\x07 \x01(\x01H\x06\x88\x01\x01\x42\x10\n\x0e_learning_rateB\x0b\n\t_momentumB\x15\n\x13_lr_decay_per_epochB\r\n\x0b_batch_sizeB\r\n\x0b_max_epochsB\x10\n\x0e_fit_thresholdB\x0f\n\r_weight_decay\"\xc5\x01\n\x11RandomizationSpec\x12(\n\nconditions\x18\x01 \x03(\x0b\x32\x14.effcap.v1.Condition\x12 \n\x13seeds_per_condition\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12!\n\x04init\x18\x03 \x01(\x0e\x32\x13.effcap.v1.InitMode\x12)\n\x08training\x18\x04 \x01(\x0b\x32\x17.effcap.v1.TrainingSpecB\x16\n\x14_seeds_per_condition\"\x9f\x02\n\x10MemorizationSpec\x12\x1c\n\x0fmin_subset_size\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x1c\n\x0fmax_subset_size\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x1a\n\rgrowth_factor\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x1c\n\x0f\x62isection_steps\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x12\n\x05seeds\x18\x05 \x01(\x05H\x04\x88\x01\x01\x12)\n\x08training\x18\x06 \x01(\x0b\x32\x17.effcap.v1.TrainingSpecB\x12\n\x10_min_subset_sizeB\x12\n\x10_max_subset_sizeB\x10\n\x0e_growth_factorB\x12\n\x10_bisection_stepsB\x08\n\x06_seeds*\xfe\x01\n\rConditionKind\x12\x1e\n\x1a\x43ONDITION_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x43ONDITION_KIND_TRUE_LABELS\x10\x01\x12!\n\x1d\x43ONDITION_KIND_CORRUPT_LABELS\x10\x02\x12 \n\x1c\x43ONDITION_KIND_RANDOM_LABELS\x10\x03\x12\"\n\x1e\x43ONDITION_KIND_SHUFFLED_PIXELS\x10\x04\x12 \n\x1c\x43ONDITION_KIND_RANDOM_PIXELS\x10\x05\x12\"\n\x1e\x43ONDITION_KIND_GAUSSIAN_INPUTS\x10\x06*U\n\x08InitMode\x12\x19\n\x15INIT_MODE_UNSPECIFIED\x10\x00\x12\x14\n\x10INIT_MODE_REINIT\x10\x01\x12\x18\n\x14INIT_MODE_CHECKPOINT\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x65\x66\x66\x63\x61p/v1/spec.proto\x12\teffcap.v1\x1a\x18\x65\x66\x66\x63\x61p/v1/artifact.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xdf\x01\n\tAuditSpec\x12-\n\x0c\x61rchitecture\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04seed\x18\x02 \x01(\x04\x12\x33\n\rrandomization\x18\x03 \x01(\x0b\x32\x1c.effcap.v1.RandomizationSpec\x12\x31\n\x0cmemorization\x18\x04 \x01(\x0b\x32\x1b.effcap.v1.MemorizationSpec\x12-\n\nrademacher\x18\x05 \x01(\x0b\x32\x19.effcap.v1.RademacherSpec\"P\n\nDatasetRef\x12%\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x11.effcap.v1.DigestH\x00\x12\x11\n\x07\x62uiltin\x18\x02 \x01(\tH\x00\x42\x08\n\x06source\"G\n\tCondition\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.effcap.v1.ConditionKind\x12\x12\n\ncorruption\x18\x02 \x01(\x01\"\xc2\x02\n\x0cTrainingSpec\x12\x1a\n\rlearning_rate\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08momentum\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x1f\n\x12lr_decay_per_epoch\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x17\n\nbatch_size\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x17\n\nmax_epochs\x18\x05 \x01(\x05H\x04\x88\x01\x01\x12\x1a\n\rfit_threshold\x18\x06 \x01(\x01H\x05\x88\x01\x01\x12\x19\n\x0cweight_decay\x18\x07 \x01(\x01H\x06\x88\x01\x01\x42\x10\n\x0e_learning_rateB\x0b\n\t_momentumB\x15\n\x13_lr_decay_per_epochB\r\n\x0b_batch_sizeB\r\n\x0b_max_epochsB\x10\n\x0e_fit_thresholdB\x0f\n\r_weight_decay\"\xc5\x01\n\x11RandomizationSpec\x12(\n\nconditions\x18\x01 \x03(\x0b\x32\x14.effcap.v1.Condition\x12 \n\x13seeds_per_condition\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12!\n\x04init\x18\x03 \x01(\x0e\x32\x13.effcap.v1.InitMode\x12)\n\x08training\x18\x04 \x01(\x0b\x32\x17.effcap.v1.TrainingSpecB\x16\n\x14_seeds_per_condition\"\x9f\x02\n\x10MemorizationSpec\x12\x1c\n\x0fmin_subset_size\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x1c\n\x0fmax_subset_size\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x1a\n\rgrowth_factor\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x1c\n\x0f\x62isection_steps\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x12\n\x05seeds\x18\x05 \x01(\x05H\x04\x88\x01\x01\x12)\n\x08training\x18\x06 \x01(\x0b\x32\x17.effcap.v1.TrainingSpecB\x12\n\x10_min_subset_sizeB\x12\n\x10_max_subset_sizeB\x10\n\x0e_growth_factorB\x12\n\x10_bisection_stepsB\x08\n\x06_seeds\"\x8d\x02\n\x0eRademacherSpec\x12\x12\n\x05\x64raws\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x16\n\tfit_signs\x18\x02 \x01(\x08H\x01\x88\x01\x01\x12\x16\n\x0erelative_radii\x18\x03 \x03(\x01\x12\x19\n\x0c\x61scent_steps\x18\x04 \x01(\x05H\x02\x88\x01\x01\x12\x19\n\x0cmax_examples\x18\x05 \x01(\x05H\x03\x88\x01\x01\x12\x12\n\x05\x64\x65lta\x18\x06 \x01(\x01H\x04\x88\x01\x01\x12)\n\x08training\x18\x07 \x01(\x0b\x32\x17.effcap.v1.TrainingSpecB\x08\n\x06_drawsB\x0c\n\n_fit_signsB\x0f\n\r_ascent_stepsB\x0f\n\r_max_examplesB\x08\n\x06_delta*\xfe\x01\n\rConditionKind\x12\x1e\n\x1a\x43ONDITION_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x43ONDITION_KIND_TRUE_LABELS\x10\x01\x12!\n\x1d\x43ONDITION_KIND_CORRUPT_LABELS\x10\x02\x12 \n\x1c\x43ONDITION_KIND_RANDOM_LABELS\x10\x03\x12\"\n\x1e\x43ONDITION_KIND_SHUFFLED_PIXELS\x10\x04\x12 \n\x1c\x43ONDITION_KIND_RANDOM_PIXELS\x10\x05\x12\"\n\x1e\x43ONDITION_KIND_GAUSSIAN_INPUTS\x10\x06*U\n\x08InitMode\x12\x19\n\x15INIT_MODE_UNSPECIFIED\x10\x00\x12\x14\n\x10INIT_MODE_REINIT\x10\x01\x12\x18\n\x14INIT_MODE_CHECKPOINT\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'effcap.v1.spec_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CONDITIONKIND']._serialized_start=1241
-  _globals['_CONDITIONKIND']._serialized_end=1495
-  _globals['_INITMODE']._serialized_start=1497
-  _globals['_INITMODE']._serialized_end=1582
+  _globals['_CONDITIONKIND']._serialized_start=1560
+  _globals['_CONDITIONKIND']._serialized_end=1814
+  _globals['_INITMODE']._serialized_start=1816
+  _globals['_INITMODE']._serialized_end=1901
   _globals['_AUDITSPEC']._serialized_start=92
-  _globals['_AUDITSPEC']._serialized_end=268
-  _globals['_DATASETREF']._serialized_start=270
-  _globals['_DATASETREF']._serialized_end=350
-  _globals['_CONDITION']._serialized_start=352
-  _globals['_CONDITION']._serialized_end=423
-  _globals['_TRAININGSPEC']._serialized_start=426
-  _globals['_TRAININGSPEC']._serialized_end=748
-  _globals['_RANDOMIZATIONSPEC']._serialized_start=751
-  _globals['_RANDOMIZATIONSPEC']._serialized_end=948
-  _globals['_MEMORIZATIONSPEC']._serialized_start=951
-  _globals['_MEMORIZATIONSPEC']._serialized_end=1238
+  _globals['_AUDITSPEC']._serialized_end=315
+  _globals['_DATASETREF']._serialized_start=317
+  _globals['_DATASETREF']._serialized_end=397
+  _globals['_CONDITION']._serialized_start=399
+  _globals['_CONDITION']._serialized_end=470
+  _globals['_TRAININGSPEC']._serialized_start=473
+  _globals['_TRAININGSPEC']._serialized_end=795
+  _globals['_RANDOMIZATIONSPEC']._serialized_start=798
+  _globals['_RANDOMIZATIONSPEC']._serialized_end=995
+  _globals['_MEMORIZATIONSPEC']._serialized_start=998
+  _globals['_MEMORIZATIONSPEC']._serialized_end=1285
+  _globals['_RADEMACHERSPEC']._serialized_start=1288
+  _globals['_RADEMACHERSPEC']._serialized_end=1557
 # @@protoc_insertion_point(module_scope)

@@ -36,16 +36,18 @@ INIT_MODE_REINIT: InitMode
 INIT_MODE_CHECKPOINT: InitMode
 
 class AuditSpec(_message.Message):
-    __slots__ = ("architecture", "seed", "randomization", "memorization")
+    __slots__ = ("architecture", "seed", "randomization", "memorization", "rademacher")
     ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     RANDOMIZATION_FIELD_NUMBER: _ClassVar[int]
     MEMORIZATION_FIELD_NUMBER: _ClassVar[int]
+    RADEMACHER_FIELD_NUMBER: _ClassVar[int]
     architecture: _struct_pb2.Struct
     seed: int
     randomization: RandomizationSpec
     memorization: MemorizationSpec
-    def __init__(self, architecture: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., seed: _Optional[int] = ..., randomization: _Optional[_Union[RandomizationSpec, _Mapping]] = ..., memorization: _Optional[_Union[MemorizationSpec, _Mapping]] = ...) -> None: ...
+    rademacher: RademacherSpec
+    def __init__(self, architecture: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., seed: _Optional[int] = ..., randomization: _Optional[_Union[RandomizationSpec, _Mapping]] = ..., memorization: _Optional[_Union[MemorizationSpec, _Mapping]] = ..., rademacher: _Optional[_Union[RademacherSpec, _Mapping]] = ...) -> None: ...
 
 class DatasetRef(_message.Message):
     __slots__ = ("artifact", "builtin")
@@ -108,3 +110,21 @@ class MemorizationSpec(_message.Message):
     seeds: int
     training: TrainingSpec
     def __init__(self, min_subset_size: _Optional[int] = ..., max_subset_size: _Optional[int] = ..., growth_factor: _Optional[float] = ..., bisection_steps: _Optional[int] = ..., seeds: _Optional[int] = ..., training: _Optional[_Union[TrainingSpec, _Mapping]] = ...) -> None: ...
+
+class RademacherSpec(_message.Message):
+    __slots__ = ("draws", "fit_signs", "relative_radii", "ascent_steps", "max_examples", "delta", "training")
+    DRAWS_FIELD_NUMBER: _ClassVar[int]
+    FIT_SIGNS_FIELD_NUMBER: _ClassVar[int]
+    RELATIVE_RADII_FIELD_NUMBER: _ClassVar[int]
+    ASCENT_STEPS_FIELD_NUMBER: _ClassVar[int]
+    MAX_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_FIELD_NUMBER: _ClassVar[int]
+    draws: int
+    fit_signs: bool
+    relative_radii: _containers.RepeatedScalarFieldContainer[float]
+    ascent_steps: int
+    max_examples: int
+    delta: float
+    training: TrainingSpec
+    def __init__(self, draws: _Optional[int] = ..., fit_signs: _Optional[bool] = ..., relative_radii: _Optional[_Iterable[float]] = ..., ascent_steps: _Optional[int] = ..., max_examples: _Optional[int] = ..., delta: _Optional[float] = ..., training: _Optional[_Union[TrainingSpec, _Mapping]] = ...) -> None: ...

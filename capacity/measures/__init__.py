@@ -1,0 +1,1 @@
+"""Capacity measures of a trained network: operator norms, path norm, margins, Rademacher estimates."""
