@@ -7,7 +7,7 @@ service converts them to these models, and `effcap audit --local` uses them dire
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -114,18 +114,12 @@ class RademacherSpec(BaseModel):
     # Also train fresh networks to fit random signs (the global estimate); costs `draws` trainings.
     fit_signs: bool = True
     # Ball radii about the checkpoint, as fractions of its parameter norm.
-    relative_radii: list[float] = Field(default_factory=lambda: [0.001, 0.01, 0.1, 1.0], min_length=1, max_length=32)
+    relative_radii: list[Annotated[float, Field(gt=0)]] = Field(default_factory=lambda: [0.001, 0.01, 0.1, 1.0], min_length=1, max_length=32)
     ascent_steps: int = Field(50, ge=1, le=10_000)
     # Training examples used (the first ones of the train split).
     max_examples: int = Field(1000, ge=2, le=1_000_000)
     delta: float = Field(0.05, gt=0, lt=1)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
-
-    @model_validator(mode="after")
-    def _positive_radii(self) -> RademacherSpec:
-        if any(r <= 0 for r in self.relative_radii):
-            raise ValueError("relative_radii must be positive")
-        return self
 
 
 class AuditSpec(BaseModel):

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args, console)
     except EffcapError as error:
-        console.print(f"[red]error:[/red] {error}", highlight=False)
+        console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         return EXIT_ERROR
     except KeyboardInterrupt:
         console.print("interrupted")
@@ -106,7 +106,7 @@ def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     from effcap.clients.spec_args import CONDITION_HELP
 
     group = parser.add_argument_group("analyses and training (unset options take the server's documented defaults)")
-    group.add_argument("--analyses", default="randomization", help="comma-separated: randomization, memorization")
+    group.add_argument("--analyses", default="randomization", help="comma-separated: randomization, memorization, rademacher")
     group.add_argument("--arch", type=Path, help="architecture JSON; default: the checkpoint's embedded effcap.arch")
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--conditions", help=CONDITION_HELP)
@@ -121,16 +121,20 @@ def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mem-max-size", type=int, help="memorization: largest subset (default: the train split)")
     group.add_argument("--mem-seeds", type=int, help="memorization: networks per subset size")
     group.add_argument("--mem-bisection-steps", type=int)
+    group.add_argument("--rad-draws", type=int, help="rademacher: random sign vectors")
+    group.add_argument("--rad-radii", help="rademacher: comma-separated ball radii as fractions of the parameter norm")
+    group.add_argument("--rad-examples", type=int, help="rademacher: training examples used")
+    group.add_argument("--rad-no-fit", action="store_true", help="rademacher: skip fitting random signs (the global estimate)")
 
 
 def _spec_from_args(args: argparse.Namespace):
-    from effcap.clients.spec_args import architecture_struct, memorization_spec, randomization_spec, training_spec
+    from effcap.clients.spec_args import architecture_struct, memorization_spec, rademacher_spec, randomization_spec, training_spec
     from effcap.protos.v1 import spec_pb2
 
     analyses = {a.strip() for a in args.analyses.split(",") if a.strip()}
-    unknown = analyses - {"randomization", "memorization"}
+    unknown = analyses - {"randomization", "memorization", "rademacher"}
     if unknown or not analyses:
-        raise EffcapError(f"--analyses: unknown {sorted(unknown)}; choose randomization and/or memorization", "INVALID_ARGUMENT")
+        raise EffcapError(f"--analyses: unknown {sorted(unknown)}; choose from randomization, memorization, rademacher", "INVALID_ARGUMENT")
     spec = spec_pb2.AuditSpec(seed=args.seed)
     if "randomization" in analyses:
         try:
@@ -144,6 +148,13 @@ def _spec_from_args(args: argparse.Namespace):
     if "memorization" in analyses:
         training = training_spec(args.lr, args.lr_decay, args.batch_size, args.epochs, args.fit_threshold)
         spec.memorization.CopyFrom(memorization_spec(args.mem_min_size, args.mem_max_size, args.mem_seeds, args.mem_bisection_steps, training))
+    if "rademacher" in analyses:
+        training = training_spec(args.lr, args.lr_decay, args.batch_size, args.epochs, args.fit_threshold)
+        try:
+            radii = [float(r) for r in args.rad_radii.split(",")] if args.rad_radii else None
+        except ValueError:
+            raise EffcapError(f"--rad-radii: expected comma-separated numbers, got {args.rad_radii!r}", "INVALID_ARGUMENT") from None
+        spec.rademacher.CopyFrom(rademacher_spec(args.rad_draws, radii, args.rad_examples, not args.rad_no_fit, training))
     if args.arch:
         spec.architecture.CopyFrom(architecture_struct(args.arch))
     return spec

@@ -99,3 +99,16 @@ def memorization_spec(
         if value is not None:
             setattr(spec, name, value)
     return spec
+
+
+def rademacher_spec(
+    draws: int | None, relative_radii: list[float] | None, max_examples: int | None, fit_signs: bool, training: spec_pb2.TrainingSpec
+) -> spec_pb2.RademacherSpec:
+    spec = spec_pb2.RademacherSpec(training=training, fit_signs=fit_signs)
+    if draws is not None:
+        spec.draws = draws
+    if relative_radii:
+        spec.relative_radii.extend(relative_radii)
+    if max_examples is not None:
+        spec.max_examples = max_examples
+    return spec

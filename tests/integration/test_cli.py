@@ -58,3 +58,19 @@ def test_unreachable_server_and_bad_words_exit_2(demo_files):
     assert result.returncode == 2 and "unknown condition" in result.stderr
     result = effcap("audit", "missing.safetensors", "--data", "builtin:digits", "--local")
     assert result.returncode == 2 and "no such file" in result.stderr
+
+
+def test_rademacher_analysis_through_the_server(server, demo_files, tmp_path):
+    model, _ = demo_files
+    html = tmp_path / "r.html"
+    args = ["--analyses", "rademacher", "--rad-draws", "3", "--rad-radii", "0.01,0.1", "--rad-examples", "300", "--epochs", "60", "--lr", "0.1", "--lr-decay", "1"]
+    result = effcap("audit", str(model), "--data", "builtin:digits", "--server", server.address, "--json", "--no-progress", *args)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)["rademacher"]
+    assert report["examples"] == 300 and len(report["local"]) == 2 and report["globalEstimate"]["draws"] == 3
+    assert {b["name"] for b in report["bounds"]} == {"rademacher_sign_fit", "golowich_frobenius", "bartlett_spectral", "neyshabur_pac_bayes"}
+    assert [layer["name"] for layer in report["layers"]] == ["hidden.0", "hidden.1", "head"]
+    rendered = effcap("audit", str(model), "--data", "builtin:digits", "--server", server.address, "--format", "html", "-o", str(html), "--no-progress", *args)
+    assert rendered.returncode == 0 and 'data-plot="rademacher-vs-radius"' in html.read_text()
+    bad = effcap("audit", str(model), "--data", "builtin:digits", "--server", server.address, "--analyses", "rademacher", "--rad-radii", "0,1", "--no-progress")
+    assert bad.returncode == 2 and "spec.rademacher.relative_radii" in bad.stderr
