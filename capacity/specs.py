@@ -120,6 +120,9 @@ class RademacherSpec(BaseModel):
     max_examples: int = Field(1000, ge=2, le=1_000_000)
     delta: float = Field(0.05, gt=0, lt=1)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
+    sharpness: bool = True
+    # 0 skips the NTK complexity.
+    ntk_examples: int = Field(256, ge=0, le=4096)
 
 
 class AuditSpec(BaseModel):

@@ -151,7 +151,10 @@ def report_html(report: report_pb2.AuditReport) -> str:
         )
         body += [
             "<h2>Rademacher complexity and norm bounds</h2>",
-            f"<p>On {r.examples} training examples. {escape(r.note)}</p>",
+            f"<p>On {r.examples} training examples. {escape(r.note)}"
+            + (f" Sharpness σ = {r.sharpness.sigma:.4g}, magnitude-aware σ′ = {r.sharpness.magnitude_aware_sigma:.4g} ({r.sharpness.forward_passes} forward passes)." if r.HasField("sharpness") else "")
+            + (f" NTK complexity at initialisation: {r.ntk.true_labels:.4g} with the true labels, {r.ntk.random_labels:.4g} with random labels." if r.HasField("ntk") else "")
+            + "</p>",
             f"<table><tr><th>bound (δ = {r.delta:g})</th><th>test error ≤</th><th>vacuous</th><th>inputs</th></tr>{rows}</table>",
             *_rademacher_figures(r),
         ]

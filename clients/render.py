@@ -88,6 +88,12 @@ def rademacher_tables(section: report_pb2.RademacherReport) -> list[Table]:
         bounds.add_column(column, justify="left" if column.startswith("bound") else "right")
     for b in section.bounds:
         bounds.add_row(b.name, f"{b.value:.4g}" if b.HasField("value") else "n/a", "yes" if b.vacuous else "no")
+    if section.HasField("sharpness"):
+        s = section.sharpness
+        estimates.add_row(f"sharpness σ (accuracy drop {s.target_accuracy_drop:g})", f"{s.sigma:.4g}", f"σ′ = {s.magnitude_aware_sigma:.4g}")
+    if section.HasField("ntk"):
+        k = section.ntk
+        estimates.add_row(f"NTK complexity at init, {k.examples} examples", f"true {k.true_labels:.4g}", f"random {k.random_labels:.4g}")
     return [estimates, bounds]
 
 

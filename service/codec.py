@@ -17,6 +17,7 @@ from effcap.capacity.analyses.randomization import ConditionSummary, Randomizati
 from effcap.capacity.errors import InputError
 from effcap.capacity.measures.bounds import Bound
 from effcap.capacity.measures.rademacher import CONFIDENCE, Estimate
+from effcap.capacity.measures.sharpness import TARGET_ACCURACY_DROP
 from effcap.capacity.validation import validated
 from effcap.protos.v1 import report_pb2, spec_pb2
 
@@ -188,6 +189,20 @@ def rademacher_to_proto(result: RademacherResult) -> report_pb2.RademacherReport
     )
     if result.global_estimate is not None:
         message.global_estimate.CopyFrom(_estimate(result.global_estimate))
+    if result.sharpness is not None and result.magnitude_aware_sharpness is not None:
+        plain, magnitude = result.sharpness, result.magnitude_aware_sharpness
+        message.sharpness.CopyFrom(
+            report_pb2.SharpnessReport(
+                sigma=plain.sigma,
+                flatness=1 / plain.sigma**2 if plain.sigma else float("inf"),
+                magnitude_aware_sigma=magnitude.sigma,
+                magnitude_aware_flatness=1 / magnitude.sigma**2 if magnitude.sigma else float("inf"),
+                target_accuracy_drop=TARGET_ACCURACY_DROP,
+                forward_passes=plain.forward_passes + magnitude.forward_passes,
+            )
+        )
+    if result.ntk is not None:
+        message.ntk.CopyFrom(report_pb2.NtkReport(examples=result.ntk.examples, true_labels=result.ntk.true_labels, random_labels=result.ntk.random_labels))
     return message
 
 

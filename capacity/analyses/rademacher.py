@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from effcap.capacity.analyses.progress import AnalysisProgress
 from effcap.capacity.data.datasets import Dataset
 from effcap.capacity.engine.strategy import EngineOptions
 from effcap.capacity.measures.bounds import Bound, norm_bounds, rademacher_bound
+from effcap.capacity.measures.layers import fold_batchnorm
 from effcap.capacity.measures.norms import NormMeasures, norm_measures
+from effcap.capacity.measures.ntk import ntk_complexity, ntk_gram
 from effcap.capacity.measures.rademacher import Estimate, global_rademacher, local_rademacher, sign_draws
+from effcap.capacity.measures.sharpness import Sharpness, pac_bayes_sharpness_bound, sharpness
 from effcap.capacity.models import ArchitectureSpec, build_model
 from effcap.capacity.seeding import derive_seed
 from effcap.capacity.specs import RademacherSpec
@@ -31,6 +35,13 @@ class RadiusEstimate:
 
 
 @dataclass(frozen=True)
+class NtkComplexity:
+    examples: int
+    true_labels: float
+    random_labels: float
+
+
+@dataclass(frozen=True)
 class RademacherResult:
     spec: RademacherSpec
     examples: int
@@ -38,6 +49,9 @@ class RademacherResult:
     global_estimate: Estimate | None
     local: list[RadiusEstimate]
     bounds: list[Bound]
+    sharpness: Sharpness | None
+    magnitude_aware_sharpness: Sharpness | None
+    ntk: NtkComplexity | None
 
 
 def run_rademacher(
@@ -82,8 +96,42 @@ def run_rademacher(
                 "Bartlett and Mendelson 2002; Zhang et al. 2017, section 2.2",
             ),
         )
+    flat, flat_magnitude = None, None
+    if spec.sharpness:
+        progress.update("rademacher: sharpness (bisection on the weight-noise scale)", units - 1, units, (units - 1) / units)
+        folded = fold_batchnorm(model)
+        flat = sharpness(folded, x, y, seed=derive_seed(audit_seed, "sharpness"))
+        flat_magnitude = sharpness(folded, x, y, magnitude_aware=True, seed=derive_seed(audit_seed, "sharpness-magnitude"))
+        bounds.append(_sharpness_bound(flat, norms.parameter_norm, n, spec.delta))
+    ntk = None
+    if spec.ntk_examples:
+        progress.update("rademacher: NTK complexity at initialisation", units - 1, units, (units - 1) / units)
+        ntk = _ntk(architecture, dataset, min(spec.ntk_examples, len(dataset.x_train)), audit_seed, device)
     progress.update("rademacher: done", units, units, 1.0)
-    return RademacherResult(spec, n, norms, global_estimate, local, bounds)
+    return RademacherResult(spec, n, norms, global_estimate, local, bounds, flat, flat_magnitude, ntk)
+
+
+def _sharpness_bound(flat: Sharpness, parameter_norm: float, n: int, delta: float) -> Bound:
+    value = pac_bayes_sharpness_bound(flat.perturbed_error, flat.sigma, parameter_norm**2, n, delta)
+    return Bound(
+        "pac_bayes_sharpness",
+        value,
+        f"L̂(Q) + √((‖w‖²/(2σ²) + ln(2√n/δ))/(2n)), posterior N(w, σ²I), prior N(0, σ²I); σ = {flat.sigma:.4g}, "
+        f"L̂(Q) = {flat.perturbed_error:.4g}, ‖w‖ = {parameter_norm:.4g}, n = {n}, δ = {delta:g}",
+        "McAllester 1999; Dziugaite and Roy 2017; Jiang et al. 2020, section C",
+    )
+
+
+def _ntk(architecture: ArchitectureSpec, dataset: Dataset, n: int, audit_seed: int, device: torch.device) -> NtkComplexity:
+    """The kernel of a fresh initialisation; true labels against random labels on the same inputs."""
+    x = torch.from_numpy(dataset.x_train[:n]).to(device)
+    gram = ntk_gram(build_model(architecture, seed=derive_seed(audit_seed, "ntk-init"), device=device), x, seed=derive_seed(audit_seed, "ntk-u"))
+    random_labels = torch.from_numpy(np.random.default_rng(derive_seed(audit_seed, "ntk-labels")).integers(0, dataset.num_classes, n))
+    return NtkComplexity(
+        n,
+        ntk_complexity(gram, torch.from_numpy(dataset.y_train[:n]), dataset.num_classes),
+        ntk_complexity(gram, random_labels, dataset.num_classes),
+    )
 
 
 @torch.no_grad()

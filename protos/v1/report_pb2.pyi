@@ -292,7 +292,7 @@ class BoundReport(_message.Message):
     def __init__(self, name: _Optional[str] = ..., value: _Optional[float] = ..., vacuous: _Optional[bool] = ..., inputs: _Optional[str] = ..., reference: _Optional[str] = ...) -> None: ...
 
 class RademacherReport(_message.Message):
-    __slots__ = ("examples", "confidence", "delta", "global_estimate", "local", "layers", "spectral_product", "spectral_sum", "frobenius_product", "frobenius_sum_of_squares", "parameter_norm", "path_norm", "margin", "misclassified_fraction", "margin_valid", "bounds", "note")
+    __slots__ = ("examples", "confidence", "delta", "global_estimate", "local", "layers", "spectral_product", "spectral_sum", "frobenius_product", "frobenius_sum_of_squares", "parameter_norm", "path_norm", "margin", "misclassified_fraction", "margin_valid", "bounds", "note", "sharpness", "ntk")
     EXAMPLES_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
@@ -310,6 +310,8 @@ class RademacherReport(_message.Message):
     MARGIN_VALID_FIELD_NUMBER: _ClassVar[int]
     BOUNDS_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    SHARPNESS_FIELD_NUMBER: _ClassVar[int]
+    NTK_FIELD_NUMBER: _ClassVar[int]
     examples: int
     confidence: float
     delta: float
@@ -327,4 +329,32 @@ class RademacherReport(_message.Message):
     margin_valid: bool
     bounds: _containers.RepeatedCompositeFieldContainer[BoundReport]
     note: str
-    def __init__(self, examples: _Optional[int] = ..., confidence: _Optional[float] = ..., delta: _Optional[float] = ..., global_estimate: _Optional[_Union[RademacherEstimate, _Mapping]] = ..., local: _Optional[_Iterable[_Union[RadiusPoint, _Mapping]]] = ..., layers: _Optional[_Iterable[_Union[LayerNorm, _Mapping]]] = ..., spectral_product: _Optional[float] = ..., spectral_sum: _Optional[float] = ..., frobenius_product: _Optional[float] = ..., frobenius_sum_of_squares: _Optional[float] = ..., parameter_norm: _Optional[float] = ..., path_norm: _Optional[float] = ..., margin: _Optional[float] = ..., misclassified_fraction: _Optional[float] = ..., margin_valid: _Optional[bool] = ..., bounds: _Optional[_Iterable[_Union[BoundReport, _Mapping]]] = ..., note: _Optional[str] = ...) -> None: ...
+    sharpness: SharpnessReport
+    ntk: NtkReport
+    def __init__(self, examples: _Optional[int] = ..., confidence: _Optional[float] = ..., delta: _Optional[float] = ..., global_estimate: _Optional[_Union[RademacherEstimate, _Mapping]] = ..., local: _Optional[_Iterable[_Union[RadiusPoint, _Mapping]]] = ..., layers: _Optional[_Iterable[_Union[LayerNorm, _Mapping]]] = ..., spectral_product: _Optional[float] = ..., spectral_sum: _Optional[float] = ..., frobenius_product: _Optional[float] = ..., frobenius_sum_of_squares: _Optional[float] = ..., parameter_norm: _Optional[float] = ..., path_norm: _Optional[float] = ..., margin: _Optional[float] = ..., misclassified_fraction: _Optional[float] = ..., margin_valid: _Optional[bool] = ..., bounds: _Optional[_Iterable[_Union[BoundReport, _Mapping]]] = ..., note: _Optional[str] = ..., sharpness: _Optional[_Union[SharpnessReport, _Mapping]] = ..., ntk: _Optional[_Union[NtkReport, _Mapping]] = ...) -> None: ...
+
+class SharpnessReport(_message.Message):
+    __slots__ = ("sigma", "flatness", "magnitude_aware_sigma", "magnitude_aware_flatness", "target_accuracy_drop", "forward_passes")
+    SIGMA_FIELD_NUMBER: _ClassVar[int]
+    FLATNESS_FIELD_NUMBER: _ClassVar[int]
+    MAGNITUDE_AWARE_SIGMA_FIELD_NUMBER: _ClassVar[int]
+    MAGNITUDE_AWARE_FLATNESS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_ACCURACY_DROP_FIELD_NUMBER: _ClassVar[int]
+    FORWARD_PASSES_FIELD_NUMBER: _ClassVar[int]
+    sigma: float
+    flatness: float
+    magnitude_aware_sigma: float
+    magnitude_aware_flatness: float
+    target_accuracy_drop: float
+    forward_passes: int
+    def __init__(self, sigma: _Optional[float] = ..., flatness: _Optional[float] = ..., magnitude_aware_sigma: _Optional[float] = ..., magnitude_aware_flatness: _Optional[float] = ..., target_accuracy_drop: _Optional[float] = ..., forward_passes: _Optional[int] = ...) -> None: ...
+
+class NtkReport(_message.Message):
+    __slots__ = ("examples", "true_labels", "random_labels")
+    EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    TRUE_LABELS_FIELD_NUMBER: _ClassVar[int]
+    RANDOM_LABELS_FIELD_NUMBER: _ClassVar[int]
+    examples: int
+    true_labels: float
+    random_labels: float
+    def __init__(self, examples: _Optional[int] = ..., true_labels: _Optional[float] = ..., random_labels: _Optional[float] = ...) -> None: ...

@@ -112,7 +112,7 @@ class MemorizationSpec(_message.Message):
     def __init__(self, min_subset_size: _Optional[int] = ..., max_subset_size: _Optional[int] = ..., growth_factor: _Optional[float] = ..., bisection_steps: _Optional[int] = ..., seeds: _Optional[int] = ..., training: _Optional[_Union[TrainingSpec, _Mapping]] = ...) -> None: ...
 
 class RademacherSpec(_message.Message):
-    __slots__ = ("draws", "fit_signs", "relative_radii", "ascent_steps", "max_examples", "delta", "training")
+    __slots__ = ("draws", "fit_signs", "relative_radii", "ascent_steps", "max_examples", "delta", "training", "sharpness", "ntk_examples")
     DRAWS_FIELD_NUMBER: _ClassVar[int]
     FIT_SIGNS_FIELD_NUMBER: _ClassVar[int]
     RELATIVE_RADII_FIELD_NUMBER: _ClassVar[int]
@@ -120,6 +120,8 @@ class RademacherSpec(_message.Message):
     MAX_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
     TRAINING_FIELD_NUMBER: _ClassVar[int]
+    SHARPNESS_FIELD_NUMBER: _ClassVar[int]
+    NTK_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
     draws: int
     fit_signs: bool
     relative_radii: _containers.RepeatedScalarFieldContainer[float]
@@ -127,4 +129,6 @@ class RademacherSpec(_message.Message):
     max_examples: int
     delta: float
     training: TrainingSpec
-    def __init__(self, draws: _Optional[int] = ..., fit_signs: _Optional[bool] = ..., relative_radii: _Optional[_Iterable[float]] = ..., ascent_steps: _Optional[int] = ..., max_examples: _Optional[int] = ..., delta: _Optional[float] = ..., training: _Optional[_Union[TrainingSpec, _Mapping]] = ...) -> None: ...
+    sharpness: bool
+    ntk_examples: int
+    def __init__(self, draws: _Optional[int] = ..., fit_signs: _Optional[bool] = ..., relative_radii: _Optional[_Iterable[float]] = ..., ascent_steps: _Optional[int] = ..., max_examples: _Optional[int] = ..., delta: _Optional[float] = ..., training: _Optional[_Union[TrainingSpec, _Mapping]] = ..., sharpness: _Optional[bool] = ..., ntk_examples: _Optional[int] = ...) -> None: ...

@@ -68,7 +68,8 @@ def test_rademacher_analysis_through_the_server(server, demo_files, tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)["rademacher"]
     assert report["examples"] == 300 and len(report["local"]) == 2 and report["globalEstimate"]["draws"] == 3
-    assert {b["name"] for b in report["bounds"]} == {"rademacher_sign_fit", "golowich_frobenius", "bartlett_spectral", "neyshabur_pac_bayes"}
+    assert {b["name"] for b in report["bounds"]} == {"rademacher_sign_fit", "golowich_frobenius", "bartlett_spectral", "neyshabur_pac_bayes", "pac_bayes_sharpness"}
+    assert int(report["sharpness"]["forwardPasses"]) > 0 and report["ntk"]["randomLabels"] > report["ntk"]["trueLabels"]
     assert [layer["name"] for layer in report["layers"]] == ["hidden.0", "hidden.1", "head"]
     rendered = effcap("audit", str(model), "--data", "builtin:digits", "--server", server.address, "--format", "html", "-o", str(html), "--no-progress", *args)
     assert rendered.returncode == 0 and 'data-plot="rademacher-vs-radius"' in html.read_text()

@@ -143,3 +143,56 @@ def test_a_memorising_network_has_a_larger_rademacher_complexity_than_small_ball
     assert result.global_estimate.mean > 0.9  # the architecture fits random signs
     assert result.global_estimate.mean > curve[0] * 10
     assert result.bounds[0].name == "rademacher_sign_fit" and result.bounds[0].vacuous
+
+
+def test_ntk_complexity_separates_true_from_random_digits_labels():
+    from effcap.capacity.data.datasets import digits
+    from effcap.capacity.measures.ntk import ntk_complexity, ntk_gram
+
+    data = digits()
+    x, y = torch.from_numpy(data.x_train[:300]), torch.from_numpy(data.y_train[:300])
+    spec = parse_architecture({"family": "mlp", "input_shape": [1, 8, 8], "hidden_sizes": [128], "num_classes": 10})
+    gram = ntk_gram(build_model(spec, seed=0), x)
+    assert gram.shape == (300, 300) and torch.allclose(gram, gram.T)
+    random_labels = torch.from_numpy(np.random.default_rng(0).integers(0, 10, 300))
+    assert ntk_complexity(gram, random_labels, 10) > 2 * ntk_complexity(gram, y, 10)
+
+
+def test_ntk_complexity_matches_the_closed_form_for_a_linear_model():
+    """For f(x) = w·x the NTK is X Xᵀ, whatever w is."""
+    from effcap.capacity.measures.ntk import RIDGE, ntk_complexity, ntk_gram
+
+    x = torch.from_numpy(np.random.default_rng(1).standard_normal((12, 20)))
+    model = build_model(parse_architecture({"family": "mlp", "input_shape": [20], "hidden_sizes": [], "num_classes": 1, "bias": False})).double()
+    gram = ntk_gram(model, x)
+    torch.testing.assert_close(gram, x @ x.T)
+    labels = torch.arange(12) % 3
+    y = torch.nn.functional.one_hot(labels, 3).double()
+    ridge = RIDGE * float(torch.trace(gram)) / 12
+    exact = math.sqrt(2 * float(torch.trace(y.T @ torch.linalg.solve(gram + ridge * torch.eye(12, dtype=torch.float64), y))) / 12)
+    assert ntk_complexity(gram, labels, 3) == pytest.approx(exact, rel=1e-9)
+
+
+def test_sharpness_finds_the_noise_scale_of_the_target_accuracy_drop():
+    from effcap.capacity.measures.sharpness import sharpness
+
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.standard_normal((400, 2)).astype(np.float32))
+    y = (x[:, 0] > 0).long()
+    model = nn.Linear(2, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[-1.0, 0.0], [1.0, 0.0]]))
+        model.bias.zero_()
+    plain = sharpness(model, x, y, samples=20, seed=0)
+    assert 0 < plain.sigma < 2 and plain.forward_passes % 20 == 0
+    # An independent simulation with noise of standard deviation σ (not σ², a slip in public code)
+    # on all six parameters reproduces the drop the search aimed at.
+    noise = np.random.default_rng(5).standard_normal((2000, 6)) * plain.sigma
+    w = np.array([-1.0, 0.0, 1.0, 0.0, 0.0, 0.0]) + noise
+    xs, labels = x.numpy().astype(np.float64), y.numpy()
+    logits0 = xs @ w[:, 0:2].T + w[:, 4][None, :]  # (examples, noise draws)
+    logits1 = xs @ w[:, 2:4].T + w[:, 5][None, :]
+    simulated_drop = 1.0 - ((logits1 > logits0) == labels[:, None]).mean()
+    assert simulated_drop == pytest.approx(0.1, abs=0.03)
+    magnitude = sharpness(model, x, y, magnitude_aware=True, samples=20, seed=0)
+    assert magnitude.sigma > plain.sigma  # |w| + ε ≤ 1 here, so σ′ must be larger for the same drop
