@@ -125,6 +125,7 @@ def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--rad-radii", help="rademacher: comma-separated ball radii as fractions of the parameter norm")
     group.add_argument("--rad-examples", type=int, help="rademacher: training examples used")
     group.add_argument("--rad-no-fit", action="store_true", help="rademacher: skip fitting random signs (the global estimate)")
+    group.add_argument("--init-model", type=Path, help="rademacher: the checkpoint's weights at initialisation, for distances from init")
 
 
 def _spec_from_args(args: argparse.Namespace):
@@ -178,17 +179,25 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
 
 def _run_audit(args: argparse.Namespace, console: Console):
     spec = _spec_from_args(args)
-    for path in (args.model, *([] if args.data.startswith("builtin:") else [Path(args.data)])):
+    for path in (args.model, *([] if args.data.startswith("builtin:") else [Path(args.data)]), *([args.init_model] if args.init_model else [])):
         if not path.is_file():
             raise EffcapError(f"{path}: no such file", "INVALID_ARGUMENT")
     if args.local:
         from effcap.clients.local import run_local
 
-        return run_local(args.model, args.data, spec, console, show_progress=not args.no_progress)
+        return run_local(args.model, args.data, spec, console, show_progress=not args.no_progress, initial_model=args.init_model)
     from effcap.clients.remote import run_remote
 
     return run_remote(
-        args.server, args.model, args.data, spec, console, args.request_id, show_progress=not args.no_progress, skip_cache=args.no_cache
+        args.server,
+        args.model,
+        args.data,
+        spec,
+        console,
+        args.request_id,
+        show_progress=not args.no_progress,
+        skip_cache=args.no_cache,
+        initial_model=args.init_model,
     )
 
 

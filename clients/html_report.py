@@ -84,6 +84,7 @@ def _rademacher_figures(r: report_pb2.RademacherReport) -> list[str]:
         [
             Series("R̂ of the ball about the checkpoint", [(p.relative_radius, p.estimate.mean) for p in r.local]),
             Series("upper end of interval", [(p.relative_radius, p.estimate.ci_high) for p in r.local], dashed=True),
+            Series("layer-wise Frobenius balls", [(p.relative_radius, p.estimate.mean) for p in r.local_per_layer]),
         ],
         x_log=True,
         reference_lines=[(r.global_estimate.mean, "fitted random signs")] if r.HasField("global_estimate") else [],

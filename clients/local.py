@@ -17,7 +17,9 @@ from effcap.clients.spec_args import dataset_ref
 from effcap.protos.v1 import report_pb2, spec_pb2
 
 
-def run_local(model: Path, data: str, spec: spec_pb2.AuditSpec, console: Console, show_progress: bool = True) -> report_pb2.AuditReport:
+def run_local(
+    model: Path, data: str, spec: spec_pb2.AuditSpec, console: Console, show_progress: bool = True, initial_model: Path | None = None
+) -> report_pb2.AuditReport:
     try:
         from effcap.capacity.errors import InputError
         from effcap.service.runner import AuditJob, run_audit
@@ -31,6 +33,7 @@ def run_local(model: Path, data: str, spec: spec_pb2.AuditSpec, console: Console
         dataset=dataset_ref(data, None if builtin else file_digest(data)),
         dataset_path=None if builtin else Path(data),
         spec=spec,
+        initial_model_path=initial_model,
     )
     with ProgressView(console, enabled=show_progress) as view:
         try:

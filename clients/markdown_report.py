@@ -68,9 +68,12 @@ def report_markdown(report: report_pb2.AuditReport) -> str:
             g = r.global_estimate
             out.append(f"| sign classifiers (fitted signs) | {g.mean:.4g} | [{g.ci_low:.4g}, {g.ci_high:.4g}] |")
         out += [f"| ball ≤ {p.relative_radius:g}·‖w₀‖ | {p.estimate.mean:.4g} | [{p.estimate.ci_low:.4g}, {p.estimate.ci_high:.4g}] |" for p in r.local]
+        out += [f"| layer-wise balls ≤ {p.relative_radius:g}·‖W₀‖_F | {p.estimate.mean:.4g} | [{p.estimate.ci_low:.4g}, {p.estimate.ci_high:.4g}] |" for p in r.local_per_layer]
         if r.HasField("sharpness"):
             s = r.sharpness
             out.append(f"| sharpness σ / magnitude-aware σ′ (accuracy drop {s.target_accuracy_drop:g}) | {s.sigma:.4g} | σ′ = {s.magnitude_aware_sigma:.4g} |")
+        if r.HasField("distance_from_init_frobenius"):
+            out.append(f"| distance from initialisation: Frobenius / Σ spectral | {r.distance_from_init_frobenius:.4g} | {r.distance_from_init_spectral:.4g} |")
         if r.HasField("ntk"):
             out.append(f"| NTK complexity at init ({r.ntk.examples} examples): true / random labels | {r.ntk.true_labels:.4g} | {r.ntk.random_labels:.4g} |")
         out += ["", f"| bound (δ = {r.delta:g}) | test error ≤ | vacuous | inputs |", "| --- | ---: | --- | --- |"]

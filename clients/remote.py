@@ -21,12 +21,14 @@ def run_remote(
     request_id: str | None = None,
     show_progress: bool = True,
     skip_cache: bool = False,
+    initial_model: Path | None = None,
 ) -> report_pb2.AuditReport:
     with EffcapClient(address) as client:
         client.wait_ready(timeout=10)
         model_digest = client.upload(model)
         data_digest = None if data.startswith("builtin:") else client.upload(Path(data))
-        operation = client.create_audit(model_digest, dataset_ref(data, data_digest), spec, request_id, skip_cache=skip_cache)
+        initial_digest = client.upload(initial_model) if initial_model is not None else None
+        operation = client.create_audit(model_digest, dataset_ref(data, data_digest), spec, request_id, skip_cache=skip_cache, initial_model=initial_digest)
         if operation.done:
             console.print(f"audit {operation.name} on {address}: the report of an identical audit, reused", highlight=False)
             return client.report_of(operation)

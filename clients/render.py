@@ -78,6 +78,13 @@ def rademacher_tables(section: report_pb2.RademacherReport) -> list[Table]:
     for p in section.local:
         e = p.estimate
         estimates.add_row(f"ball ‖w − w₀‖ ≤ {p.relative_radius:g}·‖w₀‖", f"{e.mean:.4g}", f"[{e.ci_low:.4g}, {e.ci_high:.4g}]")
+    for p in section.local_per_layer:
+        e = p.estimate
+        estimates.add_row(f"layer-wise balls ‖W − W₀‖_F ≤ {p.relative_radius:g}·‖W₀‖_F", f"{e.mean:.4g}", f"[{e.ci_low:.4g}, {e.ci_high:.4g}]")
+    if section.HasField("distance_from_init_frobenius"):
+        estimates.add_row(
+            "distance from initialisation", f"‖w − w_init‖ = {section.distance_from_init_frobenius:.4g}", f"Σσ(W − W_init) = {section.distance_from_init_spectral:.4g}"
+        )
     margin = f"{section.margin:.4g}" if section.margin_valid else f"not positive ({100 * section.misclassified_fraction:.1f}% misclassified)"
     bounds = Table(
         title=f"Norms (BatchNorm folded): Πσ = {section.spectral_product:.4g}, Π‖W‖_F = {section.frobenius_product:.4g}, path norm {section.path_norm:.4g}, "

@@ -79,10 +79,11 @@ class EffcapClient:
         spec: spec_pb2.AuditSpec,
         request_id: str | None = None,
         skip_cache: bool = False,
+        initial_model: artifact_pb2.Digest | None = None,
     ) -> operations_pb2.Operation:
         """Create an audit; an identical earlier audit's finished operation comes back unless skip_cache."""
         request = audit_pb2.CreateAuditRequest(
-            request_id=request_id or uuid.uuid4().hex, model=model, dataset=dataset, spec=spec, skip_cache=skip_cache
+            request_id=request_id or uuid.uuid4().hex, model=model, dataset=dataset, spec=spec, skip_cache=skip_cache, initial_model=initial_model
         )
         return self._call(self.audits.CreateAudit, request)
 

@@ -162,6 +162,9 @@ def rademacher_to_proto(result: RademacherResult) -> report_pb2.RademacherReport
         confidence=CONFIDENCE,
         delta=result.spec.delta,
         local=[report_pb2.RadiusPoint(radius=p.radius, relative_radius=p.relative_radius, estimate=_estimate(p.estimate)) for p in result.local],
+        local_per_layer=[
+            report_pb2.RadiusPoint(radius=p.radius, relative_radius=p.relative_radius, estimate=_estimate(p.estimate)) for p in result.local_per_layer
+        ],
         layers=[
             report_pb2.LayerNorm(
                 name=layer.name,
@@ -201,6 +204,9 @@ def rademacher_to_proto(result: RademacherResult) -> report_pb2.RademacherReport
                 forward_passes=plain.forward_passes + magnitude.forward_passes,
             )
         )
+    if result.distance_from_init is not None:
+        message.distance_from_init_frobenius = result.distance_from_init.frobenius
+        message.distance_from_init_spectral = result.distance_from_init.spectral
     if result.ntk is not None:
         message.ntk.CopyFrom(report_pb2.NtkReport(examples=result.ntk.examples, true_labels=result.ntk.true_labels, random_labels=result.ntk.random_labels))
     return message

@@ -40,16 +40,21 @@ class AuditJob:
     dataset_path: Path | None
     spec: spec_pb2.AuditSpec
     device: str = "auto"
+    # The network's weights at initialisation, for distance-from-init measures.
+    initial_model_path: Path | None = None
 
     def to_wire(self) -> tuple:
         """Plain values for the spawn pickle (protos travel serialized: their classes are generated)."""
         digest = self.model_digest.SerializeToString() if self.model_digest is not None else None
-        dataset_path = str(self.dataset_path) if self.dataset_path is not None else None
-        return (self.audit, str(self.model_path), digest, self.dataset.SerializeToString(), dataset_path, self.spec.SerializeToString(), self.device)
+        optional_path = lambda p: str(p) if p is not None else None  # noqa: E731
+        return (
+            self.audit, str(self.model_path), digest, self.dataset.SerializeToString(), optional_path(self.dataset_path),
+            self.spec.SerializeToString(), self.device, optional_path(self.initial_model_path),
+        )  # fmt: skip
 
     @classmethod
     def from_wire(cls, wire: tuple) -> AuditJob:
-        audit, model_path, digest, dataset, dataset_path, spec, device = wire
+        audit, model_path, digest, dataset, dataset_path, spec, device, initial_model_path = wire
         return cls(
             audit=audit,
             model_path=Path(model_path),
@@ -58,6 +63,7 @@ class AuditJob:
             dataset_path=Path(dataset_path) if dataset_path is not None else None,
             spec=spec_pb2.AuditSpec.FromString(spec),
             device=device,
+            initial_model_path=Path(initial_model_path) if initial_model_path is not None else None,
         )
 
 
@@ -66,6 +72,7 @@ class AuditInputs:
     spec: AuditSpec
     checkpoint: Checkpoint
     dataset: Dataset
+    initial_state: dict | None = None
 
 
 def load_inputs(job: AuditJob) -> AuditInputs:
@@ -77,7 +84,12 @@ def load_inputs(job: AuditJob) -> AuditInputs:
     else:
         dataset = builtin_dataset(job.dataset.builtin)
     check_fits_dataset(checkpoint.architecture, dataset.input_shape, dataset.num_classes)
-    return AuditInputs(spec, checkpoint, dataset)
+    initial_state = None
+    if job.initial_model_path is not None:
+        # Same architecture as the checkpoint: its tensors are checked against it.
+        initial = load_checkpoint(job.initial_model_path, checkpoint.architecture.model_dump(mode="json"), field="initial_model")
+        initial_state = initial.state_dict
+    return AuditInputs(spec, checkpoint, dataset, initial_state)
 
 
 def run_audit(job: AuditJob, sink: ProgressSink) -> report_pb2.AuditReport:
@@ -104,7 +116,9 @@ def run_audit(job: AuditJob, sink: ProgressSink) -> report_pb2.AuditReport:
             report.memorization.CopyFrom(codec.memorization_to_proto(memorization))
             report.warnings.extend(_memorization_warnings(report.memorization))
         else:
-            rademacher = run_rademacher(architecture, inputs.checkpoint.state_dict, inputs.dataset, spec.rademacher, spec.seed, device, progress)
+            rademacher = run_rademacher(
+                architecture, inputs.checkpoint.state_dict, inputs.dataset, spec.rademacher, spec.seed, device, progress, initial_state=inputs.initial_state
+            )
             report.rademacher.CopyFrom(codec.rademacher_to_proto(rademacher))
             if not report.rademacher.margin_valid:
                 report.warnings.append(

@@ -131,6 +131,7 @@ class Scheduler:
             dataset_path=dataset_path,
             spec=request.spec,
             device=self._device,
+            initial_model_path=self._artifacts.path(request.initial_model.sha256) if request.HasField("initial_model") else None,
         )
 
     def _monitor(self, record: AuditRecord, worker: _Running) -> None:

@@ -114,8 +114,15 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         if source is None:
             raise invalid_argument("dataset", "is required: an uploaded artifact digest or a built-in name", "FIELD_REQUIRED")
         dataset_path = self._artifacts.require(request.dataset.artifact, "dataset.artifact")[1] if source == "artifact" else None
+        initial_path = self._artifacts.require(request.initial_model, "initial_model")[1] if request.HasField("initial_model") else None
         return AuditJob(
-            audit="", model_path=model_path, model_digest=request.model, dataset=request.dataset, dataset_path=dataset_path, spec=request.spec
+            audit="",
+            model_path=model_path,
+            model_digest=request.model,
+            dataset=request.dataset,
+            dataset_path=dataset_path,
+            spec=request.spec,
+            initial_model_path=initial_path,
         )
 
 

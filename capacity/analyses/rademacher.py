@@ -16,7 +16,7 @@ from effcap.capacity.data.datasets import Dataset
 from effcap.capacity.engine.strategy import EngineOptions
 from effcap.capacity.measures.bounds import Bound, norm_bounds, rademacher_bound
 from effcap.capacity.measures.layers import fold_batchnorm
-from effcap.capacity.measures.norms import NormMeasures, norm_measures
+from effcap.capacity.measures.norms import DistanceFromInit, NormMeasures, distance_from_init, norm_measures
 from effcap.capacity.measures.ntk import ntk_complexity, ntk_gram
 from effcap.capacity.measures.rademacher import Estimate, global_rademacher, local_rademacher, sign_draws
 from effcap.capacity.measures.sharpness import Sharpness, pac_bayes_sharpness_bound, sharpness
@@ -48,10 +48,13 @@ class RademacherResult:
     norms: NormMeasures
     global_estimate: Estimate | None
     local: list[RadiusEstimate]
+    # Layer-wise Frobenius balls ‖W − W₀‖_F ≤ r·‖W₀‖_F for every parameter tensor.
+    local_per_layer: list[RadiusEstimate]
     bounds: list[Bound]
     sharpness: Sharpness | None
     magnitude_aware_sharpness: Sharpness | None
     ntk: NtkComplexity | None
+    distance_from_init: DistanceFromInit | None
 
 
 def run_rademacher(
@@ -63,6 +66,7 @@ def run_rademacher(
     device: torch.device,
     progress: AnalysisProgress | None = None,
     engine: EngineOptions = EngineOptions(),
+    initial_state: dict[str, torch.Tensor] | None = None,
 ) -> RademacherResult:
     progress = progress or AnalysisProgress()
     n = min(spec.max_examples, len(dataset.x_train))
@@ -75,11 +79,13 @@ def run_rademacher(
     norms = norm_measures(model, architecture.input_shape, x, y)
     bounds = norm_bounds(norms, dataset.num_classes, spec.delta)
     sigmas = sign_draws(n, spec.draws, audit_seed)
-    local = []
+    local, per_layer = [], []
+    u_seed = derive_seed(audit_seed, "rademacher-u")
     for i, relative in enumerate(spec.relative_radii):
-        progress.update(f"rademacher: ball of radius {relative:g}·‖w₀‖", 1 + i, units, (1 + i) / units)
+        progress.update(f"rademacher: balls of radius {relative:g}·‖w₀‖", 1 + i, units, (1 + i) / units)
         radius = relative * norms.parameter_norm
-        local.append(RadiusEstimate(radius, relative, local_rademacher(model, x, radius, sigmas, spec.ascent_steps, seed=derive_seed(audit_seed, "rademacher-u"))))
+        local.append(RadiusEstimate(radius, relative, local_rademacher(model, x, radius, sigmas, spec.ascent_steps, seed=u_seed)))
+        per_layer.append(RadiusEstimate(relative, relative, local_rademacher(model, x, relative, sigmas, spec.ascent_steps, seed=u_seed, per_tensor=True)))
     global_estimate = None
     if spec.fit_signs:
         progress.update(f"rademacher: fitting {spec.draws} random sign vectors", units - 1, units, (units - 1) / units)
@@ -108,7 +114,12 @@ def run_rademacher(
         progress.update("rademacher: NTK complexity at initialisation", units - 1, units, (units - 1) / units)
         ntk = _ntk(architecture, dataset, min(spec.ntk_examples, len(dataset.x_train)), audit_seed, device)
     progress.update("rademacher: done", units, units, 1.0)
-    return RademacherResult(spec, n, norms, global_estimate, local, bounds, flat, flat_magnitude, ntk)
+    distance = None
+    if initial_state is not None:
+        initial = build_model(architecture, device=device)
+        initial.load_state_dict(initial_state)
+        distance = distance_from_init(model, initial, architecture.input_shape)
+    return RademacherResult(spec, n, norms, global_estimate, local, per_layer, bounds, flat, flat_magnitude, ntk, distance)
 
 
 def _sharpness_bound(flat: Sharpness, parameter_norm: float, n: int, delta: float) -> Bound:

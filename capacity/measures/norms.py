@@ -149,3 +149,24 @@ def norm_measures(model: nn.Module, input_shape: tuple[int, ...], x: torch.Tenso
         input_norm_frobenius=float(flat.norm()),
         num_examples=len(x),
     )
+
+
+@dataclass(frozen=True)
+class DistanceFromInit:
+    # √(Σ over all parameters of (w − w_init)²).
+    frobenius: float
+    # Σ over weight layers of the operator spectral norm of W − W_init at the layer's input size.
+    spectral: float
+
+
+@torch.no_grad()
+def distance_from_init(model: nn.Module, initial: nn.Module, input_shape: tuple[int, ...]) -> DistanceFromInit:
+    """Distances between two networks of one architecture (parameters as trained, BatchNorm not folded:
+    folding would mix in running statistics, which are not parameters)."""
+    squared = sum(float(((p.double() - q.double()) ** 2).sum()) for p, q in zip(model.parameters(), initial.parameters()))
+    spectral = 0.0
+    for layer, start in zip(weight_layers(model, input_shape), weight_layers(initial, input_shape)):
+        difference = copy.deepcopy(layer.module)
+        difference.weight.copy_(layer.module.weight - start.module.weight)
+        spectral += operator_spectral_norm(difference, layer.input_shape)
+    return DistanceFromInit(math.sqrt(squared), spectral)

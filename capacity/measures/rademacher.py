@@ -65,27 +65,46 @@ def global_rademacher(
 
 
 def local_rademacher(
-    model: nn.Module, x: torch.Tensor, radius: float, sigmas: list[torch.Tensor], steps: int, seed: int = 0
+    model: nn.Module, x: torch.Tensor, radius: float, sigmas: list[torch.Tensor], steps: int, seed: int = 0, per_tensor: bool = False
 ) -> Estimate:
-    """Projected gradient ascent on (1/n) Σ σ_i f_w(x_i) over ‖w − w₀‖₂ ≤ radius, one run per σ draw."""
+    """Projected gradient ascent on (1/n) Σ σ_i f_w(x_i) about w₀, one run per σ draw.
+
+    The set is the ball ‖w − w₀‖₂ ≤ radius, or with `per_tensor` the product of balls
+    ‖W − W₀‖_F ≤ radius·‖W₀‖_F, one per parameter tensor (layer-wise Frobenius balls; `radius` is
+    then relative).
+    """
     model = model.eval()
     start = {name: p.detach().clone() for name, p in model.named_parameters()}
     buffers = dict(model.named_buffers())
     outputs = model(x[:1]).shape[1]
     u = torch.randn(outputs, generator=torch.Generator().manual_seed(seed), dtype=x.dtype).to(x.device)
     u /= u.norm()
+    limits = {name: radius * float(w.norm()) for name, w in start.items()} if per_tensor else None
 
     def correlation(shift: dict[str, torch.Tensor], sigma: torch.Tensor) -> torch.Tensor:
         params = {name: start[name] + shift[name] for name in start}
         return (sigma * (functional_call(model, (params, buffers), (x,)) @ u)).mean()
 
-    return t_interval([_ascend(correlation, start, sigma.to(x.device, x.dtype), radius, steps) for sigma in sigmas])
+    def project(offset: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if limits is None:
+            return _shrink(offset, radius)
+        return {name: _shrink({name: o}, limits[name])[name] for name, o in offset.items()}
+
+    step = 2.0 * (radius if limits is None else max(limits.values())) / steps
+    return t_interval([_ascend(correlation, project, start, sigma.to(x.device, x.dtype), step, steps) for sigma in sigmas])
 
 
-def _ascend(correlation, start: dict[str, torch.Tensor], sigma: torch.Tensor, radius: float, steps: int) -> float:
-    """Normalised gradient steps of length 2r/steps, projected back onto the ball; the best value seen."""
+def _shrink(offset: dict[str, torch.Tensor], limit: float) -> dict[str, torch.Tensor]:
+    """Euclidean projection of the joint vector `offset` onto the ball of radius `limit`."""
+    length = math.sqrt(sum(float((o**2).sum()) for o in offset.values()))
+    if length <= limit:
+        return offset
+    return {name: o * (limit / length) for name, o in offset.items()}
+
+
+def _ascend(correlation, project, start: dict[str, torch.Tensor], sigma: torch.Tensor, step: float, steps: int) -> float:
+    """Normalised gradient steps of length `step`, projected back onto the set; the best value seen."""
     offset = {name: torch.zeros_like(p) for name, p in start.items()}
-    step_size = 2.0 * radius / steps
     best = float(correlation(offset, sigma))
     for _ in range(steps):
         for t in offset.values():
@@ -95,9 +114,6 @@ def _ascend(correlation, start: dict[str, torch.Tensor], sigma: torch.Tensor, ra
         if norm == 0:
             break
         with torch.no_grad():
-            offset = {name: o.detach() + step_size * g / norm for (name, o), g in zip(offset.items(), grads)}
-            length = math.sqrt(sum(float((o**2).sum()) for o in offset.values()))
-            if length > radius:
-                offset = {name: o * (radius / length) for name, o in offset.items()}
+            offset = project({name: o.detach() + step * g / norm for (name, o), g in zip(offset.items(), grads)})
             best = max(best, float(correlation(offset, sigma)))
     return best

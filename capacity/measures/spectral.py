@@ -40,9 +40,10 @@ def operator_spectral_norm(layer: nn.Module, input_shape: tuple[int, ...], seed:
     estimate = 0.0
     for _ in range(POWER_ITERATIONS):
         x.requires_grad_(True)
-        y = apply(x)
-        new_estimate = float(y.detach().norm())  # ‖Ax‖ for unit x: a lower bound that rises to σ
-        (ata_x,) = torch.autograd.grad(y, x, grad_outputs=y)  # Aᵀ(Ax)
+        with torch.enable_grad():  # the adjoint is a vector-Jacobian product, also under no_grad callers
+            y = apply(x)
+            new_estimate = float(y.detach().norm())  # ‖Ax‖ for unit x: a lower bound that rises to σ
+            (ata_x,) = torch.autograd.grad(y, x, grad_outputs=y)  # Aᵀ(Ax)
         norm = ata_x.norm()
         if norm == 0:
             return 0.0

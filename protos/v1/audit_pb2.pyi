@@ -31,18 +31,20 @@ AUDIT_STATE_FAILED: AuditState
 AUDIT_STATE_CANCELLED: AuditState
 
 class CreateAuditRequest(_message.Message):
-    __slots__ = ("request_id", "model", "dataset", "spec", "skip_cache")
+    __slots__ = ("request_id", "model", "dataset", "spec", "skip_cache", "initial_model")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     SKIP_CACHE_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_MODEL_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     model: _artifact_pb2.Digest
     dataset: _spec_pb2.DatasetRef
     spec: _spec_pb2.AuditSpec
     skip_cache: bool
-    def __init__(self, request_id: _Optional[str] = ..., model: _Optional[_Union[_artifact_pb2.Digest, _Mapping]] = ..., dataset: _Optional[_Union[_spec_pb2.DatasetRef, _Mapping]] = ..., spec: _Optional[_Union[_spec_pb2.AuditSpec, _Mapping]] = ..., skip_cache: _Optional[bool] = ...) -> None: ...
+    initial_model: _artifact_pb2.Digest
+    def __init__(self, request_id: _Optional[str] = ..., model: _Optional[_Union[_artifact_pb2.Digest, _Mapping]] = ..., dataset: _Optional[_Union[_spec_pb2.DatasetRef, _Mapping]] = ..., spec: _Optional[_Union[_spec_pb2.AuditSpec, _Mapping]] = ..., skip_cache: _Optional[bool] = ..., initial_model: _Optional[_Union[_artifact_pb2.Digest, _Mapping]] = ...) -> None: ...
 
 class AuditProgress(_message.Message):
     __slots__ = ("audit", "state", "stage", "trials_done", "trials_total", "fraction", "attempt", "update_time")

@@ -292,7 +292,7 @@ class BoundReport(_message.Message):
     def __init__(self, name: _Optional[str] = ..., value: _Optional[float] = ..., vacuous: _Optional[bool] = ..., inputs: _Optional[str] = ..., reference: _Optional[str] = ...) -> None: ...
 
 class RademacherReport(_message.Message):
-    __slots__ = ("examples", "confidence", "delta", "global_estimate", "local", "layers", "spectral_product", "spectral_sum", "frobenius_product", "frobenius_sum_of_squares", "parameter_norm", "path_norm", "margin", "misclassified_fraction", "margin_valid", "bounds", "note", "sharpness", "ntk")
+    __slots__ = ("examples", "confidence", "delta", "global_estimate", "local", "layers", "spectral_product", "spectral_sum", "frobenius_product", "frobenius_sum_of_squares", "parameter_norm", "path_norm", "margin", "misclassified_fraction", "margin_valid", "bounds", "note", "sharpness", "ntk", "local_per_layer", "distance_from_init_frobenius", "distance_from_init_spectral")
     EXAMPLES_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
@@ -312,6 +312,9 @@ class RademacherReport(_message.Message):
     NOTE_FIELD_NUMBER: _ClassVar[int]
     SHARPNESS_FIELD_NUMBER: _ClassVar[int]
     NTK_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_PER_LAYER_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_FROM_INIT_FROBENIUS_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_FROM_INIT_SPECTRAL_FIELD_NUMBER: _ClassVar[int]
     examples: int
     confidence: float
     delta: float
@@ -331,7 +334,10 @@ class RademacherReport(_message.Message):
     note: str
     sharpness: SharpnessReport
     ntk: NtkReport
-    def __init__(self, examples: _Optional[int] = ..., confidence: _Optional[float] = ..., delta: _Optional[float] = ..., global_estimate: _Optional[_Union[RademacherEstimate, _Mapping]] = ..., local: _Optional[_Iterable[_Union[RadiusPoint, _Mapping]]] = ..., layers: _Optional[_Iterable[_Union[LayerNorm, _Mapping]]] = ..., spectral_product: _Optional[float] = ..., spectral_sum: _Optional[float] = ..., frobenius_product: _Optional[float] = ..., frobenius_sum_of_squares: _Optional[float] = ..., parameter_norm: _Optional[float] = ..., path_norm: _Optional[float] = ..., margin: _Optional[float] = ..., misclassified_fraction: _Optional[float] = ..., margin_valid: _Optional[bool] = ..., bounds: _Optional[_Iterable[_Union[BoundReport, _Mapping]]] = ..., note: _Optional[str] = ..., sharpness: _Optional[_Union[SharpnessReport, _Mapping]] = ..., ntk: _Optional[_Union[NtkReport, _Mapping]] = ...) -> None: ...
+    local_per_layer: _containers.RepeatedCompositeFieldContainer[RadiusPoint]
+    distance_from_init_frobenius: float
+    distance_from_init_spectral: float
+    def __init__(self, examples: _Optional[int] = ..., confidence: _Optional[float] = ..., delta: _Optional[float] = ..., global_estimate: _Optional[_Union[RademacherEstimate, _Mapping]] = ..., local: _Optional[_Iterable[_Union[RadiusPoint, _Mapping]]] = ..., layers: _Optional[_Iterable[_Union[LayerNorm, _Mapping]]] = ..., spectral_product: _Optional[float] = ..., spectral_sum: _Optional[float] = ..., frobenius_product: _Optional[float] = ..., frobenius_sum_of_squares: _Optional[float] = ..., parameter_norm: _Optional[float] = ..., path_norm: _Optional[float] = ..., margin: _Optional[float] = ..., misclassified_fraction: _Optional[float] = ..., margin_valid: _Optional[bool] = ..., bounds: _Optional[_Iterable[_Union[BoundReport, _Mapping]]] = ..., note: _Optional[str] = ..., sharpness: _Optional[_Union[SharpnessReport, _Mapping]] = ..., ntk: _Optional[_Union[NtkReport, _Mapping]] = ..., local_per_layer: _Optional[_Iterable[_Union[RadiusPoint, _Mapping]]] = ..., distance_from_init_frobenius: _Optional[float] = ..., distance_from_init_spectral: _Optional[float] = ...) -> None: ...
 
 class SharpnessReport(_message.Message):
     __slots__ = ("sigma", "flatness", "magnitude_aware_sigma", "magnitude_aware_flatness", "target_accuracy_drop", "forward_passes")

@@ -73,5 +73,10 @@ def test_rademacher_analysis_through_the_server(server, demo_files, tmp_path):
     assert [layer["name"] for layer in report["layers"]] == ["hidden.0", "hidden.1", "head"]
     rendered = effcap("audit", str(model), "--data", "builtin:digits", "--server", server.address, "--format", "html", "-o", str(html), "--no-progress", *args)
     assert rendered.returncode == 0 and 'data-plot="rademacher-vs-radius"' in html.read_text()
+    # The checkpoint as its own initialisation: every distance from init is zero.
+    same = effcap("audit", str(model), "--data", "builtin:digits", "--server", server.address, "--json", "--no-progress", "--init-model", str(model), "--rad-no-fit", *args)
+    assert same.returncode == 0, same.stderr
+    distances = json.loads(same.stdout)["rademacher"]
+    assert distances["distanceFromInitFrobenius"] == 0 and distances["distanceFromInitSpectral"] == 0
     bad = effcap("audit", str(model), "--data", "builtin:digits", "--server", server.address, "--analyses", "rademacher", "--rad-radii", "0,1", "--no-progress")
     assert bad.returncode == 2 and "spec.rademacher.relative_radii" in bad.stderr

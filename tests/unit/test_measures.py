@@ -36,7 +36,7 @@ def test_conv_spectral_norm_is_the_top_singular_value_of_its_dense_matrix(stride
 
 def test_linear_spectral_norm_is_exact():
     layer = nn.Linear(7, 5).double()
-    assert operator_spectral_norm(layer, (7,)) == pytest.approx(float(torch.linalg.svdvals(layer.weight)[0]), rel=1e-12)
+    assert operator_spectral_norm(layer, (7,)) == pytest.approx(float(torch.linalg.svdvals(layer.weight.detach())[0]), rel=1e-12)
 
 
 def test_path_norm_equals_brute_force_enumeration_of_paths_with_biases():
@@ -196,3 +196,31 @@ def test_sharpness_finds_the_noise_scale_of_the_target_accuracy_drop():
     assert simulated_drop == pytest.approx(0.1, abs=0.03)
     magnitude = sharpness(model, x, y, magnitude_aware=True, samples=20, seed=0)
     assert magnitude.sigma > plain.sigma  # |w| + ε ≤ 1 here, so σ′ must be larger for the same drop
+
+
+def test_layer_wise_balls_of_a_linear_model_match_the_closed_form():
+    """With one tensor the layer-wise ball is ‖w − w₀‖ ≤ r‖w₀‖, so the sup of (1/n)Σσ_i w·x_i is
+    (1/n)Σσ_i w₀·x_i + (r‖w₀‖/n)‖Σσ_i x_i‖."""
+    n, d = 80, 6
+    x = torch.from_numpy(np.random.default_rng(7).standard_normal((n, d)))
+    model = build_model(parse_architecture({"family": "mlp", "input_shape": [d], "hidden_sizes": [], "num_classes": 1, "bias": False})).double()
+    w0 = model.head.weight.detach().clone()
+    sigmas = sign_draws(n, 4, 1)
+    estimate = local_rademacher(model, x, 0.5, sigmas, steps=25, per_tensor=True)
+    exact = np.mean([float((s[:, None] * x).sum(0) @ w0[0]) / n + 0.5 * float(w0.norm()) / n * float((s[:, None] * x).sum(0).norm()) for s in sigmas])
+    assert estimate.mean == pytest.approx(exact, rel=0.02)
+
+
+def test_distance_from_init_is_zero_to_itself_and_exact_for_a_linear_layer():
+    from effcap.capacity.measures.norms import distance_from_init
+
+    spec = parse_architecture({"family": "small_cnn", "input_shape": [1, 6, 6], "channels": [3], "num_classes": 2})
+    a, b = build_model(spec, seed=0), build_model(spec, seed=1)
+    zero = distance_from_init(a, a, (1, 6, 6))
+    assert zero.frobenius == 0 and zero.spectral == 0
+    expected = math.sqrt(sum(float(((p - q) ** 2).sum()) for p, q in zip(a.state_dict().values(), b.state_dict().values())))
+    assert distance_from_init(a, b, (1, 6, 6)).frobenius == pytest.approx(expected)
+    linear = parse_architecture({"family": "mlp", "input_shape": [4], "hidden_sizes": [], "num_classes": 3})
+    c, d = build_model(linear, seed=0), build_model(linear, seed=1)
+    diff = (c.head.weight - d.head.weight).detach().double()
+    assert distance_from_init(c, d, (4,)).spectral == pytest.approx(float(torch.linalg.svdvals(diff)[0]), rel=1e-6)
