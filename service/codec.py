@@ -12,7 +12,7 @@ from google.protobuf import json_format, struct_pb2
 
 from effcap.capacity import specs
 from effcap.capacity.analyses.memorization import MemorizationResult
-from effcap.capacity.analyses.rademacher import LOWER_ESTIMATE_NOTE, RademacherResult
+from effcap.capacity.analyses.rademacher import LOWER_ESTIMATE_NOTE, RademacherResult, RadiusEstimate
 from effcap.capacity.analyses.randomization import ConditionSummary, RandomizationResult, Statistic, TrialResult
 from effcap.capacity.errors import InputError
 from effcap.capacity.measures.bounds import Bound
@@ -148,6 +148,10 @@ def _estimate(e: Estimate) -> report_pb2.RademacherEstimate:
     return report_pb2.RademacherEstimate(mean=e.mean, ci_low=e.ci_low, ci_high=e.ci_high, draws=e.draws)
 
 
+def _radius_points(points: list[RadiusEstimate]) -> list[report_pb2.RadiusPoint]:
+    return [report_pb2.RadiusPoint(radius=p.radius, relative_radius=p.relative_radius, estimate=_estimate(p.estimate)) for p in points]
+
+
 def bound_to_proto(b: Bound) -> report_pb2.BoundReport:
     message = report_pb2.BoundReport(name=b.name, vacuous=b.vacuous, inputs=b.inputs, reference=b.reference)
     if b.value is not None:
@@ -161,10 +165,8 @@ def rademacher_to_proto(result: RademacherResult) -> report_pb2.RademacherReport
         examples=result.examples,
         confidence=CONFIDENCE,
         delta=result.spec.delta,
-        local=[report_pb2.RadiusPoint(radius=p.radius, relative_radius=p.relative_radius, estimate=_estimate(p.estimate)) for p in result.local],
-        local_per_layer=[
-            report_pb2.RadiusPoint(radius=p.radius, relative_radius=p.relative_radius, estimate=_estimate(p.estimate)) for p in result.local_per_layer
-        ],
+        local=_radius_points(result.local),
+        local_per_layer=_radius_points(result.local_per_layer),
         layers=[
             report_pb2.LayerNorm(
                 name=layer.name,
