@@ -125,6 +125,33 @@ class RademacherSpec(BaseModel):
     ntk_examples: int = Field(256, ge=0, le=4096)
 
 
+CompressionMethod = Literal["magnitude_global", "magnitude_layerwise", "random", "prune_quantize", "quantization", "low_rank"]
+
+
+class CompressibilitySpec(BaseModel):
+    """One-shot compression of the checkpoint, measured on the test split (the train split if none)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    methods: list[CompressionMethod] = Field(
+        default_factory=lambda: ["magnitude_global", "magnitude_layerwise", "random", "prune_quantize", "quantization", "low_rank"], min_length=1
+    )
+    sparsities: list[Annotated[float, Field(ge=0, lt=1)]] = Field(
+        default_factory=lambda: [0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999], min_length=2, max_length=64
+    )
+    bisection_steps: int = Field(4, ge=0, le=20)
+    # Accuracy loss accepted, as a fraction (0.01 = one point).
+    tolerance: float = Field(0.01, ge=0, le=1)
+    quantization_bits: list[Annotated[int, Field(ge=2, le=16)]] = Field(default_factory=lambda: [8, 6, 4, 3, 2], min_length=1)
+    low_rank_energies: list[Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=lambda: [0.999, 0.99, 0.95, 0.9, 0.8, 0.5], min_length=1)
+    # Per-layer sensitivity curves (one layer pruned at a time).
+    sensitivity: bool = True
+    max_eval_examples: int = Field(10_000, ge=10, le=10_000_000)
+    # n of the bound: how many examples the model was trained on. None: the audit's train split.
+    train_set_size: int | None = Field(None, ge=1)
+    delta: float = Field(0.05, gt=0, lt=1)
+
+
 class AuditSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -133,9 +160,10 @@ class AuditSpec(BaseModel):
     randomization: RandomizationSpec | None = None
     memorization: MemorizationSpec | None = None
     rademacher: RademacherSpec | None = None
+    compressibility: CompressibilitySpec | None = None
 
     @model_validator(mode="after")
     def _at_least_one_analysis(self) -> AuditSpec:
-        if self.randomization is None and self.memorization is None and self.rademacher is None:
-            raise ValueError("name at least one analysis (randomization, memorization, rademacher)")
+        if all(getattr(self, a) is None for a in ("randomization", "memorization", "rademacher", "compressibility")):
+            raise ValueError("name at least one analysis (randomization, memorization, rademacher, compressibility)")
         return self

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
+from effcap.clients.formatting import percent
 from effcap.protos.v1 import report_pb2
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
 
 
 def card_lines(report: report_pb2.AuditReport) -> list[str]:
@@ -16,13 +13,13 @@ def card_lines(report: report_pb2.AuditReport) -> list[str]:
         memorised = card.random_labels_train_accuracy >= report.randomization.fit_threshold
         verdict = "Memorises random labels" if memorised else "Does not fully memorise random labels"
         lines.append(
-            f"{verdict}: {_pct(card.random_labels_train_accuracy)} train accuracy on random labels, "
-            f"{_pct(card.random_labels_test_accuracy)} test (chance {_pct(card.chance_accuracy)})."
+            f"{verdict}: {percent(card.random_labels_train_accuracy)} train accuracy on random labels, "
+            f"{percent(card.random_labels_test_accuracy)} test (chance {percent(card.chance_accuracy)})."
         )
     if card.HasField("random_labels_slowdown"):
         lines.append(f"Fitting random labels takes {card.random_labels_slowdown:.2f}× the SGD steps of true labels.")
     if card.HasField("true_labels_test_accuracy"):
-        lines.append(f"Test accuracy with true labels: {_pct(card.true_labels_test_accuracy)}.")
+        lines.append(f"Test accuracy with true labels: {percent(card.true_labels_test_accuracy)}.")
     if card.HasField("memorized_examples"):
         bound = "at least " if report.memorization.reached_max_size else ""
         lines.append(
@@ -34,6 +31,12 @@ def card_lines(report: report_pb2.AuditReport) -> list[str]:
         lines.append(
             f"Empirical Rademacher complexity (fitting {r.draws} random sign vectors): {r.mean:.3f} "
             f"[{r.ci_low:.3f}, {r.ci_high:.3f}] (a lower estimate; 1 means any signs can be fitted)."
+        )
+    if card.HasField("compressibility"):
+        c = report.compressibility
+        lines.append(
+            f"Compressibility: {100 * card.compressibility:.1f}% of weights can be removed by global magnitude pruning "
+            f"({card.compression_ratio:.1f}× fewer) within {100 * c.tolerance:g} point(s) of {c.eval_split} accuracy."
         )
     if card.bounds_computed == 0:
         lines.append("Generalisation bounds: none computed by the analyses in this audit.")

@@ -125,6 +125,9 @@ def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--rad-radii", help="rademacher: comma-separated ball radii as fractions of the parameter norm")
     group.add_argument("--rad-examples", type=int, help="rademacher: training examples used")
     group.add_argument("--rad-no-fit", action="store_true", help="rademacher: skip fitting random signs (the global estimate)")
+    group.add_argument("--comp-methods", help="compressibility: comma-separated methods (default all)")
+    group.add_argument("--comp-tolerance", type=float, help="compressibility: accuracy loss accepted, e.g. 0.01")
+    group.add_argument("--comp-train-examples", type=int, help="compressibility: n of the bound, the examples the model was trained on")
     group.add_argument("--init-model", type=Path, help="rademacher: the checkpoint's weights at initialisation, for distances from init")
 
 
@@ -133,9 +136,9 @@ def _spec_from_args(args: argparse.Namespace):
     from effcap.protos.v1 import spec_pb2
 
     analyses = {a.strip() for a in args.analyses.split(",") if a.strip()}
-    unknown = analyses - {"randomization", "memorization", "rademacher"}
+    unknown = analyses - {"randomization", "memorization", "rademacher", "compressibility"}
     if unknown or not analyses:
-        raise EffcapError(f"--analyses: unknown {sorted(unknown)}; choose from randomization, memorization, rademacher", "INVALID_ARGUMENT")
+        raise EffcapError(f"--analyses: unknown {sorted(unknown)}; choose from randomization, memorization, rademacher, compressibility", "INVALID_ARGUMENT")
     spec = spec_pb2.AuditSpec(seed=args.seed)
     if "randomization" in analyses:
         try:
@@ -156,6 +159,15 @@ def _spec_from_args(args: argparse.Namespace):
         except ValueError:
             raise EffcapError(f"--rad-radii: expected comma-separated numbers, got {args.rad_radii!r}", "INVALID_ARGUMENT") from None
         spec.rademacher.CopyFrom(rademacher_spec(args.rad_draws, radii, args.rad_examples, not args.rad_no_fit, training))
+    if "compressibility" in analyses:
+        compressibility = spec_pb2.CompressibilitySpec()
+        if args.comp_methods:
+            compressibility.methods.extend(m.strip() for m in args.comp_methods.split(",") if m.strip())
+        if args.comp_tolerance is not None:
+            compressibility.tolerance = args.comp_tolerance
+        if args.comp_train_examples is not None:
+            compressibility.train_set_size = args.comp_train_examples
+        spec.compressibility.CopyFrom(compressibility)
     if args.arch:
         spec.architecture.CopyFrom(architecture_struct(args.arch))
     return spec

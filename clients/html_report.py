@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from effcap.clients.card import card_lines, condition_x
-from effcap.clients.markdown_report import _stat
+from effcap.clients.formatting import mean_std, percent
 from effcap.clients.svg_chart import Chart, Series, render_svg
 from effcap.protos.v1 import report_pb2
 
@@ -115,6 +115,37 @@ def _rademacher_figures(r: report_pb2.RademacherReport) -> list[str]:
     ]
 
 
+def _compressibility_figures(c: report_pb2.CompressibilityReport) -> list[str]:
+    methods = list(dict.fromkeys(p.method for p in c.points))
+    accuracy = Chart(
+        "compression ratio (all parameters / nonzero, log scale)",
+        f"{c.eval_split} accuracy",
+        [Series(m, [(p.compression_ratio, p.accuracy) for p in c.points if p.method == m]) for m in methods],
+        x_log=True,
+        y_range=(0.0, 1.0),
+        reference_lines=[(c.baseline_accuracy - c.tolerance, "tolerance")],
+    )
+    figures = [
+        _figure(
+            accuracy,
+            "Accuracy against compression for each method. Where a curve leaves the tolerance line is the largest compression "
+            "that keeps the trained function; random pruning (the control) should leave it first.",
+            "accuracy-vs-compression",
+        )
+    ]
+    if c.sensitivities:
+        sensitivity = Chart(
+            "sparsity of one layer",
+            f"{c.eval_split} accuracy",
+            [Series(s.layer, list(zip(s.sparsities, s.accuracies))) for s in c.sensitivities],
+            y_range=(0.0, 1.0),
+        )
+        figures.append(
+            _figure(sensitivity, "Per-layer sensitivity: one layer pruned at a time. Layers whose curve falls early hold the weights the model needs.", "layer-sensitivity")
+        )
+    return figures
+
+
 def report_html(report: report_pb2.AuditReport) -> str:
     model, data = report.model, report.dataset
     source = f"builtin:{data.source.builtin}" if data.source.builtin else f"sha256:{data.source.artifact.sha256[:12]}"
@@ -129,8 +160,8 @@ def report_html(report: report_pb2.AuditReport) -> str:
     if report.HasField("randomization"):
         r = report.randomization
         rows = "".join(
-            f"<tr><td>{escape(c.label)}</td><td>{_stat(c.train_accuracy)}</td><td>{_stat(c.test_accuracy)}</td>"
-            f"<td>{round(c.fitted_fraction * len(c.trials))}/{len(c.trials)}</td><td>{_stat(c.steps_to_fit, fmt=lambda v: f'{v:.0f}')}</td>"
+            f"<tr><td>{escape(c.label)}</td><td>{mean_std(c.train_accuracy)}</td><td>{mean_std(c.test_accuracy)}</td>"
+            f"<td>{round(c.fitted_fraction * len(c.trials))}/{len(c.trials)}</td><td>{mean_std(c.steps_to_fit, fmt=lambda v: f'{v:.0f}')}</td>"
             f"<td>{f'{c.slowdown_vs_true:.2f}×' if c.HasField('slowdown_vs_true') else '—'}</td><td>{100 * c.generalization_gap:+.1f}</td></tr>"
             for c in r.conditions
         )
@@ -158,6 +189,24 @@ def report_html(report: report_pb2.AuditReport) -> str:
             + "</p>",
             f"<table><tr><th>bound (δ = {r.delta:g})</th><th>test error ≤</th><th>vacuous</th><th>inputs</th></tr>{rows}</table>",
             *_rademacher_figures(r),
+        ]
+    if report.HasField("compressibility"):
+        c = report.compressibility
+        rows = "".join(
+            f"<tr><td>{escape(m.method)}</td><td>{percent(m.sparsity)}</td><td>{m.compression_ratio:.1f}×</td><td>{percent(m.train_sparsity)}</td></tr>" for m in c.methods
+        )
+        bound = ""
+        if c.HasField("bound"):
+            b = c.bound
+            bound = (
+                f"<p>Compression bound ({escape(b.method)} at {b.level:g}, {b.code_bits:,.0f} bits, n = {b.n}, δ = {b.delta:g}): kl {b.kl_bound:.4f}"
+                f"{' (vacuous)' if b.vacuous else ''}, Catoni {b.catoni_bound:.4f}, Hoeffding {b.hoeffding_bound:.4f}.</p>"
+            )
+        body += [
+            "<h2>Compressibility</h2>",
+            f"<table><tr><th>method</th><th>s*</th><th>ratio</th><th>s* on train</th></tr>{rows}</table>",
+            bound,
+            *_compressibility_figures(c),
         ]
     if report.warnings:
         body += ["<h2>Warnings</h2><ul>" + "".join(f'<li class="warning">{escape(w)}</li>' for w in report.warnings) + "</ul>"]

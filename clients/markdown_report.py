@@ -3,17 +3,8 @@
 from __future__ import annotations
 
 from effcap.clients.card import card_lines
+from effcap.clients.formatting import mean_std, percent
 from effcap.protos.v1 import report_pb2
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
-def _stat(s: report_pb2.Statistic, fmt=_pct) -> str:
-    if s.count == 0:
-        return "—"
-    return fmt(s.mean) if s.count == 1 else f"{fmt(s.mean)} ± {fmt(s.std)}"
 
 
 def report_markdown(report: report_pb2.AuditReport) -> str:
@@ -45,8 +36,8 @@ def report_markdown(report: report_pb2.AuditReport) -> str:
         for c in r.conditions:
             slowdown = f"{c.slowdown_vs_true:.2f}×" if c.HasField("slowdown_vs_true") else "—"
             fitted = f"{round(c.fitted_fraction * len(c.trials))}/{len(c.trials)}"
-            steps = _stat(c.steps_to_fit, fmt=lambda v: f"{v:.0f}")
-            out.append(f"| {c.label} | {_stat(c.train_accuracy)} | {_stat(c.test_accuracy)} | {fitted} | {steps} | {slowdown} | {100 * c.generalization_gap:+.1f} |")
+            steps = mean_std(c.steps_to_fit, fmt=lambda v: f"{v:.0f}")
+            out.append(f"| {c.label} | {mean_std(c.train_accuracy)} | {mean_std(c.test_accuracy)} | {fitted} | {steps} | {slowdown} | {100 * c.generalization_gap:+.1f} |")
     if report.HasField("memorization"):
         m = report.memorization
         bound = "≥ " if m.reached_max_size else ""
@@ -59,7 +50,7 @@ def report_markdown(report: report_pb2.AuditReport) -> str:
             "",
             "| subset size | fitted | train acc |",
             "| ---: | ---: | ---: |",
-            *[f"| {p.size} | {100 * p.fitted_fraction:.0f}% | {_stat(p.train_accuracy)} |" for p in m.points],
+            *[f"| {p.size} | {100 * p.fitted_fraction:.0f}% | {mean_std(p.train_accuracy)} |" for p in m.points],
         ]
     if report.HasField("rademacher"):
         r = report.rademacher
@@ -80,6 +71,25 @@ def report_markdown(report: report_pb2.AuditReport) -> str:
         out += [f"| {b.name} | {f'{b.value:.4g}' if b.HasField('value') else 'n/a'} | {'yes' if b.vacuous else 'no'} | {b.inputs} |" for b in r.bounds]
         out += ["", "| layer | input | spectral (operator) | spectral (reshaped kernel) | Frobenius |", "| --- | --- | ---: | ---: | ---: |"]
         out += [f"| {x.name} | {list(x.input_shape)} | {x.spectral:.4g} | {x.spectral_reshaped_kernel:.4g} | {x.frobenius:.4g} |" for x in r.layers]
+    if report.HasField("compressibility"):
+        c = report.compressibility
+        out += [
+            "",
+            "### Compressibility",
+            "",
+            f"One-shot, {c.eval_split} accuracy {percent(c.baseline_accuracy)}, tolerance {100 * c.tolerance:g} point(s).",
+            "",
+            "| method | s* | compression ratio | s* on train |",
+            "| --- | ---: | ---: | ---: |",
+            *[f"| {m.method} | {percent(m.sparsity)} | {m.compression_ratio:.1f}× | {percent(m.train_sparsity)} |" for m in c.methods],
+        ]
+        if c.HasField("bound"):
+            b = c.bound
+            out += [
+                "",
+                f"Compression bound ({b.method} at {b.level:g}, {b.code_bits:,.0f} bits, n = {b.n}, δ = {b.delta:g}): "
+                f"kl {b.kl_bound:.4f}{' (vacuous)' if b.vacuous else ''}, Catoni {b.catoni_bound:.4f}, Hoeffding {b.hoeffding_bound:.4f}.",
+            ]
     if report.warnings:
         out += ["", "### Warnings", "", *[f"- ⚠️ {w}" for w in report.warnings]]
     return "\n".join(out) + "\n"

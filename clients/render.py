@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from effcap.clients.card import card_lines
+from effcap.clients.formatting import mean_std
 from effcap.protos.v1 import report_pb2
 
 
@@ -18,14 +19,6 @@ def report_json(report: report_pb2.AuditReport) -> str:
     return json_format.MessageToJson(report, indent=2, sort_keys=True)
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
-def _mean_std(stat: report_pb2.Statistic, fmt=_pct) -> str:
-    if stat.count == 0:
-        return "—"
-    return fmt(stat.mean) if stat.count == 1 or stat.std == 0 else f"{fmt(stat.mean)} ± {fmt(stat.std)}"
 
 
 def capacity_card(report: report_pb2.AuditReport) -> Panel:
@@ -42,10 +35,10 @@ def randomization_table(section: report_pb2.RandomizationReport) -> Table:
     for c in section.conditions:
         table.add_row(
             c.label,
-            _mean_std(c.train_accuracy),
-            _mean_std(c.test_accuracy),
+            mean_std(c.train_accuracy),
+            mean_std(c.test_accuracy),
             f"{round(c.fitted_fraction * len(c.trials))}/{len(c.trials)}",
-            _mean_std(c.steps_to_fit, fmt=lambda v: f"{v:.0f}"),
+            mean_std(c.steps_to_fit, fmt=lambda v: f"{v:.0f}"),
             f"{c.slowdown_vs_true:.2f}×" if c.HasField("slowdown_vs_true") else "—",
             f"{100 * c.generalization_gap:+.1f}",
         )
@@ -64,7 +57,7 @@ def memorization_table(section: report_pb2.MemorizationReport) -> Table:
     for column in ("subset size", "fitted", "train acc", "steps to fit"):
         table.add_column(column, justify="right")
     for p in section.points:
-        table.add_row(str(p.size), f"{100 * p.fitted_fraction:.0f}%", _mean_std(p.train_accuracy), _mean_std(p.steps_to_fit, fmt=lambda v: f"{v:.0f}"))
+        table.add_row(str(p.size), f"{100 * p.fitted_fraction:.0f}%", mean_std(p.train_accuracy), mean_std(p.steps_to_fit, fmt=lambda v: f"{v:.0f}"))
     return table
 
 
@@ -104,6 +97,28 @@ def rademacher_tables(section: report_pb2.RademacherReport) -> list[Table]:
     return [estimates, bounds]
 
 
+def compressibility_tables(section: report_pb2.CompressibilityReport) -> list[Table]:
+    methods = Table(
+        title=f"Compressibility (one-shot; {section.eval_split} accuracy {100 * section.baseline_accuracy:.1f}%, tolerance {100 * section.tolerance:g} point(s))",
+        box=box.SIMPLE_HEAD,
+    )
+    for column in ("method", "s*", "ratio", "s* (train)"):
+        methods.add_column(column, justify="left" if column == "method" else "right")
+    for m in section.methods:
+        methods.add_row(m.method, f"{100 * m.sparsity:.1f}%", f"{m.compression_ratio:.1f}×", f"{100 * m.train_sparsity:.1f}%")
+    tables = [methods]
+    if section.HasField("bound"):
+        b = section.bound
+        bound = Table(title=f"Compression bound (δ = {b.delta:g}): {b.method} at {b.level:g}, {b.code_bits:,.0f} bits, n = {b.n}, train error {b.train_error:.4f}", box=box.SIMPLE_HEAD)
+        for column in ("form", "test error ≤"):
+            bound.add_column(column, justify="left" if column == "form" else "right")
+        bound.add_row("kl", f"{b.kl_bound:.4f}{' (vacuous)' if b.vacuous else ''}")
+        bound.add_row("Catoni", f"{b.catoni_bound:.4f}")
+        bound.add_row("Hoeffding (reference)", f"{b.hoeffding_bound:.4f}")
+        tables.append(bound)
+    return tables
+
+
 def render_report(report: report_pb2.AuditReport) -> Group:
     model, data = report.model, report.dataset
     source = f"builtin:{data.source.builtin}" if data.source.builtin else f"sha256:{data.source.artifact.sha256[:12]}"
@@ -121,6 +136,8 @@ def render_report(report: report_pb2.AuditReport) -> Group:
         parts.append(memorization_table(report.memorization))
     if report.HasField("rademacher"):
         parts.extend(rademacher_tables(report.rademacher))
+    if report.HasField("compressibility"):
+        parts.extend(compressibility_tables(report.compressibility))
     for warning in report.warnings:
         parts.append(Text(f"warning: {warning}", style="yellow"))
     return Group(*parts)

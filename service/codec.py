@@ -11,6 +11,7 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2
 
 from effcap.capacity import specs
+from effcap.capacity.analyses.compressibility import CompressibilityResult
 from effcap.capacity.analyses.memorization import MemorizationResult
 from effcap.capacity.analyses.rademacher import LOWER_ESTIMATE_NOTE, RademacherResult, RadiusEstimate
 from effcap.capacity.analyses.randomization import ConditionSummary, RandomizationResult, Statistic, TrialResult
@@ -39,6 +40,8 @@ def audit_spec_from_proto(message: spec_pb2.AuditSpec) -> specs.AuditSpec:
         data["memorization"] = _set_fields(message.memorization)
     if message.HasField("rademacher"):
         data["rademacher"] = _set_fields(message.rademacher)
+    if message.HasField("compressibility"):
+        data["compressibility"] = _set_fields(message.compressibility)
     return validated(specs.AuditSpec, data, "spec")
 
 
@@ -93,6 +96,60 @@ def audit_spec_to_proto(spec: specs.AuditSpec) -> spec_pb2.AuditSpec:
     if spec.rademacher is not None:
         fields = spec.rademacher.model_dump(exclude={"training"})
         message.rademacher.CopyFrom(spec_pb2.RademacherSpec(**fields, training=spec_pb2.TrainingSpec(**spec.rademacher.training.model_dump())))
+    if spec.compressibility is not None:
+        message.compressibility.CopyFrom(spec_pb2.CompressibilitySpec(**spec.compressibility.model_dump(exclude_none=True)))
+    return message
+
+
+def compressibility_to_proto(result: CompressibilityResult) -> report_pb2.CompressibilityReport:
+    message = report_pb2.CompressibilityReport(
+        eval_split=result.eval_split,
+        baseline_accuracy=result.baseline_accuracy,
+        baseline_train_accuracy=result.baseline_train_accuracy,
+        tolerance=result.spec.tolerance,
+        parameter_count=result.parameters,
+        points=[
+            report_pb2.CompressionPoint(
+                method=p.method,
+                level=p.level,
+                accuracy=p.accuracy,
+                loss=p.loss,
+                train_accuracy=p.train_accuracy,
+                nonzero_parameters=p.nonzero_parameters,
+                compression_ratio=p.compression_ratio,
+                theoretical_speedup=p.speedup,
+                code_bits=p.code_bits,
+                refined=p.refined,
+            )
+            for p in result.points
+        ],
+        methods=[
+            report_pb2.MethodCompressibility(
+                method=m, sparsity=s, compression_ratio=1 / (1 - s), train_sparsity=result.train_compressibility[m]
+            )
+            for m, s in result.compressibility.items()
+        ],
+        sensitivities=[
+            report_pb2.LayerSensitivity(layer=s.layer, sparsities=s.sparsities, accuracies=s.accuracies, integral=s.integral) for s in result.sensitivities
+        ],
+    )
+    if result.bound is not None:
+        b = result.bound
+        message.bound.CopyFrom(
+            report_pb2.OccamBoundReport(
+                method=b.method,
+                level=b.level,
+                code_bits=b.code_bits,
+                hyperparameter_bits=b.hyperparameter_bits,
+                train_error=b.train_error,
+                n=b.n,
+                kl_bound=b.kl,
+                catoni_bound=b.catoni,
+                hoeffding_bound=b.hoeffding,
+                delta=result.spec.delta,
+                vacuous=b.vacuous,
+            )
+        )
     return message
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from effcap.capacity.analyses.compressibility import CompressibilityResult, run_compressibility
 from effcap.capacity.analyses.memorization import run_memorization
 from effcap.capacity.analyses.progress import AnalysisProgress
 from effcap.capacity.analyses.rademacher import run_rademacher
@@ -102,7 +103,7 @@ def run_audit(job: AuditJob, sink: ProgressSink) -> report_pb2.AuditReport:
     report.environment.CopyFrom(_environment(device))
     if inputs.dataset.test_split_held_out:
         report.warnings.append("the dataset has no test split: 20% of the train split was held out as test data")
-    analyses = [name for name in ("randomization", "memorization", "rademacher") if getattr(spec, name) is not None]
+    analyses = [name for name in ("randomization", "memorization", "rademacher", "compressibility") if getattr(spec, name) is not None]
     for position, name in enumerate(analyses):
         progress = _ProgressAdapter(sink, position, len(analyses))
         if name == "randomization":
@@ -115,6 +116,10 @@ def run_audit(job: AuditJob, sink: ProgressSink) -> report_pb2.AuditReport:
             memorization = run_memorization(architecture, inputs.dataset, spec.memorization, spec.seed, device, progress)
             report.memorization.CopyFrom(codec.memorization_to_proto(memorization))
             report.warnings.extend(_memorization_warnings(report.memorization))
+        elif name == "compressibility":
+            compression = run_compressibility(architecture, inputs.checkpoint.state_dict, inputs.dataset, spec.compressibility, spec.seed, device, progress)
+            report.compressibility.CopyFrom(codec.compressibility_to_proto(compression))
+            report.warnings.extend(_compressibility_warnings(compression))
         else:
             rademacher = run_rademacher(
                 architecture, inputs.checkpoint.state_dict, inputs.dataset, spec.rademacher, spec.seed, device, progress, initial_state=inputs.initial_state
@@ -209,6 +214,18 @@ def _memorization_warnings(report: report_pb2.MemorizationReport) -> list[str]:
     ]
 
 
+def _compressibility_warnings(result: CompressibilityResult) -> list[str]:
+    warnings = []
+    if result.eval_split == "train":
+        warnings.append("compressibility: the dataset has no test split, so accuracy under compression is measured on the train split")
+    if not result.n_from_spec:
+        warnings.append(
+            f"compressibility: the bound assumes the model was trained on the audit's {result.bound.n if result.bound else 0} train examples; "
+            "name the real number in spec.compressibility.train_set_size"
+        )
+    return warnings
+
+
 def _capacity_card(report: report_pb2.AuditReport) -> report_pb2.CapacityCard:
     card = report_pb2.CapacityCard(chance_accuracy=1.0 / report.dataset.num_classes)
     by_kind = {c.condition.kind: c for c in report.randomization.conditions}
@@ -221,15 +238,29 @@ def _capacity_card(report: report_pb2.AuditReport) -> report_pb2.CapacityCard:
             card.random_labels_slowdown = random_labels.slowdown_vs_true
     if true_labels is not None:
         card.true_labels_test_accuracy = true_labels.test_accuracy.mean
+    bounds: list[report_pb2.BoundReport] = []
     if report.HasField("rademacher"):
         r = report.rademacher
         if r.HasField("global_estimate"):
             card.rademacher.CopyFrom(r.global_estimate)
-        card.bounds_computed = len(r.bounds)
-        card.bounds_vacuous = sum(b.vacuous for b in r.bounds)
-        useful = [b for b in r.bounds if not b.vacuous]
-        if useful:
-            card.tightest_bound.CopyFrom(min(useful, key=lambda b: b.value))
+        bounds.extend(r.bounds)
+    if report.HasField("compressibility"):
+        c = report.compressibility
+        for m in c.methods:
+            if m.method == "magnitude_global":
+                card.compressibility, card.compression_ratio = m.sparsity, m.compression_ratio
+        if c.HasField("bound"):
+            b = c.bound
+            bounds.append(
+                report_pb2.BoundReport(
+                    name=f"occam_kl ({b.method} at {b.level:g})", value=b.kl_bound, vacuous=b.vacuous, inputs=f"{b.code_bits:.0f} bits, n = {b.n}"
+                )
+            )
+    card.bounds_computed = len(bounds)
+    card.bounds_vacuous = sum(b.vacuous for b in bounds)
+    useful = [b for b in bounds if not b.vacuous]
+    if useful:
+        card.tightest_bound.CopyFrom(min(useful, key=lambda b: b.value))
     if report.HasField("memorization"):
         card.memorized_examples = report.memorization.largest_fitted_size
         card.memorization_bits = report.memorization.capacity_bits

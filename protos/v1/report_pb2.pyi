@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AuditReport(_message.Message):
-    __slots__ = ("audit", "model", "dataset", "environment", "spec", "card", "randomization", "warnings", "memorization", "rademacher")
+    __slots__ = ("audit", "model", "dataset", "environment", "spec", "card", "randomization", "warnings", "memorization", "rademacher", "compressibility")
     AUDIT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,7 @@ class AuditReport(_message.Message):
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     MEMORIZATION_FIELD_NUMBER: _ClassVar[int]
     RADEMACHER_FIELD_NUMBER: _ClassVar[int]
+    COMPRESSIBILITY_FIELD_NUMBER: _ClassVar[int]
     audit: str
     model: ModelInfo
     dataset: DatasetInfo
@@ -31,7 +32,8 @@ class AuditReport(_message.Message):
     warnings: _containers.RepeatedScalarFieldContainer[str]
     memorization: MemorizationReport
     rademacher: RademacherReport
-    def __init__(self, audit: _Optional[str] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., dataset: _Optional[_Union[DatasetInfo, _Mapping]] = ..., environment: _Optional[_Union[Environment, _Mapping]] = ..., spec: _Optional[_Union[_spec_pb2.AuditSpec, _Mapping]] = ..., card: _Optional[_Union[CapacityCard, _Mapping]] = ..., randomization: _Optional[_Union[RandomizationReport, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., memorization: _Optional[_Union[MemorizationReport, _Mapping]] = ..., rademacher: _Optional[_Union[RademacherReport, _Mapping]] = ...) -> None: ...
+    compressibility: CompressibilityReport
+    def __init__(self, audit: _Optional[str] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., dataset: _Optional[_Union[DatasetInfo, _Mapping]] = ..., environment: _Optional[_Union[Environment, _Mapping]] = ..., spec: _Optional[_Union[_spec_pb2.AuditSpec, _Mapping]] = ..., card: _Optional[_Union[CapacityCard, _Mapping]] = ..., randomization: _Optional[_Union[RandomizationReport, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., memorization: _Optional[_Union[MemorizationReport, _Mapping]] = ..., rademacher: _Optional[_Union[RademacherReport, _Mapping]] = ..., compressibility: _Optional[_Union[CompressibilityReport, _Mapping]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("digest", "architecture", "family", "parameter_count", "input_shape", "num_classes")
@@ -208,7 +210,7 @@ class MemorizationReport(_message.Message):
     def __init__(self, points: _Optional[_Iterable[_Union[SubsetFit, _Mapping]]] = ..., largest_fitted_size: _Optional[int] = ..., reached_max_size: _Optional[bool] = ..., capacity_bits: _Optional[float] = ..., bits_per_parameter: _Optional[float] = ..., parameter_count: _Optional[int] = ..., num_classes: _Optional[int] = ..., fit_threshold: _Optional[float] = ..., max_epochs: _Optional[int] = ..., engine_strategy: _Optional[str] = ...) -> None: ...
 
 class CapacityCard(_message.Message):
-    __slots__ = ("random_labels_train_accuracy", "random_labels_test_accuracy", "random_labels_slowdown", "true_labels_test_accuracy", "chance_accuracy", "memorized_examples", "memorization_bits", "memorization_bits_per_parameter", "rademacher", "tightest_bound", "bounds_computed", "bounds_vacuous")
+    __slots__ = ("random_labels_train_accuracy", "random_labels_test_accuracy", "random_labels_slowdown", "true_labels_test_accuracy", "chance_accuracy", "memorized_examples", "memorization_bits", "memorization_bits_per_parameter", "rademacher", "tightest_bound", "bounds_computed", "bounds_vacuous", "compressibility", "compression_ratio")
     RANDOM_LABELS_TRAIN_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     RANDOM_LABELS_TEST_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     RANDOM_LABELS_SLOWDOWN_FIELD_NUMBER: _ClassVar[int]
@@ -221,6 +223,8 @@ class CapacityCard(_message.Message):
     TIGHTEST_BOUND_FIELD_NUMBER: _ClassVar[int]
     BOUNDS_COMPUTED_FIELD_NUMBER: _ClassVar[int]
     BOUNDS_VACUOUS_FIELD_NUMBER: _ClassVar[int]
+    COMPRESSIBILITY_FIELD_NUMBER: _ClassVar[int]
+    COMPRESSION_RATIO_FIELD_NUMBER: _ClassVar[int]
     random_labels_train_accuracy: float
     random_labels_test_accuracy: float
     random_labels_slowdown: float
@@ -233,7 +237,9 @@ class CapacityCard(_message.Message):
     tightest_bound: BoundReport
     bounds_computed: int
     bounds_vacuous: int
-    def __init__(self, random_labels_train_accuracy: _Optional[float] = ..., random_labels_test_accuracy: _Optional[float] = ..., random_labels_slowdown: _Optional[float] = ..., true_labels_test_accuracy: _Optional[float] = ..., chance_accuracy: _Optional[float] = ..., memorized_examples: _Optional[int] = ..., memorization_bits: _Optional[float] = ..., memorization_bits_per_parameter: _Optional[float] = ..., rademacher: _Optional[_Union[RademacherEstimate, _Mapping]] = ..., tightest_bound: _Optional[_Union[BoundReport, _Mapping]] = ..., bounds_computed: _Optional[int] = ..., bounds_vacuous: _Optional[int] = ...) -> None: ...
+    compressibility: float
+    compression_ratio: float
+    def __init__(self, random_labels_train_accuracy: _Optional[float] = ..., random_labels_test_accuracy: _Optional[float] = ..., random_labels_slowdown: _Optional[float] = ..., true_labels_test_accuracy: _Optional[float] = ..., chance_accuracy: _Optional[float] = ..., memorized_examples: _Optional[int] = ..., memorization_bits: _Optional[float] = ..., memorization_bits_per_parameter: _Optional[float] = ..., rademacher: _Optional[_Union[RademacherEstimate, _Mapping]] = ..., tightest_bound: _Optional[_Union[BoundReport, _Mapping]] = ..., bounds_computed: _Optional[int] = ..., bounds_vacuous: _Optional[int] = ..., compressibility: _Optional[float] = ..., compression_ratio: _Optional[float] = ...) -> None: ...
 
 class RademacherEstimate(_message.Message):
     __slots__ = ("mean", "ci_low", "ci_high", "draws")
@@ -364,3 +370,99 @@ class NtkReport(_message.Message):
     true_labels: float
     random_labels: float
     def __init__(self, examples: _Optional[int] = ..., true_labels: _Optional[float] = ..., random_labels: _Optional[float] = ...) -> None: ...
+
+class CompressionPoint(_message.Message):
+    __slots__ = ("method", "level", "accuracy", "loss", "train_accuracy", "nonzero_parameters", "compression_ratio", "theoretical_speedup", "code_bits", "refined")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    LOSS_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    NONZERO_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    COMPRESSION_RATIO_FIELD_NUMBER: _ClassVar[int]
+    THEORETICAL_SPEEDUP_FIELD_NUMBER: _ClassVar[int]
+    CODE_BITS_FIELD_NUMBER: _ClassVar[int]
+    REFINED_FIELD_NUMBER: _ClassVar[int]
+    method: str
+    level: float
+    accuracy: float
+    loss: float
+    train_accuracy: float
+    nonzero_parameters: int
+    compression_ratio: float
+    theoretical_speedup: float
+    code_bits: float
+    refined: bool
+    def __init__(self, method: _Optional[str] = ..., level: _Optional[float] = ..., accuracy: _Optional[float] = ..., loss: _Optional[float] = ..., train_accuracy: _Optional[float] = ..., nonzero_parameters: _Optional[int] = ..., compression_ratio: _Optional[float] = ..., theoretical_speedup: _Optional[float] = ..., code_bits: _Optional[float] = ..., refined: _Optional[bool] = ...) -> None: ...
+
+class MethodCompressibility(_message.Message):
+    __slots__ = ("method", "sparsity", "compression_ratio", "train_sparsity")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    SPARSITY_FIELD_NUMBER: _ClassVar[int]
+    COMPRESSION_RATIO_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_SPARSITY_FIELD_NUMBER: _ClassVar[int]
+    method: str
+    sparsity: float
+    compression_ratio: float
+    train_sparsity: float
+    def __init__(self, method: _Optional[str] = ..., sparsity: _Optional[float] = ..., compression_ratio: _Optional[float] = ..., train_sparsity: _Optional[float] = ...) -> None: ...
+
+class LayerSensitivity(_message.Message):
+    __slots__ = ("layer", "sparsities", "accuracies", "integral")
+    LAYER_FIELD_NUMBER: _ClassVar[int]
+    SPARSITIES_FIELD_NUMBER: _ClassVar[int]
+    ACCURACIES_FIELD_NUMBER: _ClassVar[int]
+    INTEGRAL_FIELD_NUMBER: _ClassVar[int]
+    layer: str
+    sparsities: _containers.RepeatedScalarFieldContainer[float]
+    accuracies: _containers.RepeatedScalarFieldContainer[float]
+    integral: float
+    def __init__(self, layer: _Optional[str] = ..., sparsities: _Optional[_Iterable[float]] = ..., accuracies: _Optional[_Iterable[float]] = ..., integral: _Optional[float] = ...) -> None: ...
+
+class OccamBoundReport(_message.Message):
+    __slots__ = ("method", "level", "code_bits", "hyperparameter_bits", "train_error", "n", "kl_bound", "catoni_bound", "hoeffding_bound", "delta", "vacuous")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    CODE_BITS_FIELD_NUMBER: _ClassVar[int]
+    HYPERPARAMETER_BITS_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_ERROR_FIELD_NUMBER: _ClassVar[int]
+    N_FIELD_NUMBER: _ClassVar[int]
+    KL_BOUND_FIELD_NUMBER: _ClassVar[int]
+    CATONI_BOUND_FIELD_NUMBER: _ClassVar[int]
+    HOEFFDING_BOUND_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    VACUOUS_FIELD_NUMBER: _ClassVar[int]
+    method: str
+    level: float
+    code_bits: float
+    hyperparameter_bits: float
+    train_error: float
+    n: int
+    kl_bound: float
+    catoni_bound: float
+    hoeffding_bound: float
+    delta: float
+    vacuous: bool
+    def __init__(self, method: _Optional[str] = ..., level: _Optional[float] = ..., code_bits: _Optional[float] = ..., hyperparameter_bits: _Optional[float] = ..., train_error: _Optional[float] = ..., n: _Optional[int] = ..., kl_bound: _Optional[float] = ..., catoni_bound: _Optional[float] = ..., hoeffding_bound: _Optional[float] = ..., delta: _Optional[float] = ..., vacuous: _Optional[bool] = ...) -> None: ...
+
+class CompressibilityReport(_message.Message):
+    __slots__ = ("eval_split", "baseline_accuracy", "baseline_train_accuracy", "tolerance", "parameter_count", "points", "methods", "sensitivities", "bound")
+    EVAL_SPLIT_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_TRAIN_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    TOLERANCE_FIELD_NUMBER: _ClassVar[int]
+    PARAMETER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    METHODS_FIELD_NUMBER: _ClassVar[int]
+    SENSITIVITIES_FIELD_NUMBER: _ClassVar[int]
+    BOUND_FIELD_NUMBER: _ClassVar[int]
+    eval_split: str
+    baseline_accuracy: float
+    baseline_train_accuracy: float
+    tolerance: float
+    parameter_count: int
+    points: _containers.RepeatedCompositeFieldContainer[CompressionPoint]
+    methods: _containers.RepeatedCompositeFieldContainer[MethodCompressibility]
+    sensitivities: _containers.RepeatedCompositeFieldContainer[LayerSensitivity]
+    bound: OccamBoundReport
+    def __init__(self, eval_split: _Optional[str] = ..., baseline_accuracy: _Optional[float] = ..., baseline_train_accuracy: _Optional[float] = ..., tolerance: _Optional[float] = ..., parameter_count: _Optional[int] = ..., points: _Optional[_Iterable[_Union[CompressionPoint, _Mapping]]] = ..., methods: _Optional[_Iterable[_Union[MethodCompressibility, _Mapping]]] = ..., sensitivities: _Optional[_Iterable[_Union[LayerSensitivity, _Mapping]]] = ..., bound: _Optional[_Union[OccamBoundReport, _Mapping]] = ...) -> None: ...

@@ -36,18 +36,20 @@ INIT_MODE_REINIT: InitMode
 INIT_MODE_CHECKPOINT: InitMode
 
 class AuditSpec(_message.Message):
-    __slots__ = ("architecture", "seed", "randomization", "memorization", "rademacher")
+    __slots__ = ("architecture", "seed", "randomization", "memorization", "rademacher", "compressibility")
     ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     RANDOMIZATION_FIELD_NUMBER: _ClassVar[int]
     MEMORIZATION_FIELD_NUMBER: _ClassVar[int]
     RADEMACHER_FIELD_NUMBER: _ClassVar[int]
+    COMPRESSIBILITY_FIELD_NUMBER: _ClassVar[int]
     architecture: _struct_pb2.Struct
     seed: int
     randomization: RandomizationSpec
     memorization: MemorizationSpec
     rademacher: RademacherSpec
-    def __init__(self, architecture: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., seed: _Optional[int] = ..., randomization: _Optional[_Union[RandomizationSpec, _Mapping]] = ..., memorization: _Optional[_Union[MemorizationSpec, _Mapping]] = ..., rademacher: _Optional[_Union[RademacherSpec, _Mapping]] = ...) -> None: ...
+    compressibility: CompressibilitySpec
+    def __init__(self, architecture: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., seed: _Optional[int] = ..., randomization: _Optional[_Union[RandomizationSpec, _Mapping]] = ..., memorization: _Optional[_Union[MemorizationSpec, _Mapping]] = ..., rademacher: _Optional[_Union[RademacherSpec, _Mapping]] = ..., compressibility: _Optional[_Union[CompressibilitySpec, _Mapping]] = ...) -> None: ...
 
 class DatasetRef(_message.Message):
     __slots__ = ("artifact", "builtin")
@@ -132,3 +134,27 @@ class RademacherSpec(_message.Message):
     sharpness: bool
     ntk_examples: int
     def __init__(self, draws: _Optional[int] = ..., fit_signs: _Optional[bool] = ..., relative_radii: _Optional[_Iterable[float]] = ..., ascent_steps: _Optional[int] = ..., max_examples: _Optional[int] = ..., delta: _Optional[float] = ..., training: _Optional[_Union[TrainingSpec, _Mapping]] = ..., sharpness: _Optional[bool] = ..., ntk_examples: _Optional[int] = ...) -> None: ...
+
+class CompressibilitySpec(_message.Message):
+    __slots__ = ("methods", "sparsities", "bisection_steps", "tolerance", "quantization_bits", "low_rank_energies", "sensitivity", "max_eval_examples", "train_set_size", "delta")
+    METHODS_FIELD_NUMBER: _ClassVar[int]
+    SPARSITIES_FIELD_NUMBER: _ClassVar[int]
+    BISECTION_STEPS_FIELD_NUMBER: _ClassVar[int]
+    TOLERANCE_FIELD_NUMBER: _ClassVar[int]
+    QUANTIZATION_BITS_FIELD_NUMBER: _ClassVar[int]
+    LOW_RANK_ENERGIES_FIELD_NUMBER: _ClassVar[int]
+    SENSITIVITY_FIELD_NUMBER: _ClassVar[int]
+    MAX_EVAL_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_SET_SIZE_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    methods: _containers.RepeatedScalarFieldContainer[str]
+    sparsities: _containers.RepeatedScalarFieldContainer[float]
+    bisection_steps: int
+    tolerance: float
+    quantization_bits: _containers.RepeatedScalarFieldContainer[int]
+    low_rank_energies: _containers.RepeatedScalarFieldContainer[float]
+    sensitivity: bool
+    max_eval_examples: int
+    train_set_size: int
+    delta: float
+    def __init__(self, methods: _Optional[_Iterable[str]] = ..., sparsities: _Optional[_Iterable[float]] = ..., bisection_steps: _Optional[int] = ..., tolerance: _Optional[float] = ..., quantization_bits: _Optional[_Iterable[int]] = ..., low_rank_energies: _Optional[_Iterable[float]] = ..., sensitivity: _Optional[bool] = ..., max_eval_examples: _Optional[int] = ..., train_set_size: _Optional[int] = ..., delta: _Optional[float] = ...) -> None: ...

@@ -80,3 +80,23 @@ def test_rademacher_analysis_through_the_server(server, demo_files, tmp_path):
     assert distances["distanceFromInitFrobenius"] == 0 and distances["distanceFromInitSpectral"] == 0
     bad = effcap("audit", str(model), "--data", "builtin:digits", "--server", server.address, "--analyses", "rademacher", "--rad-radii", "0,1", "--no-progress")
     assert bad.returncode == 2 and "spec.rademacher.relative_radii" in bad.stderr
+
+
+def test_compressibility_analysis_through_the_server(server, demo_files, tmp_path):
+    model, data = demo_files
+    html = tmp_path / "c.html"
+    args = ["--analyses", "compressibility", "--comp-methods", "magnitude_global,random,quantization", "--no-progress"]
+    result = effcap("audit", str(model), "--data", str(data), "--server", server.address, "--json", *args)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    section = report["compressibility"]
+    s_star = {m["method"]: m["sparsity"] for m in section["methods"]}
+    assert s_star["magnitude_global"] > s_star.get("random", 0.0)
+    assert {p["method"] for p in section["points"]} == {"magnitude_global", "random", "quantization"}
+    assert section["bound"]["klBound"] <= section["bound"]["hoeffdingBound"]
+    assert report["card"]["compressibility"] == s_star["magnitude_global"]
+    assert any("train_set_size" in w for w in report["warnings"])
+    rendered = effcap("audit", str(model), "--data", str(data), "--server", server.address, "--format", "html", "-o", str(html), *args)
+    assert rendered.returncode == 0 and 'data-plot="accuracy-vs-compression"' in html.read_text() and 'data-plot="layer-sensitivity"' in html.read_text()
+    bad = effcap("audit", str(model), "--data", str(data), "--server", server.address, "--analyses", "compressibility", "--comp-methods", "magic", "--no-progress")
+    assert bad.returncode == 2 and "spec.compressibility.methods" in bad.stderr

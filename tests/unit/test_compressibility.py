@@ -1,0 +1,99 @@
+"""Pruning-compressibility on cases with known answers (DESIGN.md section 8)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from effcap.capacity.analyses.compressibility import run_compressibility
+from effcap.capacity.compression import methods
+from effcap.capacity.data.datasets import digits
+from effcap.capacity.engine.trainer import DeviceData, train_trial
+from effcap.capacity.models import build_model, parse_architecture
+from effcap.capacity.specs import CompressibilitySpec, TrainingSpec
+
+DATA = digits()
+TRAINING = TrainingSpec(learning_rate=0.1, lr_decay_per_epoch=1.0, max_epochs=300)
+
+
+def trained_mlp(hidden: int, labels: np.ndarray, seed: int = 0):
+    spec = parse_architecture({"family": "mlp", "input_shape": [1, 8, 8], "hidden_sizes": [hidden], "num_classes": 10})
+    model = build_model(spec, seed=seed)
+    tensors = DeviceData(*(torch.from_numpy(a) for a in (DATA.x_train, labels, DATA.x_test, DATA.y_test)))
+    assert train_trial(model, tensors, TRAINING, seed).fitted
+    return spec, model
+
+
+@pytest.fixture(scope="module")
+def true_label_model():
+    return trained_mlp(64, DATA.y_train)
+
+
+def test_global_magnitude_keeps_exactly_the_largest_weights():
+    weights = {"a": torch.tensor([[3.0, -1.0], [0.5, 2.0]]), "b": torch.tensor([[-4.0, 0.1]])}
+    pruned = methods.global_magnitude(weights, 0.5)
+    assert sorted(float(v) for w in pruned.values() for v in w.flatten() if v != 0) == [-4.0, 2.0, 3.0]
+    assert sum(int((w != 0).sum()) for w in methods.random_pruning(weights, 0.5, seed=0).values()) == 3
+
+
+def test_quantization_and_low_rank_are_exact_at_their_limits():
+    w = {"w": torch.randn(6, 5, generator=torch.Generator().manual_seed(0))}
+    assert torch.allclose(methods.low_rank(w, 1.0)[0]["w"], w["w"], atol=1e-5)
+    eight_bit = methods.quantize_per_channel(w, 8)["w"]
+    assert (eight_bit - w["w"]).abs().max() <= w["w"].abs().amax(dim=1, keepdim=True).max() / 127
+    assert len(torch.unique(methods.quantize_per_channel(w, 2)["w"][0])) <= 3
+
+
+def test_a_model_padded_with_dead_units_is_compressible_by_their_share_with_no_accuracy_change(true_label_model):
+    spec, model = true_label_model
+    state = model.state_dict()
+    # Add hidden units with zero in- and out-weights until they hold half of the prunable weights.
+    live = 64 * (64 + 10)
+    dead_units = live // (64 + 10)
+    padded_spec = spec.model_copy(update={"hidden_sizes": (64 + dead_units,)})
+    padded = {
+        "hidden.0.weight": torch.cat([state["hidden.0.weight"], torch.zeros(dead_units, 64)]),
+        "hidden.0.bias": torch.cat([state["hidden.0.bias"], torch.zeros(dead_units)]),
+        "head.weight": torch.cat([state["head.weight"], torch.zeros(10, dead_units)], dim=1),
+        "head.bias": state["head.bias"],
+    }
+    spec_run = CompressibilitySpec(methods=["magnitude_global"], tolerance=0.0, sensitivity=False, sparsities=[0.0, 0.25, 0.5, 0.75])
+    result = run_compressibility(padded_spec, padded, DATA, spec_run, 0, torch.device("cpu"))
+    at_half = next(p for p in result.points if p.level == 0.5)
+    assert at_half.accuracy == result.baseline_accuracy and at_half.train_accuracy == result.baseline_train_accuracy
+    assert result.compressibility["magnitude_global"] >= 0.5
+    assert at_half.compression_ratio == pytest.approx(result.parameters / at_half.nonzero_parameters)
+
+
+def test_random_pruning_degrades_before_magnitude_pruning(true_label_model):
+    spec, model = true_label_model
+    run = CompressibilitySpec(methods=["magnitude_global", "random"], sensitivity=False)
+    result = run_compressibility(spec, model.state_dict(), DATA, run, 0, torch.device("cpu"))
+    at = {(p.method, p.level): p.accuracy for p in result.points}
+    assert at[("random", 0.7)] < at[("magnitude_global", 0.7)] - 0.1
+    assert result.compressibility["random"] < result.compressibility["magnitude_global"]
+
+
+def test_a_model_trained_on_random_labels_is_less_compressible():
+    """Zhou et al. (2019): models fitted to random labels need more of their weights."""
+    random_labels = np.random.default_rng(0).integers(0, 10, len(DATA.y_train))
+    spec, memorised = trained_mlp(512, random_labels)
+    _, learnt = trained_mlp(512, DATA.y_train)
+    run = CompressibilitySpec(methods=["magnitude_global"], sensitivity=False)
+    # Each model is audited on the training set it was fitted to.
+    random_result = run_compressibility(spec, memorised.state_dict(), dataclasses.replace(DATA, y_train=random_labels), run, 0, torch.device("cpu"))
+    true_result = run_compressibility(spec, learnt.state_dict(), DATA, run, 0, torch.device("cpu"))
+    assert random_result.train_compressibility["magnitude_global"] < true_result.train_compressibility["magnitude_global"]
+
+
+def test_every_point_carries_sizes_code_length_and_the_bound_pays_for_the_search(true_label_model):
+    spec, model = true_label_model
+    result = run_compressibility(spec, model.state_dict(), DATA, CompressibilitySpec(sensitivity=True), 0, torch.device("cpu"))
+    dense = next(p for p in result.points if p.method == "magnitude_global" and p.level == 0.0)
+    assert dense.compression_ratio == 1.0 and dense.speedup == pytest.approx(1.0)
+    assert dense.code_bits == pytest.approx(32 * result.parameters)  # C(P, P) = 1: keeping everything costs no position bits
+    assert {s.layer for s in result.sensitivities} == {"hidden.0", "head"}
+    bound = result.bound
+    assert bound.hyperparameter_bits > 0 and bound.n == 1297 and not result.n_from_spec
+    assert bound.kl <= bound.hoeffding and bound.catoni >= bound.kl - 1e-3
