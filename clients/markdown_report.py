@@ -83,6 +83,13 @@ def report_markdown(report: report_pb2.AuditReport) -> str:
             "| --- | ---: | ---: | ---: |",
             *[f"| {m.method} | {percent(m.sparsity)} | {m.compression_ratio:.1f}× | {percent(m.train_sparsity)} |" for m in c.methods],
         ]
+        if c.ranks:
+            out += ["", "| layer | full rank | stable rank | effective rank | sensitivity integral |", "| --- | ---: | ---: | ---: | ---: |"]
+            integrals = {s.layer: s.integral for s in c.sensitivities}
+            out += [
+                f"| {r.layer} | {r.full_rank} | {r.stable_rank:.1f} | {r.effective_rank:.1f} | {f'{integrals[r.layer]:.4f}' if r.layer in integrals else '—'} |"
+                for r in c.ranks
+            ]
         if c.HasField("bound"):
             b = c.bound
             out += [

@@ -120,6 +120,7 @@ def compressibility_to_proto(result: CompressibilityResult) -> report_pb2.Compre
                 theoretical_speedup=p.speedup,
                 code_bits=p.code_bits,
                 refined=p.refined,
+                measured_speedup=p.measured_speedup,
             )
             for p in result.points
         ],
@@ -132,6 +133,7 @@ def compressibility_to_proto(result: CompressibilityResult) -> report_pb2.Compre
         sensitivities=[
             report_pb2.LayerSensitivity(layer=s.layer, sparsities=s.sparsities, accuracies=s.accuracies, integral=s.integral) for s in result.sensitivities
         ],
+        ranks=[report_pb2.LayerRank(layer=r.layer, full_rank=r.full_rank, stable_rank=r.stable_rank, effective_rank=r.effective_rank) for r in result.ranks],
     )
     if result.bound is not None:
         b = result.bound

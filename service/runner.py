@@ -22,6 +22,7 @@ from effcap.capacity.analyses.randomization import TrialResult, run_randomizatio
 from effcap.capacity.checkpoint import Checkpoint, load_checkpoint
 from effcap.capacity.data.datasets import Dataset, builtin_dataset, load_dataset_file
 from effcap.capacity.engine.device import describe_device, pick_device
+from effcap.capacity.errors import InputError
 from effcap.capacity.models import build_model, check_fits_dataset, count_parameters
 from effcap.capacity.specs import AuditSpec, ConditionKind
 from effcap.protos.v1 import artifact_pb2, report_pb2, spec_pb2
@@ -85,6 +86,12 @@ def load_inputs(job: AuditJob) -> AuditInputs:
     else:
         dataset = builtin_dataset(job.dataset.builtin)
     check_fits_dataset(checkpoint.architecture, dataset.input_shape, dataset.num_classes)
+    if spec.compressibility is not None and "structured" in spec.compressibility.methods and checkpoint.architecture.family != "mlp":
+        raise InputError(
+            "spec.compressibility.methods",
+            f"structured pruning removes neurons physically and is implemented for the mlp family, not {checkpoint.architecture.family}",
+            reason="UNSUPPORTED_METHOD",
+        )
     initial_state = None
     if job.initial_model_path is not None:
         # Same architecture as the checkpoint: its tensors are checked against it.

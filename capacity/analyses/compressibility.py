@@ -11,6 +11,7 @@ code length; the bound pays for every searched choice (method and level) in bits
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,7 +20,8 @@ import torch
 
 from effcap.capacity.analyses.progress import AnalysisProgress
 from effcap.capacity.compression import methods
-from effcap.capacity.compression.evaluate import evaluate_variants
+from effcap.capacity.compression.evaluate import EXAMPLES_PER_PASS, evaluate_variants
+from effcap.capacity.compression.structured import remove_neurons
 from effcap.capacity.data.datasets import Dataset
 from effcap.capacity.measures.compression_bounds import catoni_bound, entropy_bits, hoeffding_bound, kl_bound, log2_binomial
 from effcap.capacity.models import ArchitectureSpec, build_model, count_parameters
@@ -28,7 +30,7 @@ from effcap.capacity.seeding import derive_seed
 from effcap.capacity.specs import CompressibilitySpec
 
 FLOAT_BITS = 32
-SPARSITY_METHODS = ("magnitude_global", "magnitude_layerwise", "random", "prune_quantize")
+SPARSITY_METHODS = ("magnitude_global", "magnitude_layerwise", "random", "prune_quantize", "structured")
 PRUNE_QUANTIZE_BITS = 8
 
 
@@ -45,6 +47,7 @@ class CompressionPoint:
     speedup: float
     code_bits: float
     refined: bool = False
+    measured_speedup: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,14 @@ class LayerSensitivity:
     accuracies: list[float]
     # ∫ (baseline − accuracy) d(sparsity) over the grid (trapezoid): larger is more sensitive.
     integral: float
+
+
+@dataclass(frozen=True)
+class LayerRank:
+    layer: str
+    full_rank: int
+    stable_rank: float
+    effective_rank: float
 
 
 @dataclass(frozen=True)
@@ -89,12 +100,14 @@ class CompressibilityResult:
     sensitivities: list[LayerSensitivity]
     bound: OccamBound | None
     n_from_spec: bool
+    ranks: list[LayerRank]
 
 
 class _Context:
     """The model, its data and its sizes, shared by every method."""
 
     def __init__(self, architecture: ArchitectureSpec, state: dict[str, torch.Tensor], dataset: Dataset, spec: CompressibilitySpec, device: torch.device) -> None:
+        self.architecture, self.state, self.device = architecture, state, device
         self.model = build_model(architecture, device=device)
         self.model.load_state_dict(state)
         self.weights = methods.prunable_weights(self.model)
@@ -151,13 +164,19 @@ def run_compressibility(
     n = spec.train_set_size or len(dataset.x_train)
     bound = _best_bound(points, spec, n, dataset.num_classes, baseline)
     progress.update("compressibility: done", 1, 1, 1.0)
+    ranks = [
+        LayerRank(name.removesuffix(".weight"), min(w.shape[0], w[0].numel()), methods.stable_rank(w), methods.effective_rank(w))
+        for name, w in context.weights.items()
+    ]
     return CompressibilityResult(
         spec, context.eval_split, baseline, baseline_train, context.parameters, points, compressibility, train_compressibility, sensitivities, bound,
-        spec.train_set_size is not None,
+        spec.train_set_size is not None, ranks,
     )  # fmt: skip
 
 
 def _sweep(method: str, context: _Context, spec: CompressibilitySpec, baseline: float, seed: int) -> list[CompressionPoint]:
+    if method == "structured":
+        return _sweep_structured(context, spec, baseline)
     if method == "quantization":
         levels = [float(b) for b in spec.quantization_bits]
     elif method == "low_rank":
@@ -176,6 +195,45 @@ def _sweep(method: str, context: _Context, spec: CompressibilitySpec, baseline: 
         middle = (max(ok) + min(failing)) / 2
         points.extend(_measure_levels(method, [middle], compress, context, refined=True))
     return sorted(points, key=lambda p: p.level)
+
+
+def _sweep_structured(context: _Context, spec: CompressibilitySpec, baseline: float) -> list[CompressionPoint]:
+    """Physically smaller MLPs, one per fraction of neurons removed (shapes differ: no stacking)."""
+    dense_seconds = _forward_seconds(context.model, context.x_eval)
+    dense_macs = sum(context.macs.values())
+    points = []
+    for fraction in sorted(spec.sparsities):
+        small_spec, small_state = remove_neurons(context.architecture, context.state, fraction)
+        small = build_model(small_spec, device=context.device)
+        small.load_state_dict(small_state)
+        [(accuracy, loss)] = evaluate_variants(small, [{}], context.x_eval, context.y_eval)
+        [(train_accuracy, _)] = evaluate_variants(small, [{}], context.x_train, context.y_train)
+        size = count_parameters(small)
+        kept_bits = sum(log2_binomial(w, k) for w, k in zip(context.architecture.hidden_sizes, small_spec.hidden_sizes))
+        points.append(
+            CompressionPoint(
+                "structured", fraction, accuracy, loss, train_accuracy, size, context.parameters / size,
+                dense_macs / sum(layer_multiply_adds(small, small_spec.input_shape).values()), FLOAT_BITS * size + kept_bits,
+                measured_speedup=dense_seconds / _forward_seconds(small, context.x_eval),
+            )
+        )  # fmt: skip
+    return points
+
+
+@torch.no_grad()
+def _forward_seconds(model: torch.nn.Module, x: torch.Tensor, repeats: int = 3) -> float:
+    """Best of `repeats` timed passes over `x` (after one warm-up)."""
+    model.eval()
+    model(x[:EXAMPLES_PER_PASS])
+    best = math.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for i in range(0, len(x), EXAMPLES_PER_PASS):
+            model(x[i : i + EXAMPLES_PER_PASS])
+        if x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 def _compressor(method: str, context: _Context, seed: int) -> Callable[[float], tuple[dict[str, torch.Tensor], float]]:

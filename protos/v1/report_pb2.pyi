@@ -372,7 +372,7 @@ class NtkReport(_message.Message):
     def __init__(self, examples: _Optional[int] = ..., true_labels: _Optional[float] = ..., random_labels: _Optional[float] = ...) -> None: ...
 
 class CompressionPoint(_message.Message):
-    __slots__ = ("method", "level", "accuracy", "loss", "train_accuracy", "nonzero_parameters", "compression_ratio", "theoretical_speedup", "code_bits", "refined")
+    __slots__ = ("method", "level", "accuracy", "loss", "train_accuracy", "nonzero_parameters", "compression_ratio", "theoretical_speedup", "code_bits", "refined", "measured_speedup")
     METHOD_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
     ACCURACY_FIELD_NUMBER: _ClassVar[int]
@@ -383,6 +383,7 @@ class CompressionPoint(_message.Message):
     THEORETICAL_SPEEDUP_FIELD_NUMBER: _ClassVar[int]
     CODE_BITS_FIELD_NUMBER: _ClassVar[int]
     REFINED_FIELD_NUMBER: _ClassVar[int]
+    MEASURED_SPEEDUP_FIELD_NUMBER: _ClassVar[int]
     method: str
     level: float
     accuracy: float
@@ -393,7 +394,8 @@ class CompressionPoint(_message.Message):
     theoretical_speedup: float
     code_bits: float
     refined: bool
-    def __init__(self, method: _Optional[str] = ..., level: _Optional[float] = ..., accuracy: _Optional[float] = ..., loss: _Optional[float] = ..., train_accuracy: _Optional[float] = ..., nonzero_parameters: _Optional[int] = ..., compression_ratio: _Optional[float] = ..., theoretical_speedup: _Optional[float] = ..., code_bits: _Optional[float] = ..., refined: _Optional[bool] = ...) -> None: ...
+    measured_speedup: float
+    def __init__(self, method: _Optional[str] = ..., level: _Optional[float] = ..., accuracy: _Optional[float] = ..., loss: _Optional[float] = ..., train_accuracy: _Optional[float] = ..., nonzero_parameters: _Optional[int] = ..., compression_ratio: _Optional[float] = ..., theoretical_speedup: _Optional[float] = ..., code_bits: _Optional[float] = ..., refined: _Optional[bool] = ..., measured_speedup: _Optional[float] = ...) -> None: ...
 
 class MethodCompressibility(_message.Message):
     __slots__ = ("method", "sparsity", "compression_ratio", "train_sparsity")
@@ -446,7 +448,7 @@ class OccamBoundReport(_message.Message):
     def __init__(self, method: _Optional[str] = ..., level: _Optional[float] = ..., code_bits: _Optional[float] = ..., hyperparameter_bits: _Optional[float] = ..., train_error: _Optional[float] = ..., n: _Optional[int] = ..., kl_bound: _Optional[float] = ..., catoni_bound: _Optional[float] = ..., hoeffding_bound: _Optional[float] = ..., delta: _Optional[float] = ..., vacuous: _Optional[bool] = ...) -> None: ...
 
 class CompressibilityReport(_message.Message):
-    __slots__ = ("eval_split", "baseline_accuracy", "baseline_train_accuracy", "tolerance", "parameter_count", "points", "methods", "sensitivities", "bound")
+    __slots__ = ("eval_split", "baseline_accuracy", "baseline_train_accuracy", "tolerance", "parameter_count", "points", "methods", "sensitivities", "bound", "ranks")
     EVAL_SPLIT_FIELD_NUMBER: _ClassVar[int]
     BASELINE_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     BASELINE_TRAIN_ACCURACY_FIELD_NUMBER: _ClassVar[int]
@@ -456,6 +458,7 @@ class CompressibilityReport(_message.Message):
     METHODS_FIELD_NUMBER: _ClassVar[int]
     SENSITIVITIES_FIELD_NUMBER: _ClassVar[int]
     BOUND_FIELD_NUMBER: _ClassVar[int]
+    RANKS_FIELD_NUMBER: _ClassVar[int]
     eval_split: str
     baseline_accuracy: float
     baseline_train_accuracy: float
@@ -465,4 +468,17 @@ class CompressibilityReport(_message.Message):
     methods: _containers.RepeatedCompositeFieldContainer[MethodCompressibility]
     sensitivities: _containers.RepeatedCompositeFieldContainer[LayerSensitivity]
     bound: OccamBoundReport
-    def __init__(self, eval_split: _Optional[str] = ..., baseline_accuracy: _Optional[float] = ..., baseline_train_accuracy: _Optional[float] = ..., tolerance: _Optional[float] = ..., parameter_count: _Optional[int] = ..., points: _Optional[_Iterable[_Union[CompressionPoint, _Mapping]]] = ..., methods: _Optional[_Iterable[_Union[MethodCompressibility, _Mapping]]] = ..., sensitivities: _Optional[_Iterable[_Union[LayerSensitivity, _Mapping]]] = ..., bound: _Optional[_Union[OccamBoundReport, _Mapping]] = ...) -> None: ...
+    ranks: _containers.RepeatedCompositeFieldContainer[LayerRank]
+    def __init__(self, eval_split: _Optional[str] = ..., baseline_accuracy: _Optional[float] = ..., baseline_train_accuracy: _Optional[float] = ..., tolerance: _Optional[float] = ..., parameter_count: _Optional[int] = ..., points: _Optional[_Iterable[_Union[CompressionPoint, _Mapping]]] = ..., methods: _Optional[_Iterable[_Union[MethodCompressibility, _Mapping]]] = ..., sensitivities: _Optional[_Iterable[_Union[LayerSensitivity, _Mapping]]] = ..., bound: _Optional[_Union[OccamBoundReport, _Mapping]] = ..., ranks: _Optional[_Iterable[_Union[LayerRank, _Mapping]]] = ...) -> None: ...
+
+class LayerRank(_message.Message):
+    __slots__ = ("layer", "full_rank", "stable_rank", "effective_rank")
+    LAYER_FIELD_NUMBER: _ClassVar[int]
+    FULL_RANK_FIELD_NUMBER: _ClassVar[int]
+    STABLE_RANK_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_RANK_FIELD_NUMBER: _ClassVar[int]
+    layer: str
+    full_rank: int
+    stable_rank: float
+    effective_rank: float
+    def __init__(self, layer: _Optional[str] = ..., full_rank: _Optional[int] = ..., stable_rank: _Optional[float] = ..., effective_rank: _Optional[float] = ...) -> None: ...

@@ -97,3 +97,36 @@ def test_every_point_carries_sizes_code_length_and_the_bound_pays_for_the_search
     bound = result.bound
     assert bound.hyperparameter_bits > 0 and bound.n == 1297 and not result.n_from_spec
     assert bound.kl <= bound.hoeffding and bound.catoni >= bound.kl - 1e-3
+
+
+def test_stable_and_effective_rank_of_known_matrices():
+    identity = torch.eye(4)
+    assert methods.stable_rank(identity) == pytest.approx(4.0) and methods.effective_rank(identity) == pytest.approx(4.0)
+    rank_one = torch.outer(torch.arange(1.0, 5.0), torch.ones(3))
+    assert methods.stable_rank(rank_one) == pytest.approx(1.0) and methods.effective_rank(rank_one) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_structured_pruning_removes_exactly_the_dead_units_and_computes_the_same_outputs(true_label_model):
+    from effcap.capacity.compression.structured import remove_neurons
+
+    spec, model = true_label_model
+    state = model.state_dict()
+    padded_spec = spec.model_copy(update={"hidden_sizes": (128,)})
+    padded = {
+        "hidden.0.weight": torch.cat([state["hidden.0.weight"], torch.zeros(64, 64)]),
+        "hidden.0.bias": torch.cat([state["hidden.0.bias"], torch.zeros(64)]),
+        "head.weight": torch.cat([state["head.weight"], torch.zeros(10, 64)], dim=1),
+        "head.bias": state["head.bias"],
+    }
+    small_spec, small_state = remove_neurons(padded_spec, padded, 0.5)
+    assert small_spec.hidden_sizes == (64,)
+    torch.testing.assert_close(small_state["hidden.0.weight"], state["hidden.0.weight"])  # the live units, in order
+    big, small = build_model(padded_spec), build_model(small_spec)
+    big.load_state_dict(padded)
+    small.load_state_dict(small_state)
+    x = torch.from_numpy(DATA.x_test)
+    torch.testing.assert_close(small(x), big(x))
+    result = run_compressibility(padded_spec, padded, DATA, CompressibilitySpec(methods=["structured"], sparsities=[0.0, 0.5, 0.75], sensitivity=False), 0, torch.device("cpu"))
+    at_half = next(p for p in result.points if p.level == 0.5)
+    assert at_half.accuracy == result.baseline_accuracy and at_half.nonzero_parameters == 64 * 64 + 64 + 10 * 64 + 10
+    assert at_half.measured_speedup > 0 and result.compressibility["structured"] >= 0.5
