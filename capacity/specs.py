@@ -151,6 +151,9 @@ class CompressibilitySpec(BaseModel):
     # n of the bound: how many examples the model was trained on. None: the audit's train split.
     train_set_size: int | None = Field(None, ge=1)
     delta: float = Field(0.05, gt=0, lt=1)
+    # Recovery fine-tuning with masks fixed, in SGD steps on the train split; 0 = one-shot only.
+    finetune_steps: int = Field(0, ge=0, le=1_000_000)
+    finetune: TrainingSpec = Field(default_factory=TrainingSpec)
 
 
 class AuditSpec(BaseModel):

@@ -97,7 +97,10 @@ def audit_spec_to_proto(spec: specs.AuditSpec) -> spec_pb2.AuditSpec:
         fields = spec.rademacher.model_dump(exclude={"training"})
         message.rademacher.CopyFrom(spec_pb2.RademacherSpec(**fields, training=spec_pb2.TrainingSpec(**spec.rademacher.training.model_dump())))
     if spec.compressibility is not None:
-        message.compressibility.CopyFrom(spec_pb2.CompressibilitySpec(**spec.compressibility.model_dump(exclude_none=True)))
+        fields = spec.compressibility.model_dump(exclude_none=True, exclude={"finetune"})
+        message.compressibility.CopyFrom(
+            spec_pb2.CompressibilitySpec(**fields, finetune=spec_pb2.TrainingSpec(**spec.compressibility.finetune.model_dump()))
+        )
     return message
 
 

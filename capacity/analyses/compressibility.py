@@ -21,6 +21,7 @@ import torch
 from effcap.capacity.analyses.progress import AnalysisProgress
 from effcap.capacity.compression import methods
 from effcap.capacity.compression.evaluate import EXAMPLES_PER_PASS, evaluate_variants
+from effcap.capacity.compression.finetune import finetune_masked
 from effcap.capacity.compression.structured import remove_neurons
 from effcap.capacity.data.datasets import Dataset
 from effcap.capacity.measures.compression_bounds import catoni_bound, entropy_bits, hoeffding_bound, kl_bound, log2_binomial
@@ -32,6 +33,7 @@ from effcap.capacity.specs import CompressibilitySpec
 FLOAT_BITS = 32
 SPARSITY_METHODS = ("magnitude_global", "magnitude_layerwise", "random", "prune_quantize", "structured")
 PRUNE_QUANTIZE_BITS = 8
+FINETUNED_METHODS = ("magnitude_global", "magnitude_layerwise", "random")
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,11 @@ def run_compressibility(
         progress.update(f"compressibility: {method}", i, len(spec.methods) + 1, i / (len(spec.methods) + 1))
         method_points = _sweep(method, context, spec, baseline, derive_seed(audit_seed, "compression", method))
         points.extend(method_points)
+        if spec.finetune_steps and method in FINETUNED_METHODS:
+            tuned = _finetune(method, context, spec, method_points, derive_seed(audit_seed, "finetune", method))
+            points.extend(tuned)
+            compressibility[f"{method}+finetune"] = max((p.level for p in tuned if p.accuracy >= baseline - spec.tolerance), default=0.0)
+            train_compressibility[f"{method}+finetune"] = max((p.level for p in tuned if p.train_accuracy >= baseline_train - spec.tolerance), default=0.0)
         if method in SPARSITY_METHODS:
             compressibility[method] = max((p.level for p in method_points if p.accuracy >= baseline - spec.tolerance), default=0.0)
             train_compressibility[method] = max((p.level for p in method_points if p.train_accuracy >= baseline_train - spec.tolerance), default=0.0)
@@ -195,6 +202,22 @@ def _sweep(method: str, context: _Context, spec: CompressibilitySpec, baseline: 
         middle = (max(ok) + min(failing)) / 2
         points.extend(_measure_levels(method, [middle], compress, context, refined=True))
     return sorted(points, key=lambda p: p.level)
+
+
+def _finetune(method: str, context: _Context, spec: CompressibilitySpec, one_shot: list[CompressionPoint], seed: int) -> list[CompressionPoint]:
+    """Each one-shot level again after `finetune_steps` of SGD with the masks fixed."""
+    compress = _compressor(method, context, seed)
+    levels = [p.level for p in one_shot if p.level > 0]
+    tuned = []
+    for level in levels:
+        variant, bits = compress(level)
+        tuned.append((finetune_masked(context.model, variant, context.x_train, context.y_train, spec.finetune_steps, spec.finetune, seed), bits))
+    measured = context.measure([variant for variant, _ in tuned])
+    points = []
+    for level, (variant, bits), (accuracy, loss, train_accuracy) in zip(levels, tuned, measured):
+        nonzero, ratio, speedup = context.sizes(variant)
+        points.append(CompressionPoint(f"{method}+finetune", level, accuracy, loss, train_accuracy, nonzero, ratio, speedup, bits))
+    return points
 
 
 def _sweep_structured(context: _Context, spec: CompressibilitySpec, baseline: float) -> list[CompressionPoint]:
@@ -301,10 +324,10 @@ def _best_bound(points: list[CompressionPoint], spec: CompressibilitySpec, n: in
     """The tightest kl bound over every point measured; the choice of method and level is paid for in bits."""
     if not points:
         return None
-    levels_per_method = {m: sum(p.method == m for p in points) for m in spec.methods}
+    levels_per_method = {m: sum(p.method == m for p in points) for m in {p.method for p in points}}
     best = None
     for p in points:
-        hyper = math.log2(len(spec.methods)) + math.log2(levels_per_method[p.method])
+        hyper = math.log2(len(levels_per_method)) + math.log2(levels_per_method[p.method])
         bits = p.code_bits + hyper
         error = 1.0 - p.train_accuracy
         candidate = OccamBound(

@@ -130,3 +130,17 @@ def test_structured_pruning_removes_exactly_the_dead_units_and_computes_the_same
     at_half = next(p for p in result.points if p.level == 0.5)
     assert at_half.accuracy == result.baseline_accuracy and at_half.nonzero_parameters == 64 * 64 + 64 + 10 * 64 + 10
     assert at_half.measured_speedup > 0 and result.compressibility["structured"] >= 0.5
+
+
+def test_recovery_fine_tuning_keeps_masks_and_recovers_accuracy(true_label_model):
+    spec, model = true_label_model
+    finetune = TrainingSpec(learning_rate=0.05, lr_decay_per_epoch=1.0)
+    run = CompressibilitySpec(methods=["magnitude_global"], sparsities=[0.0, 0.9, 0.95], bisection_steps=0, sensitivity=False, finetune_steps=200, finetune=finetune)
+    result = run_compressibility(spec, model.state_dict(), DATA, run, 0, torch.device("cpu"))
+    one_shot = {p.level: p for p in result.points if p.method == "magnitude_global"}
+    tuned = {p.level: p for p in result.points if p.method == "magnitude_global+finetune"}
+    assert set(tuned) == {0.9, 0.95}
+    for level in tuned:
+        assert tuned[level].nonzero_parameters <= one_shot[level].nonzero_parameters  # masks stayed fixed
+    assert tuned[0.95].accuracy > one_shot[0.95].accuracy + 0.05
+    assert result.compressibility["magnitude_global+finetune"] >= result.compressibility["magnitude_global"]
