@@ -20,6 +20,7 @@ from effcap.capacity.analyses.progress import AnalysisProgress
 from effcap.capacity.analyses.rademacher import run_rademacher
 from effcap.capacity.analyses.randomization import TrialResult, run_randomization_test
 from effcap.capacity.checkpoint import Checkpoint, load_checkpoint
+from effcap.capacity.compression.structured import STRUCTURED_FAMILIES
 from effcap.capacity.data.datasets import Dataset, builtin_dataset, load_dataset_file
 from effcap.capacity.engine.device import describe_device, pick_device
 from effcap.capacity.errors import InputError
@@ -86,10 +87,11 @@ def load_inputs(job: AuditJob) -> AuditInputs:
     else:
         dataset = builtin_dataset(job.dataset.builtin)
     check_fits_dataset(checkpoint.architecture, dataset.input_shape, dataset.num_classes)
-    if spec.compressibility is not None and "structured" in spec.compressibility.methods and checkpoint.architecture.family != "mlp":
+    family = checkpoint.architecture.family
+    if spec.compressibility is not None and "structured" in spec.compressibility.methods and family not in STRUCTURED_FAMILIES:
         raise InputError(
             "spec.compressibility.methods",
-            f"structured pruning removes neurons physically and is implemented for the mlp family, not {checkpoint.architecture.family}",
+            f"structured pruning removes units physically and is implemented for {', '.join(STRUCTURED_FAMILIES)}, not {family}",
             reason="UNSUPPORTED_METHOD",
         )
     initial_state = None

@@ -22,7 +22,7 @@ from effcap.capacity.analyses.progress import AnalysisProgress
 from effcap.capacity.compression import methods
 from effcap.capacity.compression.evaluate import EXAMPLES_PER_PASS, evaluate_variants
 from effcap.capacity.compression.finetune import finetune_masked
-from effcap.capacity.compression.structured import remove_neurons
+from effcap.capacity.compression.structured import structured_prune
 from effcap.capacity.data.datasets import Dataset
 from effcap.capacity.measures.compression_bounds import catoni_bound, entropy_bits, hoeffding_bound, kl_bound, log2_binomial
 from effcap.capacity.models import ArchitectureSpec, build_model, count_parameters
@@ -221,18 +221,19 @@ def _finetune(method: str, context: _Context, spec: CompressibilitySpec, one_sho
 
 
 def _sweep_structured(context: _Context, spec: CompressibilitySpec, baseline: float) -> list[CompressionPoint]:
-    """Physically smaller MLPs, one per fraction of neurons removed (shapes differ: no stacking)."""
+    """Physically smaller networks, one per fraction of units removed (shapes differ: no stacking)."""
     dense_seconds = _forward_seconds(context.model, context.x_eval)
     dense_macs = sum(context.macs.values())
     points = []
     for fraction in sorted(spec.sparsities):
-        small_spec, small_state = remove_neurons(context.architecture, context.state, fraction)
+        small_spec, small_state = structured_prune(context.architecture, context.state, fraction)
         small = build_model(small_spec, device=context.device)
         small.load_state_dict(small_state)
         [(accuracy, loss)] = evaluate_variants(small, [{}], context.x_eval, context.y_eval)
         [(train_accuracy, _)] = evaluate_variants(small, [{}], context.x_train, context.y_train)
         size = count_parameters(small)
-        kept_bits = sum(log2_binomial(w, k) for w, k in zip(context.architecture.hidden_sizes, small_spec.hidden_sizes))
+        widths = "hidden_sizes" if small_spec.family == "mlp" else "channels"
+        kept_bits = sum(log2_binomial(w, k) for w, k in zip(getattr(context.architecture, widths), getattr(small_spec, widths)))
         points.append(
             CompressionPoint(
                 "structured", fraction, accuracy, loss, train_accuracy, size, context.parameters / size,

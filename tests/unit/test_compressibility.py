@@ -144,3 +144,25 @@ def test_recovery_fine_tuning_keeps_masks_and_recovers_accuracy(true_label_model
         assert tuned[level].nonzero_parameters <= one_shot[level].nonzero_parameters  # masks stayed fixed
     assert tuned[0.95].accuracy > one_shot[0.95].accuracy + 0.05
     assert result.compressibility["magnitude_global+finetune"] >= result.compressibility["magnitude_global"]
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_structured_channel_removal_through_batchnorm_keeps_the_function_of_live_channels(batch_norm):
+    from effcap.capacity.compression.structured import remove_channels
+
+    spec = parse_architecture({"family": "small_cnn", "input_shape": [1, 8, 8], "channels": [6, 8], "batch_norm": batch_norm, "num_classes": 10})
+    model = build_model(spec, seed=0).eval()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    # Kill half the channels of each block: nothing flows out of them.
+    for i, width in enumerate(spec.channels):
+        following = "head.weight" if i == 1 else "features.2.0.weight"
+        state[following][:, width // 2 :] = 0
+        if batch_norm:
+            state[f"features.{2 * i}.1.running_var"].uniform_(0.5, 2.0)
+    model.load_state_dict(state)
+    small_spec, small_state = remove_channels(spec, state, 0.5)
+    assert small_spec.channels == (3, 4)
+    small = build_model(small_spec).eval()
+    small.load_state_dict(small_state)
+    x = torch.from_numpy(DATA.x_test[:50])
+    torch.testing.assert_close(small(x), model(x), rtol=1e-5, atol=1e-5)
