@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("-o", "--output", type=Path, help="write the report here instead of standard output")
     audit.set_defaults(handler=_audit)
 
+    watch = commands.add_parser("watch", help="follow a running audit's progress, then print its report")
+    watch.add_argument("audit", help="an audit name (audits/ID) or ID")
+    watch.add_argument("--server", default=DEFAULT_SERVER)
+    watch.add_argument("--format", choices=FORMATS, default="text")
+    watch.set_defaults(handler=_watch)
+
     report = commands.add_parser("report", help="render a report: a saved JSON file, or an audit on the server")
     report.add_argument("source", help="REPORT.json, or an audit name (audits/ID) or ID")
     report.add_argument("--server", default=DEFAULT_SERVER)
@@ -216,6 +222,19 @@ def _run_audit(args: argparse.Namespace, console: Console):
 def _audit(args: argparse.Namespace, console: Console) -> int:
     report = _run_audit(args, console)
     _write_report(report, "json" if args.json else args.format, args.output)
+    return EXIT_OK
+
+
+def _watch(args: argparse.Namespace, console: Console) -> int:
+    from effcap.clients.progress_view import ProgressView
+    from effcap.clients.sdk import EffcapClient
+
+    name = args.audit if args.audit.startswith("audits/") else f"audits/{args.audit}"
+    with EffcapClient(args.server) as client:
+        with ProgressView(console) as view:
+            operation = client.wait(name, on_event=view.on_event)
+        report = client.report_of(operation)
+    _write_report(report, args.format, None)
     return EXIT_OK
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from google.protobuf import struct_pb2
 
-from effcap.protos.v1 import spec_pb2
+from effcap.protos.v1 import artifact_pb2, spec_pb2
 
 _CORRUPT = re.compile(r"^corrupt[(:=]\s*([0-9.eE+-]+)\s*\)?$")
 _NAMED = {
@@ -37,7 +37,7 @@ def parse_conditions(text: str) -> list[spec_pb2.Condition]:
     return [parse_condition(part) for part in text.split(",") if part.strip()]
 
 
-def dataset_ref(data: str, artifact_digest: object | None = None) -> spec_pb2.DatasetRef:
+def dataset_ref(data: str, artifact_digest: artifact_pb2.Digest | None = None) -> spec_pb2.DatasetRef:
     """"builtin:NAME" names a built-in; anything else is a file, referenced by its digest."""
     if data.startswith("builtin:"):
         return spec_pb2.DatasetRef(builtin=data.removeprefix("builtin:"))

@@ -100,3 +100,15 @@ def test_compressibility_analysis_through_the_server(server, demo_files, tmp_pat
     assert rendered.returncode == 0 and 'data-plot="accuracy-vs-compression"' in html.read_text() and 'data-plot="layer-sensitivity"' in html.read_text()
     bad = effcap("audit", str(model), "--data", str(data), "--server", server.address, "--analyses", "compressibility", "--comp-methods", "magic", "--no-progress")
     assert bad.returncode == 2 and "spec.compressibility.methods" in bad.stderr
+
+
+def test_watch_follows_an_audit_created_elsewhere(server, client, demo_files):
+    from effcap.protos.v1 import spec_pb2
+
+    from .conftest import digits_spec
+
+    operation = client.create_audit(client.upload(demo_files[0]), spec_pb2.DatasetRef(builtin="digits"), digits_spec("true", seeds=1, epochs=3, seed=77))
+    result = effcap("watch", operation.name.removeprefix("audits/"), "--server", server.address, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["audit"] == operation.name
+    assert "true seed 0" in result.stderr  # the finished trial, from the event stream

@@ -1,6 +1,7 @@
 """The trainer and the randomization test on real data: determinism and memorisation."""
 
 import numpy as np
+import pytest
 import torch
 
 from effcap.capacity.analyses.randomization import plan_trials, run_randomization_test
@@ -53,3 +54,20 @@ def test_trial_seeds_are_stable_per_condition_and_index():
     assert seeds_one == seeds_two  # adding a condition does not change the others' draws
     assert len(set(p.seed for p in plan_trials(two, 5))) == 4
     assert np.all(np.array(seeds_one) < 2**63)
+
+
+def test_init_checkpoint_trials_start_from_the_checkpoint_weights():
+    from effcap.capacity.engine.trainer import evaluate
+    from effcap.capacity.models import build_model
+
+    data = digits()
+    checkpoint_model = build_model(DIGITS_MLP, seed=123)
+    expected_loss, _ = evaluate(checkpoint_model, torch.from_numpy(data.x_train), torch.from_numpy(data.y_train))
+    # A learning rate so small that one epoch leaves the weights where they started.
+    frozen = TrainingSpec(learning_rate=1e-12, max_epochs=1)
+    spec = RandomizationSpec(conditions=[Condition(kind=ConditionKind.TRUE_LABELS)], seeds_per_condition=2, init="checkpoint", training=frozen)
+    result = run_randomization_test(DIGITS_MLP, data, spec, 0, torch.device("cpu"), checkpoint_state=checkpoint_model.state_dict())
+    for trial in result.conditions[0].trials:
+        assert trial.outcome.curve[0].train_loss == pytest.approx(expected_loss, rel=1e-5)
+    reinit = run_randomization_test(DIGITS_MLP, data, spec.model_copy(update={"init": "reinit"}), 0, torch.device("cpu"))
+    assert all(abs(t.outcome.curve[0].train_loss - expected_loss) > 1e-3 for t in reinit.conditions[0].trials)
