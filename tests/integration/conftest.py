@@ -92,7 +92,7 @@ def digits_spec(conditions: str = "true,corrupt(0.5),random", seeds: int = 2, ep
     return spec_pb2.AuditSpec(seed=seed, randomization=randomization_spec(conditions, seeds, 0.1, 1.0, 128, epochs, 1.0))
 
 
-def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1):
+def wait_for(predicate, timeout: float = 180.0, interval: float = 0.1):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
