@@ -42,10 +42,17 @@ class ServerProcess:
         self.address = ready.read_text().strip()
         return self
 
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(sig)
-            self.process.wait(timeout=30)
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 90.0) -> None:
+        """Signal the server and wait for it; a server that outlives `timeout` is killed and reported."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"the server did not stop within {timeout:g} s of signal {sig}: {self.log()}") from None
 
     def log(self) -> str:
         path = self.data_dir / "server.log"
