@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import threading
+import time
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,13 +104,12 @@ def serve(config: ServerConfig, ready_file: Path | None = None) -> None:
         partial = ready_file.with_suffix(".partial")
         partial.write_text(f"{config.host}:{server.port}\n")
         partial.replace(ready_file)
-    stopped = threading.Event()
-
-    def request_stop(signum: int, _frame: object) -> None:
-        log.info("signal %d: shutting down", signum)
-        stopped.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-    stopped.wait()
+    # The handler only records the signal: taking a lock there (Event.set, logging) can deadlock if
+    # the signal lands while the main thread holds that lock.
+    received: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, _frame: received.append(signum))
+    signal.signal(signal.SIGTERM, lambda signum, _frame: received.append(signum))
+    while not received:
+        time.sleep(0.2)
+    log.info("signal %d: shutting down", received[0])
     server.stop()
