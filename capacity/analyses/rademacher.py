@@ -14,6 +14,7 @@ import torch
 from effcap.capacity.analyses.progress import AnalysisProgress
 from effcap.capacity.data.datasets import Dataset
 from effcap.capacity.engine.strategy import EngineOptions
+from effcap.capacity.engine.trainer import evaluate
 from effcap.capacity.measures.bounds import Bound, norm_bounds, rademacher_bound
 from effcap.capacity.measures.layers import fold_batchnorm
 from effcap.capacity.measures.norms import DistanceFromInit, NormMeasures, distance_from_init, norm_measures
@@ -90,7 +91,7 @@ def run_rademacher(
     if spec.fit_signs:
         progress.update(f"rademacher: fitting {spec.draws} random sign vectors", units - 1, units, (units - 1) / units)
         global_estimate = global_rademacher(architecture, x, spec.draws, spec.training, audit_seed, engine)
-        train_error = 1.0 - _train_accuracy(model, x, y)
+        train_error = 1.0 - evaluate(model, x, y)[1]
         value = rademacher_bound(train_error, 0.5, global_estimate.mean, n, spec.delta)
         bounds.insert(
             0,
@@ -144,8 +145,3 @@ def _ntk(architecture: ArchitectureSpec, dataset: Dataset, n: int, audit_seed: i
         ntk_complexity(gram, random_labels, dataset.num_classes),
     )
 
-
-@torch.no_grad()
-def _train_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    model.eval()
-    return float((model(x).argmax(dim=1) == y).double().mean())

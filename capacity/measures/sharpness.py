@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from effcap.capacity.engine.trainer import evaluate
+
 MAGNITUDE_EPSILON = 1e-3
 TARGET_ACCURACY_DROP = 0.1
 
@@ -26,14 +28,6 @@ class Sharpness:
     # Train error of the perturbed networks at `sigma` (the posterior's empirical error).
     perturbed_error: float
     forward_passes: int
-
-
-@torch.no_grad()
-def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1024) -> float:
-    correct = 0
-    for start in range(0, len(x), batch):
-        correct += int((model(x[start : start + batch]).argmax(dim=1) == y[start : start + batch]).sum())
-    return correct / len(x)
 
 
 @torch.no_grad()
@@ -50,7 +44,7 @@ def sharpness(
     seed: int = 0,
 ) -> Sharpness:
     model = model.eval()
-    base = _accuracy(model, x, y)
+    base = evaluate(model, x, y)[1]
     original = [p.detach().clone() for p in model.parameters()]
     perturbed = copy.deepcopy(model)
     generator = torch.Generator(device=x.device).manual_seed(seed)
@@ -63,7 +57,7 @@ def sharpness(
             for p, w in zip(perturbed.parameters(), original):
                 scale = sigma * (w.abs() + MAGNITUDE_EPSILON) if magnitude_aware else sigma
                 p.copy_(w + scale * torch.randn(w.shape, generator=generator, device=w.device, dtype=w.dtype))
-            total += _accuracy(perturbed, x, y)
+            total += evaluate(perturbed, x, y)[1]
             passes += 1
         return total / samples
 
