@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -63,7 +63,6 @@ class NormMeasures:
     input_norm_max: float
     input_norm_frobenius: float
     num_examples: int
-    extras: dict[str, float] = field(default_factory=dict)
 
     @property
     def depth(self) -> int:

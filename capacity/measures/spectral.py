@@ -17,10 +17,8 @@ POWER_ITERATIONS = 500
 TOLERANCE = 1e-9
 
 
-def _linear_map(layer: nn.Module):
-    """The layer without its bias: x -> A x."""
-    if isinstance(layer, nn.Linear):
-        return lambda x: F.linear(x, layer.weight)
+def _conv_map(layer: nn.Module):
+    """The convolution without its bias: x -> A x."""
     if isinstance(layer, nn.Conv2d):
         return lambda x: F.conv2d(x, layer.weight, None, layer.stride, layer.padding, layer.dilation, layer.groups)
     if isinstance(layer, nn.Conv1d):
@@ -32,7 +30,7 @@ def operator_spectral_norm(layer: nn.Module, input_shape: tuple[int, ...], seed:
     """Largest singular value of the layer's linear map on one input of `input_shape`."""
     if isinstance(layer, nn.Linear):
         return float(torch.linalg.matrix_norm(layer.weight.detach().double(), ord=2))
-    apply = _linear_map(layer)
+    apply = _conv_map(layer)
     generator = torch.Generator().manual_seed(seed)
     weight = layer.weight.detach()
     x = torch.randn(1, *input_shape, generator=generator, dtype=weight.dtype).to(weight.device)
