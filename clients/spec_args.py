@@ -58,17 +58,22 @@ def training_spec(
     fit_threshold: float | None = None,
 ) -> spec_pb2.TrainingSpec:
     """Only the options given are set; the server fills in documented defaults for the rest."""
-    training = spec_pb2.TrainingSpec()
-    for name, value in (
-        ("learning_rate", learning_rate),
-        ("lr_decay_per_epoch", lr_decay),
-        ("batch_size", batch_size),
-        ("max_epochs", max_epochs),
-        ("fit_threshold", fit_threshold),
-    ):
+    return _with_fields(
+        spec_pb2.TrainingSpec(),
+        learning_rate=learning_rate,
+        lr_decay_per_epoch=lr_decay,
+        batch_size=batch_size,
+        max_epochs=max_epochs,
+        fit_threshold=fit_threshold,
+    )
+
+
+def _with_fields(message, **values):
+    """Set the given optional fields, leaving the unset (None) ones to the server's defaults."""
+    for name, value in values.items():
         if value is not None:
-            setattr(training, name, value)
-    return training
+            setattr(message, name, value)
+    return message
 
 
 def randomization_spec(
@@ -94,21 +99,14 @@ def randomization_spec(
 def memorization_spec(
     min_size: int | None, max_size: int | None, seeds: int | None, bisection_steps: int | None, training: spec_pb2.TrainingSpec
 ) -> spec_pb2.MemorizationSpec:
-    spec = spec_pb2.MemorizationSpec(training=training)
-    for name, value in (("min_subset_size", min_size), ("max_subset_size", max_size), ("seeds", seeds), ("bisection_steps", bisection_steps)):
-        if value is not None:
-            setattr(spec, name, value)
-    return spec
+    return _with_fields(
+        spec_pb2.MemorizationSpec(training=training), min_subset_size=min_size, max_subset_size=max_size, seeds=seeds, bisection_steps=bisection_steps
+    )
 
 
 def rademacher_spec(
     draws: int | None, relative_radii: list[float] | None, max_examples: int | None, fit_signs: bool, training: spec_pb2.TrainingSpec
 ) -> spec_pb2.RademacherSpec:
-    spec = spec_pb2.RademacherSpec(training=training, fit_signs=fit_signs)
-    if draws is not None:
-        spec.draws = draws
-    if relative_radii:
-        spec.relative_radii.extend(relative_radii)
-    if max_examples is not None:
-        spec.max_examples = max_examples
+    spec = _with_fields(spec_pb2.RademacherSpec(training=training, fit_signs=fit_signs), draws=draws, max_examples=max_examples)
+    spec.relative_radii.extend(relative_radii or [])
     return spec

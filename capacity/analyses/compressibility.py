@@ -275,15 +275,15 @@ def _compressor(method: str, context: _Context, seed: int) -> Callable[[float], 
         scales = sum(w.shape[0] for w in variant.values())
         return entropy_bits(torch.bincount(symbols - symbols.min()).tolist() if len(symbols) else []) + FLOAT_BITS * scales
 
+    pruners = {
+        "magnitude_global": methods.global_magnitude,
+        "magnitude_layerwise": methods.layerwise_magnitude,
+        "random": lambda w, level: methods.random_pruning(w, level, seed),
+    }
+
     def compress(level: float) -> tuple[dict[str, torch.Tensor], float]:
-        if method == "magnitude_global":
-            v = methods.global_magnitude(weights, level)
-            return v, pruned_bits(v, FLOAT_BITS * sum(int((w != 0).sum()) for w in v.values()))
-        if method == "magnitude_layerwise":
-            v = methods.layerwise_magnitude(weights, level)
-            return v, pruned_bits(v, FLOAT_BITS * sum(int((w != 0).sum()) for w in v.values()))
-        if method == "random":
-            v = methods.random_pruning(weights, level, seed)
+        if method in pruners:
+            v = pruners[method](weights, level)
             return v, pruned_bits(v, FLOAT_BITS * sum(int((w != 0).sum()) for w in v.values()))
         if method == "prune_quantize":
             pruned = methods.global_magnitude(weights, level)

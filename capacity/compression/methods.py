@@ -56,26 +56,26 @@ def random_pruning(weights: dict[str, torch.Tensor], sparsity: float, seed: int)
     return out
 
 
-def quantize_per_channel(weights: dict[str, torch.Tensor], bits: int) -> dict[str, torch.Tensor]:
-    """Symmetric uniform quantisation with one scale per output channel: q = round(w/s), s = max|w|/(2^(b−1) − 1)."""
+def _per_channel_codes(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer codes q = round(w/s) of each output channel's row, and the scales s = max|w|/(2^(b−1) − 1)."""
     levels = 2 ** (bits - 1) - 1
+    rows = w.reshape(w.shape[0], -1)
+    scale = rows.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / levels
+    return torch.round(rows / scale).clamp(-levels, levels), scale
+
+
+def quantize_per_channel(weights: dict[str, torch.Tensor], bits: int) -> dict[str, torch.Tensor]:
+    """Symmetric uniform quantisation with one scale per output channel."""
     out = {}
     for name, w in weights.items():
-        rows = w.reshape(w.shape[0], -1)
-        scale = rows.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / levels
-        out[name] = (torch.round(rows / scale).clamp(-levels, levels) * scale).reshape(w.shape)
+        codes, scale = _per_channel_codes(w, bits)
+        out[name] = (codes * scale).reshape(w.shape)
     return out
 
 
 def quantized_symbols(weights: dict[str, torch.Tensor], bits: int) -> dict[str, torch.Tensor]:
     """The integer codes of quantize_per_channel (for code lengths)."""
-    levels = 2 ** (bits - 1) - 1
-    out = {}
-    for name, w in weights.items():
-        rows = w.reshape(w.shape[0], -1)
-        scale = rows.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / levels
-        out[name] = torch.round(rows / scale).clamp(-levels, levels).to(torch.int64)
-    return out
+    return {name: _per_channel_codes(w, bits)[0].to(torch.int64) for name, w in weights.items()}
 
 
 def low_rank(weights: dict[str, torch.Tensor], energy: float) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
