@@ -20,10 +20,8 @@ from effcap.capacity.analyses.progress import AnalysisProgress
 from effcap.capacity.analyses.rademacher import run_rademacher
 from effcap.capacity.analyses.randomization import TrialResult, run_randomization_test
 from effcap.capacity.checkpoint import Checkpoint, load_checkpoint
-from effcap.capacity.compression.structured import STRUCTURED_FAMILIES
 from effcap.capacity.data.datasets import Dataset, builtin_dataset, load_dataset_file
 from effcap.capacity.engine.device import describe_device, pick_device
-from effcap.capacity.errors import InputError
 from effcap.capacity.models import build_model, check_fits_dataset, count_parameters
 from effcap.capacity.specs import AuditSpec, ConditionKind
 from effcap.protos.v1 import artifact_pb2, report_pb2, spec_pb2
@@ -87,13 +85,6 @@ def load_inputs(job: AuditJob) -> AuditInputs:
     else:
         dataset = builtin_dataset(job.dataset.builtin)
     check_fits_dataset(checkpoint.architecture, dataset.input_shape, dataset.num_classes)
-    family = checkpoint.architecture.family
-    if spec.compressibility is not None and "structured" in spec.compressibility.methods and family not in STRUCTURED_FAMILIES:
-        raise InputError(
-            "spec.compressibility.methods",
-            f"structured pruning removes units physically and is implemented for {', '.join(STRUCTURED_FAMILIES)}, not {family}",
-            reason="UNSUPPORTED_METHOD",
-        )
     initial_state = None
     if job.initial_model_path is not None:
         # Same architecture as the checkpoint: its tensors are checked against it.

@@ -226,18 +226,17 @@ def _sweep_structured(context: _Context, spec: CompressibilitySpec, baseline: fl
     dense_macs = sum(context.macs.values())
     points = []
     for fraction in sorted(spec.sparsities):
-        small_spec, small_state = structured_prune(context.architecture, context.state, fraction)
-        small = build_model(small_spec, device=context.device)
-        small.load_state_dict(small_state)
+        pruned = structured_prune(context.architecture, context.state, fraction)
+        small = build_model(pruned.spec, device=context.device)
+        small.load_state_dict(pruned.state)
         [(accuracy, loss)] = evaluate_variants(small, [{}], context.x_eval, context.y_eval)
         [(train_accuracy, _)] = evaluate_variants(small, [{}], context.x_train, context.y_train)
         size = count_parameters(small)
-        widths = "hidden_sizes" if small_spec.family == "mlp" else "channels"
-        kept_bits = sum(log2_binomial(w, k) for w, k in zip(getattr(context.architecture, widths), getattr(small_spec, widths)))
+        kept_bits = sum(log2_binomial(units, kept) for units, kept in pruned.group_sizes.values())
         points.append(
             CompressionPoint(
                 "structured", fraction, accuracy, loss, train_accuracy, size, context.parameters / size,
-                dense_macs / sum(layer_multiply_adds(small, small_spec.input_shape).values()), FLOAT_BITS * size + kept_bits,
+                dense_macs / sum(layer_multiply_adds(small, pruned.spec.input_shape).values()), FLOAT_BITS * size + kept_bits,
                 measured_speedup=dense_seconds / _forward_seconds(small, context.x_eval),
             )
         )  # fmt: skip

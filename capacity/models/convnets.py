@@ -23,12 +23,13 @@ class LeNet5(nn.Module):
     def __init__(self, spec: LeNet5Spec) -> None:
         super().__init__()
         channels, height, width = spec.input_shape
+        (c1, c2), (f1, f2) = spec.conv_channels, spec.fc_sizes
         self.features = nn.Sequential(
-            nn.Conv2d(channels, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(channels, c1, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 5), nn.ReLU(), nn.MaxPool2d(2),
         )  # fmt: skip
-        flat = 16 * ((height // 2 - 4) // 2) * ((width // 2 - 4) // 2)
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(flat, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, spec.num_classes))
+        flat = c2 * ((height // 2 - 4) // 2) * ((width // 2 - 4) // 2)
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(flat, f1), nn.ReLU(), nn.Linear(f1, f2), nn.ReLU(), nn.Linear(f2, spec.num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
@@ -58,17 +59,19 @@ class AlexNetSmall(nn.Module):
         super().__init__()
         channels, height, width = spec.input_shape
 
-        def block(c_in: int) -> nn.Sequential:
+        (c1, c2), (f1, f2) = spec.conv_channels, spec.fc_sizes
+
+        def block(c_in: int, c_out: int) -> nn.Sequential:
             # TensorFlow's SAME max-pool 3x3/2 is padding 1 here; TF's LRN(depth_radius=4, alpha=1e-3/9)
             # is size 9 with alpha 1e-3 in PyTorch's convention (PyTorch divides alpha by size).
             return nn.Sequential(
-                conv_block(c_in, 64, 5, spec.batch_norm), nn.MaxPool2d(3, 2, padding=1), nn.LocalResponseNorm(9, alpha=1e-3, beta=0.75, k=1.0)
+                conv_block(c_in, c_out, 5, spec.batch_norm), nn.MaxPool2d(3, 2, padding=1), nn.LocalResponseNorm(9, alpha=1e-3, beta=0.75, k=1.0)
             )
 
-        self.features = nn.Sequential(block(channels), block(64))
+        self.features = nn.Sequential(block(channels, c1), block(c1, c2))
         # Each SAME pool halves the size, rounding up.
-        flat = 64 * math.ceil(math.ceil(height / 2) / 2) * math.ceil(math.ceil(width / 2) / 2)
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(flat, 384), nn.ReLU(), nn.Linear(384, 192), nn.ReLU(), nn.Linear(192, spec.num_classes))
+        flat = c2 * math.ceil(math.ceil(height / 2) / 2) * math.ceil(math.ceil(width / 2) / 2)
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(flat, f1), nn.ReLU(), nn.Linear(f1, f2), nn.ReLU(), nn.Linear(f2, spec.num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))

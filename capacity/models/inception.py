@@ -13,11 +13,8 @@ from torch import nn
 from effcap.capacity.models.convnets import conv_block
 from effcap.capacity.models.spec import InceptionSmallSpec
 
-MODULES: tuple[tuple[str, int, int], ...] = (
-    ("inception", 32, 32), ("inception", 32, 48), ("downsample", 80, 0),
-    ("inception", 112, 48), ("inception", 96, 64), ("inception", 80, 80), ("inception", 48, 96), ("downsample", 96, 0),
-    ("inception", 176, 160), ("inception", 176, 160),
-)  # fmt: skip
+# After the stem conv; the widths come from the spec's conv_widths (INCEPTION_SMALL_WIDTHS by default).
+MODULE_KINDS = ("inception", "inception", "downsample", "inception", "inception", "inception", "inception", "downsample", "inception", "inception")
 
 
 class InceptionModule(nn.Module):
@@ -47,16 +44,18 @@ class DownsampleModule(nn.Module):
 class InceptionSmall(nn.Module):
     def __init__(self, spec: InceptionSmallSpec) -> None:
         super().__init__()
-        bn = spec.batch_norm
-        layers: list[nn.Module] = [conv_block(spec.input_shape[0], 96, 3, bn)]
-        c = 96
-        for kind, a, b in MODULES:
+        bn, widths = spec.batch_norm, iter(spec.conv_widths)
+        c = next(widths)
+        layers: list[nn.Module] = [conv_block(spec.input_shape[0], c, 3, bn)]
+        for kind in MODULE_KINDS:
             if kind == "inception":
-                layers.append(InceptionModule(c, a, b, bn))
-                c = a + b
+                c1, c3 = next(widths), next(widths)
+                layers.append(InceptionModule(c, c1, c3, bn))
+                c = c1 + c3
             else:
-                layers.append(DownsampleModule(c, a, bn))
-                c = a + c
+                c_conv = next(widths)
+                layers.append(DownsampleModule(c, c_conv, bn))
+                c = c_conv + c
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(c, spec.num_classes)
 

@@ -80,3 +80,19 @@ def test_garbage_is_not_a_checkpoint(tmp_path):
     with pytest.raises(InputError) as info:
         load_checkpoint(tmp_path / "x")
     assert info.value.reason == "INVALID_CHECKPOINT"
+
+
+def test_batchnorm_counters_are_integers_kept_when_present_and_optional(tmp_path):
+    from effcap.capacity.models import parse_architecture
+
+    spec = parse_architecture({"family": "small_cnn", "input_shape": [1, 8, 8], "channels": [4], "batch_norm": True, "num_classes": 10})
+    state = build_model(spec, seed=0).state_dict()
+    state["features.0.1.num_batches_tracked"] = torch.tensor(17)
+    save_checkpoint(tmp_path / "m.safetensors", spec, state)
+    assert int(load_checkpoint(tmp_path / "m.safetensors").state_dict["features.0.1.num_batches_tracked"]) == 17
+    save_checkpoint(tmp_path / "m.safetensors", spec, {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")})
+    build_model(spec).load_state_dict(load_checkpoint(tmp_path / "m.safetensors").state_dict)
+    save_checkpoint(tmp_path / "m.safetensors", spec, state | {"features.0.1.num_batches_tracked": torch.tensor(1.5)})
+    with pytest.raises(InputError, match="a counter is one integer") as info:
+        load_checkpoint(tmp_path / "m.safetensors")
+    assert info.value.field == "model.features.0.1.num_batches_tracked"

@@ -107,7 +107,7 @@ def test_stable_and_effective_rank_of_known_matrices():
 
 
 def test_structured_pruning_removes_exactly_the_dead_units_and_computes_the_same_outputs(true_label_model):
-    from effcap.capacity.compression.structured import remove_neurons
+    from effcap.capacity.compression.structured import structured_prune
 
     spec, model = true_label_model
     state = model.state_dict()
@@ -118,7 +118,8 @@ def test_structured_pruning_removes_exactly_the_dead_units_and_computes_the_same
         "head.weight": torch.cat([state["head.weight"], torch.zeros(10, 64)], dim=1),
         "head.bias": state["head.bias"],
     }
-    small_spec, small_state = remove_neurons(padded_spec, padded, 0.5)
+    pruned = structured_prune(padded_spec, padded, 0.5)
+    small_spec, small_state = pruned.spec, pruned.state
     assert small_spec.hidden_sizes == (64,)
     torch.testing.assert_close(small_state["hidden.0.weight"], state["hidden.0.weight"])  # the live units, in order
     big, small = build_model(padded_spec), build_model(small_spec)
@@ -148,7 +149,7 @@ def test_recovery_fine_tuning_keeps_masks_and_recovers_accuracy(true_label_model
 
 @pytest.mark.parametrize("batch_norm", [False, True])
 def test_structured_channel_removal_through_batchnorm_keeps_the_function_of_live_channels(batch_norm):
-    from effcap.capacity.compression.structured import remove_channels
+    from effcap.capacity.compression.structured import structured_prune
 
     spec = parse_architecture({"family": "small_cnn", "input_shape": [1, 8, 8], "channels": [6, 8], "batch_norm": batch_norm, "num_classes": 10})
     model = build_model(spec, seed=0).eval()
@@ -160,7 +161,8 @@ def test_structured_channel_removal_through_batchnorm_keeps_the_function_of_live
         if batch_norm:
             state[f"features.{2 * i}.1.running_var"].uniform_(0.5, 2.0)
     model.load_state_dict(state)
-    small_spec, small_state = remove_channels(spec, state, 0.5)
+    pruned = structured_prune(spec, state, 0.5)
+    small_spec, small_state = pruned.spec, pruned.state
     assert small_spec.channels == (3, 4)
     small = build_model(small_spec).eval()
     small.load_state_dict(small_state)
