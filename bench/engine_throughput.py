@@ -5,7 +5,8 @@
 Reference: what public code does (e.g. pluskid/fitting-random-labels) — one trial at a time, a
 DataLoader over a TensorDataset (shuffled, batch 128), torch.optim.SGD with momentum, and a pass over
 the train split each epoch to measure train accuracy. Engine: effcap's train_trials on K trials with
-random labels (strategy as chosen, and each strategy forced). Both train one epoch of `steps` steps
+random labels, each strategy forced (vmap, grouped where the family folds, sequential), with the
+engine's own choice marked (the CPU rule, or on a GPU its timed probe). Both train one epoch of `steps` steps
 and evaluate once, on CIFAR-shaped inputs (3x32x32, 10 classes). Prints samples/s (training
 examples per second, all trials together), the ratio to the reference, achieved TFLOP/s (6 x
 multiply-adds per training example) and, on CUDA, peak memory per trial.
@@ -22,7 +23,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from effcap.capacity.engine.batched import SharedData, TrialInputs
-from effcap.capacity.engine.strategy import EngineOptions, choose_strategy, train_trials
+from effcap.capacity.engine.strategy import EngineOptions, choose_strategy, measure_strategy, stacking_candidates, train_trials
 from effcap.capacity.models import build_model, parse_architecture
 from effcap.capacity.models.flops import multiply_adds
 from effcap.capacity.specs import TrainingSpec
@@ -68,9 +69,7 @@ def reference_loop(architecture, x: torch.Tensor, y: torch.Tensor, device: torch
 
 def engine_run(architecture, x: torch.Tensor, k: int, device: torch.device, strategy: str | None) -> tuple[float, str, float]:
     """(seconds, strategy used, peak bytes per trial) for K trials of one epoch each."""
-    shared = SharedData(x.to(device), x[:BATCH].to(device), torch.zeros(BATCH, dtype=torch.long, device=device))
-    generator = torch.Generator().manual_seed(1)
-    trials = [TrialInputs(seed=i, y_train=torch.randint(0, 10, (len(x),), generator=generator).to(device)) for i in range(k)]
+    shared, trials = bench_trials(x, k, device)
     training = TrainingSpec(batch_size=BATCH, max_epochs=1)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -81,6 +80,18 @@ def engine_run(architecture, x: torch.Tensor, k: int, device: torch.device, stra
     seconds = time.perf_counter() - started
     peak = torch.cuda.max_memory_allocated(device) / k if device.type == "cuda" else float("nan")
     return seconds, used, peak
+
+
+def engine_auto(architecture, x: torch.Tensor, k: int, device: torch.device) -> str:
+    """What train_trials picks on an accelerator: the faster stacking strategy in a short probe."""
+    shared, trials = bench_trials(x, k, device)
+    return measure_strategy(architecture, shared, trials, TrainingSpec(batch_size=BATCH))[0]
+
+
+def bench_trials(x: torch.Tensor, k: int, device: torch.device) -> tuple[SharedData, list[TrialInputs]]:
+    shared = SharedData(x.to(device), x[:BATCH].to(device), torch.zeros(BATCH, dtype=torch.long, device=device))
+    generator = torch.Generator().manual_seed(1)
+    return shared, [TrialInputs(seed=i, y_train=torch.randint(0, 10, (len(x),), generator=generator).to(device)) for i in range(k)]
 
 
 def main() -> None:
@@ -107,9 +118,9 @@ def main() -> None:
         reference_loop(architecture, x[: 2 * BATCH], y[: 2 * BATCH], device)  # warm-up
         reference = n / reference_loop(architecture, x, y, device)
         print(f"| {model_name} | 1 | reference loop | {reference:,.0f} | 1.00 | {reference * flops_per_example / 1e12:.3f} | — |")
-        auto = choose_strategy(architecture, device)
         for k in ks:
-            for strategy in dict.fromkeys([auto, "vmap", "sequential"]):
+            auto = choose_strategy(architecture, device) if device.type == "cpu" else engine_auto(architecture, x, k, device)
+            for strategy in dict.fromkeys([auto, *stacking_candidates(architecture), "sequential"]):
                 engine_run(architecture, x[: 2 * BATCH], min(k, 2), device, strategy)  # warm-up
                 seconds, used, peak = engine_run(architecture, x, k, device, strategy)
                 rate = k * n / seconds

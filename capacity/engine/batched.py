@@ -1,7 +1,9 @@
 """K trials of one architecture trained at once: parameters stacked on a trial axis (torch.func).
 
 Each trial keeps its own initialisation, labels, inputs (for pixel conditions), data order, SGD
-momentum and BatchNorm statistics; one vmapped gradient call steps all of them. A trial that fits
+momentum and BatchNorm statistics; one gradient call steps all of them, either vmapped over one
+trial's forward pass (`vmap`) or through the K trials folded into one grouped network (`grouped`,
+grouped.py). A trial that fits
 is evaluated on the test split and removed from the stack, so it stops costing compute. The data
 stay on the device; the only host synchronisation is one per epoch, to decide which trials fitted.
 The arithmetic is that of `trainer.train_trial` (same batches, same SGD), trial for trial.
@@ -17,6 +19,7 @@ import torch
 from torch.func import functional_call, grad, stack_module_state, vmap
 from torch.nn import functional as F
 
+from effcap.capacity.engine.grouped import grouped_forward
 from effcap.capacity.engine.trainer import EVAL_BATCH, EpochRecord, TrialOutcome
 from effcap.capacity.models import ArchitectureSpec, build_model
 from effcap.capacity.specs import TrainingSpec
@@ -58,6 +61,15 @@ class _Stack:
         return _Stack(pick(self.params), pick(self.buffers), pick(self.momentum), self.y_train[rows], own(self.x_train), own(self.x_test))
 
 
+@dataclass(frozen=True)
+class _Compute:
+    """How the stack computes: per-trial gradients for (K, B, ...) inputs and (K, B) labels, and
+    logits (K, B, classes) for inputs shared by all trials (B, ...) or their own (K, B, ...)."""
+
+    gradients: Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
+    predict: Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor, bool], torch.Tensor]
+
+
 BatchEpochCallback = Callable[[int, dict[int, EpochRecord]], None]
 TrialFinishedCallback = Callable[[int, TrialOutcome], None]
 
@@ -70,21 +82,18 @@ def train_batched(
     init_state: dict[str, torch.Tensor] | None = None,
     on_epoch: BatchEpochCallback | None = None,
     on_trial_finished: TrialFinishedCallback | None = None,
+    grouped: bool = False,
 ) -> list[TrialOutcome]:
     """Train every trial to the fit threshold or the budget; outcomes in the order of `trials`.
 
     `on_epoch(epoch, {trial index: record})` follows the active trials; `on_trial_finished(index,
-    outcome)` is called as each trial ends (fitted, or out of budget).
+    outcome)` is called as each trial ends (fitted, or out of budget). `grouped` folds the trials
+    into one network (families in grouped.GROUPED_FAMILIES) instead of vmapping one.
     """
     device = shared.x_train.device
     base = build_model(architecture, device="meta")
     stack = _initial_stack(architecture, shared, trials, init_state, device)
-    forward = _make_forward(base, device)
-
-    def loss(params, buffers, x, y):
-        return F.cross_entropy(forward(params, buffers, x), y)
-
-    gradient = vmap(grad(loss), randomness="different")
+    compute = _grouped_compute(architecture, device) if grouped else _vmap_compute(base, device)
     orders = [torch.Generator().manual_seed(t.seed) for t in trials]
     active = list(range(len(trials)))
     outcomes = [TrialOutcome(0.0, 0.0, 0.0, False, 0, 0, 0.0, 0, 0.0) for _ in trials]
@@ -96,11 +105,11 @@ def train_batched(
         for start in range(0, n, training.batch_size):
             index = order[:, start : start + training.batch_size]
             x, y = _gather(shared.x_train, stack.x_train, index), torch.gather(stack.y_train, 1, index)
-            _sgd_step(stack, gradient(stack.params, stack.buffers, x, y), learning_rate, training)
+            _sgd_step(stack, compute.gradients(stack.params, stack.buffers, x, y), learning_rate, training)
             step += 1
         learning_rate *= training.lr_decay_per_epoch
         base.eval()
-        losses, accuracies = _evaluate(forward, stack, shared.x_train, stack.x_train, stack.y_train)
+        losses, accuracies = _evaluate(compute, stack, shared.x_train, stack.x_train, stack.y_train)
         now = time.perf_counter() - started
         records = {i: EpochRecord(step, epoch, loss, accuracy) for i, loss, accuracy in zip(active, *torch.stack([losses, accuracies]).tolist())}
         for i, record in records.items():
@@ -113,12 +122,39 @@ def train_batched(
                 outcomes[active[row]].fitted = True
                 outcomes[active[row]].steps_to_fit, outcomes[active[row]].epochs_to_fit = step, epoch
                 outcomes[active[row]].seconds_to_fit = now
-            stack, active = _finish(forward, stack, shared, active, fitted, outcomes, step, now, on_trial_finished)
+            stack, active = _finish(compute, stack, shared, active, fitted, outcomes, step, now, on_trial_finished)
             if not active:
                 break
     if active:
-        _finish(forward, stack, shared, active, list(range(len(active))), outcomes, step, time.perf_counter() - started, on_trial_finished)
+        _finish(compute, stack, shared, active, list(range(len(active))), outcomes, step, time.perf_counter() - started, on_trial_finished)
     return outcomes
+
+
+def time_steps(architecture: ArchitectureSpec, shared: SharedData, trials: list[TrialInputs], training: TrainingSpec, steps: int, grouped: bool = False) -> float:
+    """Seconds for `steps` SGD steps of all `trials` stacked (after one untimed warm-up step).
+
+    Throwaway copies are trained on random minibatches of the real inputs: only the time is kept.
+    """
+    device = shared.x_train.device
+    stack = _initial_stack(architecture, shared, trials, None, device)
+    compute = _grouped_compute(architecture, device) if grouped else _vmap_compute(build_model(architecture, device="meta").train(), device)
+    generator = torch.Generator().manual_seed(0)
+    batch = min(training.batch_size, stack.y_train.shape[1])
+    seconds = 0.0
+    for step in range(steps + 1):
+        index = torch.randint(0, stack.y_train.shape[1], (len(trials), batch), generator=generator).to(device)
+        x, y = _gather(shared.x_train, stack.x_train, index), torch.gather(stack.y_train, 1, index)
+        _synchronize(device)
+        started = time.perf_counter()
+        _sgd_step(stack, compute.gradients(stack.params, stack.buffers, x, y), training.learning_rate, training)
+        _synchronize(device)
+        seconds += (time.perf_counter() - started) if step else 0.0
+    return seconds
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _initial_stack(
@@ -137,15 +173,46 @@ def _initial_stack(
     return _Stack(params, buffers, momentum, torch.stack([t.y_train for t in trials]), x_train, x_test)
 
 
-def _make_forward(base: torch.nn.Module, device: torch.device) -> Callable:
-    """One trial's forward pass; bf16 autocast on CUDA, where it pays, full precision elsewhere."""
+def _vmap_compute(base: torch.nn.Module, device: torch.device) -> _Compute:
+    """One trial's forward pass vmapped over the stack; bf16 autocast on CUDA, where it pays."""
     use_autocast = device.type == "cuda"
 
     def forward(params, buffers, x):
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_autocast):
             return functional_call(base, (params, buffers), (x,)).float()
 
-    return forward
+    def loss(params, buffers, x, y):
+        return F.cross_entropy(forward(params, buffers, x), y)
+
+    def predict(params, buffers, x, own_inputs):
+        return vmap(forward, in_dims=(0, 0, 0 if own_inputs else None))(params, buffers, x)
+
+    return _Compute(vmap(grad(loss), randomness="different"), predict)
+
+
+def _grouped_compute(architecture: ArchitectureSpec, device: torch.device) -> _Compute:
+    """The K trials as one folded network (grouped.py); channels-last and bf16 autocast on CUDA."""
+    on_cuda = device.type == "cuda"
+    folded = grouped_forward(architecture, channels_last=on_cuda)
+    if folded is None:
+        raise ValueError(f"the grouped strategy does not fold family {architecture.family}")
+
+    def forward(params, buffers, x, training):
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=on_cuda):
+            return folded(params, buffers, x, training).float()
+
+    def gradients(params, buffers, x, y):
+        # Trials share no parameter, so the gradient of the summed per-trial losses is each trial's own.
+        leaves = {name: p.detach().requires_grad_() for name, p in params.items()}
+        with torch.enable_grad():
+            logits = forward(leaves, buffers, x, True)
+            total = F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(dim=1).sum()
+            return dict(zip(leaves, torch.autograd.grad(total, list(leaves.values()))))
+
+    def predict(params, buffers, x, own_inputs):
+        return forward(params, buffers, x if own_inputs else x.expand(len(next(iter(params.values()))), *x.shape), False)
+
+    return _Compute(gradients, predict)
 
 
 def _gather(shared_x: torch.Tensor, own_x: torch.Tensor | None, index: torch.Tensor) -> torch.Tensor:
@@ -168,15 +235,14 @@ def _sgd_step(stack: _Stack, grads: dict[str, torch.Tensor], learning_rate: floa
 
 
 @torch.no_grad()
-def _evaluate(forward: Callable, stack: _Stack, shared_x: torch.Tensor, own_x: torch.Tensor | None, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _evaluate(compute: _Compute, stack: _Stack, shared_x: torch.Tensor, own_x: torch.Tensor | None, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-trial mean cross-entropy and accuracy over all examples, as (K,) device tensors."""
     k, n = y.shape
     loss_sum = torch.zeros(k, device=y.device)
     correct = torch.zeros(k, device=y.device)
-    predict = vmap(forward, in_dims=(0, 0, None if own_x is None else 0))
     for start in range(0, n, EVAL_BATCH):
         x = shared_x[start : start + EVAL_BATCH] if own_x is None else own_x[:, start : start + EVAL_BATCH]
-        logits = predict(stack.params, stack.buffers, x)
+        logits = compute.predict(stack.params, stack.buffers, x, own_x is not None)
         target = y[:, start : start + EVAL_BATCH]
         loss_sum += F.cross_entropy(logits.transpose(1, 2), target, reduction="none").sum(dim=1)
         correct += (logits.argmax(dim=2) == target).sum(dim=1)
@@ -184,7 +250,7 @@ def _evaluate(forward: Callable, stack: _Stack, shared_x: torch.Tensor, own_x: t
 
 
 def _finish(
-    forward: Callable,
+    compute: _Compute,
     stack: _Stack,
     shared: SharedData,
     active: list[int],
@@ -198,7 +264,7 @@ def _finish(
     done = torch.tensor(rows, device=stack.y_train.device)
     finished = stack.keep(done)
     test_y = shared.y_test.expand(len(rows), -1)
-    _, test_accuracy = _evaluate(forward, finished, shared.x_test, finished.x_test, test_y)
+    _, test_accuracy = _evaluate(compute, finished, shared.x_test, finished.x_test, test_y)
     for row, accuracy in zip(rows, test_accuracy.tolist()):
         outcome = outcomes[active[row]]
         last = outcome.curve[-1]

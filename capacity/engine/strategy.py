@@ -1,11 +1,14 @@
 """Choosing how to train a set of trials, and running them in memory-sized batches.
 
-Two strategies compute the same thing: `vmap` steps K stacked trials with one call (batched.py);
+Three strategies compute the same thing: `vmap` steps K stacked trials with one vmapped call and
+`grouped` steps them as one folded network with groups=K convolutions (batched.py, grouped.py);
 `sequential` trains one module at a time (trainer.py). Which is faster depends on the device and on
 how much work one step of one trial is (bench/engine_throughput.py measures it; bench/RESULTS.md
 has the numbers): on a GPU stacking wins by an order of magnitude; on a CPU it wins only while a
-step is small enough that Python overhead dominates. The choice is a pure function of architecture
-and device, so an audit on the CPU gives the same report every time.
+step is small enough that Python overhead dominates. On the CPU the choice is a pure function of
+architecture, so an audit gives the same report every time; on an accelerator the stacking
+strategies are timed for a few steps on the real shapes and the faster one is kept (per
+architecture, device, trial count and batch size, for the life of the process).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import Literal
 
 import torch
 
-from effcap.capacity.engine.batched import BatchEpochCallback, SharedData, TrialFinishedCallback, TrialInputs, train_batched
+from effcap.capacity.engine.batched import BatchEpochCallback, SharedData, TrialFinishedCallback, TrialInputs, time_steps, train_batched
+from effcap.capacity.engine.grouped import GROUPED_FAMILIES
 from effcap.capacity.engine.trainer import DeviceData, EpochRecord, TrialOutcome, train_trial
 from effcap.capacity.models import ArchitectureSpec, build_model
 from effcap.capacity.models.flops import multiply_adds
@@ -24,7 +28,7 @@ from effcap.capacity.specs import TrainingSpec
 
 log = logging.getLogger("effcap.capacity.engine")
 
-Strategy = Literal["vmap", "sequential"]
+Strategy = Literal["vmap", "grouped", "sequential"]
 # Per-example multiply-adds below which stacking trials beats one-at-a-time on a CPU (bench/RESULTS.md,
 # "engine strategy on 2 CPU cores": at 32 trials an MLP 64-128-10 (9.5k) runs 1.6x faster stacked,
 # while an MLP 64-512-512-10 (300k) and a 16-32 channel CNN on 8x8 (83k) run 1.2-1.9x slower).
@@ -39,11 +43,47 @@ class EngineOptions:
     max_trials_per_batch: int = 64
 
 
+# Steps timed per candidate when an accelerator's strategy is measured (after one warm-up step).
+PROBE_STEPS = 5
+_measured: dict[tuple[str, str, int, int], Strategy] = {}
+
+
 def choose_strategy(architecture: ArchitectureSpec, device: torch.device) -> Strategy:
+    """The CPU rule, or on an accelerator the default before measuring: vmap (every family stacks).
+
+    On the CPU small networks stack, folded where the family folds (1.2-1.6x vmap there, bench/RESULTS.md).
+    """
     if device.type != "cpu":
         return "vmap"
     work = multiply_adds(build_model(architecture, device="meta"), architecture.input_shape)
-    return "vmap" if work <= CPU_VMAP_MAX_MULTIPLY_ADDS else "sequential"
+    if work > CPU_VMAP_MAX_MULTIPLY_ADDS:
+        return "sequential"
+    return "grouped" if architecture.family in GROUPED_FAMILIES else "vmap"
+
+
+def stacking_candidates(architecture: ArchitectureSpec) -> list[Strategy]:
+    return ["vmap", "grouped"] if architecture.family in GROUPED_FAMILIES else ["vmap"]
+
+
+def measure_strategy(architecture: ArchitectureSpec, shared: SharedData, trials: list[TrialInputs], training: TrainingSpec) -> tuple[Strategy, dict[str, float]]:
+    """The faster stacking strategy for these shapes, timed over PROBE_STEPS steps of each candidate.
+
+    The probe trains throwaway copies on the real inputs and batch size; the audit's trials then
+    start from scratch, so the measurement never changes their numbers, only their speed.
+    """
+    seconds = {candidate: time_steps(architecture, shared, trials, training, PROBE_STEPS, grouped=candidate == "grouped") for candidate in stacking_candidates(architecture)}
+    return min(seconds, key=seconds.__getitem__), seconds
+
+
+def _strategy_for(architecture: ArchitectureSpec, shared: SharedData, trials: list[TrialInputs], training: TrainingSpec, size: int) -> Strategy:
+    device = shared.x_train.device
+    if device.type == "cpu" or len(stacking_candidates(architecture)) == 1:
+        return choose_strategy(architecture, device)
+    key = (architecture.model_dump_json(), str(device), min(size, len(trials)), training.batch_size)
+    if key not in _measured:
+        _measured[key], seconds = measure_strategy(architecture, shared, trials[:size], training)
+        log.info("measured %s on %s: %s -> %s", architecture.family, device, {k: f"{v:.4f}s" for k, v in seconds.items()}, _measured[key])
+    return _measured[key]
 
 
 def train_trials(
@@ -57,16 +97,18 @@ def train_trials(
     on_trial_finished: TrialFinishedCallback | None = None,
 ) -> tuple[list[TrialOutcome], Strategy]:
     """Train all trials; outcomes in the order of `trials`, and the strategy that ran them."""
-    strategy = options.strategy or choose_strategy(architecture, shared.x_train.device)
+    size = options.max_trials_per_batch
+    strategy = options.strategy or _strategy_for(architecture, shared, trials, training, size)
+    if strategy == "grouped" and architecture.family not in GROUPED_FAMILIES:
+        raise ValueError(f"the grouped strategy folds {', '.join(GROUPED_FAMILIES)}, not {architecture.family}")
     outcomes: list[TrialOutcome] = []
     if strategy == "sequential":
         for index, trial in enumerate(trials):
             outcomes.append(_train_one(architecture, shared, trial, training, init_state, index, on_epoch, on_trial_finished))
         return outcomes, strategy
-    size = options.max_trials_per_batch
     for start in range(0, len(trials), size):
         chunk = list(range(start, min(start + size, len(trials))))
-        outcomes.extend(_train_halving_on_oom(architecture, shared, trials, chunk, training, init_state, on_epoch, on_trial_finished))
+        outcomes.extend(_train_halving_on_oom(architecture, shared, trials, chunk, training, init_state, strategy == "grouped", on_epoch, on_trial_finished))
     return outcomes, strategy
 
 
@@ -77,6 +119,7 @@ def _train_halving_on_oom(
     chunk: list[int],
     training: TrainingSpec,
     init_state: dict[str, torch.Tensor] | None,
+    grouped: bool,
     on_epoch: BatchEpochCallback | None,
     on_trial_finished: TrialFinishedCallback | None,
 ) -> list[TrialOutcome]:
@@ -91,6 +134,7 @@ def _train_halving_on_oom(
             init_state,
             on_epoch=None if on_epoch is None else lambda epoch, records: on_epoch(epoch, relabel(records)),
             on_trial_finished=None if on_trial_finished is None else lambda i, outcome: on_trial_finished(chunk[i], outcome),
+            grouped=grouped,
         )
     except torch.OutOfMemoryError:
         if len(chunk) == 1:
@@ -100,8 +144,8 @@ def _train_halving_on_oom(
             torch.cuda.empty_cache()
         half = len(chunk) // 2
         return [
-            *_train_halving_on_oom(architecture, shared, trials, chunk[:half], training, init_state, on_epoch, on_trial_finished),
-            *_train_halving_on_oom(architecture, shared, trials, chunk[half:], training, init_state, on_epoch, on_trial_finished),
+            *_train_halving_on_oom(architecture, shared, trials, chunk[:half], training, init_state, grouped, on_epoch, on_trial_finished),
+            *_train_halving_on_oom(architecture, shared, trials, chunk[half:], training, init_state, grouped, on_epoch, on_trial_finished),
         ]
 
 

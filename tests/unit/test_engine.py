@@ -84,6 +84,49 @@ def test_out_of_memory_halves_the_stack_instead_of_failing(monkeypatch):
 def test_strategy_depends_only_on_architecture_and_device():
     small = parse_architecture({"family": "mlp", "input_shape": [64], "hidden_sizes": [128], "num_classes": 10})
     large = parse_architecture({"family": "mlp", "input_shape": [64], "hidden_sizes": [512, 512], "num_classes": 10})
-    assert choose_strategy(small, torch.device("cpu")) == "vmap"
+    small_resnet = parse_architecture({"family": "resnet20", "input_shape": [1, 8, 8], "blocks_per_stage": 1, "stage_widths": [2, 2, 2], "num_classes": 10})
+    assert choose_strategy(small, torch.device("cpu")) == "grouped"
+    assert choose_strategy(small_resnet, torch.device("cpu")) == "vmap"  # stacks, but its family does not fold
     assert choose_strategy(large, torch.device("cpu")) == "sequential"
     assert choose_strategy(large, torch.device("cuda")) == "vmap"
+
+
+GROUPED_FAMILIES = {
+    "mlp": MLP,
+    "cnn-batchnorm": CNN_BN,
+    "lenet5": parse_architecture({"family": "lenet5", "input_shape": [1, 12, 12], "conv_channels": [4, 6], "fc_sizes": [16, 12], "num_classes": 10}),
+}
+
+
+@pytest.mark.parametrize("name", list(GROUPED_FAMILIES))
+@pytest.mark.parametrize("own_inputs", [False, True], ids=["shared-inputs", "own-inputs"])
+def test_folded_grouped_and_vmapped_training_agree(name, own_inputs):
+    architecture = GROUPED_FAMILIES[name]
+    rng = np.random.default_rng(0)
+    shape = architecture.input_shape
+    x = torch.from_numpy(rng.random((300, *shape), dtype=np.float32))
+    y = torch.from_numpy(rng.integers(0, 10, 300))
+    shared = SharedData(x, x[:100], y[:100])
+    trials = [
+        TrialInputs(seed=10 + i, y_train=torch.from_numpy(rng.integers(0, 10, 300)), **({"x_train": xi, "x_test": xi[:100]} if own_inputs else {}))
+        for i, xi in enumerate(torch.from_numpy(rng.random((3, 300, *shape), dtype=np.float32)))
+    ]
+    training = TrainingSpec(learning_rate=0.05, lr_decay_per_epoch=0.9, batch_size=32, max_epochs=3, weight_decay=1e-3)
+    grouped, used = train_trials(architecture, shared, trials, training, options=EngineOptions(strategy="grouped"))
+    vmapped, _ = train_trials(architecture, shared, trials, training, options=EngineOptions(strategy="vmap"))
+    assert used == "grouped"
+    for a, b in zip(grouped, vmapped):
+        np.testing.assert_allclose([p.train_loss for p in a.curve], [p.train_loss for p in b.curve], rtol=1e-4)
+        assert a.test_accuracy == pytest.approx(b.test_accuracy, abs=0.02)
+    assert len({round(o.curve[-1].train_loss, 6) for o in grouped}) == 3
+
+
+def test_grouped_refuses_families_it_does_not_fold_and_the_probe_times_every_candidate():
+    shared, y = data(n=64)
+    trials = trials_for(y, k=2)
+    resnet = parse_architecture({"family": "resnet20", "input_shape": [1, 8, 8], "blocks_per_stage": 1, "num_classes": 10})
+    with pytest.raises(ValueError, match="grouped strategy folds"):
+        train_trials(resnet, shared, trials, TrainingSpec(max_epochs=1), options=EngineOptions(strategy="grouped"))
+    assert engine_strategy.stacking_candidates(resnet) == ["vmap"]
+    best, seconds = engine_strategy.measure_strategy(CNN_BN, shared, trials, TrainingSpec(batch_size=16))
+    assert set(seconds) == {"vmap", "grouped"} and all(s > 0 for s in seconds.values()) and seconds[best] == min(seconds.values())
