@@ -5,7 +5,8 @@
 Reference: what public code does (e.g. pluskid/fitting-random-labels) — one trial at a time, a
 DataLoader over a TensorDataset (shuffled, batch 128), torch.optim.SGD with momentum, and a pass over
 the train split each epoch to measure train accuracy. Engine: effcap's train_trials on K trials with
-random labels, each strategy forced (vmap, grouped where the family folds, sequential), with the
+random labels, each strategy forced (vmap, grouped where the family folds, with --compile also
+grouped-compiled, and sequential), with the
 engine's own choice marked (the CPU rule, or on a GPU its timed probe). Both train one epoch of `steps` steps
 and evaluate once, on CIFAR-shaped inputs (3x32x32, 10 classes). Prints samples/s (training
 examples per second, all trials together), the ratio to the reference, achieved TFLOP/s (6 x
@@ -101,6 +102,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="SGD steps per trial (one epoch)")
     parser.add_argument("--models", default="mlp_3x512,small_cnn")
     parser.add_argument("--input-shape", default="3,32,32", help="C,H,W of the synthetic inputs")
+    parser.add_argument("--compile", action="store_true", help="also time grouped-compiled (torch.compile; its compile time is in the warm-up)")
     args = parser.parse_args()
     device = torch.device(args.device)
     ks = [int(k) for k in args.ks.split(",")]
@@ -120,8 +122,9 @@ def main() -> None:
         print(f"| {model_name} | 1 | reference loop | {reference:,.0f} | 1.00 | {reference * flops_per_example / 1e12:.3f} | — |")
         for k in ks:
             auto = choose_strategy(architecture, device) if device.type == "cpu" else engine_auto(architecture, x, k, device)
-            for strategy in dict.fromkeys([auto, *stacking_candidates(architecture), "sequential"]):
-                engine_run(architecture, x[: 2 * BATCH], min(k, 2), device, strategy)  # warm-up
+            compiled = ["grouped-compiled"] if args.compile and "grouped" in stacking_candidates(architecture) else []
+            for strategy in dict.fromkeys([auto, *stacking_candidates(architecture), *compiled, "sequential"]):
+                engine_run(architecture, x[: 2 * BATCH], k, device, strategy)  # warm-up, at the same K (compiled code is shape-specific)
                 seconds, used, peak = engine_run(architecture, x, k, device, strategy)
                 rate = k * n / seconds
                 label = f"{used}{' (auto)' if strategy == auto else ''}"

@@ -3,7 +3,7 @@
 Each trial keeps its own initialisation, labels, inputs (for pixel conditions), data order, SGD
 momentum and BatchNorm statistics; one gradient call steps all of them, either vmapped over one
 trial's forward pass (`vmap`) or through the K trials folded into one grouped network (`grouped`,
-grouped.py). A trial that fits
+grouped.py; `grouped-compiled` runs that step through torch.compile). A trial that fits
 is evaluated on the test split and removed from the stack, so it stops costing compute. The data
 stay on the device; the only host synchronisation is one per epoch, to decide which trials fitted.
 The arithmetic is that of `trainer.train_trial` (same batches, same SGD), trial for trial.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch.func import functional_call, grad, stack_module_state, vmap
@@ -70,6 +71,7 @@ class _Compute:
     predict: Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor, bool], torch.Tensor]
 
 
+Stacking = Literal["vmap", "grouped", "grouped-compiled"]
 BatchEpochCallback = Callable[[int, dict[int, EpochRecord]], None]
 TrialFinishedCallback = Callable[[int, TrialOutcome], None]
 
@@ -82,18 +84,18 @@ def train_batched(
     init_state: dict[str, torch.Tensor] | None = None,
     on_epoch: BatchEpochCallback | None = None,
     on_trial_finished: TrialFinishedCallback | None = None,
-    grouped: bool = False,
+    stacking: Stacking = "vmap",
 ) -> list[TrialOutcome]:
     """Train every trial to the fit threshold or the budget; outcomes in the order of `trials`.
 
     `on_epoch(epoch, {trial index: record})` follows the active trials; `on_trial_finished(index,
-    outcome)` is called as each trial ends (fitted, or out of budget). `grouped` folds the trials
-    into one network (families in grouped.GROUPED_FAMILIES) instead of vmapping one.
+    outcome)` is called as each trial ends (fitted, or out of budget). `stacking` says how the stack
+    computes (the grouped kinds fold families in grouped.GROUPED_FAMILIES only).
     """
     device = shared.x_train.device
     base = build_model(architecture, device="meta")
     stack = _initial_stack(architecture, shared, trials, init_state, device)
-    compute = _grouped_compute(architecture, device) if grouped else _vmap_compute(base, device)
+    compute = _compute(stacking, architecture, base, device)
     orders = [torch.Generator().manual_seed(t.seed) for t in trials]
     active = list(range(len(trials)))
     outcomes = [TrialOutcome(0.0, 0.0, 0.0, False, 0, 0, 0.0, 0, 0.0) for _ in trials]
@@ -130,14 +132,14 @@ def train_batched(
     return outcomes
 
 
-def time_steps(architecture: ArchitectureSpec, shared: SharedData, trials: list[TrialInputs], training: TrainingSpec, steps: int, grouped: bool = False) -> float:
+def time_steps(architecture: ArchitectureSpec, shared: SharedData, trials: list[TrialInputs], training: TrainingSpec, steps: int, stacking: Stacking = "vmap") -> float:
     """Seconds for `steps` SGD steps of all `trials` stacked (after one untimed warm-up step).
 
     Throwaway copies are trained on random minibatches of the real inputs: only the time is kept.
     """
     device = shared.x_train.device
     stack = _initial_stack(architecture, shared, trials, None, device)
-    compute = _grouped_compute(architecture, device) if grouped else _vmap_compute(build_model(architecture, device="meta").train(), device)
+    compute = _compute(stacking, architecture, build_model(architecture, device="meta").train(), device)
     generator = torch.Generator().manual_seed(0)
     batch = min(training.batch_size, stack.y_train.shape[1])
     seconds = 0.0
@@ -190,8 +192,20 @@ def _vmap_compute(base: torch.nn.Module, device: torch.device) -> _Compute:
     return _Compute(vmap(grad(loss), randomness="different"), predict)
 
 
-def _grouped_compute(architecture: ArchitectureSpec, device: torch.device) -> _Compute:
-    """The K trials as one folded network (grouped.py); channels-last and bf16 autocast on CUDA."""
+def _compute(stacking: Stacking, architecture: ArchitectureSpec, base: torch.nn.Module, device: torch.device) -> _Compute:
+    if stacking == "vmap":
+        return _vmap_compute(base, device)
+    return _grouped_compute(architecture, device, compiled=stacking == "grouped-compiled")
+
+
+def _grouped_compute(architecture: ArchitectureSpec, device: torch.device, compiled: bool) -> _Compute:
+    """The K trials as one folded network (grouped.py); channels-last and bf16 autocast on CUDA.
+
+    `compiled` hands the loss (forward and, through AOTAutograd, backward) to torch.compile, which
+    fuses the elementwise work between convolutions. Shapes are static: each stack size and the
+    short last batch compile once (torch 2.13's dynamic-shape path failed in Inductor on the folded
+    convolutions), and past torch's recompile limit a new shape runs eagerly.
+    """
     on_cuda = device.type == "cuda"
     folded = grouped_forward(architecture, channels_last=on_cuda)
     if folded is None:
@@ -201,13 +215,16 @@ def _grouped_compute(architecture: ArchitectureSpec, device: torch.device) -> _C
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=on_cuda):
             return folded(params, buffers, x, training).float()
 
-    def gradients(params, buffers, x, y):
+    def summed_loss(params, buffers, x, y):
         # Trials share no parameter, so the gradient of the summed per-trial losses is each trial's own.
+        return F.cross_entropy(forward(params, buffers, x, True).transpose(1, 2), y, reduction="none").mean(dim=1).sum()
+
+    loss = torch.compile(summed_loss, dynamic=False) if compiled else summed_loss
+
+    def gradients(params, buffers, x, y):
         leaves = {name: p.detach().requires_grad_() for name, p in params.items()}
         with torch.enable_grad():
-            logits = forward(leaves, buffers, x, True)
-            total = F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(dim=1).sum()
-            return dict(zip(leaves, torch.autograd.grad(total, list(leaves.values()))))
+            return dict(zip(leaves, torch.autograd.grad(loss(leaves, buffers, x, y), list(leaves.values()))))
 
     def predict(params, buffers, x, own_inputs):
         return forward(params, buffers, x if own_inputs else x.expand(len(next(iter(params.values()))), *x.shape), False)

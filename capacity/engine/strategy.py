@@ -1,7 +1,8 @@
 """Choosing how to train a set of trials, and running them in memory-sized batches.
 
 Three strategies compute the same thing: `vmap` steps K stacked trials with one vmapped call and
-`grouped` steps them as one folded network with groups=K convolutions (batched.py, grouped.py);
+`grouped` steps them as one folded network with groups=K convolutions (batched.py, grouped.py;
+`grouped-compiled` is the same under torch.compile);
 `sequential` trains one module at a time (trainer.py). Which is faster depends on the device and on
 how much work one step of one trial is (bench/engine_throughput.py measures it; bench/RESULTS.md
 has the numbers): on a GPU stacking wins by an order of magnitude; on a CPU it wins only while a
@@ -19,7 +20,7 @@ from typing import Literal
 
 import torch
 
-from effcap.capacity.engine.batched import BatchEpochCallback, SharedData, TrialFinishedCallback, TrialInputs, time_steps, train_batched
+from effcap.capacity.engine.batched import BatchEpochCallback, SharedData, Stacking, TrialFinishedCallback, TrialInputs, time_steps, train_batched
 from effcap.capacity.engine.grouped import GROUPED_FAMILIES
 from effcap.capacity.engine.trainer import DeviceData, EpochRecord, TrialOutcome, train_trial
 from effcap.capacity.models import ArchitectureSpec, build_model
@@ -28,7 +29,7 @@ from effcap.capacity.specs import TrainingSpec
 
 log = logging.getLogger("effcap.capacity.engine")
 
-Strategy = Literal["vmap", "grouped", "sequential"]
+Strategy = Literal["vmap", "grouped", "grouped-compiled", "sequential"]
 # Per-example multiply-adds below which stacking trials beats one-at-a-time on a CPU (bench/RESULTS.md,
 # "engine strategy on 2 CPU cores": at 32 trials an MLP 64-128-10 (9.5k) runs 1.6x faster stacked,
 # while an MLP 64-512-512-10 (300k) and a 16-32 channel CNN on 8x8 (83k) run 1.2-1.9x slower).
@@ -62,6 +63,8 @@ def choose_strategy(architecture: ArchitectureSpec, device: torch.device) -> Str
 
 
 def stacking_candidates(architecture: ArchitectureSpec) -> list[Strategy]:
+    """What the accelerator probe times: torch.compile is left out of it (its compile time would
+    dominate a short probe); ask for `grouped-compiled` explicitly, as the benchmark does."""
     return ["vmap", "grouped"] if architecture.family in GROUPED_FAMILIES else ["vmap"]
 
 
@@ -71,7 +74,7 @@ def measure_strategy(architecture: ArchitectureSpec, shared: SharedData, trials:
     The probe trains throwaway copies on the real inputs and batch size; the audit's trials then
     start from scratch, so the measurement never changes their numbers, only their speed.
     """
-    seconds = {candidate: time_steps(architecture, shared, trials, training, PROBE_STEPS, grouped=candidate == "grouped") for candidate in stacking_candidates(architecture)}
+    seconds = {candidate: time_steps(architecture, shared, trials, training, PROBE_STEPS, stacking=candidate) for candidate in stacking_candidates(architecture)}
     return min(seconds, key=seconds.__getitem__), seconds
 
 
@@ -99,7 +102,7 @@ def train_trials(
     """Train all trials; outcomes in the order of `trials`, and the strategy that ran them."""
     size = options.max_trials_per_batch
     strategy = options.strategy or _strategy_for(architecture, shared, trials, training, size)
-    if strategy == "grouped" and architecture.family not in GROUPED_FAMILIES:
+    if strategy.startswith("grouped") and architecture.family not in GROUPED_FAMILIES:
         raise ValueError(f"the grouped strategy folds {', '.join(GROUPED_FAMILIES)}, not {architecture.family}")
     outcomes: list[TrialOutcome] = []
     if strategy == "sequential":
@@ -108,7 +111,7 @@ def train_trials(
         return outcomes, strategy
     for start in range(0, len(trials), size):
         chunk = list(range(start, min(start + size, len(trials))))
-        outcomes.extend(_train_halving_on_oom(architecture, shared, trials, chunk, training, init_state, strategy == "grouped", on_epoch, on_trial_finished))
+        outcomes.extend(_train_halving_on_oom(architecture, shared, trials, chunk, training, init_state, strategy, on_epoch, on_trial_finished))
     return outcomes, strategy
 
 
@@ -119,7 +122,7 @@ def _train_halving_on_oom(
     chunk: list[int],
     training: TrainingSpec,
     init_state: dict[str, torch.Tensor] | None,
-    grouped: bool,
+    stacking: Stacking,
     on_epoch: BatchEpochCallback | None,
     on_trial_finished: TrialFinishedCallback | None,
 ) -> list[TrialOutcome]:
@@ -134,7 +137,7 @@ def _train_halving_on_oom(
             init_state,
             on_epoch=None if on_epoch is None else lambda epoch, records: on_epoch(epoch, relabel(records)),
             on_trial_finished=None if on_trial_finished is None else lambda i, outcome: on_trial_finished(chunk[i], outcome),
-            grouped=grouped,
+            stacking=stacking,
         )
     except torch.OutOfMemoryError:
         if len(chunk) == 1:
@@ -144,8 +147,8 @@ def _train_halving_on_oom(
             torch.cuda.empty_cache()
         half = len(chunk) // 2
         return [
-            *_train_halving_on_oom(architecture, shared, trials, chunk[:half], training, init_state, grouped, on_epoch, on_trial_finished),
-            *_train_halving_on_oom(architecture, shared, trials, chunk[half:], training, init_state, grouped, on_epoch, on_trial_finished),
+            *_train_halving_on_oom(architecture, shared, trials, chunk[:half], training, init_state, stacking, on_epoch, on_trial_finished),
+            *_train_halving_on_oom(architecture, shared, trials, chunk[half:], training, init_state, stacking, on_epoch, on_trial_finished),
         ]
 
 

@@ -130,3 +130,14 @@ def test_grouped_refuses_families_it_does_not_fold_and_the_probe_times_every_can
     assert engine_strategy.stacking_candidates(resnet) == ["vmap"]
     best, seconds = engine_strategy.measure_strategy(CNN_BN, shared, trials, TrainingSpec(batch_size=16))
     assert set(seconds) == {"vmap", "grouped"} and all(s > 0 for s in seconds.values()) and seconds[best] == min(seconds.values())
+
+
+def test_the_compiled_folded_step_trains_like_the_eager_one():
+    shared, y = data(n=96)
+    trials = trials_for(y, k=2)
+    training = TrainingSpec(learning_rate=0.05, batch_size=32, max_epochs=2, lr_decay_per_epoch=1.0)
+    compiled, used = train_trials(CNN_BN, shared, trials, training, options=EngineOptions(strategy="grouped-compiled"))
+    eager, _ = train_trials(CNN_BN, shared, trials, training, options=EngineOptions(strategy="grouped"))
+    assert used == "grouped-compiled"
+    for a, b in zip(compiled, eager):
+        np.testing.assert_allclose([p.train_loss for p in a.curve], [p.train_loss for p in b.curve], rtol=1e-4)
