@@ -6,7 +6,7 @@
    The stacking strategies run under bf16 autocast and the sequential one in fp32, so train losses
    are compared at 5% and train accuracies at 5 points, not at float tolerance.
 2. The strategy probe times both stacking strategies on the device and names the faster.
-3. Structured pruning of a ResNet with dead units computes the dense network's outputs on the GPU.
+3. Structured pruning of a ResNet with dead units, scored on the GPU, computes the dense network's outputs.
 4. Compression variants evaluated stacked and one by one give the same accuracies on the GPU.
 Exits non-zero on the first failed check.
 """
@@ -60,7 +60,7 @@ def structured_pruning_is_exact(device: torch.device) -> None:
         state[f"{norm}.bias"][: width // 4] = 0
     dense = build_model(spec).to(device).eval()
     dense.load_state_dict(state)
-    pruned = structured_prune(spec, state, 0.25)
+    pruned = structured_prune(spec, {k: v.to(device) for k, v in state.items()}, 0.25)  # scored where the weights live
     small = build_model(pruned.spec).to(device).eval()
     small.load_state_dict(pruned.state)
     x = torch.randn(256, 3, 32, 32, device=device)

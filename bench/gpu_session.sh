@@ -27,9 +27,11 @@ run)
     python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . || exit 1
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
     timeout 90 python3 bench/gpu_checks.py 2>&1 | tee "$OUT/checks.log" || exit 1
-    timeout 200 python3 bench/engine_throughput.py --device cuda --ks 1,8,32,128 --steps 20 --compile 2>&1 | tee "$OUT/engine.md"
-    timeout 60 python3 bench/compression_sweep.py --device cuda --examples 10000 2>&1 | tee "$OUT/sweep.log"
-    timeout 220 python3 bench/inception_random_labels.py --device cuda --time-limit 200 2>&1 | tee "$OUT/inception.log"
+    status=0
+    timeout 200 python3 bench/engine_throughput.py --device cuda --ks 1,8,32,128 --steps 20 --compile 2>&1 | tee "$OUT/engine.md" || status=1
+    timeout 60 python3 bench/compression_sweep.py --device cuda --examples 10000 2>&1 | tee "$OUT/sweep.log" || status=1
+    timeout 220 python3 bench/inception_random_labels.py --device cuda --time-limit 200 2>&1 | tee "$OUT/inception.log" || status=1
+    exit $status
     ;;
 *)
     echo "usage: bash bench/gpu_session.sh prepare|run" >&2

@@ -45,9 +45,10 @@ def load_checkpoint(path: Path | str, architecture: dict[str, Any] | None = None
             spec = _resolve_architecture(architecture, metadata, field)
             expected = build_model(spec, device="meta").state_dict()
             # Integer buffers are counters (BatchNorm's num_batches_tracked): kept when present, never required.
+            present = set(handle.keys())
             counters = {name for name, reference in expected.items() if not reference.is_floating_point()}
-            expected = {name: ref for name, ref in expected.items() if name not in counters or name in handle.keys()}
-            _check_tensor_names(set(handle.keys()), set(expected), field)
+            expected = {name: ref for name, ref in expected.items() if name not in counters or name in present}
+            _check_tensor_names(present, set(expected), field)
             for name, reference in expected.items():
                 shape = list(handle.get_slice(name).get_shape())
                 if shape != list(reference.shape):
@@ -61,8 +62,8 @@ def load_checkpoint(path: Path | str, architecture: dict[str, Any] | None = None
         raise InputError(field, f"not a readable safetensors file: {exc}", reason="INVALID_CHECKPOINT") from None
     for name, tensor in state_dict.items():
         if name in counters:
-            if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool or tensor.numel() != 1:
-                raise InputError(f"{field}.{name}", f"has dtype {tensor.dtype} and {tensor.numel()} elements; a counter is one integer", reason="CHECKPOINT_SPEC_MISMATCH")
+            if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
+                raise InputError(f"{field}.{name}", f"has dtype {tensor.dtype}; a counter is one integer", reason="CHECKPOINT_SPEC_MISMATCH")
             continue
         if not tensor.is_floating_point():
             raise InputError(f"{field}.{name}", f"has dtype {tensor.dtype}; weights must be floating point", reason="CHECKPOINT_SPEC_MISMATCH")

@@ -125,7 +125,7 @@ class RademacherSpec(BaseModel):
     ntk_examples: int = Field(256, ge=0, le=4096)
 
 
-# "structured" (units removed physically) is for the mlp and small_cnn families; not in the default list.
+# "structured" (units removed physically, in every family) is not in the default list.
 CompressionMethod = Literal["magnitude_global", "magnitude_layerwise", "random", "prune_quantize", "quantization", "low_rank", "structured"]
 
 

@@ -89,7 +89,8 @@ def unit_scores(graph: UnitGraph, state: dict[str, torch.Tensor]) -> dict[str, t
         if group.copies is not None:
             source, sources = group.copies
             feeding[group.name] = feeding[group.name] + _gather(feeding[source], sources)
-    squared = {g.name: torch.zeros(g.size, dtype=torch.float64) for g in graph.groups}
+    device = next(iter(state.values())).device
+    squared = {g.name: torch.zeros(g.size, dtype=torch.float64, device=device) for g in graph.groups}
     sizes = {g.name: g.size for g in graph.groups}
     for reader in graph.readers:
         columns = (state[reader.key].double() ** 2).transpose(0, 1).reshape(state[reader.key].shape[1], -1).sum(dim=1)
@@ -102,7 +103,7 @@ def unit_scores(graph: UnitGraph, state: dict[str, torch.Tensor]) -> dict[str, t
     for group in reversed(graph.groups):  # backward: a copy's readers also read its source
         if group.copies is not None:
             source, sources = group.copies
-            targets = torch.tensor(sources)
+            targets = torch.tensor(sources, device=device)
             fed[source] = fed[source].index_add(0, targets[targets >= 0], fed[group.name][targets >= 0])
     return {name: feeding[name] * fed[name] for name in feeding}
 
@@ -111,7 +112,7 @@ def _writer_magnitude(group: UnitGroup, state: dict[str, torch.Tensor]) -> torch
     norms = [w for w in group.writers if f"{w}.running_var" in state]
     if norms:
         return sum(state[f"{w}.weight"].double().abs() + state[f"{w}.bias"].double().abs() for w in norms)
-    squared = torch.zeros(group.size, dtype=torch.float64)
+    squared = torch.zeros(group.size, dtype=torch.float64, device=state[f"{group.writers[0]}.weight"].device)
     for writer in group.writers:
         squared += (state[f"{writer}.weight"].double() ** 2).reshape(group.size, -1).sum(dim=1)
         if f"{writer}.bias" in state:
@@ -120,8 +121,8 @@ def _writer_magnitude(group: UnitGroup, state: dict[str, torch.Tensor]) -> torch
 
 
 def _gather(values: torch.Tensor, sources: tuple[int, ...]) -> torch.Tensor:
-    index = torch.tensor(sources)
-    return torch.where(index >= 0, values[index.clamp_min(0)], torch.zeros((), dtype=values.dtype))
+    index = torch.tensor(sources, device=values.device)
+    return torch.where(index >= 0, values[index.clamp_min(0)], torch.zeros((), dtype=values.dtype, device=values.device))
 
 
 def _keep(scores: torch.Tensor, fraction: float) -> torch.Tensor:
@@ -134,7 +135,7 @@ def _kept_columns(reader: Reader, keep: dict[str, torch.Tensor], graph: UnitGrap
     columns, start = [], 0
     for segment in reader.layout:
         units = keep[segment.group]
-        columns.append(start + (units[:, None] * segment.span + torch.arange(segment.span)).flatten())
+        columns.append(start + (units[:, None] * segment.span + torch.arange(segment.span, device=units.device)).flatten())
         start += sizes[segment.group] * segment.span
     return torch.cat(columns)
 

@@ -71,6 +71,8 @@ def _conv(params: dict[str, torch.Tensor], prefix: str, h: torch.Tensor, k: int,
 def _batch_norm(params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], prefix: str, h: torch.Tensor, training: bool) -> torch.Tensor:
     # The (K, C) running statistics are viewed as K·C channels, so training updates them in place.
     mean, var = buffers[f"{prefix}.running_mean"].view(-1), buffers[f"{prefix}.running_var"].view(-1)
+    if training:
+        buffers[f"{prefix}.num_batches_tracked"].add_(1)  # as nn.BatchNorm counts, though fixed momentum never reads it
     return F.batch_norm(h, mean, var, params[f"{prefix}.weight"].flatten(), params[f"{prefix}.bias"].flatten(), training, BN_MOMENTUM, BN_EPS)
 
 

@@ -46,7 +46,7 @@ class EngineOptions:
 
 # Steps timed per candidate when an accelerator's strategy is measured (after one warm-up step).
 PROBE_STEPS = 5
-_measured: dict[tuple[str, str, int, int], Strategy] = {}
+_measured: dict[tuple[str, str, int, int, bool], Strategy] = {}
 
 
 def choose_strategy(architecture: ArchitectureSpec, device: torch.device) -> Strategy:
@@ -82,11 +82,27 @@ def _strategy_for(architecture: ArchitectureSpec, shared: SharedData, trials: li
     device = shared.x_train.device
     if device.type == "cpu" or len(stacking_candidates(architecture)) == 1:
         return choose_strategy(architecture, device)
-    key = (architecture.model_dump_json(), str(device), min(size, len(trials)), training.batch_size)
+    own_inputs = any(t.x_train is not None for t in trials)
+    key = (architecture.model_dump_json(), str(device), min(size, len(trials)), training.batch_size, own_inputs)
     if key not in _measured:
-        _measured[key], seconds = measure_strategy(architecture, shared, trials[:size], training)
-        log.info("measured %s on %s: %s -> %s", architecture.family, device, {k: f"{v:.4f}s" for k, v in seconds.items()}, _measured[key])
+        _measured[key] = _measure_within_memory(architecture, shared, trials[:size], training)
     return _measured[key]
+
+
+def _measure_within_memory(architecture: ArchitectureSpec, shared: SharedData, trials: list[TrialInputs], training: TrainingSpec) -> Strategy:
+    """Time the candidates on as many of the trials as fit (halving, like training); vmap if none fits."""
+    while trials:
+        try:
+            best, seconds = measure_strategy(architecture, shared, trials, training)
+        except torch.OutOfMemoryError:
+            log.warning("out of memory timing strategies on %d stacked trials; timing %d", len(trials), len(trials) // 2)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            trials = trials[: len(trials) // 2]
+            continue
+        log.info("measured %s on %d trials: %s -> %s", architecture.family, len(trials), {k: f"{v:.4f}s" for k, v in seconds.items()}, best)
+        return best
+    return "vmap"
 
 
 def train_trials(

@@ -141,3 +141,21 @@ def test_the_compiled_folded_step_trains_like_the_eager_one():
     assert used == "grouped-compiled"
     for a, b in zip(compiled, eager):
         np.testing.assert_allclose([p.train_loss for p in a.curve], [p.train_loss for p in b.curve], rtol=1e-4)
+
+
+def test_timing_the_strategies_halves_the_stack_when_memory_runs_out(monkeypatch):
+    shared, y = data(n=64)
+    trials = trials_for(y, k=4)
+    timed = []
+
+    def limited(architecture, shared, batch, training):
+        timed.append(len(batch))
+        if len(batch) > 1:
+            raise torch.OutOfMemoryError("simulated: only one trial fits")
+        return "grouped", {"vmap": 2.0, "grouped": 1.0}
+
+    monkeypatch.setattr(engine_strategy, "measure_strategy", limited)
+    assert engine_strategy._measure_within_memory(MLP, shared, trials, TrainingSpec()) == "grouped"
+    assert timed == [4, 2, 1]
+    monkeypatch.setattr(engine_strategy, "measure_strategy", lambda *args: (_ for _ in ()).throw(torch.OutOfMemoryError("none fits")))
+    assert engine_strategy._measure_within_memory(MLP, shared, trials, TrainingSpec()) == "vmap"

@@ -139,3 +139,4 @@ def test_the_structured_sweep_runs_on_a_resnet_and_pays_for_the_kept_sets_in_bit
     assert half.nonzero_parameters < dense.nonzero_parameters / 3  # both sides of most convs halve
     assert half.code_bits > 32 * half.nonzero_parameters  # the kept sets cost bits too
     assert half.measured_speedup > 0
+
