@@ -5,8 +5,8 @@
 Reference: what public code does (e.g. pluskid/fitting-random-labels) — one trial at a time, a
 DataLoader over a TensorDataset (shuffled, batch 128), torch.optim.SGD with momentum, and a pass over
 the train split each epoch to measure train accuracy. Engine: effcap's train_trials on K trials with
-random labels, each strategy forced (vmap, grouped where the family folds, with --compile also
-grouped-compiled, and sequential), with the
+random labels, each strategy forced (vmap, grouped, with --compile also grouped-compiled, and
+sequential), with the
 engine's own choice marked (the CPU rule, or on a GPU its timed probe). Both train one epoch of `steps` steps
 and evaluate once, on CIFAR-shaped inputs (3x32x32, 10 classes). Prints samples/s (training
 examples per second, all trials together), the ratio to the reference, achieved TFLOP/s (6 x
@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from effcap.capacity.engine.batched import SharedData, TrialInputs
-from effcap.capacity.engine.strategy import EngineOptions, choose_strategy, measure_strategy, stacking_candidates, train_trials
+from effcap.capacity.engine.strategy import STACKING_CANDIDATES, EngineOptions, choose_strategy, measure_strategy, train_trials
 from effcap.capacity.models import build_model, parse_architecture
 from effcap.capacity.models.flops import multiply_adds
 from effcap.capacity.specs import TrainingSpec
@@ -33,10 +33,14 @@ BATCH = 128
 MODELS = {
     "mlp_3x512": {"family": "mlp", "hidden_sizes": [512, 512, 512]},
     "small_cnn": {"family": "small_cnn", "channels": [64, 128, 128]},
-    # Smaller networks, for the CPU strategy rule (strategy.CPU_VMAP_MAX_MULTIPLY_ADDS) on 1x8x8 digits.
+    # Smaller networks, for the CPU strategy rule (strategy.CPU_STACK_MAX_MULTIPLY_ADDS_PER_LAYER) on 1x8x8 digits.
     "mlp_1x128": {"family": "mlp", "hidden_sizes": [128]},
+    "mlp_1x512": {"family": "mlp", "hidden_sizes": [512]},
     "mlp_2x512": {"family": "mlp", "hidden_sizes": [512, 512]},
     "small_cnn_16_32": {"family": "small_cnn", "channels": [16, 32]},
+    # Narrow versions of the families with concatenations, residual adds and LRN (folding check).
+    "resnet8_narrow": {"family": "resnet20", "blocks_per_stage": 1, "stage_widths": [4, 8, 16]},
+    "alexnet_narrow": {"family": "alexnet_small", "conv_channels": [8, 8], "fc_sizes": [32, 16]},
 }
 
 
@@ -122,8 +126,8 @@ def main() -> None:
         print(f"| {model_name} | 1 | reference loop | {reference:,.0f} | 1.00 | {reference * flops_per_example / 1e12:.3f} | — |")
         for k in ks:
             auto = choose_strategy(architecture, device) if device.type == "cpu" else engine_auto(architecture, x, k, device)
-            compiled = ["grouped-compiled"] if args.compile and "grouped" in stacking_candidates(architecture) else []
-            for strategy in dict.fromkeys([auto, *stacking_candidates(architecture), *compiled, "sequential"]):
+            compiled = ["grouped-compiled"] if args.compile else []
+            for strategy in dict.fromkeys([auto, *STACKING_CANDIDATES, *compiled, "sequential"]):
                 engine_run(architecture, x[: 2 * BATCH], k, device, strategy)  # warm-up, at the same K (compiled code is shape-specific)
                 seconds, used, peak = engine_run(architecture, x, k, device, strategy)
                 rate = k * n / seconds

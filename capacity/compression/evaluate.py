@@ -3,8 +3,7 @@
 Stacking pays where a pass is overhead-bound (small networks, GPUs); on a CPU a convolutional
 network is compute-bound and vmap's batched kernels are slower than plain ones (bench/RESULTS.md,
 "pruning sweep"), so there variants run one after another, their weights written into the model in
-place (and the originals restored), never by copying the model. The choice follows the training
-engine's rule.
+place (and the originals restored), never by copying the model.
 """
 
 from __future__ import annotations
@@ -14,15 +13,17 @@ from torch import nn
 from torch.func import functional_call, vmap
 from torch.nn import functional as F
 
-from effcap.capacity.engine.strategy import CPU_VMAP_MAX_MULTIPLY_ADDS
 from effcap.capacity.models.flops import multiply_adds
 
 VARIANTS_PER_PASS = 8
 EXAMPLES_PER_PASS = 512
+# Per-example multiply-adds up to which a CPU evaluates variants stacked: forward passes alone are
+# compute-bound sooner than training steps (a ResNet-20 sweep ran at 0.37-0.48x stacked).
+CPU_STACK_VARIANTS_MAX_MULTIPLY_ADDS = 32_768
 
 
 def stack_variants(model: nn.Module, example_shape: tuple[int, ...], device: torch.device) -> bool:
-    return device.type != "cpu" or multiply_adds(model, example_shape) <= CPU_VMAP_MAX_MULTIPLY_ADDS
+    return device.type != "cpu" or multiply_adds(model, example_shape) <= CPU_STACK_VARIANTS_MAX_MULTIPLY_ADDS
 
 
 @torch.no_grad()

@@ -90,12 +90,12 @@ def train_batched(
 
     `on_epoch(epoch, {trial index: record})` follows the active trials; `on_trial_finished(index,
     outcome)` is called as each trial ends (fitted, or out of budget). `stacking` says how the stack
-    computes (the grouped kinds fold families in grouped.GROUPED_FAMILIES only).
+    computes.
     """
     device = shared.x_train.device
     base = build_model(architecture, device="meta")
     stack = _initial_stack(architecture, shared, trials, init_state, device)
-    compute = _compute(stacking, architecture, base, device)
+    compute = stack_compute(stacking, architecture, base, device)
     orders = [torch.Generator().manual_seed(t.seed) for t in trials]
     active = list(range(len(trials)))
     outcomes = [TrialOutcome(0.0, 0.0, 0.0, False, 0, 0, 0.0, 0, 0.0) for _ in trials]
@@ -139,7 +139,7 @@ def time_steps(architecture: ArchitectureSpec, shared: SharedData, trials: list[
     """
     device = shared.x_train.device
     stack = _initial_stack(architecture, shared, trials, None, device)
-    compute = _compute(stacking, architecture, build_model(architecture, device="meta").train(), device)
+    compute = stack_compute(stacking, architecture, build_model(architecture, device="meta").train(), device)
     generator = torch.Generator().manual_seed(0)
     batch = min(training.batch_size, stack.y_train.shape[1])
     seconds = 0.0
@@ -192,7 +192,7 @@ def _vmap_compute(base: torch.nn.Module, device: torch.device) -> _Compute:
     return _Compute(vmap(grad(loss), randomness="different"), predict)
 
 
-def _compute(stacking: Stacking, architecture: ArchitectureSpec, base: torch.nn.Module, device: torch.device) -> _Compute:
+def stack_compute(stacking: Stacking, architecture: ArchitectureSpec, base: torch.nn.Module, device: torch.device) -> _Compute:
     if stacking == "vmap":
         return _vmap_compute(base, device)
     return _grouped_compute(architecture, device, compiled=stacking == "grouped-compiled")
@@ -208,8 +208,6 @@ def _grouped_compute(architecture: ArchitectureSpec, device: torch.device, compi
     """
     on_cuda = device.type == "cuda"
     folded = grouped_forward(architecture, channels_last=on_cuda)
-    if folded is None:
-        raise ValueError(f"the grouped strategy does not fold family {architecture.family}")
 
     def forward(params, buffers, x, training):
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=on_cuda):

@@ -4,14 +4,14 @@ Instead of vmapping one trial's forward over a trial axis, the K trials become o
 whose channels (or features) k·C … (k+1)·C − 1 belong to trial k: convolutions run as one conv
 with `groups=K`, Linear layers as one batched matmul, BatchNorm as one BatchNorm over K·C channels
 (its statistics stay per trial, because channels never mix), and pooling and activations act per
-channel anyway. Example b of the folded batch is example b of each trial's own minibatch, so every
-trial keeps its data order. On a GPU this gives cuDNN one large grouped convolution (channels-last
-there) instead of vmap's batching rules, which is where the issue's lead measurements saw vmap lose.
+channel anyway. The few operations that mix channels — concatenations, the residual shortcut's
+channel padding, LRN across channels, flattening — run on a per-trial view (B, K, C, …). Example b
+of the folded batch is example b of each trial's own minibatch, so every trial keeps its data
+order. On a GPU this gives cuDNN one large grouped convolution (channels-last there) instead of
+vmap's batching rules, which is where the issue's lead measurements saw vmap lose.
 
-Only plain feed-forward families are folded (MLP, LeNet-5, the small CNN); the others keep vmap,
-whose per-trial view handles concatenations, residual adds and LRN without re-deriving them.
 Parameters and buffers are the vmap strategy's stacked tensors (trial axis first), so both
-strategies share the training loop and agree trial for trial.
+strategies share the training loop and agree trial for trial (tests/unit/test_engine.py).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from collections.abc import Callable
 import torch
 from torch.nn import functional as F
 
-from effcap.capacity.models.spec import ArchitectureSpec, LeNet5Spec, MLPSpec, SmallCNNSpec
+from effcap.capacity.models.inception import MODULE_KINDS
+from effcap.capacity.models.spec import AlexNetSmallSpec, ArchitectureSpec, InceptionSmallSpec, LeNet5Spec, MLPSpec, ResNet20Spec, SmallCNNSpec
 
-GROUPED_FAMILIES = ("mlp", "lenet5", "small_cnn")
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": F.relu, "tanh": torch.tanh, "gelu": F.gelu}
 # PyTorch's BatchNorm defaults, which every family here uses.
 BN_MOMENTUM, BN_EPS = 0.1, 1e-5
@@ -32,15 +32,21 @@ BN_MOMENTUM, BN_EPS = 0.1, 1e-5
 GroupedForward = Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor, bool], torch.Tensor]
 
 
-def grouped_forward(architecture: ArchitectureSpec, channels_last: bool = False) -> GroupedForward | None:
-    """The folded forward pass for `architecture`, or None where the family is not folded."""
+def grouped_forward(architecture: ArchitectureSpec, channels_last: bool = False) -> GroupedForward:
+    """The folded forward pass for `architecture` (every family folds)."""
     if isinstance(architecture, MLPSpec):
         return _mlp(architecture)
     if isinstance(architecture, SmallCNNSpec):
         return _small_cnn(architecture, channels_last)
     if isinstance(architecture, LeNet5Spec):
         return _lenet5(channels_last)
-    return None
+    if isinstance(architecture, AlexNetSmallSpec):
+        return _alexnet_small(architecture, channels_last)
+    if isinstance(architecture, InceptionSmallSpec):
+        return _inception_small(architecture, channels_last)
+    if isinstance(architecture, ResNet20Spec):
+        return _resnet(architecture, channels_last)
+    raise ValueError(f"no folded forward for family {architecture.family}")
 
 
 def _linear(params: dict[str, torch.Tensor], prefix: str, h: torch.Tensor) -> torch.Tensor:
@@ -62,10 +68,21 @@ def _unfold(h: torch.Tensor, k: int) -> torch.Tensor:
     return h.reshape(h.shape[0], k, -1).transpose(0, 1)
 
 
-def _conv(params: dict[str, torch.Tensor], prefix: str, h: torch.Tensor, k: int, padding: int | str) -> torch.Tensor:
+def _per_trial(h: torch.Tensor, k: int) -> torch.Tensor:
+    """(B, K·C, H, W) → (B, K, C, H, W)."""
+    return h.reshape(h.shape[0], k, h.shape[1] // k, *h.shape[2:])
+
+
+def _cat_per_trial(parts: list[torch.Tensor], k: int) -> torch.Tensor:
+    """Each trial's channels of `parts` concatenated in order, as torch.cat(dim=1) does for one trial."""
+    joined = torch.cat([_per_trial(p, k) for p in parts], dim=2)
+    return joined.reshape(joined.shape[0], -1, *joined.shape[3:])
+
+
+def _conv(params: dict[str, torch.Tensor], prefix: str, h: torch.Tensor, k: int, padding: int | str, stride: int = 1) -> torch.Tensor:
     weight = params[f"{prefix}.weight"]
     bias = params.get(f"{prefix}.bias")
-    return F.conv2d(h, weight.flatten(0, 1), None if bias is None else bias.flatten(), padding=padding, groups=k)
+    return F.conv2d(h, weight.flatten(0, 1), None if bias is None else bias.flatten(), stride=stride, padding=padding, groups=k)
 
 
 def _batch_norm(params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], prefix: str, h: torch.Tensor, training: bool) -> torch.Tensor:
@@ -112,5 +129,78 @@ def _lenet5(channels_last: bool) -> GroupedForward:
         h = F.relu(_linear(params, "classifier.1", _unfold(h, k)))
         h = F.relu(_linear(params, "classifier.3", h))
         return _linear(params, "classifier.5", h)
+
+    return forward
+
+
+def _conv_block(params, buffers, prefix: str, h: torch.Tensor, k: int, batch_norm: bool, training: bool, padding: int | str = "same", stride: int = 1) -> torch.Tensor:
+    """models.convnets.conv_block: conv, optional BatchNorm, ReLU."""
+    h = _conv(params, f"{prefix}.0", h, k, padding, stride)
+    if batch_norm:
+        h = _batch_norm(params, buffers, f"{prefix}.1", h, training)
+    return F.relu(h)
+
+
+def _alexnet_small(spec: AlexNetSmallSpec, channels_last: bool) -> GroupedForward:
+    def forward(params, buffers, x, training):
+        k = x.shape[0]
+        h = _fold(x, channels_last)
+        for i in range(2):
+            h = F.max_pool2d(_conv_block(params, buffers, f"features.{i}.0", h, k, spec.batch_norm, training), 3, 2, padding=1)
+            # LRN mixes neighbouring channels, so it runs on each trial's channels alone.
+            b, _, height, width = h.shape
+            h = F.local_response_norm(h.reshape(b * k, -1, height, width), 9, alpha=1e-3, beta=0.75, k=1.0).reshape(b, -1, height, width)
+        h = F.relu(_linear(params, "classifier.1", _unfold(h, k)))
+        h = F.relu(_linear(params, "classifier.3", h))
+        return _linear(params, "classifier.5", h)
+
+    return forward
+
+
+def _inception_small(spec: InceptionSmallSpec, channels_last: bool) -> GroupedForward:
+    bn = spec.batch_norm
+
+    def forward(params, buffers, x, training):
+        k = x.shape[0]
+        h = _conv_block(params, buffers, "features.0", _fold(x, channels_last), k, bn, training)
+        for index, kind in enumerate(MODULE_KINDS, start=1):
+            module = f"features.{index}"
+            if kind == "inception":
+                branches = [_conv_block(params, buffers, f"{module}.branch{size}", h, k, bn, training) for size in (1, 3)]
+            else:
+                branches = [_conv_block(params, buffers, f"{module}.conv", h, k, bn, training, padding=0, stride=2), F.max_pool2d(h, 3, 2)]
+            h = _cat_per_trial(branches, k)
+        return _linear(params, "head", _unfold(h.mean(dim=(2, 3)), k))
+
+    return forward
+
+
+def _resnet(spec: ResNet20Spec, channels_last: bool) -> GroupedForward:
+    n, maps = spec.blocks_per_stage, spec.shortcut_maps()
+    # Index tensors for the downsampling shortcuts, made once per device (a per-step host copy would sync).
+    indices: dict[torch.device, list[torch.Tensor]] = {}
+
+    def shortcut(h: torch.Tensor, k: int, stage: int) -> torch.Tensor:
+        """Subsample, then each trial's output channel c copies input channel sources[c] (-1: zero)."""
+        if h.device not in indices:
+            indices[h.device] = [torch.tensor(m, device=h.device) for m in maps]
+        index = indices[h.device][stage - 1]
+        trials = _per_trial(h[:, :, ::2, ::2], k)
+        padded = F.pad(trials, (0, 0, 0, 0, 0, 1))  # the zero channel that -1 reads
+        picked = padded.index_select(2, index % padded.shape[2])
+        return picked.reshape(picked.shape[0], -1, *picked.shape[3:])
+
+    def forward(params, buffers, x, training):
+        k = x.shape[0]
+        stem = _conv(params, "stem.0", _fold(x, channels_last), k, 1)
+        h = F.relu(_batch_norm(params, buffers, "stem.1", stem, training))
+        for block in range(3 * n):
+            stage, downsample = block // n, block // n > 0 and block % n == 0
+            prefix = f"blocks.{block}"
+            out = _conv(params, f"{prefix}.conv1", h, k, 1, stride=2 if downsample else 1)
+            out = F.relu(_batch_norm(params, buffers, f"{prefix}.bn1", out, training))
+            out = _batch_norm(params, buffers, f"{prefix}.bn2", _conv(params, f"{prefix}.conv2", out, k, 1), training)
+            h = F.relu(out + (shortcut(h, k, stage) if downsample else h))
+        return _linear(params, "head", _unfold(h.mean(dim=(2, 3)), k))
 
     return forward

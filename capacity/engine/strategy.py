@@ -21,19 +21,20 @@ from typing import Literal
 import torch
 
 from effcap.capacity.engine.batched import BatchEpochCallback, SharedData, Stacking, TrialFinishedCallback, TrialInputs, time_steps, train_batched
-from effcap.capacity.engine.grouped import GROUPED_FAMILIES
 from effcap.capacity.engine.trainer import DeviceData, EpochRecord, TrialOutcome, train_trial
 from effcap.capacity.models import ArchitectureSpec, build_model
-from effcap.capacity.models.flops import multiply_adds
+from effcap.capacity.models.flops import layer_multiply_adds
 from effcap.capacity.specs import TrainingSpec
 
 log = logging.getLogger("effcap.capacity.engine")
 
 Strategy = Literal["vmap", "grouped", "grouped-compiled", "sequential"]
-# Per-example multiply-adds below which stacking trials beats one-at-a-time on a CPU (bench/RESULTS.md,
-# "engine strategy on 2 CPU cores": at 32 trials an MLP 64-128-10 (9.5k) runs 1.6x faster stacked,
-# while an MLP 64-512-512-10 (300k) and a 16-32 channel CNN on 8x8 (83k) run 1.2-1.9x slower).
-CPU_VMAP_MAX_MULTIPLY_ADDS = 32_768
+# Mean per-example multiply-adds per Linear/Conv layer up to which stacking trials (folded) beats
+# one at a time on a CPU. What stacking saves is per-operation overhead, so the work per layer, not
+# per network, decides (bench/RESULTS.md, "CPU strategy rule"): stacked wins 1.2-1.9x for a narrow
+# ResNet (5.4k per layer), a narrow AlexNet (8k) and an MLP 64-128-10 (4.7k); one at a time wins
+# for an MLP 64-512-10 (19k), a 16-32 channel CNN on 8x8 (28k) and an MLP 64-512-512-10 (100k).
+CPU_STACK_MAX_MULTIPLY_ADDS_PER_LAYER = 16_384
 
 
 @dataclass(frozen=True)
@@ -52,20 +53,17 @@ _measured: dict[tuple[str, str, int, int, bool], Strategy] = {}
 def choose_strategy(architecture: ArchitectureSpec, device: torch.device) -> Strategy:
     """The CPU rule, or on an accelerator the default before measuring: vmap (every family stacks).
 
-    On the CPU small networks stack, folded where the family folds (1.2-1.6x vmap there, bench/RESULTS.md).
+    On the CPU small networks stack, folded into one grouped network (1.2-1.6x vmap there, bench/RESULTS.md).
     """
     if device.type != "cpu":
         return "vmap"
-    work = multiply_adds(build_model(architecture, device="meta"), architecture.input_shape)
-    if work > CPU_VMAP_MAX_MULTIPLY_ADDS:
-        return "sequential"
-    return "grouped" if architecture.family in GROUPED_FAMILIES else "vmap"
+    layers = layer_multiply_adds(build_model(architecture, device="meta"), architecture.input_shape)
+    return "grouped" if sum(layers.values()) / len(layers) <= CPU_STACK_MAX_MULTIPLY_ADDS_PER_LAYER else "sequential"
 
 
-def stacking_candidates(architecture: ArchitectureSpec) -> list[Strategy]:
-    """What the accelerator probe times: torch.compile is left out of it (its compile time would
-    dominate a short probe); ask for `grouped-compiled` explicitly, as the benchmark does."""
-    return ["vmap", "grouped"] if architecture.family in GROUPED_FAMILIES else ["vmap"]
+# What the accelerator probe times. torch.compile is left out (its compile time would dominate a short
+# probe); ask for `grouped-compiled` explicitly, as the benchmark does.
+STACKING_CANDIDATES: tuple[Strategy, ...] = ("vmap", "grouped")
 
 
 def measure_strategy(architecture: ArchitectureSpec, shared: SharedData, trials: list[TrialInputs], training: TrainingSpec) -> tuple[Strategy, dict[str, float]]:
@@ -74,13 +72,13 @@ def measure_strategy(architecture: ArchitectureSpec, shared: SharedData, trials:
     The probe trains throwaway copies on the real inputs and batch size; the audit's trials then
     start from scratch, so the measurement never changes their numbers, only their speed.
     """
-    seconds = {candidate: time_steps(architecture, shared, trials, training, PROBE_STEPS, stacking=candidate) for candidate in stacking_candidates(architecture)}
+    seconds = {candidate: time_steps(architecture, shared, trials, training, PROBE_STEPS, stacking=candidate) for candidate in STACKING_CANDIDATES}
     return min(seconds, key=seconds.__getitem__), seconds
 
 
 def _strategy_for(architecture: ArchitectureSpec, shared: SharedData, trials: list[TrialInputs], training: TrainingSpec, size: int) -> Strategy:
     device = shared.x_train.device
-    if device.type == "cpu" or len(stacking_candidates(architecture)) == 1:
+    if device.type == "cpu":
         return choose_strategy(architecture, device)
     own_inputs = any(t.x_train is not None for t in trials)
     key = (architecture.model_dump_json(), str(device), min(size, len(trials)), training.batch_size, own_inputs)
@@ -118,8 +116,6 @@ def train_trials(
     """Train all trials; outcomes in the order of `trials`, and the strategy that ran them."""
     size = options.max_trials_per_batch
     strategy = options.strategy or _strategy_for(architecture, shared, trials, training, size)
-    if strategy.startswith("grouped") and architecture.family not in GROUPED_FAMILIES:
-        raise ValueError(f"the grouped strategy folds {', '.join(GROUPED_FAMILIES)}, not {architecture.family}")
     outcomes: list[TrialOutcome] = []
     if strategy == "sequential":
         for index, trial in enumerate(trials):
