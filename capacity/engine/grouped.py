@@ -74,7 +74,15 @@ def _per_trial(h: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def _cat_per_trial(parts: list[torch.Tensor], k: int) -> torch.Tensor:
-    """Each trial's channels of `parts` concatenated in order, as torch.cat(dim=1) does for one trial."""
+    """Each trial's channels of `parts` concatenated in order, as torch.cat(dim=1) does for one trial.
+
+    Channels-last inputs are joined in their own memory order (B, H, W, K, C), so the result stays
+    channels-last for the next convolution instead of falling back to NCHW.
+    """
+    if parts[0].is_contiguous(memory_format=torch.channels_last) and not parts[0].is_contiguous():
+        b, _, h, w = parts[0].shape
+        joined = torch.cat([p.permute(0, 2, 3, 1).reshape(b, h, w, k, -1) for p in parts], dim=4)
+        return joined.reshape(b, h, w, -1).permute(0, 3, 1, 2)
     joined = torch.cat([_per_trial(p, k) for p in parts], dim=2)
     return joined.reshape(joined.shape[0], -1, *joined.shape[3:])
 

@@ -7,6 +7,7 @@ from torch.func import stack_module_state
 
 from effcap.capacity.engine import strategy as engine_strategy
 from effcap.capacity.engine.batched import SharedData, TrialInputs, stack_compute, train_batched
+from effcap.capacity.engine.grouped import grouped_forward
 from effcap.capacity.engine.strategy import EngineOptions, choose_strategy, train_trials
 from effcap.capacity.models import build_model, parse_architecture
 from effcap.capacity.specs import TrainingSpec
@@ -132,6 +133,18 @@ def test_the_folded_network_computes_vmaps_gradients_statistics_and_logits_exact
     for name_ in b_vmap:
         torch.testing.assert_close(b_grouped[name_], b_vmap[name_], rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(logits_grouped, logits_vmap, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", [n for n in FOLDED if n != "mlp"])
+def test_the_channels_last_fold_computes_what_the_nchw_fold_computes(name):
+    """CUDA runs the fold channels-last; its per-trial views must give the same numbers."""
+    architecture = FOLDED[name]
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 8, *architecture.input_shape, dtype=torch.float64, generator=generator)
+    params, buffers = stack_module_state([build_model(architecture, seed=i).double() for i in range(3)])
+    params = {n: p.detach() for n, p in params.items()}
+    outputs = [grouped_forward(architecture, channels_last=layout)(params, {n: v.clone() for n, v in buffers.items()}, x, True) for layout in (False, True)]
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn-batchnorm", "lenet5"])
