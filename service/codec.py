@@ -128,9 +128,7 @@ def compressibility_to_proto(result: CompressibilityResult) -> report_pb2.Compre
             for p in result.points
         ],
         methods=[
-            report_pb2.MethodCompressibility(
-                method=m, sparsity=s, compression_ratio=1 / (1 - s), train_sparsity=result.train_compressibility[m]
-            )
+            report_pb2.MethodCompressibility(method=m, sparsity=s, compression_ratio=_ratio_at(result, m, s), train_sparsity=result.train_compressibility[m])
             for m, s in result.compressibility.items()
         ],
         sensitivities=[
@@ -315,3 +313,9 @@ def _condition_summary_to_proto(c: ConditionSummary) -> report_pb2.ConditionResu
     if c.slowdown_vs_true is not None:
         message.slowdown_vs_true = c.slowdown_vs_true
     return message
+
+
+def _ratio_at(result: CompressibilityResult, method: str, level: float) -> float:
+    """The measured ratio of the point at s* (structured pruning removes about 1 − (1 − s)² of the
+    weights, so 1/(1 − s) would understate it); 1 when nothing could be removed."""
+    return next((p.compression_ratio for p in result.points if p.method == method and p.level == level), 1.0)

@@ -139,4 +139,10 @@ def test_the_structured_sweep_runs_on_a_resnet_and_pays_for_the_kept_sets_in_bit
     assert half.nonzero_parameters < dense.nonzero_parameters / 3  # both sides of most convs halve
     assert half.code_bits > 32 * half.nonzero_parameters  # the kept sets cost bits too
     assert half.measured_speedup > 0
+    from effcap.service.codec import compressibility_to_proto
+
+    [summary] = [m for m in compressibility_to_proto(result).methods if m.method == "structured"]
+    at_s_star = next(p for p in result.points if p.method == "structured" and p.level == summary.sparsity)
+    assert summary.compression_ratio == pytest.approx(at_s_star.compression_ratio)  # measured, not 1/(1 - s*)
+    assert half.compression_ratio > 3 > 1 / (1 - half.level)
 
