@@ -14,7 +14,8 @@ from effcap.capacity import specs
 from effcap.capacity.analyses.compressibility import CompressibilityResult
 from effcap.capacity.analyses.memorization import MemorizationResult
 from effcap.capacity.analyses.rademacher import LOWER_ESTIMATE_NOTE, RademacherResult, RadiusEstimate
-from effcap.capacity.analyses.randomization import ConditionSummary, RandomizationResult, Statistic, TrialResult
+from effcap.capacity.analyses.randomization import ConditionSummary, RandomizationResult, Statistic
+from effcap.capacity.analyses.trial_batch import TrialResult
 from effcap.capacity.errors import InputError
 from effcap.capacity.measures.bounds import Bound
 from effcap.capacity.measures.rademacher import CONFIDENCE, Estimate

@@ -18,7 +18,8 @@ from effcap.capacity.analyses.compressibility import CompressibilityResult, run_
 from effcap.capacity.analyses.memorization import run_memorization
 from effcap.capacity.analyses.progress import AnalysisProgress
 from effcap.capacity.analyses.rademacher import run_rademacher
-from effcap.capacity.analyses.randomization import TrialResult, run_randomization_test
+from effcap.capacity.analyses.randomization import run_randomization_test
+from effcap.capacity.analyses.trial_batch import TrialResult
 from effcap.capacity.checkpoint import Checkpoint, load_checkpoint
 from effcap.capacity.data.datasets import Dataset, builtin_dataset, load_dataset_file
 from effcap.capacity.engine.device import describe_device, pick_device

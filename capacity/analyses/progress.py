@@ -10,4 +10,4 @@ class AnalysisProgress:
         """`done` of `total` units (trials, subset sizes) finished; `fraction` of the analysis in [0, 1]."""
 
     def trial_finished(self, result: Any) -> None:
-        """A randomization-test trial ended (a `randomization.TrialResult`)."""
+        """A randomization-test trial ended (a `trial_batch.TrialResult`)."""

@@ -10,32 +10,16 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from effcap.capacity.analyses.progress import AnalysisProgress
-from effcap.capacity.data.conditions import ConditionedData, apply_condition
+from effcap.capacity.analyses.trial_batch import TrialPlan, TrialResult, run_trials
 from effcap.capacity.data.datasets import Dataset
-from effcap.capacity.engine.batched import SharedData, TrialInputs
-from effcap.capacity.engine.strategy import EngineOptions, Strategy, train_trials
-from effcap.capacity.engine.trainer import EpochRecord, TrialOutcome, steps_per_epoch
+from effcap.capacity.engine.strategy import EngineOptions
+from effcap.capacity.engine.trainer import EpochRecord, steps_per_epoch
 from effcap.capacity.models import ArchitectureSpec
 from effcap.capacity.seeding import derive_seed
 from effcap.capacity.specs import Condition, ConditionKind, RandomizationSpec
-
-
-@dataclass(frozen=True)
-class TrialPlan:
-    condition: Condition
-    seed_index: int
-    seed: int
-
-
-@dataclass(frozen=True)
-class TrialResult:
-    plan: TrialPlan
-    outcome: TrialOutcome
-    labels_changed_fraction: float
 
 
 @dataclass(frozen=True)
@@ -88,60 +72,23 @@ def run_randomization_test(
     progress: AnalysisProgress | None = None,
     engine: EngineOptions = EngineOptions(),
 ) -> RandomizationResult:
-    """Train every (condition, seed) trial; label conditions share the inputs on the device, pixel
-    conditions carry their own, so each kind is trained as its own set of stacked trials."""
+    """Train every (condition, seed) trial (one trial batch, trial_batch.py) and summarise them."""
     if spec.init == "checkpoint" and checkpoint_state is None:
         raise ValueError("init=checkpoint needs the checkpoint's weights")
-    progress = progress or AnalysisProgress()
     plans = plan_trials(spec, audit_seed)
-    conditioned = [apply_condition(plan.condition, dataset, np.random.default_rng(plan.seed)) for plan in plans]
-    shared = SharedData(*(torch.from_numpy(a).to(device) for a in (dataset.x_train, dataset.x_test, dataset.y_test)))
-    inputs = [_trial_inputs(plan, data, device) for plan, data in zip(plans, conditioned)]
+    tracker = _Tracker(plans, spec.training.max_epochs, progress or AnalysisProgress())
     init_state = checkpoint_state if spec.init == "checkpoint" else None
-    outcomes: dict[int, TrialOutcome] = {}
-    tracker = _Tracker(plans, spec.training.max_epochs, progress, conditioned)
-    strategy: Strategy = "sequential"
-    for group in _groups(plans):
-        group_outcomes, strategy = train_trials(
-            architecture,
-            shared,
-            [inputs[i] for i in group],
-            spec.training,
-            init_state,
-            engine,
-            on_epoch=lambda epoch, records, group=group: tracker.epoch(epoch, {group[i]: r for i, r in records.items()}),
-            on_trial_finished=lambda i, outcome, group=group: tracker.finished(group[i], outcome),
-        )
-        outcomes.update(zip(group, group_outcomes))
-    results = [TrialResult(plan, outcomes[i], conditioned[i].labels_changed_fraction) for i, plan in enumerate(plans)]
+    results, strategy = run_trials(architecture, dataset, plans, spec.training, device, init_state, engine, tracker.epoch, tracker.finished)
     return summarise(spec, steps_per_epoch(len(dataset.x_train), spec.training.batch_size), results, strategy)
-
-
-_LABEL_KINDS = frozenset({ConditionKind.TRUE_LABELS, ConditionKind.CORRUPT_LABELS, ConditionKind.RANDOM_LABELS})
-
-
-def _groups(plans: list[TrialPlan]) -> list[list[int]]:
-    """Trials that share the inputs (label conditions), then those with their own (pixel conditions)."""
-    shared = [i for i, p in enumerate(plans) if p.condition.kind in _LABEL_KINDS]
-    own = [i for i, p in enumerate(plans) if p.condition.kind not in _LABEL_KINDS]
-    return [g for g in (shared, own) if g]
-
-
-def _trial_inputs(plan: TrialPlan, data: ConditionedData, device: torch.device) -> TrialInputs:
-    y = torch.from_numpy(data.y_train).to(device)
-    if plan.condition.kind in _LABEL_KINDS:
-        return TrialInputs(plan.seed, y)
-    return TrialInputs(plan.seed, y, torch.from_numpy(data.x_train).to(device), torch.from_numpy(data.x_test).to(device))
 
 
 class _Tracker:
     """Turns engine callbacks into analysis progress: finished trials and the furthest epoch."""
 
-    def __init__(self, plans: list[TrialPlan], max_epochs: int, progress: AnalysisProgress, conditioned: list[ConditionedData]) -> None:
+    def __init__(self, plans: list[TrialPlan], max_epochs: int, progress: AnalysisProgress) -> None:
         self._plans = plans
         self._max_epochs = max_epochs
         self._progress = progress
-        self._conditioned = conditioned
         self._done = 0
 
     def epoch(self, epoch: int, records: dict[int, EpochRecord]) -> None:
@@ -151,10 +98,10 @@ class _Tracker:
         total = len(self._plans)
         self._progress.update(stage, self._done, total, min(1.0, (self._done + len(records) * epoch / self._max_epochs) / total))
 
-    def finished(self, index: int, outcome: TrialOutcome) -> None:
+    def finished(self, index: int, result: TrialResult) -> None:
         self._done += 1
         plan = self._plans[index]
-        self._progress.trial_finished(TrialResult(plan, outcome, self._conditioned[index].labels_changed_fraction))
+        self._progress.trial_finished(result)
         self._progress.update(f"randomization: {plan.condition.label} seed {plan.seed_index} finished", self._done, len(self._plans), self._done / len(self._plans))
 
 
