@@ -126,7 +126,7 @@ class RademacherSpec(BaseModel):
 
 
 # "structured" (units removed physically, in every family) is not in the default list.
-CompressionMethod = Literal["magnitude_global", "magnitude_layerwise", "random", "prune_quantize", "quantization", "low_rank", "structured"]
+CompressionMethod = Literal["magnitude_global", "magnitude_layerwise", "random", "prune_quantize", "quantization", "low_rank", "low_rank_by_rank", "structured"]
 
 
 class CompressibilitySpec(BaseModel):
@@ -135,7 +135,7 @@ class CompressibilitySpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     methods: list[CompressionMethod] = Field(
-        default_factory=lambda: ["magnitude_global", "magnitude_layerwise", "random", "prune_quantize", "quantization", "low_rank"], min_length=1
+        default_factory=lambda: ["magnitude_global", "magnitude_layerwise", "random", "prune_quantize", "quantization", "low_rank", "low_rank_by_rank"], min_length=1
     )
     sparsities: list[Annotated[float, Field(ge=0, lt=1)]] = Field(
         default_factory=lambda: [0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999], min_length=2, max_length=64
@@ -145,6 +145,8 @@ class CompressibilitySpec(BaseModel):
     tolerance: float = Field(0.01, ge=0, le=1)
     quantization_bits: list[Annotated[int, Field(ge=2, le=16)]] = Field(default_factory=lambda: [8, 6, 4, 3, 2], min_length=1)
     low_rank_energies: list[Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=lambda: [0.999, 0.99, 0.95, 0.9, 0.8, 0.5], min_length=1)
+    # Shares of each layer's full rank kept by low_rank_by_rank.
+    low_rank_rank_fractions: list[Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=lambda: [0.5, 0.25, 0.1, 0.05], min_length=1)
     # Per-layer sensitivity curves (one layer pruned at a time).
     sensitivity: bool = True
     max_eval_examples: int = Field(10_000, ge=10, le=10_000_000)

@@ -188,6 +188,8 @@ def _sweep(method: str, context: _Context, spec: CompressibilitySpec, baseline: 
         levels = [float(b) for b in spec.quantization_bits]
     elif method == "low_rank":
         levels = list(spec.low_rank_energies)
+    elif method == "low_rank_by_rank":
+        levels = list(spec.low_rank_rank_fractions)
     else:
         levels = sorted(spec.sparsities)
     compress = _compressor(method, context, seed)
@@ -291,7 +293,7 @@ def _compressor(method: str, context: _Context, seed: int) -> Callable[[float], 
         if method == "quantization":
             v = methods.quantize_per_channel(weights, int(level))
             return v, quantized_value_bits(weights, int(level), only_nonzero=False) + other_bits
-        v, ranks = methods.low_rank(weights, level)
+        v, ranks = (methods.low_rank if method == "low_rank" else methods.low_rank_by_rank)(weights, level)
         return v, FLOAT_BITS * sum(r * (w.shape[0] + w[0].numel()) for (name, w), r in zip(weights.items(), ranks.values())) + other_bits
 
     return compress

@@ -80,13 +80,25 @@ def quantized_symbols(weights: dict[str, torch.Tensor], bits: int) -> dict[str, 
 
 def low_rank(weights: dict[str, torch.Tensor], energy: float) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
     """Per-layer SVD truncation keeping the smallest rank whose singular values hold `energy` of Σσ²."""
+
+    def rank_for(s: torch.Tensor) -> int:
+        cumulative = torch.cumsum(s**2, 0) / (s**2).sum().clamp_min(1e-300)
+        return int((cumulative < energy - 1e-12).sum()) + 1 if energy < 1 else len(s)
+
+    return _truncated(weights, rank_for)
+
+
+def low_rank_by_rank(weights: dict[str, torch.Tensor], fraction: float) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+    """Per-layer SVD truncation to `fraction` of each layer's full rank (at least rank 1)."""
+    return _truncated(weights, lambda s: max(1, round(fraction * len(s))))
+
+
+def _truncated(weights: dict[str, torch.Tensor], rank_for) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+    """Each weight, as a (c_out, rest) matrix, replaced by its best approximation of the chosen rank."""
     out, ranks = {}, {}
     for name, w in weights.items():
-        matrix = w.reshape(w.shape[0], -1).double()
-        u, s, vh = torch.linalg.svd(matrix, full_matrices=False)
-        cumulative = torch.cumsum(s**2, 0) / (s**2).sum().clamp_min(1e-300)
-        rank = int((cumulative < energy - 1e-12).sum()) + 1 if energy < 1 else len(s)
-        ranks[name] = rank
+        u, s, vh = torch.linalg.svd(w.reshape(w.shape[0], -1).double(), full_matrices=False)
+        rank = ranks[name] = rank_for(s)
         out[name] = ((u[:, :rank] * s[:rank]) @ vh[:rank]).to(w.dtype).reshape(w.shape)
     return out, ranks
 

@@ -136,7 +136,7 @@ class RademacherSpec(_message.Message):
     def __init__(self, draws: _Optional[int] = ..., fit_signs: _Optional[bool] = ..., relative_radii: _Optional[_Iterable[float]] = ..., ascent_steps: _Optional[int] = ..., max_examples: _Optional[int] = ..., delta: _Optional[float] = ..., training: _Optional[_Union[TrainingSpec, _Mapping]] = ..., sharpness: _Optional[bool] = ..., ntk_examples: _Optional[int] = ...) -> None: ...
 
 class CompressibilitySpec(_message.Message):
-    __slots__ = ("methods", "sparsities", "bisection_steps", "tolerance", "quantization_bits", "low_rank_energies", "sensitivity", "max_eval_examples", "train_set_size", "delta", "finetune_steps", "finetune")
+    __slots__ = ("methods", "sparsities", "bisection_steps", "tolerance", "quantization_bits", "low_rank_energies", "sensitivity", "max_eval_examples", "train_set_size", "delta", "finetune_steps", "finetune", "low_rank_rank_fractions")
     METHODS_FIELD_NUMBER: _ClassVar[int]
     SPARSITIES_FIELD_NUMBER: _ClassVar[int]
     BISECTION_STEPS_FIELD_NUMBER: _ClassVar[int]
@@ -149,6 +149,7 @@ class CompressibilitySpec(_message.Message):
     DELTA_FIELD_NUMBER: _ClassVar[int]
     FINETUNE_STEPS_FIELD_NUMBER: _ClassVar[int]
     FINETUNE_FIELD_NUMBER: _ClassVar[int]
+    LOW_RANK_RANK_FRACTIONS_FIELD_NUMBER: _ClassVar[int]
     methods: _containers.RepeatedScalarFieldContainer[str]
     sparsities: _containers.RepeatedScalarFieldContainer[float]
     bisection_steps: int
@@ -161,4 +162,5 @@ class CompressibilitySpec(_message.Message):
     delta: float
     finetune_steps: int
     finetune: TrainingSpec
-    def __init__(self, methods: _Optional[_Iterable[str]] = ..., sparsities: _Optional[_Iterable[float]] = ..., bisection_steps: _Optional[int] = ..., tolerance: _Optional[float] = ..., quantization_bits: _Optional[_Iterable[int]] = ..., low_rank_energies: _Optional[_Iterable[float]] = ..., sensitivity: _Optional[bool] = ..., max_eval_examples: _Optional[int] = ..., train_set_size: _Optional[int] = ..., delta: _Optional[float] = ..., finetune_steps: _Optional[int] = ..., finetune: _Optional[_Union[TrainingSpec, _Mapping]] = ...) -> None: ...
+    low_rank_rank_fractions: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, methods: _Optional[_Iterable[str]] = ..., sparsities: _Optional[_Iterable[float]] = ..., bisection_steps: _Optional[int] = ..., tolerance: _Optional[float] = ..., quantization_bits: _Optional[_Iterable[int]] = ..., low_rank_energies: _Optional[_Iterable[float]] = ..., sensitivity: _Optional[bool] = ..., max_eval_examples: _Optional[int] = ..., train_set_size: _Optional[int] = ..., delta: _Optional[float] = ..., finetune_steps: _Optional[int] = ..., finetune: _Optional[_Union[TrainingSpec, _Mapping]] = ..., low_rank_rank_fractions: _Optional[_Iterable[float]] = ...) -> None: ...

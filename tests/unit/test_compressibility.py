@@ -45,6 +45,20 @@ def test_quantization_and_low_rank_are_exact_at_their_limits():
     assert len(torch.unique(methods.quantize_per_channel(w, 2)["w"][0])) <= 3
 
 
+def test_truncation_by_rank_keeps_that_share_of_the_rank_and_is_the_best_approximation():
+    generator = torch.Generator().manual_seed(0)
+    rank_two = {"w": torch.randn(8, 2, generator=generator) @ torch.randn(2, 6, generator=generator)}
+    kept, ranks = methods.low_rank_by_rank(rank_two, 2 / 6)
+    assert ranks == {"w": 2} and torch.allclose(kept["w"], rank_two["w"], atol=1e-5)  # a rank-2 matrix loses nothing
+    w = {"w": torch.randn(8, 6, generator=generator)}
+    half, ranks = methods.low_rank_by_rank(w, 0.5)
+    s = torch.linalg.svdvals(w["w"].double())
+    assert ranks == {"w": 3}
+    # Eckart-Young: the error of the best rank-3 approximation is the norm of the dropped singular values.
+    assert float(torch.linalg.norm((half["w"] - w["w"]).double())) == pytest.approx(float(s[3:].norm()), rel=1e-5)
+    assert methods.low_rank_by_rank(w, 0.01)[1] == {"w": 1}
+
+
 def test_a_model_padded_with_dead_units_is_compressible_by_their_share_with_no_accuracy_change(true_label_model):
     spec, model = true_label_model
     state = model.state_dict()
