@@ -119,6 +119,7 @@ def compressibility_to_proto(result: CompressibilityResult) -> report_pb2.Compre
                 accuracy=p.accuracy,
                 loss=p.loss,
                 train_accuracy=p.train_accuracy,
+                train_loss=p.train_loss,
                 nonzero_parameters=p.nonzero_parameters,
                 compression_ratio=p.compression_ratio,
                 theoretical_speedup=p.speedup,

@@ -44,6 +44,7 @@ class CompressionPoint:
     accuracy: float
     loss: float
     train_accuracy: float
+    train_loss: float
     nonzero_parameters: int
     compression_ratio: float
     speedup: float
@@ -123,11 +124,11 @@ class _Context:
         self.x_eval, self.y_eval = (torch.from_numpy(a[:limit]).to(device) for a in (eval_x, eval_y))
         self.x_train, self.y_train = (torch.from_numpy(a).to(device) for a in (dataset.x_train, dataset.y_train))
 
-    def measure(self, variants: list[dict[str, torch.Tensor]]) -> list[tuple[float, float, float]]:
-        """(eval accuracy, eval loss, train accuracy) per variant."""
+    def measure(self, variants: list[dict[str, torch.Tensor]]) -> list[tuple[float, float, float, float]]:
+        """(eval accuracy, eval loss, train accuracy, train loss) per variant."""
         on_eval = evaluate_variants(self.model, variants, self.x_eval, self.y_eval)
         on_train = evaluate_variants(self.model, variants, self.x_train, self.y_train)
-        return [(a, loss, t) for (a, loss), (t, _) in zip(on_eval, on_train)]
+        return [(a, loss, t, train_loss) for (a, loss), (t, train_loss) in zip(on_eval, on_train)]
 
     def sizes(self, variant: dict[str, torch.Tensor]) -> tuple[int, float, float]:
         """(nonzero parameters, compression ratio, theoretical speedup) of a variant."""
@@ -148,7 +149,7 @@ def run_compressibility(
 ) -> CompressibilityResult:
     progress = progress or AnalysisProgress()
     context = _Context(architecture, checkpoint_state, dataset, spec, device)
-    [(baseline, _, baseline_train)] = context.measure([{}])
+    [(baseline, _, baseline_train, _)] = context.measure([{}])
     points: list[CompressionPoint] = []
     compressibility: dict[str, float] = {}
     train_compressibility: dict[str, float] = {}
@@ -216,9 +217,9 @@ def _finetune(method: str, context: _Context, spec: CompressibilitySpec, one_sho
         tuned.append((finetune_masked(context.model, variant, context.x_train, context.y_train, spec.finetune_steps, spec.finetune, seed), bits))
     measured = context.measure([variant for variant, _ in tuned])
     points = []
-    for level, (variant, bits), (accuracy, loss, train_accuracy) in zip(levels, tuned, measured):
+    for level, (variant, bits), (accuracy, loss, train_accuracy, train_loss) in zip(levels, tuned, measured):
         nonzero, ratio, speedup = context.sizes(variant)
-        points.append(CompressionPoint(f"{method}+finetune", level, accuracy, loss, train_accuracy, nonzero, ratio, speedup, bits))
+        points.append(CompressionPoint(f"{method}+finetune", level, accuracy, loss, train_accuracy, train_loss, nonzero, ratio, speedup, bits))
     return points
 
 
@@ -232,12 +233,12 @@ def _sweep_structured(context: _Context, spec: CompressibilitySpec, baseline: fl
         small = build_model(pruned.spec, device=context.device)
         small.load_state_dict(pruned.state)
         [(accuracy, loss)] = evaluate_variants(small, [{}], context.x_eval, context.y_eval)
-        [(train_accuracy, _)] = evaluate_variants(small, [{}], context.x_train, context.y_train)
+        [(train_accuracy, train_loss)] = evaluate_variants(small, [{}], context.x_train, context.y_train)
         size = count_parameters(small)
         kept_bits = sum(log2_binomial(units, kept) for units, kept in pruned.group_sizes.values())
         points.append(
             CompressionPoint(
-                "structured", fraction, accuracy, loss, train_accuracy, size, context.parameters / size,
+                "structured", fraction, accuracy, loss, train_accuracy, train_loss, size, context.parameters / size,
                 dense_macs / sum(layer_multiply_adds(small, pruned.spec.input_shape).values()), FLOAT_BITS * size + kept_bits,
                 measured_speedup=dense_seconds / _forward_seconds(small, context.x_eval),
             )
@@ -303,9 +304,9 @@ def _measure_levels(method: str, levels: list[float], compress, context: _Contex
     compressed = [compress(level) for level in levels]
     measured = context.measure([variant for variant, _ in compressed])
     points = []
-    for level, (variant, bits), (accuracy, loss, train_accuracy) in zip(levels, compressed, measured):
+    for level, (variant, bits), (accuracy, loss, train_accuracy, train_loss) in zip(levels, compressed, measured):
         nonzero, ratio, speedup = context.sizes(variant)
-        points.append(CompressionPoint(method, level, accuracy, loss, train_accuracy, nonzero, ratio, speedup, bits, refined))
+        points.append(CompressionPoint(method, level, accuracy, loss, train_accuracy, train_loss, nonzero, ratio, speedup, bits, refined))
     return points
 
 

@@ -372,12 +372,13 @@ class NtkReport(_message.Message):
     def __init__(self, examples: _Optional[int] = ..., true_labels: _Optional[float] = ..., random_labels: _Optional[float] = ...) -> None: ...
 
 class CompressionPoint(_message.Message):
-    __slots__ = ("method", "level", "accuracy", "loss", "train_accuracy", "nonzero_parameters", "compression_ratio", "theoretical_speedup", "code_bits", "refined", "measured_speedup")
+    __slots__ = ("method", "level", "accuracy", "loss", "train_accuracy", "train_loss", "nonzero_parameters", "compression_ratio", "theoretical_speedup", "code_bits", "refined", "measured_speedup")
     METHOD_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
     ACCURACY_FIELD_NUMBER: _ClassVar[int]
     LOSS_FIELD_NUMBER: _ClassVar[int]
     TRAIN_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_LOSS_FIELD_NUMBER: _ClassVar[int]
     NONZERO_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     COMPRESSION_RATIO_FIELD_NUMBER: _ClassVar[int]
     THEORETICAL_SPEEDUP_FIELD_NUMBER: _ClassVar[int]
@@ -389,13 +390,14 @@ class CompressionPoint(_message.Message):
     accuracy: float
     loss: float
     train_accuracy: float
+    train_loss: float
     nonzero_parameters: int
     compression_ratio: float
     theoretical_speedup: float
     code_bits: float
     refined: bool
     measured_speedup: float
-    def __init__(self, method: _Optional[str] = ..., level: _Optional[float] = ..., accuracy: _Optional[float] = ..., loss: _Optional[float] = ..., train_accuracy: _Optional[float] = ..., nonzero_parameters: _Optional[int] = ..., compression_ratio: _Optional[float] = ..., theoretical_speedup: _Optional[float] = ..., code_bits: _Optional[float] = ..., refined: _Optional[bool] = ..., measured_speedup: _Optional[float] = ...) -> None: ...
+    def __init__(self, method: _Optional[str] = ..., level: _Optional[float] = ..., accuracy: _Optional[float] = ..., loss: _Optional[float] = ..., train_accuracy: _Optional[float] = ..., train_loss: _Optional[float] = ..., nonzero_parameters: _Optional[int] = ..., compression_ratio: _Optional[float] = ..., theoretical_speedup: _Optional[float] = ..., code_bits: _Optional[float] = ..., refined: _Optional[bool] = ..., measured_speedup: _Optional[float] = ...) -> None: ...
 
 class MethodCompressibility(_message.Message):
     __slots__ = ("method", "sparsity", "compression_ratio", "train_sparsity")

@@ -143,7 +143,9 @@ def test_structured_pruning_removes_exactly_the_dead_units_and_computes_the_same
     torch.testing.assert_close(small(x), big(x))
     result = run_compressibility(padded_spec, padded, DATA, CompressibilitySpec(methods=["structured"], sparsities=[0.0, 0.5, 0.75], sensitivity=False), 0, torch.device("cpu"))
     at_half = next(p for p in result.points if p.level == 0.5)
+    dense = next(p for p in result.points if p.level == 0.0)
     assert at_half.accuracy == result.baseline_accuracy and at_half.nonzero_parameters == 64 * 64 + 64 + 10 * 64 + 10
+    assert 0 < at_half.train_loss == pytest.approx(dense.train_loss, rel=1e-5) and at_half.loss == pytest.approx(dense.loss, rel=1e-5)
     assert at_half.measured_speedup > 0 and result.compressibility["structured"] >= 0.5
 
 
