@@ -209,13 +209,13 @@ def _grouped_compute(architecture: ArchitectureSpec, device: torch.device, compi
     on_cuda = device.type == "cuda"
     folded = grouped_forward(architecture, channels_last=on_cuda)
 
-    def forward(params, buffers, x, training):
+    def forward(params, buffers, x, training, shared):
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=on_cuda):
-            return folded(params, buffers, x, training).float()
+            return folded(params, buffers, x, training, shared).float()
 
     def summed_loss(params, buffers, x, y):
         # Trials share no parameter, so the gradient of the summed per-trial losses is each trial's own.
-        return F.cross_entropy(forward(params, buffers, x, True).transpose(1, 2), y, reduction="none").mean(dim=1).sum()
+        return F.cross_entropy(forward(params, buffers, x, True, False).transpose(1, 2), y, reduction="none").mean(dim=1).sum()
 
     loss = torch.compile(summed_loss, dynamic=False) if compiled else summed_loss
 
@@ -225,7 +225,7 @@ def _grouped_compute(architecture: ArchitectureSpec, device: torch.device, compi
             return dict(zip(leaves, torch.autograd.grad(loss(leaves, buffers, x, y), list(leaves.values()))))
 
     def predict(params, buffers, x, own_inputs):
-        return forward(params, buffers, x if own_inputs else x.expand(len(next(iter(params.values()))), *x.shape), False)
+        return forward(params, buffers, x, False, not own_inputs)
 
     return _Compute(gradients, predict)
 

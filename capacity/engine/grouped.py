@@ -28,8 +28,10 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": F.relu
 # PyTorch's BatchNorm defaults, which every family here uses.
 BN_MOMENTUM, BN_EPS = 0.1, 1e-5
 
-# (stacked params, stacked buffers, inputs (K, B, ...), training) -> logits (K, B, classes)
-GroupedForward = Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor, bool], torch.Tensor]
+# (stacked params, stacked buffers, inputs, training, shared) -> logits (K, B, classes). Inputs are
+# (K, B, ...), one batch per trial, or with shared=True one batch (B, ...) that every trial sees:
+# then the first layer reads it once for all K trials instead of from K copies.
+GroupedForward = Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor, bool, bool], torch.Tensor]
 
 
 def grouped_forward(architecture: ArchitectureSpec, channels_last: bool = False) -> GroupedForward:
@@ -50,17 +52,23 @@ def grouped_forward(architecture: ArchitectureSpec, channels_last: bool = False)
 
 
 def _linear(params: dict[str, torch.Tensor], prefix: str, h: torch.Tensor) -> torch.Tensor:
-    """(K, B, in) → (K, B, out) with each trial's own weight."""
-    out = torch.bmm(h, params[f"{prefix}.weight"].transpose(1, 2))
+    """(K, B, in), or (B, in) shared by all trials, → (K, B, out) with each trial's own weight."""
+    out = torch.matmul(h, params[f"{prefix}.weight"].transpose(1, 2))
     bias = params.get(f"{prefix}.bias")
     return out if bias is None else out + bias[:, None, :]
 
 
-def _fold(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    """(K, B, C, H, W) → (B, K·C, H, W): trial k's channels side by side."""
-    k, b, c, h, w = x.shape
-    folded = x.transpose(0, 1).reshape(b, k * c, h, w)
-    return folded.contiguous(memory_format=torch.channels_last) if channels_last else folded
+def _trials(params: dict[str, torch.Tensor]) -> int:
+    return next(iter(params.values())).shape[0]
+
+
+def _fold(x: torch.Tensor, channels_last: bool, shared: bool) -> torch.Tensor:
+    """(K, B, C, H, W) → (B, K·C, H, W): trial k's channels side by side. Shared inputs (B, C, H, W)
+    stay as they are: the first convolution reads them with all K trials' filters at once."""
+    if not shared:
+        k, b, c, h, w = x.shape
+        x = x.transpose(0, 1).reshape(b, k * c, h, w)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 def _unfold(h: torch.Tensor, k: int) -> torch.Tensor:
@@ -87,10 +95,12 @@ def _cat_per_trial(parts: list[torch.Tensor], k: int) -> torch.Tensor:
     return joined.reshape(joined.shape[0], -1, *joined.shape[3:])
 
 
-def _conv(params: dict[str, torch.Tensor], prefix: str, h: torch.Tensor, k: int, padding: int | str, stride: int = 1) -> torch.Tensor:
+def _conv(params: dict[str, torch.Tensor], prefix: str, h: torch.Tensor, padding: int | str, stride: int = 1) -> torch.Tensor:
+    """Trial k's filters read trial k's channels (groups=K); on shared inputs every filter reads them all."""
     weight = params[f"{prefix}.weight"]
     bias = params.get(f"{prefix}.bias")
-    return F.conv2d(h, weight.flatten(0, 1), None if bias is None else bias.flatten(), stride=stride, padding=padding, groups=k)
+    groups = h.shape[1] // weight.shape[2]
+    return F.conv2d(h, weight.flatten(0, 1), None if bias is None else bias.flatten(), stride=stride, padding=padding, groups=groups)
 
 
 def _batch_norm(params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], prefix: str, h: torch.Tensor, training: bool) -> torch.Tensor:
@@ -104,8 +114,8 @@ def _batch_norm(params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor
 def _mlp(spec: MLPSpec) -> GroupedForward:
     activation = ACTIVATIONS[spec.activation]
 
-    def forward(params, buffers, x, training):
-        h = x.flatten(2)
+    def forward(params, buffers, x, training, shared):
+        h = x.flatten(1 if shared else 2)
         for layer in range(len(spec.hidden_sizes)):
             h = activation(_linear(params, f"hidden.{layer}", h))
         return _linear(params, "head", h)
@@ -114,11 +124,11 @@ def _mlp(spec: MLPSpec) -> GroupedForward:
 
 
 def _small_cnn(spec: SmallCNNSpec, channels_last: bool) -> GroupedForward:
-    def forward(params, buffers, x, training):
-        k = x.shape[0]
-        h = _fold(x, channels_last)
+    def forward(params, buffers, x, training, shared):
+        k = _trials(params)
+        h = _fold(x, channels_last, shared)
         for i in range(len(spec.channels)):
-            h = _conv(params, f"features.{2 * i}.0", h, k, "same")
+            h = _conv(params, f"features.{2 * i}.0", h, "same")
             if spec.batch_norm:
                 h = _batch_norm(params, buffers, f"features.{2 * i}.1", h, training)
             h = F.relu(h)
@@ -130,10 +140,10 @@ def _small_cnn(spec: SmallCNNSpec, channels_last: bool) -> GroupedForward:
 
 
 def _lenet5(channels_last: bool) -> GroupedForward:
-    def forward(params, buffers, x, training):
-        k = x.shape[0]
-        h = F.max_pool2d(F.relu(_conv(params, "features.0", _fold(x, channels_last), k, 2)), 2)
-        h = F.max_pool2d(F.relu(_conv(params, "features.3", h, k, 0)), 2)
+    def forward(params, buffers, x, training, shared):
+        k = _trials(params)
+        h = F.max_pool2d(F.relu(_conv(params, "features.0", _fold(x, channels_last, shared), 2)), 2)
+        h = F.max_pool2d(F.relu(_conv(params, "features.3", h, 0)), 2)
         h = F.relu(_linear(params, "classifier.1", _unfold(h, k)))
         h = F.relu(_linear(params, "classifier.3", h))
         return _linear(params, "classifier.5", h)
@@ -141,20 +151,20 @@ def _lenet5(channels_last: bool) -> GroupedForward:
     return forward
 
 
-def _conv_block(params, buffers, prefix: str, h: torch.Tensor, k: int, batch_norm: bool, training: bool, padding: int | str = "same", stride: int = 1) -> torch.Tensor:
+def _conv_block(params, buffers, prefix: str, h: torch.Tensor, batch_norm: bool, training: bool, padding: int | str = "same", stride: int = 1) -> torch.Tensor:
     """models.convnets.conv_block: conv, optional BatchNorm, ReLU."""
-    h = _conv(params, f"{prefix}.0", h, k, padding, stride)
+    h = _conv(params, f"{prefix}.0", h, padding, stride)
     if batch_norm:
         h = _batch_norm(params, buffers, f"{prefix}.1", h, training)
     return F.relu(h)
 
 
 def _alexnet_small(spec: AlexNetSmallSpec, channels_last: bool) -> GroupedForward:
-    def forward(params, buffers, x, training):
-        k = x.shape[0]
-        h = _fold(x, channels_last)
+    def forward(params, buffers, x, training, shared):
+        k = _trials(params)
+        h = _fold(x, channels_last, shared)
         for i in range(2):
-            h = F.max_pool2d(_conv_block(params, buffers, f"features.{i}.0", h, k, spec.batch_norm, training), 3, 2, padding=1)
+            h = F.max_pool2d(_conv_block(params, buffers, f"features.{i}.0", h, spec.batch_norm, training), 3, 2, padding=1)
             # LRN mixes neighbouring channels, so it runs on each trial's channels alone.
             b, _, height, width = h.shape
             h = F.local_response_norm(h.reshape(b * k, -1, height, width), 9, alpha=1e-3, beta=0.75, k=1.0).reshape(b, -1, height, width)
@@ -168,15 +178,15 @@ def _alexnet_small(spec: AlexNetSmallSpec, channels_last: bool) -> GroupedForwar
 def _inception_small(spec: InceptionSmallSpec, channels_last: bool) -> GroupedForward:
     bn = spec.batch_norm
 
-    def forward(params, buffers, x, training):
-        k = x.shape[0]
-        h = _conv_block(params, buffers, "features.0", _fold(x, channels_last), k, bn, training)
+    def forward(params, buffers, x, training, shared):
+        k = _trials(params)
+        h = _conv_block(params, buffers, "features.0", _fold(x, channels_last, shared), bn, training)
         for index, kind in enumerate(MODULE_KINDS, start=1):
             module = f"features.{index}"
             if kind == "inception":
-                branches = [_conv_block(params, buffers, f"{module}.branch{size}", h, k, bn, training) for size in (1, 3)]
+                branches = [_conv_block(params, buffers, f"{module}.branch{size}", h, bn, training) for size in (1, 3)]
             else:
-                branches = [_conv_block(params, buffers, f"{module}.conv", h, k, bn, training, padding=0, stride=2), F.max_pool2d(h, 3, 2)]
+                branches = [_conv_block(params, buffers, f"{module}.conv", h, bn, training, padding=0, stride=2), F.max_pool2d(h, 3, 2)]
             h = _cat_per_trial(branches, k)
         return _linear(params, "head", _unfold(h.mean(dim=(2, 3)), k))
 
@@ -198,16 +208,16 @@ def _resnet(spec: ResNet20Spec, channels_last: bool) -> GroupedForward:
         picked = padded.index_select(2, index % padded.shape[2])
         return picked.reshape(picked.shape[0], -1, *picked.shape[3:])
 
-    def forward(params, buffers, x, training):
-        k = x.shape[0]
-        stem = _conv(params, "stem.0", _fold(x, channels_last), k, 1)
+    def forward(params, buffers, x, training, shared):
+        k = _trials(params)
+        stem = _conv(params, "stem.0", _fold(x, channels_last, shared), 1)
         h = F.relu(_batch_norm(params, buffers, "stem.1", stem, training))
         for block in range(3 * n):
             stage, downsample = block // n, block // n > 0 and block % n == 0
             prefix = f"blocks.{block}"
-            out = _conv(params, f"{prefix}.conv1", h, k, 1, stride=2 if downsample else 1)
+            out = _conv(params, f"{prefix}.conv1", h, 1, stride=2 if downsample else 1)
             out = F.relu(_batch_norm(params, buffers, f"{prefix}.bn1", out, training))
-            out = _batch_norm(params, buffers, f"{prefix}.bn2", _conv(params, f"{prefix}.conv2", out, k, 1), training)
+            out = _batch_norm(params, buffers, f"{prefix}.bn2", _conv(params, f"{prefix}.conv2", out, 1), training)
             h = F.relu(out + (shortcut(h, k, stage) if downsample else h))
         return _linear(params, "head", _unfold(h.mean(dim=(2, 3)), k))
 

@@ -143,8 +143,10 @@ def test_the_channels_last_fold_computes_what_the_nchw_fold_computes(name):
     x = torch.randn(3, 8, *architecture.input_shape, dtype=torch.float64, generator=generator)
     params, buffers = stack_module_state([build_model(architecture, seed=i).double() for i in range(3)])
     params = {n: p.detach() for n, p in params.items()}
-    outputs = [grouped_forward(architecture, channels_last=layout)(params, {n: v.clone() for n, v in buffers.items()}, x, True) for layout in (False, True)]
-    torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-10, atol=1e-12)
+    for shared in (False, True):
+        inputs = x[0] if shared else x
+        outputs = [grouped_forward(architecture, channels_last=cl)(params, {n: v.clone() for n, v in buffers.items()}, inputs, True, shared) for cl in (False, True)]
+        torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn-batchnorm", "lenet5"])
