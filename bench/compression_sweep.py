@@ -19,6 +19,7 @@ import time
 import numpy as np
 import torch
 
+from effcap.capacity.analyses.compressibility import forward_seconds
 from effcap.capacity.compression.evaluate import EXAMPLES_PER_PASS, evaluate_variants, stack_variants
 from effcap.capacity.compression.methods import global_magnitude, prunable_weights
 from effcap.capacity.compression.structured import structured_prune
@@ -66,20 +67,6 @@ def main() -> None:
         label = "stacked variants (vmap)" if stacked else "variants one by one, weights written in place"
         print(f"  {label}{' [auto]' if stacked == auto else ''}: {seconds:.1f} s, {reference_s / seconds:.2f}x the reference; accuracies agree")
     structured(spec, model, x)
-
-
-@torch.no_grad()
-def forward_seconds(model: torch.nn.Module, x: torch.Tensor) -> float:
-    """Best of three passes over x."""
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        for i in range(0, len(x), EXAMPLES_PER_PASS):
-            model(x[i : i + EXAMPLES_PER_PASS])
-        if x.device.type == "cuda":
-            torch.cuda.synchronize(x.device)
-        best = min(best, time.perf_counter() - started)
-    return best
 
 
 def structured(spec, model: torch.nn.Module, x: torch.Tensor) -> None:

@@ -225,7 +225,7 @@ def _finetune(method: str, context: _Context, spec: CompressibilitySpec, one_sho
 
 def _sweep_structured(context: _Context, spec: CompressibilitySpec, baseline: float) -> list[CompressionPoint]:
     """Physically smaller networks, one per fraction of units removed (shapes differ: no stacking)."""
-    dense_seconds = _forward_seconds(context.model, context.x_eval)
+    dense_seconds = forward_seconds(context.model, context.x_eval)
     dense_macs = sum(context.macs.values())
     points = []
     for fraction in sorted(spec.sparsities):
@@ -240,14 +240,14 @@ def _sweep_structured(context: _Context, spec: CompressibilitySpec, baseline: fl
             CompressionPoint(
                 "structured", fraction, accuracy, loss, train_accuracy, train_loss, size, context.parameters / size,
                 dense_macs / sum(layer_multiply_adds(small, pruned.spec.input_shape).values()), FLOAT_BITS * size + kept_bits,
-                measured_speedup=dense_seconds / _forward_seconds(small, context.x_eval),
+                measured_speedup=dense_seconds / forward_seconds(small, context.x_eval),
             )
         )  # fmt: skip
     return points
 
 
 @torch.no_grad()
-def _forward_seconds(model: torch.nn.Module, x: torch.Tensor, repeats: int = 3) -> float:
+def forward_seconds(model: torch.nn.Module, x: torch.Tensor, repeats: int = 3) -> float:
     """Best of `repeats` timed passes over `x` (after one warm-up)."""
     model.eval()
     model(x[:EXAMPLES_PER_PASS])
