@@ -125,7 +125,7 @@ class RademacherSpec(BaseModel):
     ntk_examples: int = Field(256, ge=0, le=4096)
 
 
-# "structured" (units removed physically, in every family) is not in the default list.
+# "structured" (units removed physically, in every family) and "low_rank_by_rank" are not in the default list.
 CompressionMethod = Literal["magnitude_global", "magnitude_layerwise", "random", "prune_quantize", "quantization", "low_rank", "low_rank_by_rank", "structured"]
 
 
@@ -135,7 +135,7 @@ class CompressibilitySpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     methods: list[CompressionMethod] = Field(
-        default_factory=lambda: ["magnitude_global", "magnitude_layerwise", "random", "prune_quantize", "quantization", "low_rank", "low_rank_by_rank"], min_length=1
+        default_factory=lambda: ["magnitude_global", "magnitude_layerwise", "random", "prune_quantize", "quantization", "low_rank"], min_length=1
     )
     sparsities: list[Annotated[float, Field(ge=0, lt=1)]] = Field(
         default_factory=lambda: [0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999], min_length=2, max_length=64

@@ -251,6 +251,8 @@ def forward_seconds(model: torch.nn.Module, x: torch.Tensor, repeats: int = 3) -
     """Best of `repeats` timed passes over `x` (after one warm-up)."""
     model.eval()
     model(x[:EXAMPLES_PER_PASS])
+    if x.device.type == "cuda":
+        torch.cuda.synchronize(x.device)
     best = math.inf
     for _ in range(repeats):
         started = time.perf_counter()

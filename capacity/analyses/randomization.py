@@ -47,7 +47,8 @@ class RandomizationResult:
     spec: RandomizationSpec
     steps_per_epoch: int
     conditions: list[ConditionSummary]
-    # How the trials were trained ("vmap", "grouped" or "sequential"); the numbers agree to float tolerance.
+    # How the trials were trained ("vmap", "grouped", "grouped-compiled" or "sequential"; label and pixel
+    # conditions trained differently are joined by "+"); the numbers agree to float tolerance.
     engine_strategy: str
 
     def condition(self, kind: ConditionKind) -> ConditionSummary | None:

@@ -4,7 +4,9 @@ A trial batch is a pure function (architecture spec, dataset reference, trial li
 trial results. `TrialBatch` is its JSON form: it names the data by reference (a built-in name, or a
 file and its sha256, checked on load) and carries every seed, so any executor — this process, a
 subprocess (`python -m effcap.capacity.analyses.trial_batch BATCH.json RESULTS.json`), a Ray task
-on another machine — computes the same results from it, and results travel back as JSON too.
+on another machine — computes the same results from it on the same kind of device (on the CPU
+bit for bit; CUDA trains in bf16), and results travel back as JSON too. Executors are trusted:
+the batch names files by path (the dataset's bytes are checked against its digest).
 `run_trials` is the in-memory core the randomization analysis calls directly.
 """
 
@@ -31,7 +33,7 @@ from effcap.capacity.engine.device import pick_device
 from effcap.capacity.engine.strategy import EngineOptions, Strategy, train_trials
 from effcap.capacity.engine.trainer import EpochRecord, TrialOutcome
 from effcap.capacity.errors import InputError
-from effcap.capacity.models import ArchitectureSpec, parse_architecture
+from effcap.capacity.models import ArchitectureSpec, check_fits_dataset, parse_architecture
 from effcap.capacity.specs import Condition, ConditionKind, TrainingSpec
 
 
@@ -64,17 +66,18 @@ def run_trials(
     engine: EngineOptions = EngineOptions(),
     on_epoch: EpochCallback | None = None,
     on_trial_finished: FinishedCallback | None = None,
-) -> tuple[list[TrialResult], Strategy]:
+) -> tuple[list[TrialResult], str]:
     """Train every planned trial; results in plan order, and the strategy that trained them.
 
     Label conditions share the inputs on the device and pixel conditions carry their own, so each
-    kind is trained as its own set of stacked trials. Callbacks get indices into `plans`.
+    kind is trained as its own set of stacked trials (on an accelerator each set may be timed into a
+    different strategy: then both are named, joined by "+"). Callbacks get indices into `plans`.
     """
     conditioned = [apply_condition(plan.condition, dataset, np.random.default_rng(plan.seed)) for plan in plans]
     shared = SharedData(*(torch.from_numpy(a).to(device) for a in (dataset.x_train, dataset.x_test, dataset.y_test)))
     inputs = [_trial_inputs(plan, data, device) for plan, data in zip(plans, conditioned)]
     outcomes: dict[int, TrialOutcome] = {}
-    strategy: Strategy = "sequential"
+    strategies: list[Strategy] = []
 
     def finished(index: int, outcome: TrialOutcome) -> None:
         if on_trial_finished is not None:
@@ -92,7 +95,8 @@ def run_trials(
             on_trial_finished=lambda i, outcome, group=group: finished(group[i], outcome),
         )
         outcomes.update(zip(group, group_outcomes))
-    return [TrialResult(plan, outcomes[i], conditioned[i].labels_changed_fraction) for i, plan in enumerate(plans)], strategy
+        strategies.append(strategy)
+    return [TrialResult(plan, outcomes[i], conditioned[i].labels_changed_fraction) for i, plan in enumerate(plans)], "+".join(dict.fromkeys(strategies))
 
 
 def _groups(plans: list[TrialPlan]) -> list[list[int]]:
@@ -132,7 +136,7 @@ class PlannedTrial(BaseModel):
 
     condition: Condition
     seed_index: int = Field(ge=0)
-    seed: int = Field(ge=0)
+    seed: int = Field(ge=0, le=2**63 - 1)  # torch's seeds are signed 64-bit
 
 
 class TrialBatch(BaseModel):
@@ -148,10 +152,11 @@ class TrialBatch(BaseModel):
     init_checkpoint: str | None = None
 
 
-def run_trial_batch(batch: TrialBatch, device: torch.device, engine: EngineOptions = EngineOptions()) -> tuple[list[TrialResult], Strategy]:
+def run_trial_batch(batch: TrialBatch, device: torch.device, engine: EngineOptions = EngineOptions()) -> tuple[list[TrialResult], str]:
     """Load what the batch references (checking the dataset's digest), then run its trials."""
     architecture = parse_architecture(batch.architecture, "batch.architecture")
     dataset = _load_dataset(batch.dataset)
+    check_fits_dataset(architecture, dataset.input_shape, dataset.num_classes)
     init_state = None
     if batch.init_checkpoint is not None:
         init_state = load_checkpoint(batch.init_checkpoint, batch.architecture, field="batch.init_checkpoint").state_dict

@@ -6,6 +6,8 @@ parameters are kept). Each method maps {name: weight} and a level to {name: comp
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -90,7 +92,7 @@ def low_rank(weights: dict[str, torch.Tensor], energy: float) -> tuple[dict[str,
 
 def low_rank_by_rank(weights: dict[str, torch.Tensor], fraction: float) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
     """Per-layer SVD truncation to `fraction` of each layer's full rank (at least rank 1)."""
-    return _truncated(weights, lambda s: max(1, round(fraction * len(s))))
+    return _truncated(weights, lambda s: max(1, math.floor(fraction * len(s) + 0.5)))  # halves round up
 
 
 def _truncated(weights: dict[str, torch.Tensor], rank_for) -> tuple[dict[str, torch.Tensor], dict[str, int]]:

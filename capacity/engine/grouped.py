@@ -22,6 +22,7 @@ import torch
 from torch.nn import functional as F
 
 from effcap.capacity.models.inception import MODULE_KINDS
+from effcap.capacity.models.resnet import channel_runs, copy_channels
 from effcap.capacity.models.spec import AlexNetSmallSpec, ArchitectureSpec, InceptionSmallSpec, LeNet5Spec, MLPSpec, ResNet20Spec, SmallCNNSpec
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": F.relu, "tanh": torch.tanh, "gelu": F.gelu}
@@ -168,6 +169,7 @@ def _alexnet_small(spec: AlexNetSmallSpec, channels_last: bool) -> GroupedForwar
             # LRN mixes neighbouring channels, so it runs on each trial's channels alone.
             b, _, height, width = h.shape
             h = F.local_response_norm(h.reshape(b * k, -1, height, width), 9, alpha=1e-3, beta=0.75, k=1.0).reshape(b, -1, height, width)
+            h = h.contiguous(memory_format=torch.channels_last) if channels_last else h
         h = F.relu(_linear(params, "classifier.1", _unfold(h, k)))
         h = F.relu(_linear(params, "classifier.3", h))
         return _linear(params, "classifier.5", h)
@@ -194,18 +196,12 @@ def _inception_small(spec: InceptionSmallSpec, channels_last: bool) -> GroupedFo
 
 
 def _resnet(spec: ResNet20Spec, channels_last: bool) -> GroupedForward:
-    n, maps = spec.blocks_per_stage, spec.shortcut_maps()
-    # Index tensors for the downsampling shortcuts, made once per device (a per-step host copy would sync).
-    indices: dict[torch.device, list[torch.Tensor]] = {}
+    n = spec.blocks_per_stage
+    runs = [channel_runs(m) for m in spec.shortcut_maps()]
 
     def shortcut(h: torch.Tensor, k: int, stage: int) -> torch.Tensor:
         """Subsample, then each trial's output channel c copies input channel sources[c] (-1: zero)."""
-        if h.device not in indices:
-            indices[h.device] = [torch.tensor(m, device=h.device) for m in maps]
-        index = indices[h.device][stage - 1]
-        trials = _per_trial(h[:, :, ::2, ::2], k)
-        padded = F.pad(trials, (0, 0, 0, 0, 0, 1))  # the zero channel that -1 reads
-        picked = padded.index_select(2, index % padded.shape[2])
+        picked = copy_channels(_per_trial(h[:, :, ::2, ::2], k), runs[stage - 1])
         return picked.reshape(picked.shape[0], -1, *picked.shape[3:])
 
     def forward(params, buffers, x, training, shared):

@@ -93,6 +93,10 @@ def _measure_within_memory(architecture: ArchitectureSpec, shared: SharedData, t
         try:
             best, seconds = measure_strategy(architecture, shared, trials, training)
         except torch.OutOfMemoryError:
+            out_of_memory = True
+        else:
+            out_of_memory = False
+        if out_of_memory:  # outside the handler, whose traceback still holds the probe's tensors
             log.warning("out of memory timing strategies on %d stacked trials; timing %d", len(trials), len(trials) // 2)
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()

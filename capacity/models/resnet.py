@@ -6,7 +6,41 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from effcap.capacity.models.spec import ResNet20Spec, option_a_sources
+from effcap.capacity.models.spec import ResNet20Spec
+
+
+def channel_runs(sources: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+    """A shortcut's channel map as maximal runs (first source channel, length); -1 starts a run of zeros."""
+    runs: list[list[int]] = []
+    for source in sources:
+        if runs:
+            first, length = runs[-1]
+            if (source < 0 and first < 0) or (source >= 0 and first >= 0 and first + length == source):
+                runs[-1][1] += 1
+                continue
+        runs.append([max(source, -1), 1])
+    return tuple((first, length) for first, length in runs)
+
+
+def copy_channels(x: torch.Tensor, runs: tuple[tuple[int, int], ...]) -> torch.Tensor:
+    """The channels (dim -3) of `x` that `runs` name, zeros where a run says so.
+
+    Slices, zero padding and one concatenation (option A is a single padded slice): no index tensor
+    to move to the device, no shape arithmetic that torch.fx could not trace, and no gather, which
+    torch.compile's CPU backend (torch 2.13) differentiated wrongly next to a channel pad.
+    """
+    parts: list[torch.Tensor] = []
+    zeros_before = 0
+    for first, length in runs:
+        if first < 0:
+            zeros_before += length
+            continue
+        parts.append(F.pad(x.narrow(-3, first, length), (0, 0, 0, 0, zeros_before, 0)))
+        zeros_before = 0
+    if zeros_before or not parts:
+        last = parts.pop() if parts else x.narrow(-3, 0, 0)
+        parts.append(F.pad(last, (0, 0, 0, 0, 0, zeros_before)))
+    return torch.cat(parts, dim=-3) if len(parts) > 1 else parts[0]
 
 
 class BasicBlock(nn.Module):
@@ -18,20 +52,13 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(c_out)
         self.stride = stride
         self.identity = stride == 1 and c_in == c_out and sources is None
-        # Option A's map is a contiguous zero padding (one F.pad); any other map is a gather.
-        before = (c_out - c_in) // 2
-        self.padding = (0, 0, 0, 0, before, c_out - c_in - before) if c_out >= c_in and sources == option_a_sources(c_in, c_out) else None
-        self.sources = sources
+        self.runs = None if sources is None else channel_runs(sources)
 
     def shortcut(self, x: torch.Tensor) -> torch.Tensor:
         """Subsample and place each input channel where the map says, zeros elsewhere: no parameters."""
         if self.identity:
             return x
-        x = x[:, :, :: self.stride, :: self.stride]
-        if self.padding is not None:
-            return F.pad(x, self.padding)
-        padded = F.pad(x, (0, 0, 0, 0, 0, 1))  # channel -1 reads this zero channel
-        return padded.index_select(1, torch.tensor(self.sources, device=x.device) % padded.shape[1])
+        return copy_channels(x[:, :, :: self.stride, :: self.stride], self.runs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))

@@ -146,3 +146,16 @@ def test_the_structured_sweep_runs_on_a_resnet_and_pays_for_the_kept_sets_in_bit
     assert summary.compression_ratio == pytest.approx(at_s_star.compression_ratio)  # measured, not 1/(1 - s*)
     assert half.compression_ratio > 3 > 1 / (1 - half.level)
 
+
+
+def test_shortcut_channel_runs_copy_exactly_what_a_gather_would():
+    from effcap.capacity.models.resnet import channel_runs, copy_channels
+    from effcap.capacity.models.spec import option_a_sources
+
+    assert channel_runs(option_a_sources(16, 32)) == ((-1, 8), (0, 16), (-1, 8))
+    sources = (3, 4, -1, -1, 0, 2, 3, 5, -1, 1)
+    assert channel_runs(sources) == ((3, 2), (-1, 2), (0, 1), (2, 2), (5, 1), (-1, 1), (1, 1))
+    x = torch.randn(2, 6, 3, 3)
+    for shortcut in (sources, (-1, -1), (2, 3, 4), (-1, 0)):
+        gathered = torch.cat([x, torch.zeros(2, 1, 3, 3)], dim=1)[:, [s if s >= 0 else 6 for s in shortcut]]
+        assert torch.equal(copy_channels(x, channel_runs(shortcut)), gathered)

@@ -56,3 +56,13 @@ def test_results_survive_json_and_batches_are_validated(tmp_path):
     with pytest.raises(InputError) as info:
         run_trial_batch(batch_for(spec, path=str(tmp_path / "d.npz"), sha256="0" * 64), torch.device("cpu"))
     assert info.value.field == "batch.dataset.sha256"
+
+
+def test_a_batch_whose_architecture_does_not_fit_its_dataset_is_refused_before_training():
+    spec = RandomizationSpec(conditions=CONDITIONS[:1], seeds_per_condition=1, training=TRAINING)
+    wrong = batch_for(spec).model_copy(update={"architecture": {**ARCH, "num_classes": 5}})
+    with pytest.raises(InputError) as info:
+        run_trial_batch(wrong, torch.device("cpu"))
+    assert info.value.field == "spec.architecture.num_classes"
+    with pytest.raises(ValueError, match="less than or equal to 9223372036854775807"):
+        PlannedTrial(condition=CONDITIONS[0], seed_index=0, seed=2**64)
