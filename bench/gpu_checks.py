@@ -5,7 +5,8 @@
 1. The three training strategies agree on CUDA (a small CNN with BatchNorm, 3 trials, 3 epochs).
    The stacking strategies run under bf16 autocast and the sequential one in fp32, so train losses
    are compared at 5% and train accuracies at 5 points, not at float tolerance.
-2. The strategy probe times both stacking strategies on the device and names the faster.
+2. The strategy probe times both stacking strategies on the device and names the faster; every
+   family folded channels-last computes, in float64, exactly what each trial's own network does.
 3. Structured pruning of a ResNet with dead units, scored on the GPU, computes the dense network's outputs.
 4. Compression variants evaluated stacked and one by one give the same accuracies on the GPU.
 Exits non-zero on the first failed check.
@@ -17,11 +18,13 @@ import argparse
 import sys
 
 import torch
+from torch.func import stack_module_state
 
 from effcap.capacity.compression.evaluate import evaluate_variants
 from effcap.capacity.compression.methods import global_magnitude, prunable_weights
 from effcap.capacity.compression.structured import structured_prune
 from effcap.capacity.engine.batched import SharedData, TrialInputs
+from effcap.capacity.engine.grouped import grouped_forward
 from effcap.capacity.engine.strategy import EngineOptions, measure_strategy, train_trials
 from effcap.capacity.models import build_model, parse_architecture
 from effcap.capacity.specs import TrainingSpec
@@ -47,6 +50,27 @@ def strategies_agree(device: torch.device) -> None:
             check(abs(loss_a - loss_b) <= 0.05 * abs(loss_b) and abs(a.train_accuracy - b.train_accuracy) <= 0.05, f"{strategy} vs vmap: loss {loss_a:.4f} / {loss_b:.4f}")
     best, seconds = measure_strategy(architecture, shared, trials, training)
     check(best in seconds and all(s > 0 for s in seconds.values()), f"probe picks {best}: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in seconds.items()))
+
+
+def folded_networks_are_exact(device: torch.device) -> None:
+    """Every family folded channels-last on the GPU computes each trial's own network (float64)."""
+    families = {
+        "lenet5": {"family": "lenet5", "input_shape": [1, 12, 12], "conv_channels": [4, 6], "fc_sizes": [16, 12]},
+        "alexnet_small": {"family": "alexnet_small", "input_shape": [3, 8, 8], "conv_channels": [12, 10], "fc_sizes": [16, 12], "batch_norm": True},
+        "inception_small": {"family": "inception_small", "input_shape": [3, 12, 12], "conv_widths": [4, 3, 2, 2, 3, 3, 2, 2, 3, 2, 2, 3, 2, 2, 3, 2, 3, 3, 2]},
+        "resnet20": {"family": "resnet20", "input_shape": [3, 8, 8], "blocks_per_stage": 2, "stage_widths": [4, 3, 5], "shortcut_sources": [[2, -1, 0], [-1, 1, 1, 0, 2]]},
+    }
+    for name, arch in families.items():
+        spec = parse_architecture({**arch, "num_classes": 10})
+        models = [build_model(spec, seed=i).double().to(device).train() for i in range(3)]
+        params, buffers = stack_module_state(models)
+        params = {n: p.detach() for n, p in params.items()}
+        x = torch.randn(3, 8, *spec.input_shape, dtype=torch.float64, device=device)
+        folded = grouped_forward(spec, channels_last=True)(params, buffers, x, True, False)
+        with torch.no_grad():
+            alone = torch.stack([m(x[i]) for i, m in enumerate(models)])
+        difference = float((folded - alone).abs().max())
+        check(difference < 1e-9, f"{name} folded channels-last on {device} = its trials' own networks: max |Δ| = {difference:.1e}")
 
 
 def structured_pruning_is_exact(device: torch.device) -> None:
@@ -85,6 +109,7 @@ def main() -> None:
     device = torch.device(parser.parse_args().device)
     print(f"device {device}: {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}, torch {torch.__version__}")
     strategies_agree(device)
+    folded_networks_are_exact(device)
     structured_pruning_is_exact(device)
     stacked_variants_agree(device)
 
