@@ -92,18 +92,13 @@ def _measure_within_memory(architecture: ArchitectureSpec, shared: SharedData, t
     while trials:
         try:
             best, seconds = measure_strategy(architecture, shared, trials, training)
+            log.info("measured %s on %d trials: %s -> %s", architecture.family, len(trials), {k: f"{v:.4f}s" for k, v in seconds.items()}, best)
+            return best
         except torch.OutOfMemoryError:
-            out_of_memory = True
-        else:
-            out_of_memory = False
-        if out_of_memory:  # outside the handler, whose traceback still holds the probe's tensors
             log.warning("out of memory timing strategies on %d stacked trials; timing %d", len(trials), len(trials) // 2)
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            trials = trials[: len(trials) // 2]
-            continue
-        log.info("measured %s on %d trials: %s -> %s", architecture.family, len(trials), {k: f"{v:.4f}s" for k, v in seconds.items()}, best)
-        return best
+        if torch.cuda.is_available():  # after the handler, whose traceback held the probe's tensors
+            torch.cuda.empty_cache()
+        trials = trials[: len(trials) // 2]
     return "vmap"
 
 
