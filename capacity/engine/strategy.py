@@ -137,8 +137,18 @@ def _train_halving_on_oom(
     on_epoch: BatchEpochCallback | None,
     on_trial_finished: TrialFinishedCallback | None,
 ) -> list[TrialOutcome]:
-    """Train the trials at `chunk`; out of memory, retry as two halves (never fail the audit for it)."""
-    relabel = lambda records: {chunk[i]: r for i, r in records.items()}  # noqa: E731
+    """Train the trials at `chunk`; out of memory, retry as two halves (never fail the audit for it).
+
+    Trials that finished before memory ran out keep their outcomes: only the others are retrained,
+    so no trial is reported finished twice.
+    """
+    finished: dict[int, TrialOutcome] = {}
+
+    def record(row: int, outcome: TrialOutcome) -> None:
+        finished[chunk[row]] = outcome
+        if on_trial_finished is not None:
+            on_trial_finished(chunk[row], outcome)
+
     try:
         return train_batched(
             architecture,
@@ -146,21 +156,22 @@ def _train_halving_on_oom(
             [trials[i] for i in chunk],
             training,
             init_state,
-            on_epoch=None if on_epoch is None else lambda epoch, records: on_epoch(epoch, relabel(records)),
-            on_trial_finished=None if on_trial_finished is None else lambda i, outcome: on_trial_finished(chunk[i], outcome),
+            on_epoch=None if on_epoch is None else lambda epoch, records: on_epoch(epoch, {chunk[row]: r for row, r in records.items()}),
+            on_trial_finished=record,
             stacking=stacking,
         )
     except torch.OutOfMemoryError:
         if len(chunk) == 1:
             raise
-        log.warning("out of memory with %d stacked trials; retrying as two batches of %d", len(chunk), len(chunk) // 2)
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        half = len(chunk) // 2
-        return [
-            *_train_halving_on_oom(architecture, shared, trials, chunk[:half], training, init_state, stacking, on_epoch, on_trial_finished),
-            *_train_halving_on_oom(architecture, shared, trials, chunk[half:], training, init_state, stacking, on_epoch, on_trial_finished),
-        ]
+        remaining = [i for i in chunk if i not in finished]
+        log.warning("out of memory with %d stacked trials; retrying the %d unfinished as two batches", len(chunk), len(remaining))
+    if torch.cuda.is_available():  # after the handler, whose traceback held the stack's tensors
+        torch.cuda.empty_cache()
+    half = max(1, len(remaining) // 2)
+    for part in (remaining[:half], remaining[half:]):
+        if part:
+            finished.update(zip(part, _train_halving_on_oom(architecture, shared, trials, part, training, init_state, stacking, on_epoch, on_trial_finished)))
+    return [finished[i] for i in chunk]
 
 
 def _train_one(

@@ -173,6 +173,28 @@ def test_folded_grouped_and_vmapped_training_agree(name, own_inputs):
     assert len({round(o.curve[-1].train_loss, 6) for o in grouped}) == 3
 
 
+def test_trials_finished_before_memory_ran_out_are_kept_not_retrained(monkeypatch):
+    shared, y = data(n=40)
+    trials = trials_for(y, k=3)
+    real = engine_strategy.train_batched
+    batches, reported = [], []
+
+    def first_finishes_then_oom(architecture, shared, batch, training, init_state, on_epoch=None, on_trial_finished=None, stacking="vmap"):
+        batches.append([t.seed for t in batch])
+        if len(batch) == 3:
+            [outcome] = real(architecture, shared, batch[:1], training, init_state, stacking=stacking)
+            on_trial_finished(0, outcome)
+            raise torch.OutOfMemoryError("simulated: ran out after the first trial finished")
+        return real(architecture, shared, batch, training, init_state, on_epoch=on_epoch, on_trial_finished=on_trial_finished, stacking=stacking)
+
+    monkeypatch.setattr(engine_strategy, "train_batched", first_finishes_then_oom)
+    training = TrainingSpec(learning_rate=0.05, batch_size=8, max_epochs=1)
+    outcomes, _ = train_trials(MLP, shared, trials, training, options=EngineOptions(strategy="vmap"), on_trial_finished=lambda i, o: reported.append(i))
+    assert sorted(reported) == [0, 1, 2]  # each trial reported once
+    assert batches == [[10, 11, 12], [11], [12]]  # trial 0 (seed 10) was not trained again
+    assert all(o.steps_run == 5 for o in outcomes)
+
+
 def test_the_probe_times_every_stacking_candidate():
     shared, y = data(n=64)
     best, seconds = engine_strategy.measure_strategy(CNN_BN, shared, trials_for(y, k=2), TrainingSpec(batch_size=16))
