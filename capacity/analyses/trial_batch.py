@@ -6,7 +6,7 @@ file and its sha256, checked on load) and carries every seed, so any executor â€
 subprocess (`python -m effcap.capacity.analyses.trial_batch BATCH.json RESULTS.json`), a Ray task
 on another machine â€” computes the same results from it on the same kind of device (on the CPU
 bit for bit; CUDA trains in bf16), and results travel back as JSON too. Executors are trusted:
-the batch names files by path (the dataset's bytes are checked against its digest).
+the batch names files by path (their bytes are checked against their digests).
 `run_trials` is the in-memory core the randomization analysis calls directly.
 """
 
@@ -131,6 +131,15 @@ class DatasetSource(BaseModel):
         return self
 
 
+class CheckpointSource(BaseModel):
+    """A safetensors checkpoint with the sha256 its bytes must have."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    sha256: str = Field(pattern="^[0-9a-f]{64}$")
+
+
 class PlannedTrial(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -148,8 +157,8 @@ class TrialBatch(BaseModel):
     dataset: DatasetSource
     training: TrainingSpec
     trials: list[PlannedTrial] = Field(min_length=1)
-    # A safetensors checkpoint every trial starts from (init: checkpoint); None: fresh initialisations.
-    init_checkpoint: str | None = None
+    # The checkpoint every trial starts from (init: checkpoint); None: fresh initialisations.
+    init_checkpoint: CheckpointSource | None = None
 
 
 def run_trial_batch(batch: TrialBatch, device: torch.device, engine: EngineOptions = EngineOptions()) -> tuple[list[TrialResult], str]:
@@ -159,7 +168,8 @@ def run_trial_batch(batch: TrialBatch, device: torch.device, engine: EngineOptio
     check_fits_dataset(architecture, dataset.input_shape, dataset.num_classes)
     init_state = None
     if batch.init_checkpoint is not None:
-        init_state = load_checkpoint(batch.init_checkpoint, batch.architecture, field="batch.init_checkpoint").state_dict
+        _check_digest(batch.init_checkpoint.path, batch.init_checkpoint.sha256, "batch.init_checkpoint.sha256")
+        init_state = load_checkpoint(batch.init_checkpoint.path, batch.architecture, field="batch.init_checkpoint").state_dict
     plans = [TrialPlan(t.condition, t.seed_index, t.seed) for t in batch.trials]
     return run_trials(architecture, dataset, plans, batch.training, device, init_state, engine)
 
@@ -167,13 +177,18 @@ def run_trial_batch(batch: TrialBatch, device: torch.device, engine: EngineOptio
 def _load_dataset(source: DatasetSource) -> Dataset:
     if source.builtin is not None:
         return builtin_dataset(source.builtin, field="batch.dataset.builtin")
+    _check_digest(source.path, source.sha256, "batch.dataset.sha256")
+    return load_dataset_file(source.path, name=f"sha256:{source.sha256}", field="batch.dataset")
+
+
+def _check_digest(path: str, sha256: str, field: str) -> None:
+    """Every executor must read the same bytes the batch was planned with."""
     digest = hashlib.sha256()
-    with open(source.path, "rb") as handle:
+    with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
-    if digest.hexdigest() != source.sha256:
-        raise InputError("batch.dataset.sha256", f"{source.path} has sha256 {digest.hexdigest()}, not {source.sha256}", reason="DIGEST_MISMATCH")
-    return load_dataset_file(source.path, name=f"sha256:{source.sha256}", field="batch.dataset")
+    if digest.hexdigest() != sha256:
+        raise InputError(field, f"{path} has sha256 {digest.hexdigest()}, not {sha256}", reason="DIGEST_MISMATCH")
 
 
 def results_to_json(results: list[TrialResult], strategy: str) -> dict[str, Any]:

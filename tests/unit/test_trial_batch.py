@@ -66,3 +66,25 @@ def test_a_batch_whose_architecture_does_not_fit_its_dataset_is_refused_before_t
     assert info.value.field == "spec.architecture.num_classes"
     with pytest.raises(ValueError, match="less than or equal to 9223372036854775807"):
         PlannedTrial(condition=CONDITIONS[0], seed_index=0, seed=2**64)
+
+
+def test_a_batch_can_start_every_trial_from_a_checkpoint_named_with_its_digest(tmp_path):
+    import hashlib
+
+    from effcap.capacity.analyses.trial_batch import CheckpointSource
+    from effcap.capacity.checkpoint import save_checkpoint
+    from effcap.capacity.models import build_model
+
+    spec = RandomizationSpec(conditions=CONDITIONS[:1], seeds_per_condition=2, training=TRAINING.model_copy(update={"max_epochs": 1}))
+    architecture = parse_architecture(ARCH)
+    save_checkpoint(tmp_path / "init.safetensors", architecture, build_model(architecture, seed=99).state_dict())
+    digest = hashlib.sha256((tmp_path / "init.safetensors").read_bytes()).hexdigest()
+    batch = batch_for(spec).model_copy(update={"init_checkpoint": CheckpointSource(path=str(tmp_path / "init.safetensors"), sha256=digest)})
+    results, _ = run_trial_batch(batch, torch.device("cpu"))
+    fresh, _ = run_trial_batch(batch_for(spec), torch.device("cpu"))
+    # Both trials start from the same weights (only their data order differs), unlike fresh initialisations.
+    assert results[0].outcome.curve[0].train_loss != fresh[0].outcome.curve[0].train_loss
+    wrong = batch.model_copy(update={"init_checkpoint": CheckpointSource(path=str(tmp_path / "init.safetensors"), sha256="0" * 64)})
+    with pytest.raises(InputError) as info:
+        run_trial_batch(wrong, torch.device("cpu"))
+    assert info.value.field == "batch.init_checkpoint.sha256"
