@@ -24,6 +24,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from effcap.capacity.engine.batched import SharedData, TrialInputs
+from effcap.capacity.engine.device import synchronize
 from effcap.capacity.engine.strategy import STACKING_CANDIDATES, EngineOptions, choose_strategy, measure_strategy, train_trials
 from effcap.capacity.models import build_model, parse_architecture
 from effcap.capacity.models.flops import multiply_adds
@@ -43,10 +44,6 @@ MODELS = {
     "alexnet_narrow": {"family": "alexnet_small", "conv_channels": [8, 8], "fc_sizes": [32, 16]},
 }
 
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def reference_loop(architecture, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> float:

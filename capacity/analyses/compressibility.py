@@ -24,6 +24,7 @@ from effcap.capacity.compression.evaluate import EXAMPLES_PER_PASS, evaluate_var
 from effcap.capacity.compression.finetune import finetune_masked
 from effcap.capacity.compression.structured import structured_prune
 from effcap.capacity.data.datasets import Dataset
+from effcap.capacity.engine.device import synchronize
 from effcap.capacity.measures.compression_bounds import catoni_bound, entropy_bits, hoeffding_bound, kl_bound, log2_binomial
 from effcap.capacity.models import ArchitectureSpec, build_model, count_parameters
 from effcap.capacity.models.flops import layer_multiply_adds
@@ -251,15 +252,13 @@ def forward_seconds(model: torch.nn.Module, x: torch.Tensor, repeats: int = 3) -
     """Best of `repeats` timed passes over `x` (after one warm-up)."""
     model.eval()
     model(x[:EXAMPLES_PER_PASS])
-    if x.device.type == "cuda":
-        torch.cuda.synchronize(x.device)
+    synchronize(x.device)
     best = math.inf
     for _ in range(repeats):
         started = time.perf_counter()
         for i in range(0, len(x), EXAMPLES_PER_PASS):
             model(x[i : i + EXAMPLES_PER_PASS])
-        if x.device.type == "cuda":
-            torch.cuda.synchronize(x.device)
+        synchronize(x.device)
         best = min(best, time.perf_counter() - started)
     return best
 

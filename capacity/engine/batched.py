@@ -20,6 +20,7 @@ import torch
 from torch.func import functional_call, grad, stack_module_state, vmap
 from torch.nn import functional as F
 
+from effcap.capacity.engine.device import synchronize
 from effcap.capacity.engine.grouped import grouped_forward
 from effcap.capacity.engine.trainer import EVAL_BATCH, EpochRecord, TrialOutcome
 from effcap.capacity.models import ArchitectureSpec, build_model
@@ -146,17 +147,12 @@ def time_steps(architecture: ArchitectureSpec, shared: SharedData, trials: list[
     for step in range(steps + 1):
         index = torch.randint(0, stack.y_train.shape[1], (len(trials), batch), generator=generator).to(device)
         x, y = _gather(shared.x_train, stack.x_train, index), torch.gather(stack.y_train, 1, index)
-        _synchronize(device)
+        synchronize(device)
         started = time.perf_counter()
         _sgd_step(stack, compute.gradients(stack.params, stack.buffers, x, y), training.learning_rate, training)
-        _synchronize(device)
+        synchronize(device)
         seconds += (time.perf_counter() - started) if step else 0.0
     return seconds
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _initial_stack(

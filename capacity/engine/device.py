@@ -16,3 +16,9 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
     return device.type
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so a wall-clock reading means what it says (no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
