@@ -74,8 +74,9 @@ def structured_prune(spec: ArchitectureSpec, state: dict[str, torch.Tensor], fra
             for suffix in WRITER_SUFFIXES:
                 if f"{writer}.{suffix}" in small:
                     small[f"{writer}.{suffix}"] = small[f"{writer}.{suffix}"][keep[group.name]]
+    sizes = graph.sizes
     for reader in graph.readers:
-        small[reader.key] = small[reader.key][:, _kept_columns(reader, keep, graph)]
+        small[reader.key] = small[reader.key][:, _kept_columns(reader, keep, sizes)]
     copies = {g.name: _remapped_sources(g, keep) for g in graph.groups if g.copies is not None}
     kept_sizes = {name: len(kept) for name, kept in keep.items()}
     new_spec = graph.rebuild(kept_sizes, copies)
@@ -91,7 +92,7 @@ def unit_scores(graph: UnitGraph, state: dict[str, torch.Tensor]) -> dict[str, t
             feeding[group.name] = feeding[group.name] + _gather(feeding[source], sources)
     device = next(iter(state.values())).device
     squared = {g.name: torch.zeros(g.size, dtype=torch.float64, device=device) for g in graph.groups}
-    sizes = {g.name: g.size for g in graph.groups}
+    sizes = graph.sizes
     for reader in graph.readers:
         columns = (state[reader.key].double() ** 2).transpose(0, 1).reshape(state[reader.key].shape[1], -1).sum(dim=1)
         start = 0
@@ -130,8 +131,7 @@ def _keep(scores: torch.Tensor, fraction: float) -> torch.Tensor:
     return torch.sort(torch.topk(scores, count).indices).values
 
 
-def _kept_columns(reader: Reader, keep: dict[str, torch.Tensor], graph: UnitGraph) -> torch.Tensor:
-    sizes = {g.name: g.size for g in graph.groups}
+def _kept_columns(reader: Reader, keep: dict[str, torch.Tensor], sizes: dict[str, int]) -> torch.Tensor:
     columns, start = [], 0
     for segment in reader.layout:
         units = keep[segment.group]

@@ -60,6 +60,10 @@ class UnitGraph:
     readers: tuple[Reader, ...]
     rebuild: Callable[[dict[str, int], dict[str, tuple[int, ...]]], ArchitectureSpec]  # kept sizes, new copy maps -> spec
 
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {g.name: g.size for g in self.groups}
+
 
 def _chain(names: list[str], sizes: tuple[int, ...], writers: list[tuple[str, ...]], readers: list[str], spans: list[int]) -> tuple[tuple[UnitGroup, ...], tuple[Reader, ...]]:
     """Groups that each feed the next layer only (MLPs, plain conv stacks, classifier heads)."""

@@ -106,7 +106,7 @@ def test_a_pruned_resnet_keeps_its_shortcut_copies_and_round_trips_as_a_checkpoi
     torch.testing.assert_close(outputs(loaded.architecture, loaded.state_dict, x), outputs(spec, state, x), rtol=1e-5, atol=1e-5)
 
 
-def test_pruning_live_units_follows_the_scores_and_shrinks_every_group():
+def test_pruning_live_units_keeps_the_same_share_of_every_group_and_runs():
     spec, state = randomised_model(ARCHITECTURES["inception_small"])
     pruned = structured_prune(spec, state, 0.5)
     assert all(kept == max(1, round(size / 2)) for size, kept in pruned.group_sizes.values())
