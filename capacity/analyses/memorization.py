@@ -4,6 +4,8 @@ Sizes m grow geometrically from `min_subset_size` until a size does not fit (eve
 the fit threshold), then bisection narrows the boundary. m* is the largest size that fitted; it
 stores m*·log2 K bits of random labels, (m*·log2 K)/P bits per parameter. m* depends on the budget
 and optimiser, so it is a lower estimate of the architecture's capacity, reported with both.
+Each size is one trial batch (trial_batch.py): a subset of the train split and one random-label
+trial per seed, so any executor can run it.
 """
 
 from __future__ import annotations
@@ -11,17 +13,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from effcap.capacity.analyses.progress import AnalysisProgress
 from effcap.capacity.analyses.randomization import Statistic, statistic
-from effcap.capacity.data.datasets import Dataset
-from effcap.capacity.engine.batched import SharedData, TrialInputs
-from effcap.capacity.engine.strategy import EngineOptions, train_trials
+from effcap.capacity.analyses.trial_batch import TrialPlan, run_trials
+from effcap.capacity.data.datasets import Dataset, train_subset
+from effcap.capacity.engine.strategy import EngineOptions
+from effcap.capacity.engine.trainer import TrialOutcome
 from effcap.capacity.models import ArchitectureSpec, build_model, count_parameters
 from effcap.capacity.seeding import derive_seed
-from effcap.capacity.specs import MemorizationSpec
+from effcap.capacity.specs import Condition, ConditionKind, MemorizationSpec
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,24 @@ def _geometric_grid(start: int, stop: int, factor: float) -> list[int]:
     return sizes
 
 
+@dataclass(frozen=True)
+class SubsetPlan:
+    """The trials of one subset size: which examples (`subset_seed`), and one random-label trial per seed."""
+
+    size: int
+    subset_seed: int
+    trials: list[TrialPlan]
+
+
+RANDOM_LABELS = Condition(kind=ConditionKind.RANDOM_LABELS)
+
+
+def plan_subset(spec: MemorizationSpec, size: int, audit_seed: int) -> SubsetPlan:
+    """What `_fit_subset` trains for `size`; a trial batch with this subset and these trials reproduces it."""
+    trials = [TrialPlan(RANDOM_LABELS, i, derive_seed(audit_seed, "memorization", size, i)) for i in range(spec.seeds)]
+    return SubsetPlan(size, derive_seed(audit_seed, "memorization-subset", size), trials)
+
+
 def _fit_subset(
     architecture: ArchitectureSpec,
     dataset: Dataset,
@@ -120,22 +140,18 @@ def _fit_subset(
     device: torch.device,
     engine: EngineOptions,
 ) -> tuple[SubsetFit, str]:
-    """Train `spec.seeds` fresh networks on a random subset of `size` examples with random labels."""
-    subset = np.random.default_rng(derive_seed(audit_seed, "memorization-subset", size)).choice(len(dataset.x_train), size, replace=False)
-    shared = SharedData(*(torch.from_numpy(a).to(device) for a in (dataset.x_train[subset], dataset.x_test, dataset.y_test)))
-    trials = []
-    for i in range(spec.seeds):
-        seed = derive_seed(audit_seed, "memorization", size, i)
-        labels = np.random.default_rng(seed).integers(0, dataset.num_classes, size=size)
-        trials.append(TrialInputs(seed, torch.from_numpy(labels).to(device)))
-    outcomes, strategy = train_trials(architecture, shared, trials, spec.training, options=engine)
+    """Train `spec.seeds` fresh networks on a random subset of `size` examples with random labels (one trial batch)."""
+    plan = plan_subset(spec, size, audit_seed)
+    results, strategy = run_trials(architecture, train_subset(dataset, size, plan.subset_seed), plan.trials, spec.training, device, engine=engine)
+    return subset_fit(size, [r.outcome for r in results]), strategy
+
+
+def subset_fit(size: int, outcomes: list[TrialOutcome]) -> SubsetFit:
+    """One point of the capacity curve from its trials' outcomes."""
     fitted = [o for o in outcomes if o.fitted]
-    return (
-        SubsetFit(
-            size=size,
-            fitted_fraction=len(fitted) / len(outcomes),
-            train_accuracy=statistic([o.train_accuracy for o in outcomes]),
-            steps_to_fit=statistic([float(o.steps_to_fit) for o in fitted]),
-        ),
-        strategy,
+    return SubsetFit(
+        size=size,
+        fitted_fraction=len(fitted) / len(outcomes),
+        train_accuracy=statistic([o.train_accuracy for o in outcomes]),
+        steps_to_fit=statistic([float(o.steps_to_fit) for o in fitted]),
     )

@@ -1,4 +1,4 @@
-"""The randomization test's unit of work: a trial batch.
+"""The unit of work of the randomization test and the memorisation search: a trial batch.
 
 A trial batch is a pure function (architecture spec, dataset reference, trial list, training) →
 trial results. `TrialBatch` is its JSON form: it names the data by reference (a built-in name, or a
@@ -7,7 +7,7 @@ subprocess (`python -m effcap.capacity.analyses.trial_batch BATCH.json RESULTS.j
 on another machine — computes the same results from it on the same kind of device (on the CPU
 bit for bit; CUDA trains in bf16), and results travel back as JSON too. Executors are trusted:
 the batch names files by path (their bytes are checked against their digests).
-`run_trials` is the in-memory core the randomization analysis calls directly.
+`run_trials` is the in-memory core both analyses call directly.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from effcap.capacity.checkpoint import load_checkpoint
 from effcap.capacity.data.conditions import ConditionedData, apply_condition
-from effcap.capacity.data.datasets import Dataset, builtin_dataset, load_dataset_file
+from effcap.capacity.data.datasets import Dataset, builtin_dataset, load_dataset_file, train_subset
 from effcap.capacity.engine.batched import SharedData, TrialInputs
 from effcap.capacity.engine.device import pick_device
 from effcap.capacity.engine.strategy import EngineOptions, Strategy, train_trials
@@ -148,6 +148,16 @@ class PlannedTrial(BaseModel):
     seed: int = Field(ge=0, le=2**63 - 1)  # torch's seeds are signed 64-bit
 
 
+class TrainSubset(BaseModel):
+    """Train on `size` examples of the train split drawn by `seed` (datasets.train_subset), as the
+    memorisation analysis does; the test split stays whole."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    size: int = Field(ge=1)
+    seed: int = Field(ge=0, le=2**63 - 1)
+
+
 class TrialBatch(BaseModel):
     """Everything a worker needs to run trials, as data: no live objects, no code."""
 
@@ -159,12 +169,16 @@ class TrialBatch(BaseModel):
     trials: list[PlannedTrial] = Field(min_length=1)
     # The checkpoint every trial starts from (init: checkpoint); None: fresh initialisations.
     init_checkpoint: CheckpointSource | None = None
+    # None: the whole train split.
+    train_subset: TrainSubset | None = None
 
 
 def run_trial_batch(batch: TrialBatch, device: torch.device, engine: EngineOptions = EngineOptions()) -> tuple[list[TrialResult], str]:
     """Load what the batch references (checking the dataset's digest), then run its trials."""
     architecture = parse_architecture(batch.architecture, "batch.architecture")
     dataset = _load_dataset(batch.dataset)
+    if batch.train_subset is not None:
+        dataset = _cut_train_split(dataset, batch.train_subset)
     check_fits_dataset(architecture, dataset.input_shape, dataset.num_classes)
     init_state = None
     if batch.init_checkpoint is not None:
@@ -179,6 +193,12 @@ def _load_dataset(source: DatasetSource) -> Dataset:
         return builtin_dataset(source.builtin, field="batch.dataset.builtin")
     _check_digest(source.path, source.sha256, "batch.dataset.sha256")
     return load_dataset_file(source.path, name=f"sha256:{source.sha256}", field="batch.dataset")
+
+
+def _cut_train_split(dataset: Dataset, subset: TrainSubset) -> Dataset:
+    if subset.size > len(dataset.x_train):
+        raise InputError("batch.train_subset.size", f"is {subset.size}, but the train split has {len(dataset.x_train)} examples", reason="SUBSET_TOO_LARGE")
+    return train_subset(dataset, subset.size, subset.seed)
 
 
 def _check_digest(path: str, sha256: str, field: str) -> None:

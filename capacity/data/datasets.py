@@ -7,7 +7,7 @@ user fixing a dataset needs to know which array and what is wrong with it.
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +60,18 @@ def digits() -> Dataset:
     order = np.random.default_rng(0).permutation(len(y))
     train, test = order[:1297], order[1297:]
     return Dataset("builtin:digits", x[train], y[train], x[test], y[test], num_classes=10)
+
+
+def train_subset(dataset: Dataset, size: int, seed: int) -> Dataset:
+    """The dataset with its train split cut to `size` examples drawn without replacement by `seed`.
+
+    Memorisation trials train on such subsets; the test split is kept whole. The draw is a pure
+    function of (train split length, size, seed), so every executor cuts the same subset.
+    """
+    if not 1 <= size <= len(dataset.x_train):
+        raise ValueError(f"a train subset needs 1 <= size <= {len(dataset.x_train)}, not {size}")
+    rows = np.random.default_rng(seed).choice(len(dataset.x_train), size, replace=False)
+    return replace(dataset, name=f"{dataset.name}[{size} of train, seed {seed}]", x_train=dataset.x_train[rows], y_train=dataset.y_train[rows])
 
 
 def dataset_from_arrays(arrays: dict[str, np.ndarray], name: str, field: str = "dataset") -> Dataset:

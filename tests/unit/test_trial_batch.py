@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from effcap.capacity.analyses.memorization import plan_subset, run_memorization, subset_fit
 from effcap.capacity.analyses.randomization import plan_trials, run_randomization_test
-from effcap.capacity.analyses.trial_batch import DatasetSource, PlannedTrial, TrialBatch, results_from_json, results_to_json, run_trial_batch
-from effcap.capacity.data.datasets import digits
+from effcap.capacity.analyses.trial_batch import DatasetSource, PlannedTrial, TrainSubset, TrialBatch, results_from_json, results_to_json, run_trial_batch
+from effcap.capacity.data.datasets import digits, train_subset
 from effcap.capacity.errors import InputError
 from effcap.capacity.models import parse_architecture
-from effcap.capacity.specs import Condition, ConditionKind, RandomizationSpec, TrainingSpec
+from effcap.capacity.specs import Condition, ConditionKind, MemorizationSpec, RandomizationSpec, TrainingSpec
 
 ARCH = {"family": "mlp", "input_shape": [1, 8, 8], "hidden_sizes": [16], "num_classes": 10}
 TRAINING = TrainingSpec(learning_rate=0.1, lr_decay_per_epoch=1.0, max_epochs=3)
@@ -88,3 +89,37 @@ def test_a_batch_can_start_every_trial_from_a_checkpoint_named_with_its_digest(t
     with pytest.raises(InputError) as info:
         run_trial_batch(wrong, torch.device("cpu"))
     assert info.value.field == "batch.init_checkpoint.sha256"
+
+
+def test_a_memorisation_point_is_a_trial_batch_on_a_train_subset():
+    spec = MemorizationSpec(min_subset_size=64, max_subset_size=64, bisection_steps=0, seeds=2, training=TRAINING)
+    analysis = run_memorization(parse_architecture(ARCH), digits(), spec, audit_seed=7, device=torch.device("cpu"))
+    plan = plan_subset(spec, 64, audit_seed=7)
+    batch = TrialBatch(
+        architecture=ARCH,
+        dataset=DatasetSource(builtin="digits"),
+        training=spec.training,
+        trials=[PlannedTrial(condition=p.condition, seed_index=p.seed_index, seed=p.seed) for p in plan.trials],
+        train_subset=TrainSubset(size=plan.size, seed=plan.subset_seed),
+    )
+    results, _ = run_trial_batch(TrialBatch.model_validate_json(batch.model_dump_json()), torch.device("cpu"))
+    assert [r.outcome.curve[0].step for r in results] == [1, 1]  # 64 examples: one step of 128 per epoch
+    assert subset_fit(64, [r.outcome for r in results]) == next(p for p in analysis.points if p.size == 64)
+    assert all(0.7 < r.labels_changed_fraction < 1.0 for r in results)  # random labels: about 9 in 10 change
+    too_large = batch.model_copy(update={"train_subset": TrainSubset(size=5000, seed=1)})
+    with pytest.raises(InputError) as info:
+        run_trial_batch(too_large, torch.device("cpu"))
+    assert info.value.field == "batch.train_subset.size"
+
+
+def test_a_train_subset_draws_distinct_train_rows_by_its_seed_and_keeps_the_test_split():
+    data = digits()
+    subset = train_subset(data, 100, seed=3)
+    rows = [int(np.flatnonzero((data.x_train == x).all(axis=(1, 2, 3)))[0]) for x in subset.x_train]
+    assert len(set(rows)) == 100
+    assert (data.y_train[rows] == subset.y_train).all()
+    assert (subset.x_test == data.x_test).all() and len(subset.y_test) == len(data.y_test)
+    assert (train_subset(data, 100, seed=3).x_train == subset.x_train).all()
+    assert not (train_subset(data, 100, seed=4).x_train == subset.x_train).all()
+    with pytest.raises(ValueError, match="size <= 1297"):
+        train_subset(data, 1298, seed=3)
