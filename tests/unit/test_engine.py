@@ -50,6 +50,25 @@ def test_stacked_and_sequential_training_agree(architecture, own_inputs):
     assert len({round(o.curve[-1].train_loss, 6) for o in stacked}) == 3
 
 
+@pytest.mark.parametrize("stacking", ["vmap", "grouped"])
+def test_stacked_and_sequential_training_fit_at_the_same_step(stacking):
+    """A threshold below 1 is reached at an exact count of correct answers (19 of 20 for 0.95), so
+    both engines must stop the same trials at the same step."""
+    architecture = parse_architecture({"family": "mlp", "input_shape": [4], "hidden_sizes": [64], "num_classes": 2})
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.standard_normal((20, 4)).astype(np.float32))
+    y = torch.from_numpy(rng.integers(0, 2, 20))
+    trials = [TrialInputs(seed=s, y_train=y) for s in range(3)]
+    training = TrainingSpec(learning_rate=0.05, lr_decay_per_epoch=1.0, batch_size=8, max_epochs=200, fit_threshold=0.95)
+    stacked, _ = train_trials(architecture, SharedData(x, x, y), trials, training, options=EngineOptions(strategy=stacking))
+    sequential, _ = train_trials(architecture, SharedData(x, x, y), trials, training, options=EngineOptions(strategy="sequential"))
+    assert all(o.fitted for o in sequential)
+    assert [(o.fitted, o.epochs_to_fit, o.steps_to_fit, o.train_accuracy) for o in stacked] == [
+        (o.fitted, o.epochs_to_fit, o.steps_to_fit, o.train_accuracy) for o in sequential
+    ]
+    assert {o.train_accuracy for o in stacked} <= {19 / 20, 1.0}
+
+
 def test_a_fitted_trial_leaves_the_stack_and_the_others_are_unaffected():
     shared, y = data(n=40)
     easy = TrialInputs(seed=1, y_train=torch.zeros_like(y))  # one class: fitted after the first epoch
