@@ -16,3 +16,12 @@ def derive_seed(audit_seed: int, *names: str | int) -> int:
     keys = [zlib.crc32(str(name).encode()) for name in names]
     state = np.random.SeedSequence([audit_seed & 0xFFFFFFFF, audit_seed >> 32, *keys]).generate_state(2, np.uint32)
     return (int(state[0]) << 31 ^ int(state[1])) & (2**63 - 1)
+
+
+def data_order_seed(trial_seed: int) -> int:
+    """The seed of a trial's minibatch order, a stream of its own.
+
+    The trial seed itself seeds the initialisation (build_model); seeding the order with it too would
+    replay the same Mersenne Twister numbers that drew the first weights.
+    """
+    return derive_seed(trial_seed, "data-order")

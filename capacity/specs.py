@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class ConditionKind(str, Enum):
@@ -91,6 +91,12 @@ class RandomizationSpec(BaseModel):
         return self
 
 
+# Every subset size gets the steps of max_epochs epochs of the whole train split (memorization.py);
+# a decaying learning rate would spend most of them near zero (0.95 per epoch leaves 0.6% after 100
+# epochs), and m* would then measure the schedule more than the architecture.
+MEMORIZATION_TRAINING_DEFAULTS: dict[str, Any] = {"lr_decay_per_epoch": 1.0}
+
+
 class MemorizationSpec(BaseModel):
     """Random labels on subsets of growing size, to find the largest one the architecture fits."""
 
@@ -102,7 +108,20 @@ class MemorizationSpec(BaseModel):
     growth_factor: float = Field(2.0, gt=1, le=16)
     bisection_steps: int = Field(4, ge=0, le=30)
     seeds: int = Field(1, ge=1, le=16)
-    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    # The randomization test's defaults but a constant learning rate (MEMORIZATION_TRAINING_DEFAULTS).
+    training: TrainingSpec = Field(default_factory=lambda: TrainingSpec(**MEMORIZATION_TRAINING_DEFAULTS))
+
+    @field_validator("training", mode="before")
+    @classmethod
+    def _memorization_training_defaults(cls, value: Any) -> Any:
+        """Fields a client leaves out of a partial training spec take the memorisation defaults too."""
+        return {**MEMORIZATION_TRAINING_DEFAULTS, **value} if isinstance(value, dict) else value
+
+    @model_validator(mode="after")
+    def _sizes_ordered(self) -> MemorizationSpec:
+        if self.max_subset_size is not None and self.max_subset_size < self.min_subset_size:
+            raise ValueError(f"max_subset_size ({self.max_subset_size}) must be at least min_subset_size ({self.min_subset_size})")
+        return self
 
 
 class RademacherSpec(BaseModel):

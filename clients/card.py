@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from effcap.clients.formatting import percent
+from effcap.clients.formatting import PUBLISHED_BITS_PER_PARAMETER, percent
 from effcap.protos.v1 import report_pb2
 
 
@@ -24,7 +24,7 @@ def card_lines(report: report_pb2.AuditReport) -> list[str]:
         bound = "at least " if report.memorization.reached_max_size else ""
         lines.append(
             f"Memorisation capacity: {bound}{card.memorized_examples} random labels = {bound}{card.memorization_bits:.0f} bits "
-            f"({card.memorization_bits_per_parameter:.4f} bits per parameter; a perceptron stores about 2)."
+            f"({card.memorization_bits_per_parameter:.4f} bits per parameter; {PUBLISHED_BITS_PER_PARAMETER})."
         )
     if card.HasField("rademacher"):
         r = card.rademacher

@@ -16,3 +16,16 @@ def mean_std(stat: report_pb2.Statistic, fmt: Callable[[float], str] = percent) 
     if stat.count == 0:
         return "—"
     return fmt(stat.mean) if stat.count == 1 or stat.std == 0 else f"{fmt(stat.mean)} ± {fmt(stat.std)}"
+
+
+# Published bits per parameter (ANCHORS.md): Cover 1965 / Gardner 1988; Collins et al. 2017; Morris et al. 2025.
+PUBLISHED_BITS_PER_PARAMETER = "a perceptron stores about 2, recurrent nets about 5, GPT-style transformers about 3.6"
+
+
+def memorization_summary(m: report_pb2.MemorizationReport) -> str:
+    """m*, its bits and bits per parameter, and the budget they depend on, in one sentence."""
+    bound = "≥ " if m.reached_max_size else ""
+    return (
+        f"m* = {bound}{m.largest_fitted_size} random labels = {bound}{m.capacity_bits:.0f} bits, {m.bits_per_parameter:.4f} bits/parameter "
+        f"(budget {m.budget_steps:,} SGD steps per subset size = {m.max_epochs} epochs of the train split; threshold {m.fit_threshold:g})"
+    )

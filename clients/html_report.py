@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from effcap.clients.card import card_lines, condition_x
-from effcap.clients.formatting import mean_std, percent
+from effcap.clients.formatting import PUBLISHED_BITS_PER_PARAMETER, mean_std, memorization_summary, percent
 from effcap.clients.svg_chart import Chart, Series, render_svg
 from effcap.protos.v1 import report_pb2
 
@@ -174,7 +174,11 @@ def report_html(report: report_pb2.AuditReport) -> str:
         ]
     if report.HasField("memorization"):
         m = report.memorization
-        body += ["<h2>Memorisation capacity</h2>", _capacity_figure(m)]
+        body += [
+            "<h2>Memorisation capacity</h2>",
+            f"<p>{escape(memorization_summary(m))}. Published: {escape(PUBLISHED_BITS_PER_PARAMETER)} bits per parameter.</p>",
+            _capacity_figure(m),
+        ]
     if report.HasField("rademacher"):
         r = report.rademacher
         rows = "".join(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from effcap.clients.card import card_lines
-from effcap.clients.formatting import mean_std, percent
+from effcap.clients.formatting import PUBLISHED_BITS_PER_PARAMETER, mean_std, memorization_summary, percent
 from effcap.protos.v1 import report_pb2
 
 
@@ -40,13 +40,11 @@ def report_markdown(report: report_pb2.AuditReport) -> str:
             out.append(f"| {c.label} | {mean_std(c.train_accuracy)} | {mean_std(c.test_accuracy)} | {fitted} | {steps} | {slowdown} | {100 * c.generalization_gap:+.1f} |")
     if report.HasField("memorization"):
         m = report.memorization
-        bound = "≥ " if m.reached_max_size else ""
         out += [
             "",
             "### Memorisation capacity",
             "",
-            f"m* = {bound}{m.largest_fitted_size} random labels = {bound}{m.capacity_bits:.0f} bits, {m.bits_per_parameter:.4f} bits/parameter "
-            f"(budget {m.max_epochs} epochs, threshold {m.fit_threshold:g}).",
+            f"{memorization_summary(m)}. Published: {PUBLISHED_BITS_PER_PARAMETER} bits per parameter.",
             "",
             "| subset size | fitted | train acc |",
             "| ---: | ---: | ---: |",

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from effcap.clients.card import card_lines
-from effcap.clients.formatting import mean_std
+from effcap.clients.formatting import mean_std, memorization_summary
 from effcap.protos.v1 import report_pb2
 
 
@@ -46,14 +46,7 @@ def randomization_table(section: report_pb2.RandomizationReport) -> Table:
 
 
 def memorization_table(section: report_pb2.MemorizationReport) -> Table:
-    bound = "≥ " if section.reached_max_size else ""
-    table = Table(
-        title=(
-            f"Memorisation capacity: m* = {bound}{section.largest_fitted_size} random labels = {bound}{section.capacity_bits:.0f} bits, "
-            f"{section.bits_per_parameter:.4f} bits/parameter (budget {section.max_epochs} epochs, threshold {section.fit_threshold:g})"
-        ),
-        box=box.SIMPLE_HEAD,
-    )
+    table = Table(title=f"Memorisation capacity: {memorization_summary(section)}", box=box.SIMPLE_HEAD)
     for column in ("subset size", "fitted", "train acc", "steps to fit"):
         table.add_column(column, justify="right")
     for p in section.points:

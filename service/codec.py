@@ -203,6 +203,7 @@ def memorization_to_proto(result: MemorizationResult) -> report_pb2.Memorization
         fit_threshold=result.spec.training.fit_threshold,
         max_epochs=result.spec.training.max_epochs,
         engine_strategy=result.engine_strategy,
+        budget_steps=result.budget_steps,
     )
 
 

@@ -116,7 +116,7 @@ def run_audit(job: AuditJob, sink: ProgressSink) -> report_pb2.AuditReport:
         elif name == "memorization":
             memorization = run_memorization(architecture, inputs.dataset, spec.memorization, spec.seed, device, progress)
             report.memorization.CopyFrom(codec.memorization_to_proto(memorization))
-            report.warnings.extend(_memorization_warnings(report.memorization))
+            report.warnings.extend(_memorization_warnings(report.memorization, spec.memorization.min_subset_size))
         elif name == "compressibility":
             compression = run_compressibility(architecture, inputs.checkpoint.state_dict, inputs.dataset, spec.compressibility, spec.seed, device, progress)
             report.compressibility.CopyFrom(codec.compressibility_to_proto(compression))
@@ -206,13 +206,18 @@ def _randomization_warnings(report: report_pb2.RandomizationReport) -> list[str]
     ]
 
 
-def _memorization_warnings(report: report_pb2.MemorizationReport) -> list[str]:
-    if not report.reached_max_size:
-        return []
-    return [
-        f"memorization: every subset up to {report.largest_fitted_size} examples was fitted, so the capacity is at least "
-        f"{report.capacity_bits:.0f} bits; more data would be needed to find its limit"
-    ]
+def _memorization_warnings(report: report_pb2.MemorizationReport, min_subset_size: int) -> list[str]:
+    if report.reached_max_size:
+        return [
+            f"memorization: every subset up to {report.largest_fitted_size} examples was fitted, so the capacity is at least "
+            f"{report.capacity_bits:.0f} bits; more data would be needed to find its limit"
+        ]
+    if report.largest_fitted_size < min_subset_size:
+        return [
+            f"memorization: the first subset size tried was not fitted within {report.budget_steps} SGD steps and m* = "
+            f"{report.largest_fitted_size} was found below it; check the budget and learning rate before reading it as the architecture's capacity"
+        ]
+    return []
 
 
 def _compressibility_warnings(result: CompressibilityResult) -> list[str]:

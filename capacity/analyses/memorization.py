@@ -4,13 +4,20 @@ Sizes m grow geometrically from `min_subset_size` until a size does not fit (eve
 the fit threshold), then bisection narrows the boundary. m* is the largest size that fitted; it
 stores m*·log2 K bits of random labels, (m*·log2 K)/P bits per parameter. m* depends on the budget
 and optimiser, so it is a lower estimate of the architecture's capacity, reported with both.
-Each size is one trial batch (trial_batch.py): a subset of the train split and one random-label
-trial per seed, so any executor can run it.
+
+Every size gets the same optimisation: the SGD steps, and the learning rate as a function of the
+step, of `training.max_epochs` epochs over the whole train split (`subset_training`). An epoch of a
+subset is fewer steps, so counting the budget in the subset's own epochs would starve small
+subsets (a subset no larger than a batch would get one step per epoch) and make m* an artefact.
+Subsets and their labels are nested: size m trains on the first m examples of one permutation of
+the train split, with the first m labels of each seed's one random draw, so a larger size only adds
+examples. Each size is one trial batch (trial_batch.py), so any executor can run it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -20,10 +27,10 @@ from effcap.capacity.analyses.randomization import Statistic, statistic
 from effcap.capacity.analyses.trial_batch import TrialPlan, run_trials
 from effcap.capacity.data.datasets import Dataset, train_subset
 from effcap.capacity.engine.strategy import EngineOptions
-from effcap.capacity.engine.trainer import TrialOutcome
+from effcap.capacity.engine.trainer import TrialOutcome, steps_per_epoch
 from effcap.capacity.models import ArchitectureSpec, build_model, count_parameters
 from effcap.capacity.seeding import derive_seed
-from effcap.capacity.specs import Condition, ConditionKind, MemorizationSpec
+from effcap.capacity.specs import Condition, ConditionKind, MemorizationSpec, TrainingSpec
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,8 @@ class MemorizationResult:
     reached_max_size: bool
     num_classes: int
     parameter_count: int
+    # SGD steps every size was given (training.max_epochs epochs of the whole train split).
+    budget_steps: int
     engine_strategy: str
 
     @property
@@ -72,7 +81,7 @@ def run_memorization(
     progress = progress or AnalysisProgress()
     n = len(dataset.x_train)
     largest = min(spec.max_subset_size or n, n)
-    grid = _geometric_grid(min(spec.min_subset_size, largest), largest, spec.growth_factor)
+    grid = geometric_grid(min(spec.min_subset_size, largest), largest, spec.growth_factor)
     planned = len(grid) + spec.bisection_steps
     points: dict[int, SubsetFit] = {}
     strategy = "sequential"
@@ -83,52 +92,87 @@ def run_memorization(
         points[size], strategy = _fit_subset(architecture, dataset, spec, size, audit_seed, device, engine)
         return points[size].fitted
 
+    largest_fitted, reached_max = search_largest_fitting(fits, grid, spec.bisection_steps)
+    progress.update("memorization: done", len(points), len(points), 1.0)
+    return MemorizationResult(
+        spec=spec,
+        points=[points[m] for m in sorted(points)],
+        largest_fitted_size=largest_fitted,
+        reached_max_size=reached_max,
+        num_classes=dataset.num_classes,
+        parameter_count=count_parameters(build_model(architecture, device="meta")),
+        budget_steps=budget_steps(spec.training, n),
+        engine_strategy=strategy,
+    )
+
+
+def search_largest_fitting(fits: Callable[[int], bool], grid: list[int], bisection_steps: int) -> tuple[int, bool]:
+    """(m*, whether the last grid size fitted): walk the ascending grid to the first size that does
+    not fit, then bisect between it and the last that did (0 when none did) for at most
+    `bisection_steps` probes. Assumes fitting is monotone in the size: below m* everything fits."""
     lo, hi = 0, None
     for size in grid:
         if not fits(size):
             hi = size
             break
         lo = size
-    for _ in range(spec.bisection_steps if hi is not None else 0):
+    if hi is None:
+        return lo, True
+    for _ in range(bisection_steps):
         mid = (lo + hi) // 2
         if mid <= lo:
             break
         lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-    progress.update("memorization: done", len(points), len(points), 1.0)
-    return MemorizationResult(
-        spec=spec,
-        points=[points[m] for m in sorted(points)],
-        largest_fitted_size=lo,
-        reached_max_size=hi is None,
-        num_classes=dataset.num_classes,
-        parameter_count=count_parameters(build_model(architecture, device="meta")),
-        engine_strategy=strategy,
-    )
+    return lo, False
 
 
-def _geometric_grid(start: int, stop: int, factor: float) -> list[int]:
+def geometric_grid(start: int, stop: int, factor: float) -> list[int]:
+    """start, start·factor, ... (each at least one more than the last), ending exactly at stop."""
     sizes = [start]
     while sizes[-1] < stop:
         sizes.append(min(stop, max(sizes[-1] + 1, int(sizes[-1] * factor))))
     return sizes
 
 
+def budget_steps(training: TrainingSpec, train_examples: int) -> int:
+    """The steps of `training.max_epochs` epochs over the whole train split: every size's budget."""
+    return training.max_epochs * steps_per_epoch(train_examples, training.batch_size)
+
+
+def subset_training(training: TrainingSpec, size: int, train_examples: int) -> TrainingSpec:
+    """`training` restated in epochs of a `size`-example subset, with the whole split's step budget
+    and learning rate per step: enough epochs to take budget_steps steps, and the per-epoch decay
+    that compounds to the whole split's decay per its epoch (the schedule then agrees at every
+    whole-split epoch boundary)."""
+    full, subset = steps_per_epoch(train_examples, training.batch_size), steps_per_epoch(size, training.batch_size)
+    return training.model_copy(
+        update={
+            "max_epochs": -(-budget_steps(training, train_examples) // subset),
+            "lr_decay_per_epoch": training.lr_decay_per_epoch ** (subset / full),
+        }
+    )
+
+
 @dataclass(frozen=True)
 class SubsetPlan:
-    """The trials of one subset size: which examples (`subset_seed`), and one random-label trial per seed."""
+    """One subset size as a trial batch: which examples (`subset_seed`), one random-label trial per
+    seed, and the training restated for the subset (subset_training)."""
 
     size: int
     subset_seed: int
     trials: list[TrialPlan]
+    training: TrainingSpec
 
 
 RANDOM_LABELS = Condition(kind=ConditionKind.RANDOM_LABELS)
 
 
-def plan_subset(spec: MemorizationSpec, size: int, audit_seed: int) -> SubsetPlan:
-    """What `_fit_subset` trains for `size`; a trial batch with this subset and these trials reproduces it."""
-    trials = [TrialPlan(RANDOM_LABELS, i, derive_seed(audit_seed, "memorization", size, i)) for i in range(spec.seeds)]
-    return SubsetPlan(size, derive_seed(audit_seed, "memorization-subset", size), trials)
+def plan_subset(spec: MemorizationSpec, size: int, audit_seed: int, train_examples: int) -> SubsetPlan:
+    """What `_fit_subset` trains for `size` out of `train_examples`; a trial batch with this subset,
+    trials and training reproduces it. The seeds do not depend on the size: that nests the subsets
+    and their labels."""
+    trials = [TrialPlan(RANDOM_LABELS, i, derive_seed(audit_seed, "memorization", i)) for i in range(spec.seeds)]
+    return SubsetPlan(size, derive_seed(audit_seed, "memorization-subset"), trials, subset_training(spec.training, size, train_examples))
 
 
 def _fit_subset(
@@ -140,9 +184,9 @@ def _fit_subset(
     device: torch.device,
     engine: EngineOptions,
 ) -> tuple[SubsetFit, str]:
-    """Train `spec.seeds` fresh networks on a random subset of `size` examples with random labels (one trial batch)."""
-    plan = plan_subset(spec, size, audit_seed)
-    results, strategy = run_trials(architecture, train_subset(dataset, size, plan.subset_seed), plan.trials, spec.training, device, engine=engine)
+    """Train `spec.seeds` fresh networks on `size` examples with random labels (one trial batch)."""
+    plan = plan_subset(spec, size, audit_seed, len(dataset.x_train))
+    results, strategy = run_trials(architecture, train_subset(dataset, size, plan.subset_seed), plan.trials, plan.training, device, engine=engine)
     return subset_fit(size, [r.outcome for r in results]), strategy
 
 

@@ -30,10 +30,12 @@ def corrupt_labels(y: np.ndarray, num_classes: int, probability: float, rng: np.
     """Each label independently, with `probability`, becomes a uniform draw over all K classes.
 
     The draw may equal the true class, so about p(K-1)/K of labels change. Not a class permutation:
-    a fixed relabelling is learnable and would not test memorisation.
+    a fixed relabelling is learnable and would not test memorisation. The new classes are drawn
+    first, so the random labels (p = 1) of the first m examples are the first m of those of all n:
+    the memorisation search's nested subsets keep their labels as they grow.
     """
-    replace = rng.random(len(y)) < probability
     drawn = rng.integers(0, num_classes, size=len(y))
+    replace = rng.random(len(y)) < probability
     return np.where(replace, drawn, y)
 
 

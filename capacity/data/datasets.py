@@ -63,14 +63,15 @@ def digits() -> Dataset:
 
 
 def train_subset(dataset: Dataset, size: int, seed: int) -> Dataset:
-    """The dataset with its train split cut to `size` examples drawn without replacement by `seed`.
+    """The dataset with its train split cut to the first `size` examples of the permutation `seed` draws.
 
-    Memorisation trials train on such subsets; the test split is kept whole. The draw is a pure
-    function of (train split length, size, seed), so every executor cuts the same subset.
+    Memorisation trials train on such subsets; the test split is kept whole. The subset is a pure
+    function of (train split length, size, seed), so every executor cuts the same one, and for one
+    seed a smaller size is a prefix of a larger one.
     """
     if not 1 <= size <= len(dataset.x_train):
         raise ValueError(f"a train subset needs 1 <= size <= {len(dataset.x_train)}, not {size}")
-    rows = np.random.default_rng(seed).choice(len(dataset.x_train), size, replace=False)
+    rows = np.random.default_rng(seed).permutation(len(dataset.x_train))[:size]
     return replace(dataset, name=f"{dataset.name}[{size} of train, seed {seed}]", x_train=dataset.x_train[rows], y_train=dataset.y_train[rows])
 
 

@@ -24,6 +24,7 @@ from effcap.capacity.engine.device import synchronize
 from effcap.capacity.engine.grouped import grouped_forward
 from effcap.capacity.engine.trainer import EVAL_BATCH, EpochRecord, TrialOutcome
 from effcap.capacity.models import ArchitectureSpec, build_model
+from effcap.capacity.seeding import data_order_seed
 from effcap.capacity.specs import TrainingSpec
 
 
@@ -97,7 +98,7 @@ def train_batched(
     base = build_model(architecture, device="meta")
     stack = _initial_stack(architecture, shared, trials, init_state, device)
     compute = stack_compute(stacking, architecture, base, device)
-    orders = [torch.Generator().manual_seed(t.seed) for t in trials]
+    orders = [torch.Generator().manual_seed(data_order_seed(t.seed)) for t in trials]
     active = list(range(len(trials)))
     outcomes = [TrialOutcome(0.0, 0.0, 0.0, False, 0, 0, 0.0, 0, 0.0) for _ in trials]
     n = stack.y_train.shape[1]

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from effcap.capacity.seeding import data_order_seed
 from effcap.capacity.specs import TrainingSpec
 
 EVAL_BATCH = 1024
@@ -84,10 +85,10 @@ def train_trial(
 ) -> TrialOutcome:
     """Train `model` in place on (x_train, y_train); stop at the first epoch that fits.
 
-    Data order comes from a generator seeded with `seed` on the CPU, so the same seed gives the
+    Data order comes from a CPU generator seeded from `seed` (its own stream), so the same seed gives the
     same batches on any device.
     """
-    order_rng = torch.Generator().manual_seed(seed)
+    order_rng = torch.Generator().manual_seed(data_order_seed(seed))
     optimizer = torch.optim.SGD(
         model.parameters(), lr=training.learning_rate, momentum=training.momentum, weight_decay=training.weight_decay
     )

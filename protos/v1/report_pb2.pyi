@@ -186,7 +186,7 @@ class SubsetFit(_message.Message):
     def __init__(self, size: _Optional[int] = ..., fitted_fraction: _Optional[float] = ..., train_accuracy: _Optional[_Union[Statistic, _Mapping]] = ..., steps_to_fit: _Optional[_Union[Statistic, _Mapping]] = ...) -> None: ...
 
 class MemorizationReport(_message.Message):
-    __slots__ = ("points", "largest_fitted_size", "reached_max_size", "capacity_bits", "bits_per_parameter", "parameter_count", "num_classes", "fit_threshold", "max_epochs", "engine_strategy")
+    __slots__ = ("points", "largest_fitted_size", "reached_max_size", "capacity_bits", "bits_per_parameter", "parameter_count", "num_classes", "fit_threshold", "max_epochs", "engine_strategy", "budget_steps")
     POINTS_FIELD_NUMBER: _ClassVar[int]
     LARGEST_FITTED_SIZE_FIELD_NUMBER: _ClassVar[int]
     REACHED_MAX_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -197,6 +197,7 @@ class MemorizationReport(_message.Message):
     FIT_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MAX_EPOCHS_FIELD_NUMBER: _ClassVar[int]
     ENGINE_STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_STEPS_FIELD_NUMBER: _ClassVar[int]
     points: _containers.RepeatedCompositeFieldContainer[SubsetFit]
     largest_fitted_size: int
     reached_max_size: bool
@@ -207,7 +208,8 @@ class MemorizationReport(_message.Message):
     fit_threshold: float
     max_epochs: int
     engine_strategy: str
-    def __init__(self, points: _Optional[_Iterable[_Union[SubsetFit, _Mapping]]] = ..., largest_fitted_size: _Optional[int] = ..., reached_max_size: _Optional[bool] = ..., capacity_bits: _Optional[float] = ..., bits_per_parameter: _Optional[float] = ..., parameter_count: _Optional[int] = ..., num_classes: _Optional[int] = ..., fit_threshold: _Optional[float] = ..., max_epochs: _Optional[int] = ..., engine_strategy: _Optional[str] = ...) -> None: ...
+    budget_steps: int
+    def __init__(self, points: _Optional[_Iterable[_Union[SubsetFit, _Mapping]]] = ..., largest_fitted_size: _Optional[int] = ..., reached_max_size: _Optional[bool] = ..., capacity_bits: _Optional[float] = ..., bits_per_parameter: _Optional[float] = ..., parameter_count: _Optional[int] = ..., num_classes: _Optional[int] = ..., fit_threshold: _Optional[float] = ..., max_epochs: _Optional[int] = ..., engine_strategy: _Optional[str] = ..., budget_steps: _Optional[int] = ...) -> None: ...
 
 class CapacityCard(_message.Message):
     __slots__ = ("random_labels_train_accuracy", "random_labels_test_accuracy", "random_labels_slowdown", "true_labels_test_accuracy", "chance_accuracy", "memorized_examples", "memorization_bits", "memorization_bits_per_parameter", "rademacher", "tightest_bound", "bounds_computed", "bounds_vacuous", "compressibility", "compression_ratio")

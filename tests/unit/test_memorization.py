@@ -1,10 +1,14 @@
 """Memorisation capacity on cases with known answers (Zhang et al. 2017, Theorem 1; Cover 1965)."""
 
+import itertools
+
 import numpy as np
+import pytest
 import torch
 
-from effcap.capacity.analyses.memorization import run_memorization
-from effcap.capacity.data.datasets import Dataset
+from effcap.capacity.analyses.memorization import budget_steps, geometric_grid, plan_subset, run_memorization, search_largest_fitting, subset_training
+from effcap.capacity.data.conditions import apply_condition
+from effcap.capacity.data.datasets import Dataset, digits, train_subset
 from effcap.capacity.models import build_model, count_parameters, parse_architecture
 from effcap.capacity.specs import MemorizationSpec, TrainingSpec
 
@@ -73,3 +77,61 @@ def test_search_brackets_the_capacity_of_a_linear_classifier():
     # at or below m* failed.
     assert all(fitted[m] for m in sizes if m <= result.largest_fitted_size)
     assert min(m for m in sizes if not fitted[m]) > result.largest_fitted_size
+
+
+@pytest.mark.parametrize("start, stop, factor", [(4, 100, 2.0), (1, 37, 1.5), (64, 1297, 2.0), (10, 10, 2.0)])
+def test_the_search_finds_every_capacity_a_monotone_fit_can_have(start, stop, factor):
+    """Brute force over the true m*: with enough bisection steps the search lands on it exactly,
+    probing only sizes on either side of it; with fewer it stays a lower bracket."""
+    grid = geometric_grid(start, stop, factor)
+    assert grid[0] == start and grid[-1] == stop and all(b > a for a, b in itertools.pairwise(grid))
+    for capacity in range(stop + 2):
+        for steps in (0, 2, 40):
+            tried = []
+
+            def fits(m, capacity=capacity, tried=tried):
+                tried.append(m)
+                return m <= capacity
+
+            found, reached = search_largest_fitting(fits, grid, steps)
+            assert reached == (capacity >= stop)
+            assert found <= capacity and all((m <= capacity) == (m <= found) for m in tried)
+            assert len(tried) == len(set(tried)) <= len(grid) + steps
+            if steps == 40 or reached:
+                assert found == min(capacity, stop)
+
+
+def test_every_subset_size_gets_the_whole_splits_steps_and_learning_rate_per_step():
+    training = TrainingSpec(learning_rate=0.1, lr_decay_per_epoch=0.9, batch_size=128, max_epochs=10)
+    assert budget_steps(training, 1297) == 110  # 11 steps per epoch of 1297 examples
+    for size in (2, 64, 128, 129, 500, 1297):
+        subset = subset_training(training, size, 1297)
+        per_epoch = -(-size // 128)
+        assert 110 <= subset.max_epochs * per_epoch < 110 + per_epoch
+        # After every 11 steps the learning rate has decayed by 0.9, as on the whole split.
+        for full_epoch in range(1, 4):
+            rate = training.learning_rate * subset.lr_decay_per_epoch ** (11 * full_epoch / per_epoch)
+            assert rate == pytest.approx(0.1 * 0.9**full_epoch)
+
+
+def test_larger_subsets_only_add_examples_and_keep_the_labels_drawn_for_the_smaller():
+    data = digits()
+    plan = plan_subset(MemorizationSpec(seeds=2), 64, audit_seed=3, train_examples=len(data.x_train))
+    assert plan_subset(MemorizationSpec(seeds=2), 256, audit_seed=3, train_examples=len(data.x_train)).trials == plan.trials
+    small, large = train_subset(data, 64, plan.subset_seed), train_subset(data, 256, plan.subset_seed)
+    assert (large.x_train[:64] == small.x_train).all()
+    labels = []
+    for trial in plan.trials:
+        labels_small = apply_condition(trial.condition, small, np.random.default_rng(trial.seed)).y_train
+        labels_large = apply_condition(trial.condition, large, np.random.default_rng(trial.seed)).y_train
+        assert (labels_large[:64] == labels_small).all()
+        labels.append(labels_small)
+    assert not (labels[0] == labels[1]).all()  # each seed its own labels
+
+
+def test_memorisation_defaults_to_a_constant_learning_rate_even_in_a_partial_training_spec():
+    assert MemorizationSpec().training.lr_decay_per_epoch == 1.0
+    assert MemorizationSpec.model_validate({"training": {"learning_rate": 0.1}}).training.lr_decay_per_epoch == 1.0
+    assert MemorizationSpec.model_validate({"training": {"lr_decay_per_epoch": 0.9}}).training.lr_decay_per_epoch == 0.9
+    with pytest.raises(ValueError, match="max_subset_size"):
+        MemorizationSpec(min_subset_size=500, max_subset_size=100)

@@ -94,16 +94,17 @@ def test_a_batch_can_start_every_trial_from_a_checkpoint_named_with_its_digest(t
 def test_a_memorisation_point_is_a_trial_batch_on_a_train_subset():
     spec = MemorizationSpec(min_subset_size=64, max_subset_size=64, bisection_steps=0, seeds=2, training=TRAINING)
     analysis = run_memorization(parse_architecture(ARCH), digits(), spec, audit_seed=7, device=torch.device("cpu"))
-    plan = plan_subset(spec, 64, audit_seed=7)
+    plan = plan_subset(spec, 64, audit_seed=7, train_examples=1297)
     batch = TrialBatch(
         architecture=ARCH,
         dataset=DatasetSource(builtin="digits"),
-        training=spec.training,
+        training=plan.training,
         trials=[PlannedTrial(condition=p.condition, seed_index=p.seed_index, seed=p.seed) for p in plan.trials],
         train_subset=TrainSubset(size=plan.size, seed=plan.subset_seed),
     )
     results, _ = run_trial_batch(TrialBatch.model_validate_json(batch.model_dump_json()), torch.device("cpu"))
-    assert [r.outcome.curve[0].step for r in results] == [1, 1]  # 64 examples: one step of 128 per epoch
+    # 64 examples: one step of 128 per epoch, for the 3 epochs' steps of the whole split (11 each).
+    assert [(r.outcome.curve[0].step, r.outcome.steps_run) for r in results] == [(1, 33), (1, 33)]
     assert subset_fit(64, [r.outcome for r in results]) == next(p for p in analysis.points if p.size == 64)
     assert all(0.7 < r.labels_changed_fraction < 1.0 for r in results)  # random labels: about 9 in 10 change
     too_large = batch.model_copy(update={"train_subset": TrainSubset(size=5000, seed=1)})
