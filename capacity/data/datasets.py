@@ -6,6 +6,7 @@ user fixing a dataset needs to know which array and what is wrong with it.
 
 from __future__ import annotations
 
+import math
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -97,22 +98,80 @@ def dataset_from_arrays(arrays: dict[str, np.ndarray], name: str, field: str = "
     return Dataset(name, x_train, y_train, x_test, y_test, num_classes)
 
 
+# The arrays a dataset file may hold; anything else in it is never read.
+DATASET_ARRAYS = ("x_train", "y_train", "x_test", "y_test", "num_classes")
+# Values across those arrays (x is held as float32: 4 GiB). Checked against the headers before any
+# array is read, so a small compressed file cannot inflate into the server's memory.
+MAX_DATASET_VALUES = 1 << 30
+# safetensors dtypes numpy holds; bfloat16 and float8 have no numpy type.
+SAFETENSORS_NUMPY_DTYPES = frozenset({"F16", "F32", "F64", "I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64", "BOOL"})
+
+
 def _read_arrays(path: Path, field: str) -> dict[str, np.ndarray]:
     with path.open("rb") as handle:
         magic = handle.read(4)
-    if magic.startswith(b"PK"):
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                return {key: npz[key] for key in npz.files}
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-            raise InputError(field, f"not a readable .npz of plain arrays (object arrays and pickles are refused): {exc}", reason="INVALID_DATASET") from None
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
+    return _read_npz(path, field) if magic.startswith(b"PK") else _read_safetensors(path, field)
+
+
+def _read_npz(path: Path, field: str) -> dict[str, np.ndarray]:
+    """The dataset's arrays from a .npz, sizes checked from the .npy headers before decompressing."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = {name.removesuffix(".npy"): name for name in archive.namelist()}
+            wanted = [key for key in DATASET_ARRAYS if key in members]
+            shapes = {}
+            for key in wanted:
+                with archive.open(members[key]) as member:
+                    shapes[key] = _npy_shape(member, f"{field}.{key}")
+            _check_total_values(shapes, field)
+            arrays = {}
+            for key in wanted:
+                with archive.open(members[key]) as member:
+                    arrays[key] = np.lib.format.read_array(member, allow_pickle=False)
+            return arrays
+    except InputError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, RuntimeError) as exc:
+        raise InputError(field, f"not a readable .npz of plain arrays (object arrays and pickles are refused): {exc}", reason="INVALID_DATASET") from None
+
+
+def _npy_shape(member, field: str) -> tuple[int, ...]:
+    """The shape an .npy member declares; object arrays (pickles) are refused here already."""
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+    else:
+        raise InputError(field, f".npy format version {version[0]}.{version[1]} is not supported; numpy.save writes 1.0", reason="INVALID_DATASET")
+    if dtype.hasobject:
+        raise InputError(field, "is an object array: pickles are refused; store plain numeric arrays", reason="INVALID_DATASET")
+    return tuple(shape)
+
+
+def _read_safetensors(path: Path, field: str) -> dict[str, np.ndarray]:
+    """The dataset's arrays from a safetensors file, dtypes and sizes checked from its header first."""
+    from safetensors import SafetensorError, safe_open
 
     try:
-        return load_file(str(path))
+        with safe_open(str(path), framework="numpy") as tensors:
+            wanted = [key for key in DATASET_ARRAYS if key in tensors.keys()]
+            for key in wanted:
+                dtype = tensors.get_slice(key).get_dtype()
+                if dtype not in SAFETENSORS_NUMPY_DTYPES:
+                    raise InputError(f"{field}.{key}", f"has dtype {dtype}, which numpy cannot hold; store float32, float16 or integers", reason="DATASET_DTYPE")
+            _check_total_values({key: tuple(tensors.get_slice(key).get_shape()) for key in wanted}, field)
+            return {key: tensors.get_tensor(key) for key in wanted}
     except (SafetensorError, OSError, ValueError) as exc:
+        if isinstance(exc, InputError):
+            raise
         raise InputError(field, f"neither .npz nor safetensors: {exc}", reason="INVALID_DATASET") from None
+
+
+def _check_total_values(shapes: dict[str, tuple[int, ...]], field: str) -> None:
+    total = sum(math.prod(shape) for shape in shapes.values())
+    if total > MAX_DATASET_VALUES:
+        raise InputError(field, f"declares {total:,} values in its arrays; the limit is {MAX_DATASET_VALUES:,}", reason="DATASET_TOO_LARGE")
 
 
 def _inputs(x: np.ndarray, field: str) -> np.ndarray:

@@ -1,9 +1,13 @@
 """Dataset loading and validation: every bad input names its array."""
 
 import pickle
+import struct
+import tracemalloc
+import zipfile
 
 import numpy as np
 import pytest
+import torch
 
 from effcap.capacity.data.datasets import builtin_dataset, load_dataset_file
 from effcap.capacity.errors import InputError
@@ -92,3 +96,47 @@ def test_builtin_digits_and_unknown_builtins():
     with pytest.raises(InputError) as info:
         builtin_dataset("imagenet")
     assert info.value.field == "dataset.builtin"
+
+
+def npy_header(shape, descr="<f4") -> bytes:
+    """A .npy 1.0 header declaring `shape`, padded as numpy pads it."""
+    text = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}"
+    text += " " * (63 - (len(text) + 10) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode()
+
+
+def test_members_a_dataset_does_not_use_are_never_decompressed(tmp_path):
+    """A 64 MiB array of zeros deflates to about 64 KiB: reading it would cost the server 64 MiB."""
+    path = write(tmp_path, **valid_arrays())
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive, archive.open("junk.npy", "w") as member:
+        member.write(npy_header((16 << 20,)))
+        for _ in range(64):
+            member.write(bytes(1 << 20))
+    assert path.stat().st_size < 1 << 20
+    tracemalloc.start()
+    data = load_dataset_file(path, "d")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(data.x_train) == 30 and peak < 8 << 20
+
+
+def test_an_array_declaring_too_many_values_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("x_train.npy", npy_header((1 << 31, 1)) + bytes(64))  # declares 8 GiB, holds 64 bytes
+        archive.writestr("y_train.npy", npy_header((4,), "<i8") + bytes(32))
+    with pytest.raises(InputError) as info:
+        load_dataset_file(path, "d", field="dataset")
+    assert (info.value.field, info.value.reason) == ("dataset", "DATASET_TOO_LARGE")
+    assert "2,147,483,652 values" in info.value.message
+
+
+def test_a_safetensors_dtype_numpy_cannot_hold_is_named(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "d.safetensors"
+    save_file({"x_train": torch.rand(6, 4).to(torch.bfloat16), "y_train": torch.arange(6) % 2}, str(path))
+    with pytest.raises(InputError) as info:
+        load_dataset_file(path, "d", field="dataset")
+    assert (info.value.field, info.value.reason) == ("dataset.x_train", "DATASET_DTYPE")
+    assert "BF16" in info.value.message
