@@ -19,6 +19,8 @@ from effcap.capacity.errors import InputError
 from effcap.capacity.models import ArchitectureSpec, build_model, parse_architecture
 
 ARCH_METADATA_KEY = "effcap.arch"
+# Floating dtypes accepted for weights (float8 formats are not: torch cannot even check them for NaN).
+WEIGHT_DTYPES = frozenset({torch.float32, torch.float64, torch.float16, torch.bfloat16})
 
 
 @dataclass(frozen=True)
@@ -60,16 +62,20 @@ def load_checkpoint(path: Path | str, architecture: dict[str, Any] | None = None
             state_dict = {name: handle.get_tensor(name) for name in expected}
     except SafetensorError as exc:
         raise InputError(field, f"not a readable safetensors file: {exc}", reason="INVALID_CHECKPOINT") from None
+    checked = {}
     for name, tensor in state_dict.items():
         if name in counters:
             if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
                 raise InputError(f"{field}.{name}", f"has dtype {tensor.dtype}; a counter is one integer", reason="CHECKPOINT_SPEC_MISMATCH")
+            checked[name] = tensor.long()
             continue
-        if not tensor.is_floating_point():
-            raise InputError(f"{field}.{name}", f"has dtype {tensor.dtype}; weights must be floating point", reason="CHECKPOINT_SPEC_MISMATCH")
-        if not torch.isfinite(tensor).all():
-            raise InputError(f"{field}.{name}", "contains NaN or infinite values", reason="CHECKPOINT_NOT_FINITE")
-    return Checkpoint(spec, {k: v.long() if k in counters else v.float() for k, v in state_dict.items()})
+        if tensor.dtype not in WEIGHT_DTYPES:
+            raise InputError(f"{field}.{name}", f"has dtype {tensor.dtype}; weights must be float32, float64, float16 or bfloat16", reason="CHECKPOINT_SPEC_MISMATCH")
+        # Checked after the cast: a float64 weight of 1e300 is finite but becomes inf in float32.
+        checked[name] = tensor.float()
+        if not torch.isfinite(checked[name]).all():
+            raise InputError(f"{field}.{name}", "contains NaN or infinite values, or values beyond float32's range (±3.4e38)", reason="CHECKPOINT_NOT_FINITE")
+    return Checkpoint(spec, checked)
 
 
 def _resolve_architecture(override: dict[str, Any] | None, metadata: dict[str, str], field: str) -> ArchitectureSpec:
@@ -91,9 +97,15 @@ def _resolve_architecture(override: dict[str, Any] | None, metadata: dict[str, s
 def _check_tensor_names(present: set[str], expected: set[str], field: str) -> None:
     missing, unexpected = sorted(expected - present), sorted(present - expected)
     if missing:
-        raise InputError(field, f"missing tensors {missing} required by the architecture", reason="CHECKPOINT_SPEC_MISMATCH")
+        raise InputError(field, f"missing {len(missing)} tensors required by the architecture: {_first_names(missing)}", reason="CHECKPOINT_SPEC_MISMATCH")
     if unexpected:
-        raise InputError(field, f"tensors {unexpected} are not part of the architecture", reason="CHECKPOINT_SPEC_MISMATCH")
+        raise InputError(field, f"{len(unexpected)} tensors are not part of the architecture: {_first_names(unexpected)}", reason="CHECKPOINT_SPEC_MISMATCH")
+
+
+def _first_names(names: list[str], shown: int = 8) -> str:
+    """A few names, not all: the message travels in a gRPC status, whose metadata is capped at 16 KiB."""
+    head = ", ".join(name[:100] for name in names[:shown])
+    return head + (f", and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def _describe(spec: ArchitectureSpec) -> str:

@@ -96,3 +96,27 @@ def test_batchnorm_counters_are_integers_kept_when_present_and_optional(tmp_path
     with pytest.raises(InputError, match="a counter is one integer") as info:
         load_checkpoint(tmp_path / "m.safetensors")
     assert info.value.field == "model.features.0.1.num_batches_tracked"
+
+
+def test_weights_beyond_float32_range_and_float8_weights_are_refused_by_name(tmp_path):
+    state = build_model(SPEC, seed=0).state_dict()
+    huge = {**state, "head.weight": state["head.weight"].double().fill_(1e300)}  # finite in float64, inf in float32
+    save_checkpoint(tmp_path / "huge.safetensors", SPEC, huge)
+    with pytest.raises(InputError) as info:
+        load_checkpoint(tmp_path / "huge.safetensors")
+    assert (info.value.field, info.value.reason) == ("model.head.weight", "CHECKPOINT_NOT_FINITE")
+    save_checkpoint(tmp_path / "fp8.safetensors", SPEC, {k: v.to(torch.float8_e4m3fn) for k, v in state.items()})
+    with pytest.raises(InputError) as info:
+        load_checkpoint(tmp_path / "fp8.safetensors")
+    assert info.value.reason == "CHECKPOINT_SPEC_MISMATCH" and "float8_e4m3fn" in info.value.message
+    save_checkpoint(tmp_path / "bf16.safetensors", SPEC, {k: v.to(torch.bfloat16) for k, v in state.items()})
+    assert load_checkpoint(tmp_path / "bf16.safetensors").state_dict["head.weight"].dtype == torch.float32
+
+
+def test_a_hundred_missing_tensors_are_counted_not_all_listed(tmp_path):
+    wide = MLPSpec(input_shape=(1, 8, 8), num_classes=10, hidden_sizes=(4,) * 64)
+    save_checkpoint(tmp_path / "m.safetensors", SPEC, build_model(SPEC).state_dict())
+    with pytest.raises(InputError) as info:
+        load_checkpoint(tmp_path / "m.safetensors", wide.model_dump(mode="json"))
+    assert "missing 124 tensors" in info.value.message and "and 116 more" in info.value.message
+    assert len(str(info.value)) < 2000
