@@ -63,6 +63,8 @@ def _randomization_dict(message: spec_pb2.RandomizationSpec) -> dict[str, Any]:
     if message.HasField("seeds_per_condition"):
         data["seeds_per_condition"] = message.seeds_per_condition
     if message.init != spec_pb2.INIT_MODE_UNSPECIFIED:
+        if message.init not in _INIT_TO_PROTO.values():
+            raise InputError("spec.randomization.init", f"{message.init} is not a known InitMode", reason="INVALID_SPEC")
         data["init"] = {v: k for k, v in _INIT_TO_PROTO.items()}[message.init]
     if message.HasField("training"):
         data["training"] = _set_fields(message.training)

@@ -25,6 +25,9 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 DEFAULT_WAIT_S = 60.0
 MAX_WAIT_S = 600.0
+# Names and request ids are echoed in error messages, which travel in 16 KiB of status metadata.
+MAX_NAME_LENGTH = 128
+MAX_REQUEST_ID_LENGTH = 128
 STREAM_POLL_S = 1.0
 
 
@@ -57,6 +60,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
 
     @handle_errors
     def CreateAudit(self, request, context):  # noqa: N802
+        if len(request.request_id) > MAX_REQUEST_ID_LENGTH:
+            raise invalid_argument("request_id", f"is {len(request.request_id)} characters; at most {MAX_REQUEST_ID_LENGTH} (a UUID is 36)", "INVALID_REQUEST_ID")
         request_hash = _request_hash(request)
         existing = self._existing_by_request_id(request, request_hash)
         if existing is not None:
@@ -163,7 +168,7 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):
     def WaitOperation(self, request, context):  # noqa: N802
         timeout = DEFAULT_WAIT_S
         if request.HasField("timeout"):
-            timeout = request.timeout.ToTimedelta().total_seconds()
+            timeout = request.timeout.seconds + request.timeout.nanos / 1e9  # ToTimedelta overflows past 10^9 days
             if not 0 <= timeout <= MAX_WAIT_S:
                 raise invalid_argument("timeout", f"must be between 0 and {MAX_WAIT_S:g} seconds", "INVALID_TIMEOUT")
         deadline = time.monotonic() + timeout
@@ -179,6 +184,8 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):
 
 def find_audit(store: AuditStore, name: str) -> AuditRecord:
     prefix = "audits/"
+    if len(name) > MAX_NAME_LENGTH:
+        raise invalid_argument("name", f"is {len(name)} characters; audit names are at most {MAX_NAME_LENGTH}", "INVALID_NAME")
     if not name.startswith(prefix) or len(name) == len(prefix):
         raise invalid_argument("name", f"must look like audits/{{id}}, got {name!r}", "INVALID_NAME")
     record = store.get(name[len(prefix) :])

@@ -14,7 +14,7 @@ from effcap.capacity.checkpoint import save_checkpoint
 from effcap.capacity.models import MLPSpec, build_model
 from effcap.clients.errors import EffcapError
 from effcap.clients.sdk import EffcapClient
-from effcap.protos.v1 import artifact_pb2, spec_pb2
+from effcap.protos.v1 import artifact_pb2, audit_pb2, spec_pb2
 
 from .conftest import digits_spec
 
@@ -83,6 +83,22 @@ def test_unknown_digests_are_not_found(client, demo_files):
     expect(lambda: create(client, model, spec_pb2.DatasetRef(builtin="imagenet")), "INVALID_ARGUMENT", "UNKNOWN_DATASET", "dataset.builtin")
     expect(lambda: client.get_audit("audits/nope"), "NOT_FOUND", "AUDIT_NOT_FOUND", "name")
     expect(lambda: client.get_audit("nope"), "INVALID_ARGUMENT", "INVALID_NAME", "name")
+
+
+def test_oversized_names_ids_timeouts_and_enums_get_field_errors_not_lost_statuses(client, demo_files):
+    """Names and request ids are echoed in errors, which must fit gRPC's 16 KiB of status metadata."""
+    from google.longrunning import operations_pb2
+    from google.protobuf import duration_pb2
+
+    model = client.upload(demo_files[0])
+    expect(lambda: client.get_audit("audits/" + "x" * 20_000), "INVALID_ARGUMENT", "INVALID_NAME", "name")
+    request = audit_pb2.CreateAuditRequest(model=model, dataset=spec_pb2.DatasetRef(builtin="digits"), spec=digits_spec("true", seeds=1, epochs=1), request_id="r" * 20_000)
+    expect(lambda: client._call(client.audits.CreateAudit, request), "INVALID_ARGUMENT", "INVALID_REQUEST_ID", "request_id")
+    wait = operations_pb2.WaitOperationRequest(name="audits/nope", timeout=duration_pb2.Duration(seconds=2**62))
+    expect(lambda: client._call(client.operations.WaitOperation, wait), "INVALID_ARGUMENT", "INVALID_TIMEOUT", "timeout")
+    spec = digits_spec("true", seeds=1, epochs=1)
+    spec.randomization.init = 7
+    expect(lambda: create(client, model, spec_pb2.DatasetRef(builtin="digits"), spec), "INVALID_ARGUMENT", "INVALID_SPEC", "spec.randomization.init")
 
 
 def upload_raw(client: EffcapClient, declared: artifact_pb2.Digest, payload: bytes):
