@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-artifact-bytes", type=int, default=4 << 30)
     serve.add_argument("--max-running-audits", type=int, default=1)
     serve.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    serve.add_argument("--max-long-calls", type=int, default=24, help="uploads, event streams and waits at once; more are refused with a retry hint")
+    serve.add_argument("--upload-idle-seconds", type=float, default=60.0, help="cancel an upload that sends nothing for this long")
     serve.add_argument("--ready-file", type=Path, help="write HOST:PORT here once listening")
     serve.set_defaults(handler=_serve)
 
@@ -190,6 +192,8 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
         max_artifact_bytes=args.max_artifact_bytes,
         max_running_audits=args.max_running_audits,
         device=args.device,
+        max_long_calls=args.max_long_calls,
+        upload_idle_s=args.upload_idle_seconds,
     )
     serve(config, ready_file=args.ready_file)
     return EXIT_OK

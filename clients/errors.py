@@ -10,11 +10,13 @@ from grpc_status import rpc_status
 class EffcapError(Exception):
     """A failed call or audit, with the server's reason and the offending field when there is one."""
 
-    def __init__(self, message: str, code: str = "UNKNOWN", reason: str = "", field: str = "") -> None:
+    def __init__(self, message: str, code: str = "UNKNOWN", reason: str = "", field: str = "", retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason
         self.field = field
+        # From google.rpc.RetryInfo: the server refused for now and says when to try again.
+        self.retry_after_s = retry_after_s
 
     @classmethod
     def from_rpc_error(cls, error: grpc.RpcError) -> EffcapError:
@@ -28,7 +30,7 @@ class EffcapError(Exception):
     @classmethod
     def from_status(cls, status: status_pb2.Status, code: str | None = None) -> EffcapError:
         code = code or grpc.StatusCode(next(c for c in grpc.StatusCode if c.value[0] == status.code)).name
-        reason, field = "", ""
+        reason, field, retry_after_s = "", "", None
         for detail in status.details:
             if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
                 info = error_details_pb2.ErrorInfo()
@@ -39,5 +41,9 @@ class EffcapError(Exception):
                 detail.Unpack(bad)
                 if bad.field_violations:
                     field = bad.field_violations[0].field
+            elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                retry = error_details_pb2.RetryInfo()
+                detail.Unpack(retry)
+                retry_after_s = retry.retry_delay.ToTimedelta().total_seconds()
         suffix = f" [{reason}]" if reason else ""
-        return cls(f"{code}: {status.message}{suffix}", code, reason, field)
+        return cls(f"{code}: {status.message}{suffix}", code, reason, field, retry_after_s)

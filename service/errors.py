@@ -11,10 +11,11 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -34,6 +35,7 @@ class ApiError(Exception):
         message: str,
         field: str | None = None,
         metadata: dict[str, str] | None = None,
+        retry_after_s: float | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -41,6 +43,8 @@ class ApiError(Exception):
         self.message = message
         self.field = field
         self.metadata = metadata or {}
+        # Set for transient refusals: sent as google.rpc.RetryInfo.
+        self.retry_after_s = retry_after_s
 
     def to_status(self) -> status_pb2.Status:
         details = [error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=self.metadata)]
@@ -50,6 +54,10 @@ class ApiError(Exception):
                     field_violations=[error_details_pb2.BadRequest.FieldViolation(field=self.field, description=self.message)]
                 )
             )
+        if self.retry_after_s is not None:
+            delay = duration_pb2.Duration()
+            delay.FromTimedelta(timedelta(seconds=self.retry_after_s))
+            details.append(error_details_pb2.RetryInfo(retry_delay=delay))
         packed = []
         for detail in details:
             holder = any_pb2.Any()

@@ -16,6 +16,7 @@ from google.protobuf import empty_pb2
 from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc
 from effcap.service.artifacts import ArtifactStore, check_digest
 from effcap.service.errors import ApiError, handle_errors, invalid_argument, not_found
+from effcap.service.limits import LongCallSlots, cancel_when_idle
 from effcap.service.runner import AuditJob, load_inputs
 from effcap.service.scheduler import Scheduler
 from effcap.service.store import AuditRecord, AuditStore, State
@@ -32,8 +33,10 @@ STREAM_POLL_S = 1.0
 
 
 class ArtifactServicer(artifact_pb2_grpc.ArtifactServiceServicer):
-    def __init__(self, artifacts: ArtifactStore) -> None:
+    def __init__(self, artifacts: ArtifactStore, long_calls: LongCallSlots, upload_idle_s: float) -> None:
         self._artifacts = artifacts
+        self._long_calls = long_calls
+        self._upload_idle_s = upload_idle_s
 
     @handle_errors
     def FindMissingArtifacts(self, request, context):  # noqa: N802 - gRPC method name
@@ -44,7 +47,8 @@ class ArtifactServicer(artifact_pb2_grpc.ArtifactServiceServicer):
 
     @handle_errors
     def UploadArtifact(self, request_iterator, context):  # noqa: N802
-        return self._artifacts.receive(request_iterator)
+        with self._long_calls.held("UploadArtifact"):
+            return self._artifacts.receive(cancel_when_idle(request_iterator, context, self._upload_idle_s))
 
     @handle_errors
     def GetArtifact(self, request, context):  # noqa: N802
@@ -53,10 +57,11 @@ class ArtifactServicer(artifact_pb2_grpc.ArtifactServiceServicer):
 
 
 class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
-    def __init__(self, store: AuditStore, artifacts: ArtifactStore, scheduler: Scheduler) -> None:
+    def __init__(self, store: AuditStore, artifacts: ArtifactStore, scheduler: Scheduler, long_calls: LongCallSlots) -> None:
         self._store = store
         self._artifacts = artifacts
         self._scheduler = scheduler
+        self._long_calls = long_calls
 
     @handle_errors
     def CreateAudit(self, request, context):  # noqa: N802
@@ -90,17 +95,18 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     def StreamAuditEvents(self, request, context):  # noqa: N802
         record = find_audit(self._store, request.name)
         sequence = request.after_sequence
-        while context.is_active():
-            events = self._store.events_after(record.id, sequence)
-            for event in events:
-                sequence = event.sequence
-                yield event
-            if events:
-                continue
-            record = self._store.get(record.id)
-            if record is None or (record.done and sequence >= record.last_sequence):
-                return
-            self._store.wait_for_change(STREAM_POLL_S)
+        with self._long_calls.held("StreamAuditEvents"):
+            while context.is_active():
+                events = self._store.events_after(record.id, sequence)
+                for event in events:
+                    sequence = event.sequence
+                    yield event
+                if events:
+                    continue
+                record = self._store.get(record.id)
+                if record is None or (record.done and sequence >= record.last_sequence):
+                    return
+                self._store.wait_for_change(STREAM_POLL_S)
 
     def _existing_by_request_id(self, request: audit_pb2.CreateAuditRequest, request_hash: str) -> AuditRecord | None:
         """AIP-155: a retried request returns the audit it created; a different one may not reuse the id."""
@@ -134,9 +140,10 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
 class OperationsServicer(operations_pb2_grpc.OperationsServicer):
     """google.longrunning.Operations over audits: the operation of an audit shares its name."""
 
-    def __init__(self, store: AuditStore, scheduler: Scheduler) -> None:
+    def __init__(self, store: AuditStore, scheduler: Scheduler, long_calls: LongCallSlots) -> None:
         self._store = store
         self._scheduler = scheduler
+        self._long_calls = long_calls
 
     @handle_errors
     def GetOperation(self, request, context):  # noqa: N802
@@ -173,12 +180,13 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):
                 raise invalid_argument("timeout", f"must be between 0 and {MAX_WAIT_S:g} seconds", "INVALID_TIMEOUT")
         deadline = time.monotonic() + timeout
         record = find_audit(self._store, request.name)
-        while not record.done and context.is_active():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            self._store.wait_for_change(min(remaining, STREAM_POLL_S))
-            record = find_audit(self._store, request.name)
+        with self._long_calls.held("WaitOperation"):
+            while not record.done and context.is_active():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._store.wait_for_change(min(remaining, STREAM_POLL_S))
+                record = find_audit(self._store, request.name)
         return operation_for(record)
 
 

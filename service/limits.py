@@ -1,0 +1,78 @@
+"""Keeping the server responsive: a cap on calls that last, and an idle deadline on uploads.
+
+The RPC thread pool is fixed, and an upload, an event stream or a WaitOperation holds one of its
+threads for as long as the client keeps the call open. Left uncapped, enough stalled clients take
+every thread and the server stops answering anything, health checks included. So these calls
+share a number of slots below the pool size (the rest stay free for short calls), a call that
+finds none free is refused with RESOURCE_EXHAUSTED and a RetryInfo, and an upload whose client
+stops sending is cancelled.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import grpc
+
+from effcap.service.errors import ApiError
+
+T = TypeVar("T")
+# Seconds a refused long call is told to wait before retrying.
+RETRY_AFTER_S = 5.0
+
+
+class LongCallSlots:
+    """At most `capacity` long calls at once; a call beyond that is refused at once, never queued."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._free = threading.BoundedSemaphore(capacity)
+
+    @contextmanager
+    def held(self, method: str) -> Iterator[None]:
+        if not self._free.acquire(blocking=False):
+            raise ApiError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "TOO_MANY_LONG_CALLS",
+                f"{method}: all {self.capacity} slots for uploads, event streams and waits are in use; retry shortly",
+                metadata={"limit": str(self.capacity)},
+                retry_after_s=RETRY_AFTER_S,
+            )
+        try:
+            yield
+        finally:
+            self._free.release()
+
+
+def cancel_when_idle(requests: Iterator[T], context: grpc.ServicerContext, idle_s: float) -> Iterator[T]:
+    """The client's messages; the call is cancelled once `idle_s` pass with none arriving.
+
+    A watchdog thread does the cancelling (the handler's thread is blocked waiting for the next
+    message); the blocked read then fails and the handler ends with DEADLINE_EXCEEDED in the log,
+    while the client sees CANCELLED.
+    """
+    last = time.monotonic()
+    done, fired = threading.Event(), threading.Event()
+
+    def watch() -> None:
+        while not done.wait(min(1.0, idle_s)):
+            if time.monotonic() - last > idle_s:
+                fired.set()
+                context.cancel()
+                return
+
+    threading.Thread(target=watch, name="effcap-upload-idle", daemon=True).start()
+    try:
+        for request in requests:
+            last = time.monotonic()
+            yield request
+    except grpc.RpcError:
+        if fired.is_set():
+            raise ApiError(grpc.StatusCode.DEADLINE_EXCEEDED, "UPLOAD_IDLE", f"no data for {idle_s:g} seconds; upload cancelled") from None
+        raise
+    finally:
+        done.set()
