@@ -83,12 +83,13 @@ class RandomizationSpec(BaseModel):
     init: Literal["reinit", "checkpoint"] = "reinit"
     training: TrainingSpec = Field(default_factory=TrainingSpec)
 
-    @model_validator(mode="after")
-    def _distinct_conditions(self) -> RandomizationSpec:
-        labels = [c.label for c in self.conditions]
+    @field_validator("conditions")
+    @classmethod
+    def _distinct_conditions(cls, conditions: list[Condition]) -> list[Condition]:
+        labels = [c.label for c in conditions]
         if len(set(labels)) != len(labels):
             raise ValueError(f"conditions must be distinct, got {labels}")
-        return self
+        return conditions
 
 
 # Every subset size gets the steps of max_epochs epochs of the whole train split (memorization.py);
@@ -133,7 +134,7 @@ class RademacherSpec(BaseModel):
     # Also train fresh networks to fit random signs (the global estimate); costs `draws` trainings.
     fit_signs: bool = True
     # Ball radii about the checkpoint, as fractions of its parameter norm.
-    relative_radii: list[Annotated[float, Field(gt=0)]] = Field(default_factory=lambda: [0.001, 0.01, 0.1, 1.0], min_length=1, max_length=32)
+    relative_radii: list[Annotated[float, Field(gt=0, le=1000)]] = Field(default_factory=lambda: [0.001, 0.01, 0.1, 1.0], min_length=1, max_length=32)
     ascent_steps: int = Field(50, ge=1, le=10_000)
     # Training examples used (the first ones of the train split).
     max_examples: int = Field(1000, ge=2, le=1_000_000)
@@ -154,7 +155,7 @@ class CompressibilitySpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     methods: list[CompressionMethod] = Field(
-        default_factory=lambda: ["magnitude_global", "magnitude_layerwise", "random", "prune_quantize", "quantization", "low_rank"], min_length=1
+        default_factory=lambda: ["magnitude_global", "magnitude_layerwise", "random", "prune_quantize", "quantization", "low_rank"], min_length=1, max_length=8
     )
     sparsities: list[Annotated[float, Field(ge=0, lt=1)]] = Field(
         default_factory=lambda: [0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999], min_length=2, max_length=64
@@ -162,10 +163,10 @@ class CompressibilitySpec(BaseModel):
     bisection_steps: int = Field(4, ge=0, le=20)
     # Accuracy loss accepted, as a fraction (0.01 = one point).
     tolerance: float = Field(0.01, ge=0, le=1)
-    quantization_bits: list[Annotated[int, Field(ge=2, le=16)]] = Field(default_factory=lambda: [8, 6, 4, 3, 2], min_length=1)
-    low_rank_energies: list[Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=lambda: [0.999, 0.99, 0.95, 0.9, 0.8, 0.5], min_length=1)
+    quantization_bits: list[Annotated[int, Field(ge=2, le=16)]] = Field(default_factory=lambda: [8, 6, 4, 3, 2], min_length=1, max_length=15)
+    low_rank_energies: list[Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=lambda: [0.999, 0.99, 0.95, 0.9, 0.8, 0.5], min_length=1, max_length=32)
     # Shares of each layer's full rank kept by low_rank_by_rank.
-    low_rank_rank_fractions: list[Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=lambda: [0.5, 0.25, 0.1, 0.05], min_length=1)
+    low_rank_rank_fractions: list[Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=lambda: [0.5, 0.25, 0.1, 0.05], min_length=1, max_length=32)
     # Per-layer sensitivity curves (one layer pruned at a time).
     sensitivity: bool = True
     max_eval_examples: int = Field(10_000, ge=10, le=10_000_000)

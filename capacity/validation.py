@@ -17,5 +17,15 @@ def validated(model_cls: type[ModelT], data: Any, field_prefix: str) -> ModelT:
         return model_cls.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        path = ".".join(str(part) for part in (field_prefix, *first["loc"]) if part != "")
-        raise InputError(path, first["msg"], reason="INVALID_SPEC") from None
+        raise InputError(field_path(field_prefix, first["loc"]), first["msg"], reason="INVALID_SPEC") from None
+
+
+def field_path(prefix: str, loc: tuple[int | str, ...]) -> str:
+    """pydantic's location as the API names fields: spec.randomization.conditions[0].corruption."""
+    path = prefix
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part != "":
+            path = f"{path}.{part}" if path else str(part)
+    return path

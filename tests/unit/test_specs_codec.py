@@ -35,7 +35,7 @@ def test_spec_roundtrips_through_proto():
         (spec_pb2.AuditSpec(randomization=spec_pb2.RandomizationSpec(seeds_per_condition=0)), "spec.randomization.seeds_per_condition"),
         (
             spec_pb2.AuditSpec(randomization=spec_pb2.RandomizationSpec(conditions=[spec_pb2.Condition(kind=spec_pb2.CONDITION_KIND_CORRUPT_LABELS, corruption=1.5)])),
-            "spec.randomization.conditions.0",
+            "spec.randomization.conditions[0]",
         ),
         (spec_pb2.AuditSpec(randomization=spec_pb2.RandomizationSpec(conditions=[spec_pb2.Condition()])), "spec.randomization.conditions[0].kind"),
     ],
@@ -47,8 +47,24 @@ def test_invalid_specs_name_the_field(message, field):
 
 
 def test_duplicate_conditions_are_refused():
-    with pytest.raises(InputError, match="distinct"):
+    with pytest.raises(InputError, match="distinct") as info:
         codec.audit_spec_from_proto(spec_pb2.AuditSpec(randomization=randomization_spec("true,true", None, None, None, None, None, None)))
+    assert info.value.field == "spec.randomization.conditions"
+
+
+@pytest.mark.parametrize(
+    "section, field",
+    [
+        (spec_pb2.AuditSpec(rademacher=spec_pb2.RademacherSpec(relative_radii=[0.1, float("inf")])), "spec.rademacher.relative_radii[1]"),
+        (spec_pb2.AuditSpec(compressibility=spec_pb2.CompressibilitySpec(quantization_bits=[8] * 100)), "spec.compressibility.quantization_bits"),
+        (spec_pb2.AuditSpec(compressibility=spec_pb2.CompressibilitySpec(low_rank_energies=[0.5] * 100)), "spec.compressibility.low_rank_energies"),
+        (spec_pb2.AuditSpec(memorization=spec_pb2.MemorizationSpec(min_subset_size=500, max_subset_size=100)), "spec.memorization"),
+    ],
+)
+def test_unbounded_lists_infinite_radii_and_crossed_sizes_are_refused(section, field):
+    with pytest.raises(InputError) as info:
+        codec.audit_spec_from_proto(section)
+    assert info.value.field == field
 
 
 @pytest.mark.parametrize(
