@@ -68,19 +68,24 @@ class Scheduler:
             worker.process.join(timeout=10)
 
     def cancel(self, audit_id: str) -> bool:
-        """Cancel a queued or running audit; False if it had already ended."""
-        with self._lock:
-            worker = self._running.get(audit_id)
-            if worker is not None:
-                worker.cancelled.set()
+        """Cancel a queued or running audit; False if it had already ended.
+
+        The store is marked first and the worker looked up after: a worker registered later sees the
+        mark itself (`_launch`), so none can start unnoticed between the two.
+        """
         cancelled = self._store.finish(
             audit_id,
             State.AUDIT_STATE_CANCELLED,
             error=status_pb2.Status(code=code_pb2.CANCELLED, message="cancelled by a client"),
             message="cancelled",
         )
-        if worker is not None:
-            worker.process.terminate()
+        if cancelled:
+            with self._lock:
+                worker = self._running.get(audit_id)
+                if worker is not None:
+                    worker.cancelled.set()
+            if worker is not None:
+                worker.process.terminate()
         return cancelled
 
     def running_pids(self) -> dict[str, int | None]:
@@ -115,6 +120,10 @@ class Scheduler:
         worker = _Running(process, parent_end)
         with self._lock:
             self._running[record.id] = worker
+        current = self._store.get(record.id)
+        if current is None or current.done:  # cancelled (or deleted) while the worker was starting
+            worker.cancelled.set()
+            process.terminate()
         self._store.append_event(record.id, self._progress(record.name, "worker started", 0, 0, 0.0), message=f"attempt {record.attempts} started")
         threading.Thread(target=self._monitor, args=(record, worker), name=f"effcap-monitor-{record.id}", daemon=True).start()
 

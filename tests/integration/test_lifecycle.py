@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 
@@ -10,8 +11,11 @@ import pytest
 from effcap.clients.errors import EffcapError
 from effcap.clients.sdk import EffcapClient
 from effcap.clients.spec_args import randomization_spec
-from effcap.protos.v1 import audit_pb2, spec_pb2
+from effcap.protos.v1 import artifact_pb2, audit_pb2, spec_pb2
+from effcap.service.artifacts import ArtifactStore
 from effcap.service.runner import AuditJob, run_audit
+from effcap.service.scheduler import Scheduler
+from effcap.service.store import AuditStore
 
 from .conftest import ServerProcess, digits_spec, wait_for
 from .test_full_audit import CollectingSink, without_timings
@@ -76,3 +80,22 @@ def test_an_audit_survives_a_server_restart_with_the_same_report(tmp_path, demo_
     assert any("attempt 2 started" in m for m in messages)
     job = AuditJob(audit=operation.name, model_path=model_path, model_digest=model, dataset=spec_pb2.DatasetRef(builtin="digits"), dataset_path=None, spec=spec)
     assert without_timings(report) == without_timings(run_audit(job, CollectingSink()))
+
+
+def test_a_cancel_between_claim_and_worker_start_still_stops_the_worker(tmp_path, demo_files):
+    """The scheduler claims an audit (RUNNING) before its worker exists; a cancel landing in that
+    window finds no worker to stop, so the worker must notice the cancel when it registers."""
+    store = AuditStore(tmp_path / "effcap.sqlite3")
+    artifacts = ArtifactStore(tmp_path / "artifacts", store, 1 << 30)
+    scheduler = Scheduler(store, artifacts)
+    payload = demo_files[0].read_bytes()
+    digest = artifact_pb2.Digest(sha256=hashlib.sha256(payload).hexdigest(), size_bytes=len(payload))
+    artifacts.receive(iter([artifact_pb2.UploadArtifactRequest(header=artifact_pb2.UploadHeader(digest=digest)), artifact_pb2.UploadArtifactRequest(chunk=payload)]))
+    request = audit_pb2.CreateAuditRequest(model=digest, dataset=spec_pb2.DatasetRef(builtin="digits"), spec=ENDLESS)  # runs until stopped
+    record, _ = store.create_audit(request, "hash")
+    claimed = store.claim_next_queued()  # the scheduler's loop, stopped between its two steps
+    assert claimed.id == record.id and scheduler.cancel(record.id)
+    scheduler._launch(claimed)
+    wait_for(lambda: not scheduler.running_pids(), timeout=60)
+    assert store.get(record.id).state == audit_pb2.AUDIT_STATE_CANCELLED
+    store.close()
