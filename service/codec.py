@@ -16,6 +16,7 @@ from effcap.capacity.analyses.memorization import MemorizationResult
 from effcap.capacity.analyses.rademacher import LOWER_ESTIMATE_NOTE, RademacherResult, RadiusEstimate
 from effcap.capacity.analyses.randomization import ConditionSummary, RandomizationResult, Statistic
 from effcap.capacity.analyses.trial_batch import TrialResult
+from effcap.capacity.engine.trainer import EpochRecord
 from effcap.capacity.errors import InputError
 from effcap.capacity.measures.bounds import Bound
 from effcap.capacity.measures.rademacher import CONFIDENCE, Estimate
@@ -176,16 +177,36 @@ def dict_to_struct(data: dict[str, Any]) -> struct_pb2.Struct:
 
 # ---- results: library -> proto ------------------------------------------------------------------
 
+# Learning-curve points a whole report may carry (about 25 bytes each): a report must fit a gRPC
+# message (8 MiB by default), and 64 conditions x 64 seeds x 100 epochs would take 10 MiB.
+REPORT_CURVE_POINTS = 50_000
+# Per trial, in a report and in a trial_finished event; never fewer than MIN_CURVE_POINTS.
+MAX_CURVE_POINTS = 1_000
+MIN_CURVE_POINTS = 16
+
+
 def randomization_to_proto(result: RandomizationResult) -> report_pb2.RandomizationReport:
     training = result.spec.training
+    trials = sum(len(c.trials) for c in result.conditions)
+    per_trial = max(MIN_CURVE_POINTS, min(MAX_CURVE_POINTS, REPORT_CURVE_POINTS // max(trials, 1)))
     return report_pb2.RandomizationReport(
         fit_threshold=training.fit_threshold,
         max_epochs=training.max_epochs,
         steps_per_epoch=result.steps_per_epoch,
         test_labels_clean=True,
-        conditions=[_condition_summary_to_proto(c) for c in result.conditions],
+        conditions=[_condition_summary_to_proto(c, per_trial) for c in result.conditions],
         engine_strategy=result.engine_strategy,
+        curve_points_per_trial=per_trial,
     )
+
+
+def thin_curve(curve: list[EpochRecord], points: int) -> list[EpochRecord]:
+    """At most `points` of a learning curve: the first, the last and evenly spaced ones between
+    (the last is the fitting epoch when the trial fitted, since training stops there)."""
+    if len(curve) <= points:
+        return curve
+    keep = sorted({round(i * (len(curve) - 1) / (points - 1)) for i in range(points)})
+    return [curve[i] for i in keep]
 
 
 def memorization_to_proto(result: MemorizationResult) -> report_pb2.MemorizationReport:
@@ -279,7 +300,7 @@ def rademacher_to_proto(result: RademacherResult) -> report_pb2.RademacherReport
     return message
 
 
-def trial_to_proto(trial: TrialResult) -> report_pb2.TrialResult:
+def trial_to_proto(trial: TrialResult, curve_points: int = MAX_CURVE_POINTS) -> report_pb2.TrialResult:
     o = trial.outcome
     return report_pb2.TrialResult(
         condition=condition_to_proto(trial.plan.condition),
@@ -295,7 +316,7 @@ def trial_to_proto(trial: TrialResult) -> report_pb2.TrialResult:
         steps_run=o.steps_run,
         seconds_run=o.seconds_run,
         labels_changed_fraction=trial.labels_changed_fraction,
-        curve=[report_pb2.CurvePoint(step=p.step, epoch=p.epoch, train_loss=p.train_loss, train_accuracy=p.train_accuracy) for p in o.curve],
+        curve=[report_pb2.CurvePoint(step=p.step, epoch=p.epoch, train_loss=p.train_loss, train_accuracy=p.train_accuracy) for p in thin_curve(o.curve, curve_points)],
     )
 
 
@@ -303,11 +324,11 @@ def _statistic(s: Statistic) -> report_pb2.Statistic:
     return report_pb2.Statistic(mean=s.mean, std=s.std, count=s.count)
 
 
-def _condition_summary_to_proto(c: ConditionSummary) -> report_pb2.ConditionResult:
+def _condition_summary_to_proto(c: ConditionSummary, curve_points: int) -> report_pb2.ConditionResult:
     message = report_pb2.ConditionResult(
         condition=condition_to_proto(c.condition),
         label=c.condition.label,
-        trials=[trial_to_proto(t) for t in c.trials],
+        trials=[trial_to_proto(t, curve_points) for t in c.trials],
         train_accuracy=_statistic(c.train_accuracy),
         test_accuracy=_statistic(c.test_accuracy),
         steps_to_fit=_statistic(c.steps_to_fit),

@@ -30,6 +30,8 @@ MAX_WAIT_S = 600.0
 MAX_NAME_LENGTH = 128
 MAX_REQUEST_ID_LENGTH = 128
 STREAM_POLL_S = 1.0
+# ListOperations responses stop short of this (the default message limit is 8 MiB).
+LIST_RESPONSE_BYTES = 4 << 20
 
 
 class ArtifactServicer(artifact_pb2_grpc.ArtifactServiceServicer):
@@ -154,7 +156,8 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):
         if request.filter:
             raise invalid_argument("filter", "filters are not supported; leave it empty", "UNSUPPORTED_FILTER")
         records, token = list_page(self._store, request.page_size, request.page_token)
-        return operations_pb2.ListOperationsResponse(operations=[operation_for(r) for r in records], next_page_token=token)
+        operations, token = operations_within(records, token, LIST_RESPONSE_BYTES)
+        return operations_pb2.ListOperationsResponse(operations=operations, next_page_token=token)
 
     @handle_errors
     def CancelOperation(self, request, context):  # noqa: N802
@@ -212,6 +215,20 @@ def operation_for(record: AuditRecord) -> operations_pb2.Operation:
     return operation
 
 
+def operations_within(records: list[AuditRecord], token: str, budget_bytes: int) -> tuple[list[operations_pb2.Operation], str]:
+    """The page's operations (each carries its whole report) up to `budget_bytes`, always at least
+    one; a page cut short ends with a token to the rest."""
+    operations: list[operations_pb2.Operation] = []
+    size = 0
+    for index, record in enumerate(records):
+        operation = operation_for(record)
+        size += operation.ByteSize()
+        if operations and size > budget_bytes:
+            return operations, _token_after(records[index - 1])
+        operations.append(operation)
+    return operations, token
+
+
 def list_page(store: AuditStore, page_size: int, page_token: str) -> tuple[list[AuditRecord], str]:
     if page_size < 0:
         raise invalid_argument("page_size", "must not be negative", "INVALID_PAGE_SIZE")
@@ -224,11 +241,11 @@ def list_page(store: AuditStore, page_size: int, page_token: str) -> tuple[list[
         except (ValueError, TypeError):
             raise invalid_argument("page_token", "is not a token this server issued", "INVALID_PAGE_TOKEN") from None
     records = store.list(size, after)
-    token = ""
-    if len(records) == size:
-        last = records[-1]
-        token = base64.urlsafe_b64encode(json.dumps([last.create_time, last.id]).encode()).decode()
-    return records, token
+    return records, _token_after(records[-1]) if len(records) == size else ""
+
+
+def _token_after(record: AuditRecord) -> str:
+    return base64.urlsafe_b64encode(json.dumps([record.create_time, record.id]).encode()).decode()
 
 
 def _request_hash(request: audit_pb2.CreateAuditRequest) -> str:

@@ -158,20 +158,22 @@ class ConditionResult(_message.Message):
     def __init__(self, condition: _Optional[_Union[_spec_pb2.Condition, _Mapping]] = ..., label: _Optional[str] = ..., trials: _Optional[_Iterable[_Union[TrialResult, _Mapping]]] = ..., train_accuracy: _Optional[_Union[Statistic, _Mapping]] = ..., test_accuracy: _Optional[_Union[Statistic, _Mapping]] = ..., steps_to_fit: _Optional[_Union[Statistic, _Mapping]] = ..., seconds_to_fit: _Optional[_Union[Statistic, _Mapping]] = ..., fitted_fraction: _Optional[float] = ..., slowdown_vs_true: _Optional[float] = ..., generalization_gap: _Optional[float] = ...) -> None: ...
 
 class RandomizationReport(_message.Message):
-    __slots__ = ("fit_threshold", "max_epochs", "steps_per_epoch", "test_labels_clean", "conditions", "engine_strategy")
+    __slots__ = ("fit_threshold", "max_epochs", "steps_per_epoch", "test_labels_clean", "conditions", "engine_strategy", "curve_points_per_trial")
     FIT_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MAX_EPOCHS_FIELD_NUMBER: _ClassVar[int]
     STEPS_PER_EPOCH_FIELD_NUMBER: _ClassVar[int]
     TEST_LABELS_CLEAN_FIELD_NUMBER: _ClassVar[int]
     CONDITIONS_FIELD_NUMBER: _ClassVar[int]
     ENGINE_STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    CURVE_POINTS_PER_TRIAL_FIELD_NUMBER: _ClassVar[int]
     fit_threshold: float
     max_epochs: int
     steps_per_epoch: int
     test_labels_clean: bool
     conditions: _containers.RepeatedCompositeFieldContainer[ConditionResult]
     engine_strategy: str
-    def __init__(self, fit_threshold: _Optional[float] = ..., max_epochs: _Optional[int] = ..., steps_per_epoch: _Optional[int] = ..., test_labels_clean: _Optional[bool] = ..., conditions: _Optional[_Iterable[_Union[ConditionResult, _Mapping]]] = ..., engine_strategy: _Optional[str] = ...) -> None: ...
+    curve_points_per_trial: int
+    def __init__(self, fit_threshold: _Optional[float] = ..., max_epochs: _Optional[int] = ..., steps_per_epoch: _Optional[int] = ..., test_labels_clean: _Optional[bool] = ..., conditions: _Optional[_Iterable[_Union[ConditionResult, _Mapping]]] = ..., engine_strategy: _Optional[str] = ..., curve_points_per_trial: _Optional[int] = ...) -> None: ...
 
 class SubsetFit(_message.Message):
     __slots__ = ("size", "fitted_fraction", "train_accuracy", "steps_to_fit")

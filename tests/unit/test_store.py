@@ -68,3 +68,28 @@ def test_pages_cover_every_audit_once(tmp_path):
             break
         after = (page[-1].create_time, page[-1].id)
     assert sorted(seen) == sorted(ids) and len(seen) == 7
+
+
+def test_operation_pages_stop_short_of_their_byte_budget_and_still_cover_every_audit(tmp_path):
+    from effcap.service.servicers import list_page, operations_within
+
+    store = AuditStore(tmp_path / "s.sqlite3")
+    ids = []
+    for _ in range(6):
+        record, _ = store.create_audit(request(), "h")
+        store.claim_next_queued()
+        store.finish(record.id, State.AUDIT_STATE_SUCCEEDED, report=report_pb2.AuditReport(audit=record.name, warnings=["x" * 100_000]))
+        ids.append(record.id)
+    seen, token, pages = [], "", 0
+    while True:
+        records, token = list_page(store, 100, token)
+        operations, token = operations_within(records, token, budget_bytes=250_000)
+        assert 1 <= len(operations) <= 2 and sum(o.ByteSize() for o in operations) <= 250_000
+        seen += [o.name.removeprefix("audits/") for o in operations]
+        pages += 1
+        if not token:
+            break
+    assert seen == ids and pages == 3
+    # A single operation larger than the budget still comes back alone rather than never.
+    records, _ = list_page(store, 100, "")
+    assert len(operations_within(records, "", budget_bytes=10)[0]) == 1
