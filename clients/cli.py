@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     serve.add_argument("--max-long-calls", type=int, default=24, help="uploads, event streams and waits at once; more are refused with a retry hint")
     serve.add_argument("--upload-idle-seconds", type=float, default=60.0, help="cancel an upload that sends nothing for this long")
+    serve.add_argument("--max-training-examples", type=int, default=10**10, help="refuse audits that would train on more examples than this")
+    serve.add_argument("--max-parameters", type=int, default=500_000_000, help="refuse models with more parameters than this")
     serve.add_argument("--ready-file", type=Path, help="write HOST:PORT here once listening")
     serve.set_defaults(handler=_serve)
 
@@ -182,6 +184,7 @@ def _spec_from_args(args: argparse.Namespace):
 
 
 def _serve(args: argparse.Namespace, console: Console) -> int:
+    from effcap.service.limits import AuditLimits
     from effcap.service.server import ServerConfig, serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -194,6 +197,7 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
         device=args.device,
         max_long_calls=args.max_long_calls,
         upload_idle_s=args.upload_idle_seconds,
+        audit_limits=AuditLimits(max_training_examples=args.max_training_examples, max_parameters=args.max_parameters),
     )
     serve(config, ready_file=args.ready_file)
     return EXIT_OK

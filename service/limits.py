@@ -1,11 +1,13 @@
-"""Keeping the server responsive: a cap on calls that last, and an idle deadline on uploads.
+"""Keeping the server responsive: audits it can finish, a cap on calls that last, idle uploads cancelled.
 
 The RPC thread pool is fixed, and an upload, an event stream or a WaitOperation holds one of its
 threads for as long as the client keeps the call open. Left uncapped, enough stalled clients take
 every thread and the server stops answering anything, health checks included. So these calls
 share a number of slots below the pool size (the rest stay free for short calls), a call that
 finds none free is refused with RESOURCE_EXHAUSTED and a RetryInfo, and an upload whose client
-stops sending is cancelled.
+stops sending is cancelled. Audits are admitted only when their model and their training (counted
+up front, capacity/cost.py) are within the server's limits, so one request cannot hold the worker
+for years.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TypeVar
 
 import grpc
 
+from effcap.capacity.cost import training_examples
+from effcap.capacity.specs import AuditSpec
 from effcap.service.errors import ApiError
 
 T = TypeVar("T")
@@ -76,3 +81,35 @@ def cancel_when_idle(requests: Iterator[T], context: grpc.ServicerContext, idle_
         raise
     finally:
         done.set()
+
+
+@dataclass(frozen=True)
+class AuditLimits:
+    # Upper bound of training examples processed by one audit (cost.training_examples); 10^10 is
+    # 30 times a paper-sized CIFAR randomization test (7 conditions x 5 seeds x 200 epochs x 50k).
+    max_training_examples: int = 10**10
+    max_parameters: int = 500_000_000
+
+
+def check_audit_size(spec: AuditSpec, train_examples: int, parameters: int, limits: AuditLimits) -> None:
+    """RESOURCE_EXHAUSTED naming the field to shrink when an audit exceeds the server's limits."""
+    if parameters > limits.max_parameters:
+        raise ApiError(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "MODEL_TOO_LARGE",
+            f"model: {parameters:,} parameters; this server audits at most {limits.max_parameters:,}",
+            field="model",
+            metadata={"limit": str(limits.max_parameters)},
+        )
+    cost = training_examples(spec, train_examples)
+    total = sum(cost.values())
+    if total > limits.max_training_examples:
+        largest = max(cost, key=cost.__getitem__)
+        raise ApiError(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "AUDIT_TOO_LARGE",
+            f"spec.{largest}: the audit would train on up to {total:,} examples ({largest}: {cost[largest]:,}); this server's "
+            f"limit is {limits.max_training_examples:,}. Fewer conditions, seeds or epochs bring it down",
+            field=f"spec.{largest}",
+            metadata={"limit": str(limits.max_training_examples), "requested": str(total)},
+        )

@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha import reflection
 
 from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc
 from effcap.service.artifacts import ArtifactStore
-from effcap.service.limits import LongCallSlots
+from effcap.service.limits import AuditLimits, LongCallSlots
 from effcap.service.scheduler import Scheduler
 from effcap.service.servicers import ArtifactServicer, AuditServicer, OperationsServicer
 from effcap.service.store import AuditStore
@@ -49,6 +49,7 @@ class ServerConfig:
     max_long_calls: int = 24
     # An upload with no data for this long is cancelled.
     upload_idle_s: float = 60.0
+    audit_limits: AuditLimits = AuditLimits()
 
 
 class EffcapServer:
@@ -73,7 +74,7 @@ class EffcapServer:
         )
         long_calls = LongCallSlots(min(config.max_long_calls, config.rpc_threads - 1))
         artifact_pb2_grpc.add_ArtifactServiceServicer_to_server(ArtifactServicer(self.artifacts, long_calls, config.upload_idle_s), self._server)
-        audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.store, self.artifacts, self.scheduler, long_calls), self._server)
+        audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.store, self.artifacts, self.scheduler, long_calls, config.audit_limits), self._server)
         operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(self.store, self.scheduler, long_calls), self._server)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)

@@ -16,7 +16,7 @@ from google.protobuf import empty_pb2
 from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc
 from effcap.service.artifacts import ArtifactStore, check_digest
 from effcap.service.errors import ApiError, handle_errors, invalid_argument, not_found
-from effcap.service.limits import LongCallSlots, cancel_when_idle
+from effcap.service.limits import AuditLimits, LongCallSlots, cancel_when_idle, check_audit_size
 from effcap.service.runner import AuditJob, load_inputs
 from effcap.service.scheduler import Scheduler
 from effcap.service.store import AuditRecord, AuditStore, State
@@ -59,11 +59,12 @@ class ArtifactServicer(artifact_pb2_grpc.ArtifactServiceServicer):
 
 
 class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
-    def __init__(self, store: AuditStore, artifacts: ArtifactStore, scheduler: Scheduler, long_calls: LongCallSlots) -> None:
+    def __init__(self, store: AuditStore, artifacts: ArtifactStore, scheduler: Scheduler, long_calls: LongCallSlots, limits: AuditLimits) -> None:
         self._store = store
         self._artifacts = artifacts
         self._scheduler = scheduler
         self._long_calls = long_calls
+        self._limits = limits
 
     @handle_errors
     def CreateAudit(self, request, context):  # noqa: N802
@@ -77,7 +78,9 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             cached = self._store.find_succeeded(request_hash)
             if cached is not None:  # identical inputs, spec and version: the same report, at once
                 return operation_for(cached)
-        load_inputs(self._job_for_validation(request))  # InputError -> INVALID_ARGUMENT naming the field
+        inputs = load_inputs(self._job_for_validation(request))  # InputError -> INVALID_ARGUMENT naming the field
+        parameters = sum(t.numel() for t in inputs.checkpoint.state_dict.values() if t.is_floating_point())
+        check_audit_size(inputs.spec, len(inputs.dataset.x_train), parameters, self._limits)
         record, created = self._store.create_audit(request, request_hash)
         if not created and record.request_hash != request_hash:
             raise _request_id_reused(request.request_id)

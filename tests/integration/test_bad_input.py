@@ -101,6 +101,13 @@ def test_oversized_names_ids_timeouts_and_enums_get_field_errors_not_lost_status
     expect(lambda: create(client, model, spec_pb2.DatasetRef(builtin="digits"), spec), "INVALID_ARGUMENT", "INVALID_SPEC", "spec.randomization.init")
 
 
+def test_an_audit_beyond_the_servers_training_budget_is_refused_up_front(client, demo_files):
+    model = client.upload(demo_files[0])
+    huge = digits_spec("true,random,gaussian", seeds=64, epochs=100_000)  # 3 x 64 x 100k epochs of 1,297 examples
+    error = expect(lambda: create(client, model, spec_pb2.DatasetRef(builtin="digits"), huge), "RESOURCE_EXHAUSTED", "AUDIT_TOO_LARGE", "spec.randomization")
+    assert "24,902,400,000" in str(error)
+
+
 def upload_raw(client: EffcapClient, declared: artifact_pb2.Digest, payload: bytes):
     def requests():
         yield artifact_pb2.UploadArtifactRequest(header=artifact_pb2.UploadHeader(digest=declared))

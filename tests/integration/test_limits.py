@@ -11,14 +11,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from effcap.clients.errors import EffcapError
 from effcap.clients.sdk import EffcapClient
-from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc
+from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, spec_pb2
 
-from .conftest import ServerProcess
+from .conftest import ServerProcess, digits_spec
 
 
 @pytest.fixture
 def small_server(tmp_path):
-    running = ServerProcess(tmp_path / "server", "--max-long-calls", "2", "--upload-idle-seconds", "2").start()
+    running = ServerProcess(tmp_path / "server", "--max-long-calls", "2", "--upload-idle-seconds", "2", "--max-parameters", "100000").start()
     yield running
     running.stop()
 
@@ -64,3 +64,12 @@ def test_stalled_uploads_neither_starve_other_calls_nor_hold_their_slots(small_s
         assert client.upload(demo_files[0]).size_bytes > 0
     assert not list((small_server.data_dir / "artifacts" / "incoming").glob("*"))  # partial files removed
     assert "Traceback" not in small_server.log()
+
+
+def test_a_model_beyond_the_servers_parameter_limit_is_refused(small_server, demo_files):
+    with EffcapClient(small_server.address) as client:
+        model = client.upload(demo_files[0])  # the demo's MLP: 301,066 parameters
+        with pytest.raises(EffcapError) as info:
+            client.create_audit(model, spec_pb2.DatasetRef(builtin="digits"), digits_spec("true", seeds=1, epochs=1))
+    assert (info.value.code, info.value.reason, info.value.field) == ("RESOURCE_EXHAUSTED", "MODEL_TOO_LARGE", "model")
+    assert "301,066 parameters" in str(info.value)
