@@ -8,6 +8,7 @@ from pathlib import Path
 
 from google.protobuf import struct_pb2
 
+from effcap.clients.errors import EffcapError
 from effcap.protos.v1 import artifact_pb2, spec_pb2
 
 _CORRUPT = re.compile(r"^corrupt[(:=]\s*([0-9.eE+-]+)\s*\)?$")
@@ -45,8 +46,17 @@ def dataset_ref(data: str, artifact_digest: artifact_pb2.Digest | None = None) -
 
 
 def architecture_struct(path: Path) -> struct_pb2.Struct:
+    """The --arch file: a JSON object such as {"family": "mlp", "hidden_sizes": [512, 512], ...}."""
+    try:
+        value = json.loads(path.read_text())
+    except OSError as error:
+        raise EffcapError(f"--arch: cannot read {path}: {error.strerror}", "INVALID_ARGUMENT") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise EffcapError(f"--arch: {path} is not JSON: {error}", "INVALID_ARGUMENT") from None
+    if not isinstance(value, dict):
+        raise EffcapError(f"--arch: {path} must hold a JSON object (an architecture spec), not {type(value).__name__}", "INVALID_ARGUMENT")
     struct = struct_pb2.Struct()
-    struct.update(json.loads(path.read_text()))
+    struct.update(value)
     return struct
 
 

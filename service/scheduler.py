@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
-from google.rpc import code_pb2, status_pb2
+import grpc
 
 from effcap.protos.v1 import audit_pb2, report_pb2
 from effcap.service.artifacts import ArtifactStore
+from effcap.service.errors import ApiError
 from effcap.service.runner import AuditJob
 from effcap.service.store import AuditRecord, AuditStore, State
 from effcap.service.worker import worker_main
@@ -76,7 +77,7 @@ class Scheduler:
         cancelled = self._store.finish(
             audit_id,
             State.AUDIT_STATE_CANCELLED,
-            error=status_pb2.Status(code=code_pb2.CANCELLED, message="cancelled by a client"),
+            error=ApiError(grpc.StatusCode.CANCELLED, "CANCELLED_BY_CLIENT", "cancelled by a client").to_status(),
             message="cancelled",
         )
         if cancelled:
@@ -115,7 +116,7 @@ class Scheduler:
             child_end.close()
         except Exception as error:  # noqa: BLE001 - the audit fails with the reason; the scheduler lives on
             log.exception("cannot start %s", record.name)
-            self._fail(record.id, code_pb2.INTERNAL, f"cannot start a worker for the audit: {error}")
+            self._fail(record.id, ApiError(grpc.StatusCode.INTERNAL, "WORKER_START_FAILED", f"cannot start a worker for the audit: {error}"))
             return
         worker = _Running(process, parent_end)
         with self._lock:
@@ -160,7 +161,11 @@ class Scheduler:
             self._wake.set()
         if ended or worker.cancelled.is_set() or self._stopping.is_set():
             return
-        self._fail(record.id, code_pb2.INTERNAL, f"the worker process exited with code {worker.process.exitcode} before finishing")
+        exit_code = worker.process.exitcode
+        self._fail(
+            record.id,
+            ApiError(grpc.StatusCode.INTERNAL, "WORKER_EXITED", f"the worker process exited with code {exit_code} before finishing", metadata={"exit_code": str(exit_code)}),
+        )
 
     def _handle(self, record: AuditRecord, message: tuple) -> bool:
         """Store one worker message; True when it ended the audit."""
@@ -176,15 +181,16 @@ class Scheduler:
             return True
         elif kind == "invalid":
             _, field_path, text, reason = message
-            self._fail(record.id, code_pb2.INVALID_ARGUMENT, f"{field_path}: {text} ({reason})")
+            self._fail(record.id, ApiError(grpc.StatusCode.INVALID_ARGUMENT, reason, f"{field_path}: {text} ({reason})", field=field_path))
             return True
         elif kind == "error":
-            self._fail(record.id, code_pb2.INTERNAL, f"the analysis failed: {message[1]}")
+            self._fail(record.id, ApiError(grpc.StatusCode.INTERNAL, "ANALYSIS_FAILED", f"the analysis failed: {message[1]}"))
             return True
         return False
 
-    def _fail(self, audit_id: str, code: int, text: str) -> None:
-        self._store.finish(audit_id, State.AUDIT_STATE_FAILED, error=status_pb2.Status(code=code, message=text), message=f"failed: {text}")
+    def _fail(self, audit_id: str, error: ApiError) -> None:
+        """End the audit FAILED with a status that carries ErrorInfo (and the field, when bad input)."""
+        self._store.finish(audit_id, State.AUDIT_STATE_FAILED, error=error.to_status(), message=f"failed: {error.message}")
 
     @staticmethod
     def _progress(name: str, stage: str, done: int, total: int, fraction: float) -> audit_pb2.AuditProgress:

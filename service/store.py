@@ -16,10 +16,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 from google.protobuf import timestamp_pb2
 from google.rpc import status_pb2
 
 from effcap.protos.v1 import audit_pb2, report_pb2
+from effcap.service.errors import ApiError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS artifacts (
@@ -264,7 +266,7 @@ class AuditStore:
                 else:
                     failed.append(audit_id)
         for audit_id in failed:
-            error = status_pb2.Status(code=14, message=f"the server stopped during each of {max_attempts} attempts")  # UNAVAILABLE
+            error = ApiError(grpc.StatusCode.UNAVAILABLE, "OUT_OF_ATTEMPTS", f"the server stopped during each of {max_attempts} attempts").to_status()
             self.finish(audit_id, State.AUDIT_STATE_FAILED, error=error, message="failed: interrupted too often")
         for audit_id in requeued:
             record = self.get(audit_id)

@@ -60,6 +60,16 @@ def test_unreachable_server_and_bad_words_exit_2(demo_files):
     assert result.returncode == 2 and "no such file" in result.stderr
 
 
+def test_an_unreadable_architecture_file_exits_2_naming_the_option(demo_files, tmp_path):
+    model, _ = demo_files
+    (tmp_path / "text.json").write_text("not json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    for path, words in [("text.json", "is not JSON"), ("list.json", "must hold a JSON object"), ("missing.json", "cannot read")]:
+        result = effcap("audit", str(model), "--data", "builtin:digits", "--local", "--arch", str(tmp_path / path), *QUICK)
+        assert result.returncode == 2 and "--arch" in result.stderr and words in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+
+
 def test_rademacher_analysis_through_the_server(server, demo_files, tmp_path):
     model, _ = demo_files
     html = tmp_path / "r.html"

@@ -49,6 +49,8 @@ def test_a_crashed_worker_fails_its_audit_with_a_reason_and_the_server_lives_on(
     os.kill(pids[0], signal.SIGKILL)
     done = client.wait(operation.name)
     assert done.done and "exited with code -9" in done.error.message
+    error = EffcapError.from_status(done.error)
+    assert (error.code, error.reason) == ("INTERNAL", "WORKER_EXITED")
     assert client.get_audit(operation.name).state == audit_pb2.AUDIT_STATE_FAILED
     # Next audit runs normally.
     quick = client.create_audit(model, spec_pb2.DatasetRef(builtin="digits"), digits_spec("true", seeds=1, epochs=2))
