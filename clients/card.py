@@ -18,6 +18,13 @@ def card_lines(report: report_pb2.AuditReport) -> list[str]:
         )
     if card.HasField("random_labels_slowdown"):
         lines.append(f"Fitting random labels takes {card.random_labels_slowdown:.2f}× the SGD steps of true labels.")
+    else:
+        censored = [c for c in report.randomization.conditions if c.label == "random" and c.HasField("slowdown_lower_bound")]
+        if censored:
+            lines.append(
+                f"Fitting random labels takes at least {censored[0].slowdown_lower_bound:.2f}× the SGD steps of true labels "
+                "(not every trial fitted within the budget)."
+            )
     if card.HasField("true_labels_test_accuracy"):
         lines.append(f"Test accuracy with true labels: {percent(card.true_labels_test_accuracy)}.")
     if card.HasField("memorized_examples"):

@@ -11,6 +11,23 @@ def percent(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def randomization_protocol(r: report_pb2.RandomizationReport) -> str:
+    """What "fitted" and "test accuracy" mean in this report, in one sentence every renderer shows."""
+    return (
+        f"Fit = train accuracy ≥ {r.fit_threshold:g} within {r.max_epochs} epochs of {r.steps_per_epoch} steps; test accuracy on clean labels "
+        "(pixel and Gaussian conditions transform the test inputs as they do the train inputs, so their test accuracy is near chance by design)"
+    )
+
+
+def slowdown(c: report_pb2.ConditionResult) -> str:
+    """"2.31×", "≥ 4.00×" when some trials ran out of budget, or "—"."""
+    if c.HasField("slowdown_vs_true"):
+        return f"{c.slowdown_vs_true:.2f}×"
+    if c.HasField("slowdown_lower_bound"):
+        return f"≥ {c.slowdown_lower_bound:.2f}×"
+    return "—"
+
+
 def mean_std(stat: report_pb2.Statistic, fmt: Callable[[float], str] = percent) -> str:
     """"—" without values; the mean alone for one value or no spread; else "mean ± std"."""
     if stat.count == 0:

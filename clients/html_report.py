@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from effcap.clients.card import card_lines, condition_x
-from effcap.clients.formatting import PUBLISHED_BITS_PER_PARAMETER, mean_std, memorization_summary, percent
+from effcap.clients.formatting import PUBLISHED_BITS_PER_PARAMETER, mean_std, memorization_summary, percent, randomization_protocol, slowdown
 from effcap.clients.svg_chart import Chart, Series, render_svg
 from effcap.protos.v1 import report_pb2
 
@@ -162,12 +162,12 @@ def report_html(report: report_pb2.AuditReport) -> str:
         rows = "".join(
             f"<tr><td>{escape(c.label)}</td><td>{mean_std(c.train_accuracy)}</td><td>{mean_std(c.test_accuracy)}</td>"
             f"<td>{round(c.fitted_fraction * len(c.trials))}/{len(c.trials)}</td><td>{mean_std(c.steps_to_fit, fmt=lambda v: f'{v:.0f}')}</td>"
-            f"<td>{f'{c.slowdown_vs_true:.2f}×' if c.HasField('slowdown_vs_true') else '—'}</td><td>{100 * c.generalization_gap:+.1f}</td></tr>"
+            f"<td>{slowdown(c)}</td><td>{100 * c.generalization_gap:+.1f}</td></tr>"
             for c in r.conditions
         )
         body += [
             "<h2>Randomization test</h2>",
-            f"<p>Fit = train accuracy ≥ {r.fit_threshold:g} within {r.max_epochs} epochs of {r.steps_per_epoch} steps; test accuracy is measured on clean labels.</p>",
+            f"<p>{escape(randomization_protocol(r))}.</p>",
             "<table><tr><th>condition</th><th>train acc</th><th>test acc</th><th>fitted</th><th>steps to fit</th><th>slowdown</th><th>gap (pts)</th></tr>" + rows + "</table>",
             _corruption_figure(r, report.card.chance_accuracy),
             _learning_curves_figure(r),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from effcap.clients.card import card_lines
-from effcap.clients.formatting import PUBLISHED_BITS_PER_PARAMETER, mean_std, memorization_summary, percent
+from effcap.clients.formatting import PUBLISHED_BITS_PER_PARAMETER, mean_std, memorization_summary, percent, randomization_protocol, slowdown
 from effcap.protos.v1 import report_pb2
 
 
@@ -28,16 +28,15 @@ def report_markdown(report: report_pb2.AuditReport) -> str:
             "",
             "### Randomization test",
             "",
-            f"Fit = train accuracy ≥ {r.fit_threshold:g} within {r.max_epochs} epochs of {r.steps_per_epoch} steps; test accuracy on clean labels.",
+            f"{randomization_protocol(r)}.",
             "",
             "| condition | train acc | test acc | fitted | steps to fit | slowdown | gap (pts) |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for c in r.conditions:
-            slowdown = f"{c.slowdown_vs_true:.2f}×" if c.HasField("slowdown_vs_true") else "—"
             fitted = f"{round(c.fitted_fraction * len(c.trials))}/{len(c.trials)}"
             steps = mean_std(c.steps_to_fit, fmt=lambda v: f"{v:.0f}")
-            out.append(f"| {c.label} | {mean_std(c.train_accuracy)} | {mean_std(c.test_accuracy)} | {fitted} | {steps} | {slowdown} | {100 * c.generalization_gap:+.1f} |")
+            out.append(f"| {c.label} | {mean_std(c.train_accuracy)} | {mean_std(c.test_accuracy)} | {fitted} | {steps} | {slowdown(c)} | {100 * c.generalization_gap:+.1f} |")
     if report.HasField("memorization"):
         m = report.memorization
         out += [

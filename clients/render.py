@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from effcap.clients.card import card_lines
-from effcap.clients.formatting import mean_std, memorization_summary
+from effcap.clients.formatting import mean_std, memorization_summary, randomization_protocol, slowdown
 from effcap.protos.v1 import report_pb2
 
 
@@ -27,7 +27,7 @@ def capacity_card(report: report_pb2.AuditReport) -> Panel:
 
 def randomization_table(section: report_pb2.RandomizationReport) -> Table:
     table = Table(
-        title=f"Randomization test (fit = train accuracy ≥ {section.fit_threshold:g}, budget {section.max_epochs} epochs × {section.steps_per_epoch} steps; test labels clean)",
+        title=f"Randomization test. {randomization_protocol(section)}.",
         box=box.SIMPLE_HEAD,
     )
     for column in ("condition", "train acc", "test acc", "fitted", "steps to fit", "slowdown", "gap (pts)"):
@@ -39,7 +39,7 @@ def randomization_table(section: report_pb2.RandomizationReport) -> Table:
             mean_std(c.test_accuracy),
             f"{round(c.fitted_fraction * len(c.trials))}/{len(c.trials)}",
             mean_std(c.steps_to_fit, fmt=lambda v: f"{v:.0f}"),
-            f"{c.slowdown_vs_true:.2f}×" if c.HasField("slowdown_vs_true") else "—",
+            slowdown(c),
             f"{100 * c.generalization_gap:+.1f}",
         )
     return table

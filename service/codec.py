@@ -338,6 +338,8 @@ def _condition_summary_to_proto(c: ConditionSummary, curve_points: int) -> repor
     )
     if c.slowdown_vs_true is not None:
         message.slowdown_vs_true = c.slowdown_vs_true
+    if c.slowdown_lower_bound is not None:
+        message.slowdown_lower_bound = c.slowdown_lower_bound
     return message
 
 

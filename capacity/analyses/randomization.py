@@ -40,6 +40,9 @@ class ConditionSummary:
     fitted_fraction: float
     slowdown_vs_true: float | None
     generalization_gap: float
+    # Set instead of slowdown_vs_true when some trials of this condition ran out of budget (every
+    # true-label trial fitted): their steps run stand in for steps to fit, so the slowdown is at least this.
+    slowdown_lower_bound: float | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,7 @@ def _summarise_condition(condition: Condition, trials: list[TrialResult], true_t
         fitted_fraction=len(fitted) / len(trials),
         slowdown_vs_true=_slowdown(trials, true_trials),
         generalization_gap=train.mean - test.mean,
+        slowdown_lower_bound=_slowdown_lower_bound(trials, true_trials),
     )
 
 
@@ -145,3 +149,12 @@ def _slowdown(trials: list[TrialResult], true_trials: list[TrialResult] | None) 
         return None
     baseline = statistics.fmean(t.outcome.steps_to_fit for t in true_trials)
     return statistics.fmean(t.outcome.steps_to_fit for t in trials) / baseline
+
+
+def _slowdown_lower_bound(trials: list[TrialResult], true_trials: list[TrialResult] | None) -> float | None:
+    """When some of `trials` ran out of budget but every true-label trial fitted: the slowdown with
+    steps run in place of the unknown steps to fit (a censored mean, so a lower bound); else None."""
+    if not true_trials or not all(t.outcome.fitted for t in true_trials) or all(t.outcome.fitted for t in trials):
+        return None
+    baseline = statistics.fmean(t.outcome.steps_to_fit for t in true_trials)
+    return statistics.fmean(t.outcome.steps_to_fit if t.outcome.fitted else t.outcome.steps_run for t in trials) / baseline

@@ -134,7 +134,7 @@ class TrialResult(_message.Message):
     def __init__(self, condition: _Optional[_Union[_spec_pb2.Condition, _Mapping]] = ..., seed_index: _Optional[int] = ..., seed: _Optional[int] = ..., train_accuracy: _Optional[float] = ..., test_accuracy: _Optional[float] = ..., train_loss: _Optional[float] = ..., fitted: _Optional[bool] = ..., steps_to_fit: _Optional[int] = ..., epochs_to_fit: _Optional[int] = ..., seconds_to_fit: _Optional[float] = ..., steps_run: _Optional[int] = ..., seconds_run: _Optional[float] = ..., labels_changed_fraction: _Optional[float] = ..., curve: _Optional[_Iterable[_Union[CurvePoint, _Mapping]]] = ...) -> None: ...
 
 class ConditionResult(_message.Message):
-    __slots__ = ("condition", "label", "trials", "train_accuracy", "test_accuracy", "steps_to_fit", "seconds_to_fit", "fitted_fraction", "slowdown_vs_true", "generalization_gap")
+    __slots__ = ("condition", "label", "trials", "train_accuracy", "test_accuracy", "steps_to_fit", "seconds_to_fit", "fitted_fraction", "slowdown_vs_true", "generalization_gap", "slowdown_lower_bound")
     CONDITION_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     TRIALS_FIELD_NUMBER: _ClassVar[int]
@@ -145,6 +145,7 @@ class ConditionResult(_message.Message):
     FITTED_FRACTION_FIELD_NUMBER: _ClassVar[int]
     SLOWDOWN_VS_TRUE_FIELD_NUMBER: _ClassVar[int]
     GENERALIZATION_GAP_FIELD_NUMBER: _ClassVar[int]
+    SLOWDOWN_LOWER_BOUND_FIELD_NUMBER: _ClassVar[int]
     condition: _spec_pb2.Condition
     label: str
     trials: _containers.RepeatedCompositeFieldContainer[TrialResult]
@@ -155,7 +156,8 @@ class ConditionResult(_message.Message):
     fitted_fraction: float
     slowdown_vs_true: float
     generalization_gap: float
-    def __init__(self, condition: _Optional[_Union[_spec_pb2.Condition, _Mapping]] = ..., label: _Optional[str] = ..., trials: _Optional[_Iterable[_Union[TrialResult, _Mapping]]] = ..., train_accuracy: _Optional[_Union[Statistic, _Mapping]] = ..., test_accuracy: _Optional[_Union[Statistic, _Mapping]] = ..., steps_to_fit: _Optional[_Union[Statistic, _Mapping]] = ..., seconds_to_fit: _Optional[_Union[Statistic, _Mapping]] = ..., fitted_fraction: _Optional[float] = ..., slowdown_vs_true: _Optional[float] = ..., generalization_gap: _Optional[float] = ...) -> None: ...
+    slowdown_lower_bound: float
+    def __init__(self, condition: _Optional[_Union[_spec_pb2.Condition, _Mapping]] = ..., label: _Optional[str] = ..., trials: _Optional[_Iterable[_Union[TrialResult, _Mapping]]] = ..., train_accuracy: _Optional[_Union[Statistic, _Mapping]] = ..., test_accuracy: _Optional[_Union[Statistic, _Mapping]] = ..., steps_to_fit: _Optional[_Union[Statistic, _Mapping]] = ..., seconds_to_fit: _Optional[_Union[Statistic, _Mapping]] = ..., fitted_fraction: _Optional[float] = ..., slowdown_vs_true: _Optional[float] = ..., generalization_gap: _Optional[float] = ..., slowdown_lower_bound: _Optional[float] = ...) -> None: ...
 
 class RandomizationReport(_message.Message):
     __slots__ = ("fit_threshold", "max_epochs", "steps_per_epoch", "test_labels_clean", "conditions", "engine_strategy", "curve_points_per_trial")

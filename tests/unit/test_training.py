@@ -71,3 +71,27 @@ def test_init_checkpoint_trials_start_from_the_checkpoint_weights():
         assert trial.outcome.curve[0].train_loss == pytest.approx(expected_loss, rel=1e-5)
     reinit = run_randomization_test(DIGITS_MLP, data, spec.model_copy(update={"init": "reinit"}), 0, torch.device("cpu"))
     assert all(abs(t.outcome.curve[0].train_loss - expected_loss) > 1e-3 for t in reinit.conditions[0].trials)
+
+
+def test_when_some_trials_run_out_of_budget_the_slowdown_is_a_lower_bound():
+    from effcap.capacity.analyses.randomization import summarise
+    from effcap.capacity.analyses.trial_batch import TrialPlan, TrialResult
+    from effcap.capacity.engine.trainer import TrialOutcome
+
+    true, random = Condition(kind=ConditionKind.TRUE_LABELS), Condition(kind=ConditionKind.RANDOM_LABELS)
+    spec = RandomizationSpec(conditions=[true, random], seeds_per_condition=2)
+
+    def trial(condition, index, fitted, steps):
+        return TrialResult(TrialPlan(condition, index, index), TrialOutcome(1.0, 0.1, 0.1, fitted, steps if fitted else 0, 1, 1.0, steps, 1.0), 0.0)
+
+    results = [trial(true, 0, True, 100), trial(true, 1, True, 300), trial(random, 0, True, 500), trial(random, 1, False, 1000)]
+    summary = summarise(spec, 10, results, "grouped").conditions[1]
+    assert summary.slowdown_vs_true is None
+    assert summary.slowdown_lower_bound == pytest.approx((500 + 1000) / 2 / 200)
+    # Every trial fitted: the slowdown itself, and no bound.
+    results[3] = trial(random, 1, True, 700)
+    summary = summarise(spec, 10, results, "grouped").conditions[1]
+    assert (summary.slowdown_vs_true, summary.slowdown_lower_bound) == (pytest.approx(3.0), None)
+    # A true-label trial that did not fit leaves no baseline at all.
+    results[0] = trial(true, 0, False, 1000)
+    assert summarise(spec, 10, results, "grouped").conditions[1].slowdown_lower_bound is None
