@@ -57,6 +57,11 @@ def card_lines(report: report_pb2.AuditReport) -> list[str]:
     return lines
 
 
+def label_conditions(r: report_pb2.RandomizationReport) -> list[tuple[float, report_pb2.ConditionResult]]:
+    """(corruption p, condition) for the label conditions, by increasing p: the test-error-vs-p curve."""
+    return sorted(((x, c) for c in r.conditions if (x := condition_x(c)) is not None), key=lambda pair: pair[0])
+
+
 def condition_x(condition: report_pb2.ConditionResult) -> float | None:
     """Label-corruption level of a condition (true 0, corrupt(p) p, random 1); None for input conditions."""
     from effcap.protos.v1 import spec_pb2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
-from effcap.clients.card import card_lines, condition_x
+from effcap.clients.card import card_lines, label_conditions
 from effcap.clients.formatting import PUBLISHED_BITS_PER_PARAMETER, mean_std, memorization_summary, percent, randomization_protocol, slowdown
 from effcap.clients.svg_chart import Chart, Series, render_svg
 from effcap.protos.v1 import report_pb2
@@ -24,13 +24,13 @@ def _figure(chart: Chart, caption: str, name: str) -> str:
 
 
 def _corruption_figure(r: report_pb2.RandomizationReport, chance: float) -> str:
-    label_conditions = sorted((x, c) for c in r.conditions if (x := condition_x(c)) is not None)
+    by_corruption = label_conditions(r)
     chart = Chart(
         "label corruption p (fraction of train labels redrawn at random)",
         "accuracy",
         [
-            Series("train", [(x, c.train_accuracy.mean) for x, c in label_conditions]),
-            Series("test (clean labels)", [(x, c.test_accuracy.mean) for x, c in label_conditions]),
+            Series("train", [(x, c.train_accuracy.mean) for x, c in by_corruption]),
+            Series("test (clean labels)", [(x, c.test_accuracy.mean) for x, c in by_corruption]),
         ],
         y_range=(0.0, 1.0),
         reference_lines=[(chance, "chance")],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from effcap.clients.card import card_lines
+from effcap.clients.card import card_lines, label_conditions
 from effcap.clients.formatting import PUBLISHED_BITS_PER_PARAMETER, mean_std, memorization_summary, percent, randomization_protocol, slowdown
 from effcap.protos.v1 import report_pb2
 
@@ -37,6 +37,10 @@ def report_markdown(report: report_pb2.AuditReport) -> str:
             fitted = f"{round(c.fitted_fraction * len(c.trials))}/{len(c.trials)}"
             steps = mean_std(c.steps_to_fit, fmt=lambda v: f"{v:.0f}")
             out.append(f"| {c.label} | {mean_std(c.train_accuracy)} | {mean_std(c.test_accuracy)} | {fitted} | {steps} | {slowdown(c)} | {100 * c.generalization_gap:+.1f} |")
+        by_corruption = label_conditions(r)
+        if len(by_corruption) > 1:
+            points = ", ".join(f"p = {x:g}: {percent(1 - c.test_accuracy.mean)}" for x, c in by_corruption)
+            out += ["", f"Test error against label corruption p: {points}."]
     if report.HasField("memorization"):
         m = report.memorization
         out += [

@@ -60,6 +60,7 @@ def test_report_renders_saved_files_and_server_audits_in_every_format(server, sa
     report = load_report(saved_report)
     markdown = effcap("report", saved_report, "--format", "md")
     assert markdown.returncode == 0 and "### Capacity card" in markdown.stdout and "| random |" in markdown.stdout
+    assert "Test error against label corruption p: p = 0: " in markdown.stdout and ", p = 1: " in markdown.stdout
     html = tmp_path / "r.html"
     assert effcap("report", saved_report, "--format", "html", "-o", html).returncode == 0
     assert "<svg" in html.read_text() and "Capacity card" in html.read_text()
