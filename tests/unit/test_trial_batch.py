@@ -74,17 +74,24 @@ def test_a_batch_can_start_every_trial_from_a_checkpoint_named_with_its_digest(t
 
     from effcap.capacity.analyses.trial_batch import CheckpointSource
     from effcap.capacity.checkpoint import save_checkpoint
+    from effcap.capacity.engine.trainer import evaluate
     from effcap.capacity.models import build_model
 
-    spec = RandomizationSpec(conditions=CONDITIONS[:1], seeds_per_condition=2, training=TRAINING.model_copy(update={"max_epochs": 1}))
+    # A learning rate of 1e-12 leaves the weights where they started: the first epoch's train loss is then
+    # the starting weights' own loss on the (true) labels.
+    still = TRAINING.model_copy(update={"max_epochs": 1, "learning_rate": 1e-12})
+    spec = RandomizationSpec(conditions=CONDITIONS[:1], seeds_per_condition=2, training=still)
     architecture = parse_architecture(ARCH)
-    save_checkpoint(tmp_path / "init.safetensors", architecture, build_model(architecture, seed=99).state_dict())
+    start = build_model(architecture, seed=99)
+    save_checkpoint(tmp_path / "init.safetensors", architecture, start.state_dict())
     digest = hashlib.sha256((tmp_path / "init.safetensors").read_bytes()).hexdigest()
     batch = batch_for(spec).model_copy(update={"init_checkpoint": CheckpointSource(path=str(tmp_path / "init.safetensors"), sha256=digest)})
     results, _ = run_trial_batch(batch, torch.device("cpu"))
+    data = digits()
+    start_loss, _ = evaluate(start, torch.from_numpy(data.x_train), torch.from_numpy(data.y_train))
+    assert [r.outcome.curve[0].train_loss for r in results] == pytest.approx([start_loss, start_loss], rel=1e-5)
     fresh, _ = run_trial_batch(batch_for(spec), torch.device("cpu"))
-    # Both trials start from the same weights (only their data order differs), unlike fresh initialisations.
-    assert results[0].outcome.curve[0].train_loss != fresh[0].outcome.curve[0].train_loss
+    assert fresh[0].outcome.curve[0].train_loss != pytest.approx(start_loss, rel=1e-3)  # fresh initialisations start elsewhere
     wrong = batch.model_copy(update={"init_checkpoint": CheckpointSource(path=str(tmp_path / "init.safetensors"), sha256="0" * 64)})
     with pytest.raises(InputError) as info:
         run_trial_batch(wrong, torch.device("cpu"))
