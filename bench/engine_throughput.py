@@ -10,14 +10,19 @@ sequential), with the
 engine's own choice marked (the CPU rule, or on a GPU its timed probe). Both train one epoch of `steps` steps
 and evaluate once, on CIFAR-shaped inputs (3x32x32, 10 classes). Prints samples/s (training
 examples per second, all trials together), the ratio to the reference, achieved TFLOP/s (6 x
-multiply-adds per training example) and, on CUDA, peak memory per trial.
+multiply-adds per training example) and, on CUDA, peak memory per trial. `--record` appends the
+table, the machine, the date and the command to bench/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import platform
+import shlex
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch.nn import functional as F
@@ -31,6 +36,7 @@ from effcap.capacity.models.flops import multiply_adds
 from effcap.capacity.specs import TrainingSpec
 
 BATCH = 128
+RESULTS = Path(__file__).with_name("RESULTS.md")
 MODELS = {
     "mlp_3x512": {"family": "mlp", "hidden_sizes": [512, 512, 512]},
     "small_cnn": {"family": "small_cnn", "channels": [64, 128, 128]},
@@ -104,13 +110,21 @@ def main() -> None:
     parser.add_argument("--models", default="mlp_3x512,small_cnn")
     parser.add_argument("--input-shape", default="3,32,32", help="C,H,W of the synthetic inputs")
     parser.add_argument("--compile", action="store_true", help="also time grouped-compiled (torch.compile; its compile time is in the warm-up)")
+    parser.add_argument("--record", action="store_true", help=f"append the results to {RESULTS}")
     args = parser.parse_args()
     device = torch.device(args.device)
     ks = [int(k) for k in args.ks.split(",")]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    print(f"device {device} ({name}); torch {torch.__version__}; batch {BATCH}; {args.steps} steps per trial; inputs {args.input_shape}")
-    print("| model | K | strategy | samples/s | × reference | TFLOP/s | peak MiB/trial |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    lines: list[str] = []
+
+    def emit(line: str) -> None:
+        print(line, flush=True)
+        lines.append(line)
+
+    machine = f"device {device} ({name}); torch {torch.__version__}; batch {BATCH}; {args.steps} steps per trial; inputs {args.input_shape}"
+    print(machine)
+    emit("| model | K | strategy | samples/s | × reference | TFLOP/s | peak MiB/trial |")
+    emit("| --- | --- | --- | --- | --- | --- | --- |")
     n = args.steps * BATCH
     shape = tuple(int(d) for d in args.input_shape.split(","))
     for model_name in args.models.split(","):
@@ -120,7 +134,7 @@ def main() -> None:
         y = torch.randint(0, 10, (n,))
         reference_loop(architecture, x[: 2 * BATCH], y[: 2 * BATCH], device)  # warm-up
         reference = n / reference_loop(architecture, x, y, device)
-        print(f"| {model_name} | 1 | reference loop | {reference:,.0f} | 1.00 | {reference * flops_per_example / 1e12:.3f} | — |")
+        emit(f"| {model_name} | 1 | reference loop | {reference:,.0f} | 1.00 | {reference * flops_per_example / 1e12:.3f} | — |")
         for k in ks:
             auto = choose_strategy(architecture, device) if device.type == "cpu" else engine_auto(architecture, x, k, device)
             compiled = ["grouped-compiled"] if args.compile else []
@@ -130,7 +144,14 @@ def main() -> None:
                 rate = k * n / seconds
                 label = f"{used}{' (auto)' if strategy == auto else ''}"
                 memory = "—" if peak != peak else f"{peak / 2**20:.0f}"
-                print(f"| {model_name} | {k} | {label} | {rate:,.0f} | {rate / reference:.2f} | {rate * flops_per_example / 1e12:.3f} | {memory} |", flush=True)
+                emit(f"| {model_name} | {k} | {label} | {rate:,.0f} | {rate / reference:.2f} | {rate * flops_per_example / 1e12:.3f} | {memory} |")
+    if args.record:
+        command = shlex.join(["python", "bench/engine_throughput.py", *sys.argv[1:]])
+        header = f"### Recorded {datetime.date.today().isoformat()}: {machine}"
+        section = "## Engine throughput, recorded runs (issue 3)"
+        existing = RESULTS.read_text()
+        with RESULTS.open("a") as results:
+            results.write("\n".join([*([] if section in existing else ["", section]), "", header, "", f"`{command}`", "", *lines, ""]))
 
 
 if __name__ == "__main__":
