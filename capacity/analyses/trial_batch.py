@@ -5,7 +5,9 @@ trial results. `TrialBatch` is its JSON form: it names the data by reference (a 
 file and its sha256, checked on load) and carries every seed, so any executor — this process, a
 subprocess (`python -m effcap.capacity.analyses.trial_batch BATCH.json RESULTS.json`), a Ray task
 on another machine — computes the same results from it on the same kind of device (on the CPU
-bit for bit; CUDA trains in bf16), and results travel back as JSON too. Executors are trusted:
+bit for bit; CUDA trains in bf16), and results travel back as JSON too. Split a batch differently
+and stacked trials agree only to float tolerance (about 1e-7: the stack's kernels sum in another
+order), so an executor should run a batch whole. Executors are trusted:
 the batch names files by path (their bytes are checked against their digests).
 `run_trials` is the in-memory core both analyses call directly.
 """
