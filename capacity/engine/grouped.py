@@ -7,8 +7,8 @@ with `groups=K`, Linear layers as one batched matmul, BatchNorm as one BatchNorm
 channel anyway. The few operations that mix channels — concatenations, the residual shortcut's
 channel padding, LRN across channels, flattening — run on a per-trial view (B, K, C, …). Example b
 of the folded batch is example b of each trial's own minibatch, so every trial keeps its data
-order. On a GPU this gives cuDNN one large grouped convolution (channels-last there) instead of
-vmap's batching rules, which is where the issue's lead measurements saw vmap lose.
+order. On a GPU this gives cuDNN one large grouped convolution (channels-last, as on the CPU)
+instead of vmap's batching rules, which is where the issue's lead measurements saw vmap lose.
 
 Parameters and buffers are the vmap strategy's stacked tensors (trial axis first), so both
 strategies share the training loop and agree trial for trial (tests/unit/test_engine.py).

@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 
 from effcap.capacity.engine.batched import BatchEpochCallback, SharedData, Stacking, TrialFinishedCallback, TrialInputs, time_steps, train_batched
-from effcap.capacity.engine.trainer import DeviceData, EpochRecord, TrialOutcome, train_trial
+from effcap.capacity.engine.trainer import DeviceData, EpochRecord, TrialOutcome, channels_last, train_trial
 from effcap.capacity.models import ArchitectureSpec, build_model
 from effcap.capacity.models.flops import layer_multiply_adds
 from effcap.capacity.specs import TrainingSpec
@@ -187,6 +187,7 @@ def _train_one(
     model = build_model(architecture, seed=trial.seed, device=shared.x_train.device)
     if init_state is not None:
         model.load_state_dict(init_state)
+    model = channels_last(model)
     data = DeviceData(
         shared.x_train if trial.x_train is None else trial.x_train,
         trial.y_train,
