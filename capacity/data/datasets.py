@@ -6,8 +6,10 @@ user fixing a dataset needs to know which array and what is wrong with it.
 
 from __future__ import annotations
 
+import lzma
 import math
 import zipfile
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -103,6 +105,8 @@ DATASET_ARRAYS = ("x_train", "y_train", "x_test", "y_test", "num_classes")
 # Values across those arrays (x is held as float32: 4 GiB). Checked against the headers before any
 # array is read, so a small compressed file cannot inflate into the server's memory.
 MAX_DATASET_VALUES = 1 << 30
+# numpy dtype kinds a dataset array may have (boolean, signed, unsigned, float), at most 8 bytes each.
+NUMERIC_KINDS = frozenset("biuf")
 # safetensors dtypes numpy holds; bfloat16 and float8 have no numpy type.
 SAFETENSORS_NUMPY_DTYPES = frozenset({"F16", "F32", "F64", "I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64", "BOOL"})
 
@@ -131,7 +135,7 @@ def _read_npz(path: Path, field: str) -> dict[str, np.ndarray]:
             return arrays
     except InputError:
         raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, RuntimeError) as exc:
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, RuntimeError, zlib.error, lzma.LZMAError) as exc:
         raise InputError(field, f"not a readable .npz of plain arrays (object arrays and pickles are refused): {exc}", reason="INVALID_DATASET") from None
 
 
@@ -146,6 +150,9 @@ def _npy_shape(member, field: str) -> tuple[int, ...]:
         raise InputError(field, f".npy format version {version[0]}.{version[1]} is not supported; numpy.save writes 1.0", reason="INVALID_DATASET")
     if dtype.hasobject:
         raise InputError(field, "is an object array: pickles are refused; store plain numeric arrays", reason="INVALID_DATASET")
+    if dtype.kind not in NUMERIC_KINDS or dtype.itemsize > 8:
+        # A byte-string dtype of 100 MB per value would make "2 values" a 200 MB read.
+        raise InputError(field, f"has dtype {dtype}; store booleans, integers or floats", reason="DATASET_DTYPE")
     return tuple(shape)
 
 

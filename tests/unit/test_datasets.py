@@ -140,3 +140,22 @@ def test_a_safetensors_dtype_numpy_cannot_hold_is_named(tmp_path):
         load_dataset_file(path, "d", field="dataset")
     assert (info.value.field, info.value.reason) == ("dataset.x_train", "DATASET_DTYPE")
     assert "BF16" in info.value.message
+
+
+def test_wide_string_dtypes_and_corrupt_compressed_members_are_refused_by_name(tmp_path):
+    wide = tmp_path / "wide.npz"
+    with zipfile.ZipFile(wide, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("x_train.npy", npy_header((2,), "|S100000000") + bytes(200))  # "2 values" of 100 MB each
+        archive.writestr("y_train.npy", npy_header((2,), "<i8") + bytes(16))
+    with pytest.raises(InputError) as info:
+        load_dataset_file(wide, "d", field="dataset")
+    assert (info.value.field, info.value.reason) == ("dataset.x_train", "DATASET_DTYPE")
+    corrupt = tmp_path / "corrupt.npz"
+    np.savez_compressed(corrupt, **valid_arrays())
+    data = bytearray(corrupt.read_bytes())
+    start = data.index(b"x_train.npy") + len("x_train.npy")
+    data[start + 5 : start + 40] = bytes(35)  # break the deflate stream just after the member's local header
+    corrupt.write_bytes(bytes(data))
+    with pytest.raises(InputError) as info:
+        load_dataset_file(corrupt, "d", field="dataset")
+    assert (info.value.field, info.value.reason) == ("dataset", "INVALID_DATASET") and "decompressing" in info.value.message
