@@ -2,12 +2,15 @@
 
 The unit is training examples processed (one forward and backward pass of one example), an upper
 bound per analysis from its spec and the train split's size: it ignores early stopping, which
-only makes audits cheaper. Evaluation passes are left out; they cost about a third of an epoch each.
+only makes audits cheaper. Forward-only work is left out: the per-epoch evaluation passes (about a
+third of an epoch each), and compressibility's sweeps, which train nothing unless fine-tuning is
+asked for and are bounded by `max_eval_examples` instead.
 """
 
 from __future__ import annotations
 
-from effcap.capacity.analyses.memorization import budget_steps, geometric_grid
+from effcap.capacity.analyses.memorization import budget_steps, size_grid
+from effcap.capacity.engine.trainer import steps_per_epoch
 from effcap.capacity.specs import AuditSpec
 
 
@@ -20,9 +23,10 @@ def training_examples(spec: AuditSpec, train_examples: int) -> dict[str, int]:
         cost["randomization"] = len(r.conditions) * r.seeds_per_condition * r.training.max_epochs * n
     if spec.memorization is not None:
         m = spec.memorization
-        largest = min(m.max_subset_size or n, n)
-        sizes = len(geometric_grid(min(m.min_subset_size, largest), largest, m.growth_factor)) + m.bisection_steps
-        cost["memorization"] = sizes * m.seeds * budget_steps(m.training, n) * m.training.batch_size
+        grid = size_grid(m, n)
+        # A size trains budget_steps rounded up to whole epochs of its subset: under one epoch of the largest more.
+        steps = budget_steps(m.training, n) + steps_per_epoch(grid[-1], m.training.batch_size)
+        cost["memorization"] = (len(grid) + m.bisection_steps) * m.seeds * steps * m.training.batch_size
     if spec.rademacher is not None:
         r = spec.rademacher
         examples = min(n, r.max_examples)

@@ -5,10 +5,12 @@ the fit threshold), then bisection narrows the boundary. m* is the largest size 
 stores m*·log2 K bits of random labels, (m*·log2 K)/P bits per parameter. m* depends on the budget
 and optimiser, so it is a lower estimate of the architecture's capacity, reported with both.
 
-Every size gets the same optimisation: the SGD steps, and the learning rate as a function of the
-step, of `training.max_epochs` epochs over the whole train split (`subset_training`). An epoch of a
-subset is fewer steps, so counting the budget in the subset's own epochs would starve small
-subsets (a subset no larger than a batch would get one step per epoch) and make m* an artefact.
+Every size gets the same optimisation budget: the SGD steps of `training.max_epochs` epochs over the
+whole train split (rounded up to whole epochs of the subset, since fitting is checked per epoch), with
+the learning rate decaying by the whole split's factor per whole-split epoch's worth of steps
+(`subset_training`). An epoch of a subset is fewer steps, so counting the budget in the subset's own
+epochs would starve small subsets (a subset no larger than a batch would get one step per epoch) and
+make m* an artefact.
 Subsets and their labels are nested: size m trains on the first m examples of one permutation of
 the train split, with the first m labels of each seed's one random draw, so a larger size only adds
 examples. Each size is one trial batch (trial_batch.py), so any executor can run it.
@@ -56,7 +58,7 @@ class MemorizationResult:
     reached_max_size: bool
     num_classes: int
     parameter_count: int
-    # SGD steps every size was given (training.max_epochs epochs of the whole train split).
+    # SGD steps every size was given at least (training.max_epochs epochs of the whole train split).
     budget_steps: int
     engine_strategy: str
 
@@ -80,8 +82,7 @@ def run_memorization(
 ) -> MemorizationResult:
     progress = progress or AnalysisProgress()
     n = len(dataset.x_train)
-    largest = min(spec.max_subset_size or n, n)
-    grid = geometric_grid(min(spec.min_subset_size, largest), largest, spec.growth_factor)
+    grid = size_grid(spec, n)
     planned = len(grid) + spec.bisection_steps
     points: dict[int, SubsetFit] = {}
     strategy = "sequential"
@@ -126,6 +127,12 @@ def search_largest_fitting(fits: Callable[[int], bool], grid: list[int], bisecti
     return lo, False
 
 
+def size_grid(spec: MemorizationSpec, train_examples: int) -> list[int]:
+    """The subset sizes the search walks before bisecting (at most `spec.bisection_steps` more follow)."""
+    largest = min(spec.max_subset_size or train_examples, train_examples)
+    return geometric_grid(min(spec.min_subset_size, largest), largest, spec.growth_factor)
+
+
 def geometric_grid(start: int, stop: int, factor: float) -> list[int]:
     """start, start·factor, ... (each at least one more than the last), ending exactly at stop."""
     sizes = [start]
@@ -140,17 +147,14 @@ def budget_steps(training: TrainingSpec, train_examples: int) -> int:
 
 
 def subset_training(training: TrainingSpec, size: int, train_examples: int) -> TrainingSpec:
-    """`training` restated in epochs of a `size`-example subset, with the whole split's step budget
-    and learning rate per step: enough epochs to take budget_steps steps, and the per-epoch decay
-    that compounds to the whole split's decay per its epoch (the schedule then agrees at every
-    whole-split epoch boundary)."""
+    """`training` restated in epochs of a `size`-example subset: enough of them for budget_steps steps
+    (fewer than one subset epoch more), and the per-epoch decay d^(s/S) for s steps per subset epoch
+    and S per whole-split epoch. After k steps the rate has decayed by d^(k/S) up to one epoch's
+    rounding, as on the whole split; for subsets no larger than a batch (s = 1) it is d^(k/S) exactly
+    at every step, the whole split's schedule smoothed."""
     full, subset = steps_per_epoch(train_examples, training.batch_size), steps_per_epoch(size, training.batch_size)
-    return training.model_copy(
-        update={
-            "max_epochs": -(-budget_steps(training, train_examples) // subset),
-            "lr_decay_per_epoch": training.lr_decay_per_epoch ** (subset / full),
-        }
-    )
+    restated = {"max_epochs": -(-budget_steps(training, train_examples) // subset), "lr_decay_per_epoch": training.lr_decay_per_epoch ** (subset / full)}
+    return TrainingSpec.model_validate({**training.model_dump(), **restated})
 
 
 @dataclass(frozen=True)

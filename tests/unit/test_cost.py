@@ -7,13 +7,13 @@ from effcap.capacity.specs import AuditSpec, CompressibilitySpec, MemorizationSp
 def test_each_analysis_is_counted_from_its_own_loops():
     spec = AuditSpec(
         randomization=RandomizationSpec(),  # 3 conditions x 2 seeds x 100 epochs over the split
-        memorization=MemorizationSpec(),  # sizes 64..1297 doubling (6) + 4 bisections, 1 seed, 100 epochs of 11 steps of 128
+        memorization=MemorizationSpec(),  # sizes 64..1297 doubling (6) + 4 bisections, 1 seed, 100 epochs of 11 steps (+ 11) of 128
         rademacher=RademacherSpec(draws=4, max_examples=500, ascent_steps=10, relative_radii=[0.1, 1.0], training=TrainingSpec(max_epochs=7)),
         compressibility=CompressibilitySpec(methods=["random"], sparsities=[0.0, 0.5], bisection_steps=1, finetune_steps=3, finetune=TrainingSpec(batch_size=32)),
     )
     assert training_examples(spec, 1297) == {
         "randomization": 3 * 2 * 100 * 1297,
-        "memorization": 10 * 1 * 1100 * 128,
+        "memorization": 10 * 1 * (1100 + 11) * 128,
         "rademacher": 4 * 7 * 500 + 2 * 2 * 4 * 10 * 500,
         "compressibility": 1 * 3 * 3 * 32,
     }

@@ -1,6 +1,7 @@
 """Memorisation capacity on cases with known answers (Zhang et al. 2017, Theorem 1; Cover 1965)."""
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -101,17 +102,35 @@ def test_the_search_finds_every_capacity_a_monotone_fit_can_have(start, stop, fa
                 assert found == min(capacity, stop)
 
 
-def test_every_subset_size_gets_the_whole_splits_steps_and_learning_rate_per_step():
-    training = TrainingSpec(learning_rate=0.1, lr_decay_per_epoch=0.9, batch_size=128, max_epochs=10)
+def learning_rates(training: TrainingSpec, steps_per_epoch: int) -> list[float]:
+    """The rate of every step when torch's ExponentialLR decays once per epoch, as train_trial does."""
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=training.learning_rate)
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=training.lr_decay_per_epoch)
+    rates = []
+    for _ in range(training.max_epochs):
+        rates += [optimizer.param_groups[0]["lr"]] * steps_per_epoch
+        optimizer.step()  # no gradient: moves nothing, but the scheduler expects a step first
+        schedule.step()
+    return rates
+
+
+def test_every_subset_size_gets_the_whole_splits_steps_and_learning_rate_schedule():
+    training = TrainingSpec(learning_rate=0.1, lr_decay_per_epoch=0.5, batch_size=128, max_epochs=10)
     assert budget_steps(training, 1297) == 110  # 11 steps per epoch of 1297 examples
+    whole = learning_rates(training, 11)
     for size in (2, 64, 128, 129, 500, 1297):
         subset = subset_training(training, size, 1297)
         per_epoch = -(-size // 128)
-        assert 110 <= subset.max_epochs * per_epoch < 110 + per_epoch
-        # After every 11 steps the learning rate has decayed by 0.9, as on the whole split.
-        for full_epoch in range(1, 4):
-            rate = training.learning_rate * subset.lr_decay_per_epoch ** (11 * full_epoch / per_epoch)
-            assert rate == pytest.approx(0.1 * 0.9**full_epoch)
+        rates = learning_rates(subset, per_epoch)
+        assert 110 <= len(rates) < 110 + per_epoch
+        # Step by step, the rate is the whole split's up to one epoch of decay of the longer epoch...
+        slack = math.log(2) * max(per_epoch, 11) / 11
+        assert all(abs(math.log(a / b)) <= slack + 1e-9 for a, b in zip(rates, whole))
+        # ...and for subsets within one batch it is 0.5^(k/11) exactly: the whole split's, smoothed.
+        if per_epoch == 1:
+            assert rates[:110] == pytest.approx([0.1 * 0.5 ** (k / 11) for k in range(110)])
+    # A 2-example subset of a long budget restates it in more epochs than a client may ask for directly.
+    assert subset_training(TrainingSpec(max_epochs=300), 2, 50_000).max_epochs == 117_300
 
 
 def test_larger_subsets_only_add_examples_and_keep_the_labels_drawn_for_the_smaller():
