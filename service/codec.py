@@ -177,8 +177,9 @@ def dict_to_struct(data: dict[str, Any]) -> struct_pb2.Struct:
 
 # ---- results: library -> proto ------------------------------------------------------------------
 
-# Learning-curve points a whole report may carry (about 25 bytes each): a report must fit a gRPC
-# message (8 MiB by default), and 64 conditions x 64 seeds x 100 epochs would take 10 MiB.
+# Learning-curve points a report aims for (about 25 bytes each; the 16-point floor can take it to
+# 65,536 at the 4,096 trials a spec allows): a report must fit a gRPC message (8 MiB by default),
+# and 64 conditions x 64 seeds x 100 epochs in full would take 10 MiB.
 REPORT_CURVE_POINTS = 50_000
 # Per trial, in a report and in a trial_finished event; never fewer than MIN_CURVE_POINTS.
 MAX_CURVE_POINTS = 1_000

@@ -57,8 +57,9 @@ def cancel_when_idle(requests: Iterator[T], context: grpc.ServicerContext, idle_
     """The client's messages; the call is cancelled once `idle_s` pass with none arriving.
 
     A watchdog thread does the cancelling (the handler's thread is blocked waiting for the next
-    message); the blocked read then fails and the handler ends with DEADLINE_EXCEEDED in the log,
-    while the client sees CANCELLED.
+    message); the blocked read then fails, the handler ends with an UPLOAD_IDLE error that no one
+    receives, and the client sees CANCELLED. Close the generator when done with it: that stops
+    the watchdog.
     """
     last = time.monotonic()
     done, fired = threading.Event(), threading.Event()

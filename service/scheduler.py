@@ -108,6 +108,8 @@ class Scheduler:
             return len(self._running) < self._max_running
 
     def _launch(self, record: AuditRecord) -> None:
+        if self._cancelled_since_claim(record):
+            return
         try:
             job = self._job_for(record)
             parent_end, child_end = self._context.Pipe(duplex=False)
@@ -121,12 +123,15 @@ class Scheduler:
         worker = _Running(process, parent_end)
         with self._lock:
             self._running[record.id] = worker
-        current = self._store.get(record.id)
-        if current is None or current.done:  # cancelled (or deleted) while the worker was starting
+        if self._cancelled_since_claim(record):  # while the worker was starting
             worker.cancelled.set()
             process.terminate()
         self._store.append_event(record.id, self._progress(record.name, "worker started", 0, 0, 0.0), message=f"attempt {record.attempts} started")
         threading.Thread(target=self._monitor, args=(record, worker), name=f"effcap-monitor-{record.id}", daemon=True).start()
+
+    def _cancelled_since_claim(self, record: AuditRecord) -> bool:
+        current = self._store.get(record.id)
+        return current is None or current.done
 
     def _job_for(self, record: AuditRecord) -> AuditJob:
         request = record.request

@@ -13,6 +13,7 @@ from google.longrunning import operations_pb2_grpc
 from google.longrunning import operations_proto_pb2 as operations_pb2
 from google.protobuf import empty_pb2
 
+from effcap.capacity.models import build_model, count_parameters
 from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc
 from effcap.service.artifacts import ArtifactStore, check_digest
 from effcap.service.errors import ApiError, handle_errors, invalid_argument, not_found
@@ -50,7 +51,11 @@ class ArtifactServicer(artifact_pb2_grpc.ArtifactServiceServicer):
     @handle_errors
     def UploadArtifact(self, request_iterator, context):  # noqa: N802
         with self._long_calls.held("UploadArtifact"):
-            return self._artifacts.receive(cancel_when_idle(request_iterator, context, self._upload_idle_s))
+            requests = cancel_when_idle(request_iterator, context, self._upload_idle_s)
+            try:
+                return self._artifacts.receive(requests)
+            finally:
+                requests.close()  # stops the idle watchdog now, whether or not receive read to the end
 
     @handle_errors
     def GetArtifact(self, request, context):  # noqa: N802
@@ -79,7 +84,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             if cached is not None:  # identical inputs, spec and version: the same report, at once
                 return operation_for(cached)
         inputs = load_inputs(self._job_for_validation(request))  # InputError -> INVALID_ARGUMENT naming the field
-        parameters = sum(t.numel() for t in inputs.checkpoint.state_dict.values() if t.is_floating_point())
+        parameters = count_parameters(build_model(inputs.checkpoint.architecture, device="meta"))
         check_audit_size(inputs.spec, len(inputs.dataset.x_train), parameters, self._limits)
         record, created = self._store.create_audit(request, request_hash)
         if not created and record.request_hash != request_hash:
@@ -186,6 +191,8 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):
                 raise invalid_argument("timeout", f"must be between 0 and {MAX_WAIT_S:g} seconds", "INVALID_TIMEOUT")
         deadline = time.monotonic() + timeout
         record = find_audit(self._store, request.name)
+        if record.done or timeout == 0:
+            return operation_for(record)  # nothing to wait for: no slot taken
         with self._long_calls.held("WaitOperation"):
             while not record.done and context.is_active():
                 remaining = deadline - time.monotonic()

@@ -197,8 +197,8 @@ def stack_compute(stacking: Stacking, architecture: ArchitectureSpec, base: torc
 
 def _grouped_compute(architecture: ArchitectureSpec, device: torch.device, compiled: bool) -> _Compute:
     """The K trials as one folded network (grouped.py): channels-last on every device (on two CPU
-    cores too it runs the folded convolutions of a narrow ResNet 1.6x and a narrow AlexNet 1.4x
-    faster than NCHW, bench/RESULTS.md), bf16 autocast on CUDA.
+    cores too a folded step of a narrow ResNet and a narrow AlexNet is 1.47x and 1.44x faster than
+    NCHW, bench/RESULTS.md "Convolution layout"), bf16 autocast on CUDA.
 
     `compiled` hands the loss (forward and, through AOTAutograd, backward) to torch.compile, which
     fuses the elementwise work between convolutions. Shapes are static: each stack size and the
