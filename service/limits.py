@@ -90,6 +90,8 @@ class AuditLimits:
     # 30 times a paper-sized CIFAR randomization test (7 conditions x 5 seeds x 200 epochs x 50k).
     max_training_examples: int = 10**10
     max_parameters: int = 500_000_000
+    # The NTK complexity holds its Jacobian whole (ntk_examples x parameters, float64; measures/ntk.py).
+    max_ntk_jacobian_bytes: int = 4 << 30
 
 
 def check_audit_size(spec: AuditSpec, train_examples: int, parameters: int, limits: AuditLimits) -> None:
@@ -101,6 +103,16 @@ def check_audit_size(spec: AuditSpec, train_examples: int, parameters: int, limi
             f"model: {parameters:,} parameters; this server audits at most {limits.max_parameters:,}",
             field="model",
             metadata={"limit": str(limits.max_parameters)},
+        )
+    if spec.rademacher is not None and spec.rademacher.ntk_examples * parameters * 8 > limits.max_ntk_jacobian_bytes:
+        most = limits.max_ntk_jacobian_bytes // (8 * parameters)
+        raise ApiError(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "NTK_TOO_LARGE",
+            f"spec.rademacher.ntk_examples: the NTK Jacobian of {spec.rademacher.ntk_examples} examples x {parameters:,} parameters "
+            f"would take {spec.rademacher.ntk_examples * parameters * 8 / 2**30:.1f} GiB; at most {most} examples fit this server's limit (0 skips the NTK)",
+            field="spec.rademacher.ntk_examples",
+            metadata={"limit_bytes": str(limits.max_ntk_jacobian_bytes)},
         )
     cost = training_examples(spec, train_examples)
     total = sum(cost.values())

@@ -18,3 +18,23 @@ def test_each_analysis_is_counted_from_its_own_loops():
         "compressibility": 1 * 3 * 3 * 32,
     }
     assert training_examples(AuditSpec(compressibility=CompressibilitySpec()), 1297) == {"compressibility": 0}  # one-shot: no training
+
+
+def test_admission_names_the_field_to_shrink():
+    from effcap.service.errors import ApiError
+    from effcap.service.limits import AuditLimits, check_audit_size
+
+    limits = AuditLimits(max_training_examples=10**6, max_parameters=10**6, max_ntk_jacobian_bytes=1 << 20)
+    check_audit_size(AuditSpec(randomization=RandomizationSpec(seeds_per_condition=1)), 1000, 1000, limits)  # 3e5 examples: admitted
+    cases = [
+        (AuditSpec(randomization=RandomizationSpec()), 10_000, 1000, "AUDIT_TOO_LARGE", "spec.randomization"),  # 3 x 2 x 100 epochs of 10k
+        (AuditSpec(randomization=RandomizationSpec()), 10, 2 * 10**6, "MODEL_TOO_LARGE", "model"),
+        (AuditSpec(rademacher=RademacherSpec(ntk_examples=256, fit_signs=False)), 10, 1000, "NTK_TOO_LARGE", "spec.rademacher.ntk_examples"),
+    ]
+    for spec, n, parameters, reason, field in cases:
+        try:
+            check_audit_size(spec, n, parameters, limits)
+        except ApiError as error:
+            assert (error.code.name, error.reason, error.field) == ("RESOURCE_EXHAUSTED", reason, field)
+        else:
+            raise AssertionError(f"{reason} not raised")
