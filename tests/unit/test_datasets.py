@@ -105,6 +105,14 @@ def npy_header(shape, descr="<f4") -> bytes:
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode()
 
 
+def npz_of(path, **members: bytes):
+    """An .npz written member by member (raw .npy bytes), beside a small valid y_train."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, raw in {"y_train": npy_header((4,), "<i8") + bytes(32), **members}.items():
+            archive.writestr(f"{name}.npy", raw)
+    return path
+
+
 def test_members_a_dataset_does_not_use_are_never_decompressed(tmp_path):
     """A 64 MiB array of zeros deflates to about 64 KiB: reading it would cost the server 64 MiB."""
     path = write(tmp_path, **valid_arrays())
@@ -121,10 +129,7 @@ def test_members_a_dataset_does_not_use_are_never_decompressed(tmp_path):
 
 
 def test_an_array_declaring_too_many_values_is_refused_before_it_is_read(tmp_path):
-    path = tmp_path / "bomb.npz"
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("x_train.npy", npy_header((1 << 31, 1)) + bytes(64))  # declares 8 GiB, holds 64 bytes
-        archive.writestr("y_train.npy", npy_header((4,), "<i8") + bytes(32))
+    path = npz_of(tmp_path / "bomb.npz", x_train=npy_header((1 << 31, 1)) + bytes(64))  # declares 8 GiB, holds 64 bytes
     with pytest.raises(InputError) as info:
         load_dataset_file(path, "d", field="dataset")
     assert (info.value.field, info.value.reason) == ("dataset", "DATASET_TOO_LARGE")
@@ -143,10 +148,7 @@ def test_a_safetensors_dtype_numpy_cannot_hold_is_named(tmp_path):
 
 
 def test_wide_string_dtypes_and_corrupt_compressed_members_are_refused_by_name(tmp_path):
-    wide = tmp_path / "wide.npz"
-    with zipfile.ZipFile(wide, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("x_train.npy", npy_header((2,), "|S100000000") + bytes(200))  # "2 values" of 100 MB each
-        archive.writestr("y_train.npy", npy_header((2,), "<i8") + bytes(16))
+    wide = npz_of(tmp_path / "wide.npz", x_train=npy_header((2,), "|S100000000") + bytes(200))  # "2 values" of 100 MB each
     with pytest.raises(InputError) as info:
         load_dataset_file(wide, "d", field="dataset")
     assert (info.value.field, info.value.reason) == ("dataset.x_train", "DATASET_DTYPE")
