@@ -198,9 +198,10 @@ def _load_dataset(source: DatasetSource) -> Dataset:
 
 
 def _cut_train_split(dataset: Dataset, subset: TrainSubset) -> Dataset:
-    if subset.size > len(dataset.x_train):
-        raise InputError("batch.train_subset.size", f"is {subset.size}, but the train split has {len(dataset.x_train)} examples", reason="SUBSET_TOO_LARGE")
-    return train_subset(dataset, subset.size, subset.seed)
+    try:
+        return train_subset(dataset, subset.size, subset.seed)
+    except ValueError as error:  # the one check train_subset makes: the size fits the split
+        raise InputError("batch.train_subset.size", str(error), reason="SUBSET_TOO_LARGE") from None
 
 
 def _check_digest(path: str, sha256: str, field: str) -> None:
