@@ -1,7 +1,9 @@
-"""Checkpoints as data: safetensors weights checked against a declarative architecture spec.
+"""Checkpoints as data: safetensors weights checked against a declarative architecture spec, or an ONNX graph.
 
 Nothing here can execute code from the file: safetensors has no code path, and the architecture
-comes from a JSON spec (the request's, or the file's "effcap.arch" metadata entry).
+comes from a JSON spec (the request's, or the file's "effcap.arch" metadata entry); an ONNX
+graph is translated into a spec of the `graph` family from an allow-list of operators
+(capacity/graphs/), never run as given.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from effcap.capacity.errors import InputError
+from effcap.capacity.graphs.onnx_model import OnnxProvenance, is_onnx_file, load_onnx
+from effcap.capacity.graphs.onnx_wire import OnnxLimits
 from effcap.capacity.models import ArchitectureSpec, build_model, parse_architecture
 
 ARCH_METADATA_KEY = "effcap.arch"
@@ -27,6 +31,8 @@ WEIGHT_DTYPES = frozenset({torch.float32, torch.float64, torch.float16, torch.bf
 class Checkpoint:
     architecture: ArchitectureSpec
     state_dict: dict[str, torch.Tensor]
+    # Set when the checkpoint was an ONNX graph.
+    onnx: OnnxProvenance | None = None
 
 
 def save_checkpoint(path: Path | str, architecture: ArchitectureSpec, state_dict: dict[str, torch.Tensor]) -> None:
@@ -35,12 +41,15 @@ def save_checkpoint(path: Path | str, architecture: ArchitectureSpec, state_dict
     save_file(tensors, str(path), metadata={ARCH_METADATA_KEY: architecture.model_dump_json()})
 
 
-def load_checkpoint(path: Path | str, architecture: dict[str, Any] | None = None, field: str = "model") -> Checkpoint:
-    """Load and verify a safetensors checkpoint.
+def load_checkpoint(path: Path | str, architecture: dict[str, Any] | None = None, field: str = "model", onnx_limits: OnnxLimits = OnnxLimits()) -> Checkpoint:
+    """Load and verify a safetensors checkpoint or an ONNX model.
 
     `architecture` (a JSON object) overrides the embedded metadata. Every tensor must match the
-    spec's module in name, shape and floating dtype; otherwise InputError names the tensor.
+    spec's module in name, shape and floating dtype; otherwise InputError names the tensor. An ONNX
+    model carries its own architecture: an override must then be that same graph.
     """
+    if is_onnx_file(path):
+        return _load_onnx(path, architecture, field, onnx_limits)
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
@@ -76,6 +85,17 @@ def load_checkpoint(path: Path | str, architecture: dict[str, Any] | None = None
         if not torch.isfinite(checked[name]).all():
             raise InputError(f"{field}.{name}", "contains NaN or infinite values, or values beyond float32's range (±3.4e38)", reason="CHECKPOINT_NOT_FINITE")
     return Checkpoint(spec, checked)
+
+
+def _load_onnx(path: Path | str, architecture: dict[str, Any] | None, field: str, limits: OnnxLimits) -> Checkpoint:
+    graph, provenance = load_onnx(path, limits, field)
+    if architecture and parse_architecture(architecture, "spec.architecture") != graph.spec:
+        raise InputError(
+            "spec.architecture",
+            f"{field} is an ONNX graph, which describes its own architecture; leave spec.architecture unset (or give the same graph)",
+            reason="ARCHITECTURE_CONFLICT",
+        )
+    return Checkpoint(graph.spec, graph.state_dict, provenance)
 
 
 def _resolve_architecture(override: dict[str, Any] | None, metadata: dict[str, str], field: str) -> ArchitectureSpec:

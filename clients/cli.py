@@ -50,11 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--upload-idle-seconds", type=float, default=60.0, help="cancel an upload that sends nothing for this long")
     serve.add_argument("--max-training-examples", type=int, default=10**10, help="refuse audits that would train on more examples than this")
     serve.add_argument("--max-parameters", type=int, default=500_000_000, help="refuse models with more parameters than this")
+    serve.add_argument("--max-graph-nodes", type=int, default=20_000, help="refuse ONNX models with more nodes than this")
+    serve.add_argument("--max-graph-weight-bytes", type=int, default=2 << 30, help="refuse ONNX models with more bytes of weights than this")
     serve.add_argument("--ready-file", type=Path, help="write HOST:PORT here once listening")
     serve.set_defaults(handler=_serve)
 
     audit = commands.add_parser("audit", help="audit a checkpoint on a dataset")
-    audit.add_argument("model", type=Path, help="safetensors checkpoint")
+    audit.add_argument("model", type=Path, help="safetensors checkpoint or ONNX model (.onnx)")
     audit.add_argument("--data", required=True, help=".npz/safetensors file, or builtin:digits")
     _add_audit_arguments(audit)
     audit.add_argument("--json", action="store_true", help="print the report as JSON (protobuf JSON mapping)")
@@ -76,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     report.set_defaults(handler=_report)
 
     check = commands.add_parser("check", help="audit (or read a report) and enforce a policy; exit 1 on violation")
-    check.add_argument("model", type=Path, nargs="?", help="safetensors checkpoint (or --report)")
+    check.add_argument("model", type=Path, nargs="?", help="safetensors checkpoint or ONNX model (or --report)")
     check.add_argument("--data", help=".npz/safetensors file, or builtin:digits")
     check.add_argument("--report", type=Path, help="check this saved report instead of running an audit")
     check.add_argument("--policy", type=Path, required=True, help="policy YAML (see docs/ci.md)")
@@ -184,6 +186,7 @@ def _spec_from_args(args: argparse.Namespace):
 
 
 def _serve(args: argparse.Namespace, console: Console) -> int:
+    from effcap.capacity.graphs.onnx_wire import OnnxLimits
     from effcap.service.limits import AuditLimits
     from effcap.service.server import ServerConfig, serve
 
@@ -198,6 +201,7 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
         max_long_calls=args.max_long_calls,
         upload_idle_s=args.upload_idle_seconds,
         audit_limits=AuditLimits(max_training_examples=args.max_training_examples, max_parameters=args.max_parameters),
+        onnx_limits=OnnxLimits(max_nodes=args.max_graph_nodes, max_weight_bytes=args.max_graph_weight_bytes),
     )
     serve(config, ready_file=args.ready_file)
     return EXIT_OK

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import re
 import struct
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import grpc
 
+from effcap.capacity.graphs.export_call import ONNX_EXPORT_CALL
+from effcap.capacity.graphs.onnx_wire import OnnxLimits, WireError, looks_like_onnx, scan_onnx
 from effcap.protos.v1 import artifact_pb2
 from effcap.service.errors import ApiError, invalid_argument, not_found
 from effcap.service.store import AuditStore, timestamp
@@ -40,8 +43,9 @@ def check_digest(digest: artifact_pb2.Digest, field: str, max_bytes: int) -> Non
 
 
 class ArtifactStore:
-    def __init__(self, root: Path, store: AuditStore, max_bytes: int) -> None:
+    def __init__(self, root: Path, store: AuditStore, max_bytes: int, onnx_limits: OnnxLimits = OnnxLimits()) -> None:
         self._root = root
+        self.onnx_limits = onnx_limits
         self._incoming = root / "incoming"
         self._incoming.mkdir(parents=True, exist_ok=True)
         self._store = store
@@ -77,7 +81,7 @@ class ArtifactStore:
         partial = self._incoming / uuid.uuid4().hex
         try:
             self._write_verified(requests, digest, partial)
-            fmt = sniff_format(partial)
+            fmt = sniff_format(partial, self.onnx_limits)
             final = self.path(digest.sha256)
             final.parent.mkdir(exist_ok=True)
             os.replace(partial, final)
@@ -107,8 +111,11 @@ class ArtifactStore:
             raise invalid_argument("header.digest.sha256", f"declared {digest.sha256} but the bytes hash to {hasher.hexdigest()}", "DIGEST_MISMATCH")
 
 
-def sniff_format(path: Path) -> int:
-    """SAFETENSORS or NPZ from the bytes; pickles and anything else are refused (ApiError)."""
+def sniff_format(path: Path, onnx_limits: OnnxLimits = OnnxLimits()) -> int:
+    """SAFETENSORS, NPZ or ONNX from the bytes; pickles and anything else are refused (ApiError).
+
+    An ONNX file's outline (node count, weight bytes, no external data) is checked here, before
+    it is stored; its operators and the translation are checked at CreateAudit."""
     with path.open("rb") as handle:
         head = handle.read(9)
         size = path.stat().st_size
@@ -125,10 +132,17 @@ def sniff_format(path: Path) -> int:
                     pass
     if head[:1] == b"\x80":  # pickle protocol 2+ (what pickle.dump and legacy torch.save write)
         raise _pickle_refused()
+    if looks_like_onnx(head):
+        try:
+            with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                scan_onnx(mapped, onnx_limits)
+        except WireError as error:
+            raise invalid_argument("chunk", f"not an ONNX model effcap accepts: {error}", "INVALID_ONNX") from None
+        return Format.ARTIFACT_FORMAT_ONNX
     raise ApiError(
         grpc.StatusCode.INVALID_ARGUMENT,
         "UNSUPPORTED_FORMAT",
-        "artifact: neither safetensors (checkpoints, datasets) nor .npz (datasets)",
+        "artifact: neither safetensors (checkpoints, datasets), .npz (datasets) nor ONNX (models)",
         field="chunk",
     )
 
@@ -139,6 +153,10 @@ def _sniff_zip(path: Path) -> int:
             names = archive.namelist()
     except zipfile.BadZipFile as exc:
         raise invalid_argument("chunk", f"a corrupt zip archive: {exc}", "UNSUPPORTED_FORMAT") from None
+    if any("/code/" in name or name.endswith("constants.pkl") for name in names):
+        raise _program_refused("a TorchScript archive (torch.jit.save)")
+    if any(name.endswith("/archive_format") or name.endswith("/models/model.json") for name in names):
+        raise _program_refused("a torch.export archive (.pt2)")
     if any(name.endswith(".pkl") or "/data/" in name for name in names):
         raise _pickle_refused()
     if names and all(name.endswith(".npy") for name in names):
@@ -146,10 +164,19 @@ def _sniff_zip(path: Path) -> int:
     raise invalid_argument("chunk", "a zip archive that is not an .npz of .npy arrays", "UNSUPPORTED_FORMAT")
 
 
+def _program_refused(what: str) -> ApiError:
+    return invalid_argument(
+        "chunk",
+        f"the file is {what}: a program, which loading would unpickle; it is never loaded. Export the network as ONNX instead: {ONNX_EXPORT_CALL}",
+        "PROGRAM_REFUSED",
+    )
+
+
 def _pickle_refused() -> ApiError:
     return invalid_argument(
         "chunk",
         "the file is a pickle (e.g. torch.save); pickles can run code and are never loaded. "
-        "Save weights with safetensors.torch.save_file(model.state_dict(), path) and datasets with numpy.savez",
+        "Save weights with safetensors.torch.save_file(model.state_dict(), path), or the whole network as ONNX "
+        f"({ONNX_EXPORT_CALL}), and datasets with numpy.savez",
         "PICKLE_REFUSED",
     )

@@ -18,6 +18,8 @@ from effcap.capacity.analyses.randomization import ConditionSummary, Randomizati
 from effcap.capacity.analyses.trial_batch import TrialResult
 from effcap.capacity.engine.trainer import EpochRecord
 from effcap.capacity.errors import InputError
+from effcap.capacity.graphs.onnx_model import OnnxProvenance
+from effcap.capacity.graphs.spec import GraphSpec
 from effcap.capacity.measures.bounds import Bound
 from effcap.capacity.measures.rademacher import CONFIDENCE, Estimate
 from effcap.capacity.measures.sharpness import TARGET_ACCURACY_DROP
@@ -167,6 +169,23 @@ def condition_to_proto(condition: specs.Condition) -> spec_pb2.Condition:
 
 def condition_to_proto_kind(kind: specs.ConditionKind) -> int:
     return _KIND_TO_PROTO[kind]
+
+
+def onnx_import_to_proto(provenance: OnnxProvenance, graph: GraphSpec) -> report_pb2.OnnxImport:
+    check = provenance.verification
+    return report_pb2.OnnxImport(
+        opset=provenance.opset,
+        producer=provenance.producer,
+        onnx_nodes=provenance.onnx_nodes,
+        graph_nodes=len(graph.nodes),
+        layers=sum(node.layer is not None for node in graph.nodes),
+        export_batch_size=provenance.export_batch or 0,
+        reference_evaluator=check.evaluator,
+        examples_compared=check.examples,
+        values_compared=check.values_compared,
+        max_abs_difference=check.max_abs_difference,
+        max_scaled_difference=check.max_scaled_difference,
+    )
 
 
 def dict_to_struct(data: dict[str, Any]) -> struct_pb2.Struct:

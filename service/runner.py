@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import platform
 import time
+from collections import Counter
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -23,7 +24,9 @@ from effcap.capacity.analyses.trial_batch import TrialResult
 from effcap.capacity.checkpoint import Checkpoint, load_checkpoint
 from effcap.capacity.data.datasets import Dataset, builtin_dataset, load_dataset_file
 from effcap.capacity.engine.device import describe_device, pick_device
-from effcap.capacity.models import build_model, check_fits_dataset, count_parameters
+from effcap.capacity.graphs.onnx_wire import OnnxLimits
+from effcap.capacity.graphs.spec import GraphSpec
+from effcap.capacity.models import ArchitectureSpec, build_model, check_fits_dataset, count_parameters
 from effcap.capacity.specs import AuditSpec, ConditionKind
 from effcap.protos.v1 import artifact_pb2, report_pb2, spec_pb2
 from effcap.service import codec
@@ -44,6 +47,8 @@ class AuditJob:
     device: str = "auto"
     # The network's weights at initialisation, for distance-from-init measures.
     initial_model_path: Path | None = None
+    # What an ONNX model may hold (the server's --max-graph-* flags).
+    onnx_limits: OnnxLimits = OnnxLimits()
 
     def to_wire(self) -> tuple:
         """Plain values for the spawn pickle (protos travel serialized: their classes are generated)."""
@@ -52,11 +57,12 @@ class AuditJob:
         return (
             self.audit, str(self.model_path), digest, self.dataset.SerializeToString(), optional_path(self.dataset_path),
             self.spec.SerializeToString(), self.device, optional_path(self.initial_model_path),
+            self.onnx_limits.max_nodes, self.onnx_limits.max_weight_bytes,
         )  # fmt: skip
 
     @classmethod
     def from_wire(cls, wire: tuple) -> AuditJob:
-        audit, model_path, digest, dataset, dataset_path, spec, device, initial_model_path = wire
+        audit, model_path, digest, dataset, dataset_path, spec, device, initial_model_path, max_nodes, max_weight_bytes = wire
         return cls(
             audit=audit,
             model_path=Path(model_path),
@@ -66,6 +72,7 @@ class AuditJob:
             spec=spec_pb2.AuditSpec.FromString(spec),
             device=device,
             initial_model_path=Path(initial_model_path) if initial_model_path is not None else None,
+            onnx_limits=OnnxLimits(max_nodes, max_weight_bytes),
         )
 
 
@@ -80,7 +87,7 @@ class AuditInputs:
 def load_inputs(job: AuditJob) -> AuditInputs:
     """Parse and cross-check spec, checkpoint and dataset; raises InputError naming the field."""
     spec = codec.audit_spec_from_proto(job.spec)
-    checkpoint = load_checkpoint(job.model_path, spec.architecture)
+    checkpoint = load_checkpoint(job.model_path, spec.architecture, onnx_limits=job.onnx_limits)
     if job.dataset_path is not None:
         dataset = load_dataset_file(job.dataset_path, name=f"sha256:{job.dataset.artifact.sha256}")
     else:
@@ -89,7 +96,8 @@ def load_inputs(job: AuditJob) -> AuditInputs:
     initial_state = None
     if job.initial_model_path is not None:
         # Same architecture as the checkpoint: its tensors are checked against it.
-        initial = load_checkpoint(job.initial_model_path, checkpoint.architecture.model_dump(mode="json"), field="initial_model")
+        architecture = checkpoint.architecture.model_dump(mode="json")
+        initial = load_checkpoint(job.initial_model_path, architecture, field="initial_model", onnx_limits=job.onnx_limits)
         initial_state = initial.state_dict
     return AuditInputs(spec, checkpoint, dataset, initial_state)
 
@@ -171,10 +179,23 @@ def _model_info(job: AuditJob, inputs: AuditInputs) -> report_pb2.ModelInfo:
         input_shape=list(architecture.input_shape),
         num_classes=architecture.num_classes,
     )
-    info.architecture.CopyFrom(codec.dict_to_struct(architecture.model_dump(mode="json")))
+    info.architecture.CopyFrom(codec.dict_to_struct(_architecture_summary(architecture)))
     if job.model_digest is not None:
         info.digest.CopyFrom(job.model_digest)
+    if inputs.checkpoint.onnx is not None:
+        info.onnx.CopyFrom(codec.onnx_import_to_proto(inputs.checkpoint.onnx, architecture))
     return info
+
+
+def _architecture_summary(architecture: ArchitectureSpec) -> dict:
+    """The spec as the report shows it; a graph by its outline (its full spec, constants and all, could be megabytes)."""
+    if not isinstance(architecture, GraphSpec):
+        return architecture.model_dump(mode="json")
+    return {
+        "family": "graph", "input_shape": list(architecture.input_shape), "num_classes": architecture.num_classes,
+        "nodes": len(architecture.nodes), "operators": dict(Counter(node.op for node in architecture.nodes).most_common()),
+        "layers": [node.layer for node in architecture.nodes if node.layer is not None][:200],
+    }  # fmt: skip
 
 
 def _dataset_info(job: AuditJob, dataset: Dataset) -> report_pb2.DatasetInfo:

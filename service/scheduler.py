@@ -147,6 +147,7 @@ class Scheduler:
             spec=request.spec,
             device=self._device,
             initial_model_path=self._artifacts.path(request.initial_model.sha256) if request.HasField("initial_model") else None,
+            onnx_limits=self._artifacts.onnx_limits,
         )
 
     def _monitor(self, record: AuditRecord, worker: _Running) -> None:

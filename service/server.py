@@ -15,6 +15,7 @@ from google.longrunning import operations_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from effcap.capacity.graphs.onnx_wire import OnnxLimits
 from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc
 from effcap.service.artifacts import ArtifactStore
 from effcap.service.limits import AuditLimits, LongCallSlots
@@ -50,6 +51,8 @@ class ServerConfig:
     # An upload with no data for this long is cancelled.
     upload_idle_s: float = 60.0
     audit_limits: AuditLimits = AuditLimits()
+    # What an uploaded ONNX model may hold, checked before its weights are parsed.
+    onnx_limits: OnnxLimits = OnnxLimits()
 
 
 class EffcapServer:
@@ -58,7 +61,7 @@ class EffcapServer:
             raise SystemExit("refusing to start: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD is set, which would let torch.load run pickled code")
         self.config = config
         self.store = AuditStore(config.data_dir / "effcap.sqlite3")
-        self.artifacts = ArtifactStore(config.data_dir / "artifacts", self.store, config.max_artifact_bytes)
+        self.artifacts = ArtifactStore(config.data_dir / "artifacts", self.store, config.max_artifact_bytes, config.onnx_limits)
         self.scheduler = Scheduler(self.store, self.artifacts, config.max_running_audits, config.device)
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.rpc_threads, thread_name_prefix="effcap-rpc"),

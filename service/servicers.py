@@ -129,7 +129,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
 
     def _job_for_validation(self, request: audit_pb2.CreateAuditRequest) -> AuditJob:
         if not request.HasField("model"):
-            raise invalid_argument("model", "is required: the digest of an uploaded safetensors checkpoint", "FIELD_REQUIRED")
+            raise invalid_argument("model", "is required: the digest of an uploaded safetensors checkpoint or ONNX model", "FIELD_REQUIRED")
         _, model_path = self._artifacts.require(request.model, "model")
         source = request.dataset.WhichOneof("source")
         if source is None:
@@ -144,6 +144,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             dataset_path=dataset_path,
             spec=request.spec,
             initial_model_path=initial_path,
+            onnx_limits=self._artifacts.onnx_limits,
         )
 
 

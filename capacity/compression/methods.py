@@ -11,7 +11,10 @@ import math
 import torch
 from torch import nn
 
-PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
+from effcap.capacity.measures.layers import WEIGHT_LAYERS
+
+# The layers whose weights are compressed: those the norm measures call weight layers.
+PRUNABLE = WEIGHT_LAYERS
 
 
 def prunable_weights(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -27,9 +27,11 @@ from effcap.capacity.compression.unit_graphs import (
     resnet_graph,
     small_cnn_graph,
 )
+from effcap.capacity.graphs.channels import unit_graph_of
 from effcap.capacity.models.spec import (
     AlexNetSmallSpec,
     ArchitectureSpec,
+    GraphSpec,
     InceptionSmallSpec,
     LeNet5Spec,
     MLPSpec,
@@ -48,6 +50,8 @@ class PrunedNetwork:
 
 
 def unit_graph(spec: ArchitectureSpec, state: dict[str, torch.Tensor]) -> UnitGraph:
+    if isinstance(spec, GraphSpec):
+        return unit_graph_of(spec)  # InputError naming the node when the graph cannot be pruned exactly
     if isinstance(spec, MLPSpec):
         return mlp_graph(spec)
     if isinstance(spec, SmallCNNSpec):

@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from effcap.capacity.models.inception import MODULE_KINDS
 from effcap.capacity.models.resnet import channel_runs, copy_channels
-from effcap.capacity.models.spec import AlexNetSmallSpec, ArchitectureSpec, InceptionSmallSpec, LeNet5Spec, MLPSpec, ResNet20Spec, SmallCNNSpec
+from effcap.capacity.models.spec import AlexNetSmallSpec, ArchitectureSpec, GraphSpec, InceptionSmallSpec, LeNet5Spec, MLPSpec, ResNet20Spec, SmallCNNSpec
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": F.relu, "tanh": torch.tanh, "gelu": F.gelu}
 # PyTorch's BatchNorm defaults, which every family here uses.
@@ -35,8 +35,13 @@ BN_MOMENTUM, BN_EPS = 0.1, 1e-5
 GroupedForward = Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor, bool, bool], torch.Tensor]
 
 
+def folds(architecture: ArchitectureSpec) -> bool:
+    """Whether the family has a folded forward pass (imported graphs are interpreted: they stack through vmap)."""
+    return not isinstance(architecture, GraphSpec)
+
+
 def grouped_forward(architecture: ArchitectureSpec, channels_last: bool = False) -> GroupedForward:
-    """The folded forward pass for `architecture` (every family folds)."""
+    """The folded forward pass for `architecture` (every built-in family folds)."""
     if isinstance(architecture, MLPSpec):
         return _mlp(architecture)
     if isinstance(architecture, SmallCNNSpec):

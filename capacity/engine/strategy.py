@@ -21,6 +21,7 @@ from typing import Literal
 import torch
 
 from effcap.capacity.engine.batched import BatchEpochCallback, SharedData, Stacking, TrialFinishedCallback, TrialInputs, time_steps, train_batched
+from effcap.capacity.engine.grouped import folds
 from effcap.capacity.engine.trainer import DeviceData, EpochRecord, TrialOutcome, channels_last, train_trial
 from effcap.capacity.models import ArchitectureSpec, build_model
 from effcap.capacity.models.flops import layer_multiply_adds
@@ -58,7 +59,9 @@ def choose_strategy(architecture: ArchitectureSpec, device: torch.device) -> Str
     if device.type != "cpu":
         return "vmap"
     layers = layer_multiply_adds(build_model(architecture, device="meta"), architecture.input_shape)
-    return "grouped" if sum(layers.values()) / len(layers) <= CPU_STACK_MAX_MULTIPLY_ADDS_PER_LAYER else "sequential"
+    if sum(layers.values()) / len(layers) > CPU_STACK_MAX_MULTIPLY_ADDS_PER_LAYER:
+        return "sequential"
+    return "grouped" if folds(architecture) else "vmap"
 
 
 # What the accelerator probe times. torch.compile is left out (its compile time would dominate a short
@@ -72,7 +75,8 @@ def measure_strategy(architecture: ArchitectureSpec, shared: SharedData, trials:
     The probe trains throwaway copies on the real inputs and batch size; the audit's trials then
     start from scratch, so the measurement never changes their numbers, only their speed.
     """
-    seconds = {candidate: time_steps(architecture, shared, trials, training, PROBE_STEPS, stacking=candidate) for candidate in STACKING_CANDIDATES}
+    candidates = [c for c in STACKING_CANDIDATES if c == "vmap" or folds(architecture)]
+    seconds = {candidate: time_steps(architecture, shared, trials, training, PROBE_STEPS, stacking=candidate) for candidate in candidates}
     return min(seconds, key=seconds.__getitem__), seconds
 
 

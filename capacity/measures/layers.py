@@ -15,7 +15,14 @@ from dataclasses import dataclass
 import torch
 from torch import fx, nn
 
-WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
+from effcap.capacity.graphs.network import GraphNetwork
+from effcap.capacity.graphs.rewrite import fold_batchnorm as fold_graph_batchnorm
+
+# Every layer with a weight matrix or kernel: Linear and all convolutions, transposed ones included.
+WEIGHT_LAYERS = (nn.Linear, nn.modules.conv._ConvNd)
+# Layers a following BatchNorm folds into along their weight's first axis (a transposed conv's
+# output channels are on its second).
+_FOLDS_BATCHNORM = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 @dataclass(frozen=True)
@@ -32,13 +39,15 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
     For y = γ (Wx + b − μ)/√(σ² + ε) + β: W' = W·γ/√(σ² + ε) per output channel, b' = (b − μ)·γ/√(σ² + ε) + β.
     """
+    if isinstance(model, GraphNetwork):  # an imported graph is interpreted, not traceable: it folds its own spec
+        return fold_graph_batchnorm(model)
     graph_module = fx.symbolic_trace(copy.deepcopy(model).eval())
     modules = dict(graph_module.named_modules())
     for node in list(graph_module.graph.nodes):
         if node.op != "call_module" or not isinstance(modules[node.target], nn.modules.batchnorm._BatchNorm):
             continue
         source = node.args[0]
-        if not (isinstance(source, fx.Node) and source.op == "call_module" and isinstance(modules[source.target], WEIGHT_LAYERS)):
+        if not (isinstance(source, fx.Node) and source.op == "call_module" and isinstance(modules[source.target], _FOLDS_BATCHNORM)):
             continue
         if len(source.users) != 1:
             continue  # the un-normalised output is used elsewhere: folding would change the function

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from effcap.capacity.measures.layers import WeightLayer, fold_batchnorm, weight_layers
-from effcap.capacity.measures.spectral import operator_spectral_norm, reshaped_kernel_spectral_norm
+from effcap.capacity.measures.spectral import kernel_rows, operator_spectral_norm, reshaped_kernel_spectral_norm
 
 MARGIN_PERCENTILE = 10.0
 
@@ -117,7 +117,7 @@ def margin(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1024
 
 def layer_norms(layer: WeightLayer) -> LayerNorms:
     weight = layer.module.weight.detach().double()
-    rows = weight.reshape(weight.shape[0], -1)
+    rows = kernel_rows(layer.module).double()
     positions = 1
     if not isinstance(layer.module, nn.Linear):
         with torch.no_grad():
@@ -131,7 +131,7 @@ def layer_norms(layer: WeightLayer) -> LayerNorms:
         spectral_reshaped_kernel=reshaped_kernel_spectral_norm(layer.module),
         frobenius=float(weight.norm()),
         l21_transpose=float(rows.norm(dim=1).sum()) * positions,
-        width=int(weight.shape[0]),
+        width=int(rows.shape[0]),
     )
 
 

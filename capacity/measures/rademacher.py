@@ -24,7 +24,7 @@ from torch.func import functional_call
 
 from effcap.capacity.engine.batched import SharedData, TrialInputs
 from effcap.capacity.engine.strategy import EngineOptions, train_trials
-from effcap.capacity.models import ArchitectureSpec
+from effcap.capacity.models import ArchitectureSpec, with_num_classes
 from effcap.capacity.seeding import derive_seed
 from effcap.capacity.specs import TrainingSpec
 
@@ -56,7 +56,7 @@ def global_rademacher(
     architecture: ArchitectureSpec, x: torch.Tensor, draws: int, training: TrainingSpec, audit_seed: int, engine: EngineOptions = EngineOptions()
 ) -> Estimate:
     """Fit each σ draw with a fresh network (two logits: sign(f₁ − f₀) is a one-logit sign classifier)."""
-    binary = architecture.model_copy(update={"num_classes": 2})
+    binary = with_num_classes(architecture, 2)
     sigmas = sign_draws(len(x), draws, audit_seed)
     trials = [TrialInputs(derive_seed(audit_seed, "rademacher-fit", i), ((s + 1) / 2).long().to(x.device)) for i, s in enumerate(sigmas)]
     shared = SharedData(x, x[:1], torch.zeros(1, dtype=torch.long, device=x.device))

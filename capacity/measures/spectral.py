@@ -18,12 +18,27 @@ TOLERANCE = 1e-9
 
 
 def _conv_map(layer: nn.Module):
-    """The convolution without its bias: x -> A x."""
-    if isinstance(layer, nn.Conv2d):
-        return lambda x: F.conv2d(x, layer.weight, None, layer.stride, layer.padding, layer.dilation, layer.groups)
-    if isinstance(layer, nn.Conv1d):
-        return lambda x: F.conv1d(x, layer.weight, None, layer.stride, layer.padding, layer.dilation, layer.groups)
+    """The convolution (or transposed convolution) without its bias: x -> A x."""
+    if isinstance(layer, nn.modules.conv._ConvTransposeNd):
+        transposed = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[len(layer.kernel_size) - 1]
+        return lambda x: transposed(x, layer.weight, None, layer.stride, layer.padding, layer.output_padding, layer.groups, layer.dilation)
+    if isinstance(layer, nn.modules.conv._ConvNd) and layer.padding_mode == "zeros":
+        conv = (F.conv1d, F.conv2d, F.conv3d)[len(layer.kernel_size) - 1]
+        return lambda x: conv(x, layer.weight, None, layer.stride, layer.padding, layer.dilation, layer.groups)
     raise TypeError(f"no linear map for {type(layer).__name__}")
+
+
+def kernel_rows(layer: nn.Module) -> torch.Tensor:
+    """The weight as (output units, fan-in): each row one output channel's incoming weights.
+
+    A conv's weight is (out, in/groups, *k) already; a transposed conv's is (in, out/groups, *k), so its
+    groups' axes are swapped first."""
+    weight = layer.weight.detach()
+    if not isinstance(layer, nn.modules.conv._ConvTransposeNd):
+        return weight.reshape(weight.shape[0], -1)
+    groups = layer.groups
+    per_group = weight.reshape(groups, weight.shape[0] // groups, weight.shape[1], -1)
+    return per_group.transpose(1, 2).reshape(groups * weight.shape[1], -1)
 
 
 def operator_spectral_norm(layer: nn.Module, input_shape: tuple[int, ...], seed: int = 0) -> float:
@@ -55,5 +70,4 @@ def operator_spectral_norm(layer: nn.Module, input_shape: tuple[int, ...], seed:
 
 def reshaped_kernel_spectral_norm(layer: nn.Module) -> float:
     """The common approximation: spectral norm of the kernel reshaped to (c_out, c_in·k·k). Not the operator's."""
-    weight = layer.weight.detach().double()
-    return float(torch.linalg.matrix_norm(weight.reshape(weight.shape[0], -1), ord=2))
+    return float(torch.linalg.matrix_norm(kernel_rows(layer).double(), ord=2))

@@ -9,14 +9,16 @@ import torch
 from torch import nn
 
 from effcap.capacity.errors import InputError
+from effcap.capacity.graphs.network import GraphNetwork, GraphRunError, data_shapes
+from effcap.capacity.graphs.rewrite import with_num_classes as graph_with_num_classes
 from effcap.capacity.models.convnets import AlexNetSmall, LeNet5, SmallCNN
 from effcap.capacity.models.inception import InceptionSmall
 from effcap.capacity.models.mlp import MLP
 from effcap.capacity.models.resnet import CifarResNet
-from effcap.capacity.models.spec import ArchitectureSpec, MLPSpec
+from effcap.capacity.models.spec import ArchitectureSpec, GraphSpec, MLPSpec
 from effcap.capacity.models.spec import parse_architecture as _parse_spec
 
-__all__ = ["ArchitectureSpec", "MLPSpec", "build_model", "check_fits_dataset", "count_parameters", "parse_architecture"]
+__all__ = ["ArchitectureSpec", "MLPSpec", "build_model", "check_fits_dataset", "count_parameters", "parse_architecture", "with_num_classes"]
 
 MODULES: dict[str, type[nn.Module]] = {
     "mlp": MLP,
@@ -25,6 +27,7 @@ MODULES: dict[str, type[nn.Module]] = {
     "alexnet_small": AlexNetSmall,
     "inception_small": InceptionSmall,
     "resnet20": CifarResNet,
+    "graph": GraphNetwork,
 }
 
 
@@ -35,6 +38,9 @@ def _instantiate(spec: ArchitectureSpec) -> nn.Module:
 def parse_architecture(obj: object, field: str = "spec.architecture") -> ArchitectureSpec:
     """Validate an architecture description, including that its layers fit its input shape."""
     spec = _parse_spec(obj, field)
+    if spec.family == "graph":
+        _check_graph(spec, field)
+        return spec
     try:
         with torch.device("meta"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # zero-sized layers warn before they fail
@@ -42,6 +48,19 @@ def parse_architecture(obj: object, field: str = "spec.architecture") -> Archite
     except (RuntimeError, ValueError) as error:
         raise InputError(f"{field}.input_shape", f"{list(spec.input_shape)} is too small or malformed for {spec.family}: {error}", reason="INVALID_SPEC") from None
     return spec
+
+
+def _check_graph(spec: GraphSpec, field: str) -> None:
+    """A graph must build, run on its input shape (on the meta device) and give (batch, num_classes) logits."""
+    try:
+        with torch.device("meta"):
+            shapes = data_shapes(GraphNetwork(spec))
+    except GraphRunError as error:
+        raise InputError(f"{field}.nodes[{error.index}]", str(error), reason="INVALID_SPEC") from None
+    except ValueError as error:
+        raise InputError(field, str(error), reason="INVALID_SPEC") from None
+    if shapes.get(spec.output) != (2, spec.num_classes):
+        raise InputError(f"{field}.output", f"has shape {list(shapes.get(spec.output, ()))} for a batch of 2; logits (batch, {spec.num_classes}) are needed", reason="INVALID_SPEC")
 
 
 def build_model(spec: ArchitectureSpec, *, seed: int | None = None, device: torch.device | str = "cpu") -> nn.Module:
@@ -59,6 +78,13 @@ def build_model(spec: ArchitectureSpec, *, seed: int | None = None, device: torc
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return _instantiate(spec).to(device)
+
+
+def with_num_classes(spec: ArchitectureSpec, num_classes: int) -> ArchitectureSpec:
+    """The same architecture with `num_classes` logits (a built-in family's head, or a graph's head layer)."""
+    if isinstance(spec, GraphSpec):
+        return graph_with_num_classes(spec, num_classes)
+    return spec.model_copy(update={"num_classes": num_classes})
 
 
 def count_parameters(model: nn.Module) -> int:

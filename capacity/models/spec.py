@@ -6,32 +6,16 @@ checkpoint's safetensors metadata under "effcap.arch".
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from effcap.capacity.errors import InputError
+from effcap.capacity.graphs.spec import GraphSpec
+from effcap.capacity.spec_base import SpecBase as _Spec
 from effcap.capacity.validation import validated
 
-MAX_INPUT_ELEMENTS = 1 << 24  # 16M input coordinates: far beyond any audit we can train
 MAX_WIDTH = 1 << 16
-
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    input_shape: tuple[int, ...] = Field(min_length=1, max_length=4)
-    num_classes: int = Field(ge=1, le=100_000)
-
-    @field_validator("input_shape")
-    @classmethod
-    def _positive_bounded_input(cls, shape: tuple[int, ...]) -> tuple[int, ...]:
-        if any(d < 1 for d in shape):
-            raise ValueError("every dimension must be at least 1")
-        if math.prod(shape) > MAX_INPUT_ELEMENTS:
-            raise ValueError(f"at most {MAX_INPUT_ELEMENTS} input elements")
-        return shape
 
 
 class _ImageSpec(_Spec):
@@ -154,10 +138,10 @@ class ResNet20Spec(_ImageSpec):
         return option_a_sources(w[0], w[1]), option_a_sources(w[1], w[2])
 
 
-ArchitectureSpec = MLPSpec | LeNet5Spec | SmallCNNSpec | AlexNetSmallSpec | InceptionSmallSpec | ResNet20Spec
+ArchitectureSpec = MLPSpec | LeNet5Spec | SmallCNNSpec | AlexNetSmallSpec | InceptionSmallSpec | ResNet20Spec | GraphSpec
 FAMILIES: dict[str, type[_Spec]] = {
     spec.model_fields["family"].default: spec
-    for spec in (MLPSpec, LeNet5Spec, SmallCNNSpec, AlexNetSmallSpec, InceptionSmallSpec, ResNet20Spec)
+    for spec in (MLPSpec, LeNet5Spec, SmallCNNSpec, AlexNetSmallSpec, InceptionSmallSpec, ResNet20Spec, GraphSpec)
 }
 
 

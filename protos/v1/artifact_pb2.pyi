@@ -15,9 +15,11 @@ class ArtifactFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ARTIFACT_FORMAT_UNSPECIFIED: _ClassVar[ArtifactFormat]
     ARTIFACT_FORMAT_SAFETENSORS: _ClassVar[ArtifactFormat]
     ARTIFACT_FORMAT_NPZ: _ClassVar[ArtifactFormat]
+    ARTIFACT_FORMAT_ONNX: _ClassVar[ArtifactFormat]
 ARTIFACT_FORMAT_UNSPECIFIED: ArtifactFormat
 ARTIFACT_FORMAT_SAFETENSORS: ArtifactFormat
 ARTIFACT_FORMAT_NPZ: ArtifactFormat
+ARTIFACT_FORMAT_ONNX: ArtifactFormat
 
 class Digest(_message.Message):
     __slots__ = ("sha256", "size_bytes")

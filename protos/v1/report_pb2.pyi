@@ -36,20 +36,48 @@ class AuditReport(_message.Message):
     def __init__(self, audit: _Optional[str] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., dataset: _Optional[_Union[DatasetInfo, _Mapping]] = ..., environment: _Optional[_Union[Environment, _Mapping]] = ..., spec: _Optional[_Union[_spec_pb2.AuditSpec, _Mapping]] = ..., card: _Optional[_Union[CapacityCard, _Mapping]] = ..., randomization: _Optional[_Union[RandomizationReport, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., memorization: _Optional[_Union[MemorizationReport, _Mapping]] = ..., rademacher: _Optional[_Union[RademacherReport, _Mapping]] = ..., compressibility: _Optional[_Union[CompressibilityReport, _Mapping]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("digest", "architecture", "family", "parameter_count", "input_shape", "num_classes")
+    __slots__ = ("digest", "architecture", "family", "parameter_count", "input_shape", "num_classes", "onnx")
     DIGEST_FIELD_NUMBER: _ClassVar[int]
     ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
     FAMILY_FIELD_NUMBER: _ClassVar[int]
     PARAMETER_COUNT_FIELD_NUMBER: _ClassVar[int]
     INPUT_SHAPE_FIELD_NUMBER: _ClassVar[int]
     NUM_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    ONNX_FIELD_NUMBER: _ClassVar[int]
     digest: _artifact_pb2.Digest
     architecture: _struct_pb2.Struct
     family: str
     parameter_count: int
     input_shape: _containers.RepeatedScalarFieldContainer[int]
     num_classes: int
-    def __init__(self, digest: _Optional[_Union[_artifact_pb2.Digest, _Mapping]] = ..., architecture: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., family: _Optional[str] = ..., parameter_count: _Optional[int] = ..., input_shape: _Optional[_Iterable[int]] = ..., num_classes: _Optional[int] = ...) -> None: ...
+    onnx: OnnxImport
+    def __init__(self, digest: _Optional[_Union[_artifact_pb2.Digest, _Mapping]] = ..., architecture: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., family: _Optional[str] = ..., parameter_count: _Optional[int] = ..., input_shape: _Optional[_Iterable[int]] = ..., num_classes: _Optional[int] = ..., onnx: _Optional[_Union[OnnxImport, _Mapping]] = ...) -> None: ...
+
+class OnnxImport(_message.Message):
+    __slots__ = ("opset", "producer", "onnx_nodes", "graph_nodes", "layers", "export_batch_size", "reference_evaluator", "examples_compared", "values_compared", "max_abs_difference", "max_scaled_difference")
+    OPSET_FIELD_NUMBER: _ClassVar[int]
+    PRODUCER_FIELD_NUMBER: _ClassVar[int]
+    ONNX_NODES_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_NODES_FIELD_NUMBER: _ClassVar[int]
+    LAYERS_FIELD_NUMBER: _ClassVar[int]
+    EXPORT_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_EVALUATOR_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLES_COMPARED_FIELD_NUMBER: _ClassVar[int]
+    VALUES_COMPARED_FIELD_NUMBER: _ClassVar[int]
+    MAX_ABS_DIFFERENCE_FIELD_NUMBER: _ClassVar[int]
+    MAX_SCALED_DIFFERENCE_FIELD_NUMBER: _ClassVar[int]
+    opset: int
+    producer: str
+    onnx_nodes: int
+    graph_nodes: int
+    layers: int
+    export_batch_size: int
+    reference_evaluator: str
+    examples_compared: int
+    values_compared: int
+    max_abs_difference: float
+    max_scaled_difference: float
+    def __init__(self, opset: _Optional[int] = ..., producer: _Optional[str] = ..., onnx_nodes: _Optional[int] = ..., graph_nodes: _Optional[int] = ..., layers: _Optional[int] = ..., export_batch_size: _Optional[int] = ..., reference_evaluator: _Optional[str] = ..., examples_compared: _Optional[int] = ..., values_compared: _Optional[int] = ..., max_abs_difference: _Optional[float] = ..., max_scaled_difference: _Optional[float] = ...) -> None: ...
 
 class DatasetInfo(_message.Message):
     __slots__ = ("source", "train_examples", "test_examples", "num_classes", "input_shape")
