@@ -115,8 +115,8 @@ def _visit(analysis: _Analysis, index: int, node: GraphNode) -> None:
     rank = len(analysis.shapes.get(output, ()))
     if node.layer is not None:
         return _visit_layer(analysis, node, laid_out.get(node.inputs[0]), rank)
-    if not laid_out:
-        return None
+    if not laid_out or node.op in ("Shape", "Size"):
+        return None  # a shape is static: computed again from the smaller tensors, it follows them
     first = next(iter(laid_out.values()))
     if node.op in _PASS_THROUGH or node.op in _SPATIAL_POOLS:
         analysis.layouts[output] = first

@@ -23,8 +23,8 @@ from typing import Any
 from torch import nn
 
 from effcap.capacity.graphs.ops import ints, split_pads, torch_pad
+from effcap.capacity.pointwise_conv import convolution
 
-_CONVS = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 _CONV_TRANSPOSES = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
 _BATCH_NORMS = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.BatchNorm3d}
 
@@ -39,7 +39,7 @@ def _positive(attrs: dict[str, Any], *names: str) -> list[int]:
 def _conv_geometry(attrs: dict[str, Any]) -> tuple[list[int], list[int], list[int], list[int], list[int]]:
     kernel = ints(attrs["kernel_shape"])
     spatial = len(kernel)
-    if spatial not in _CONVS or any(k < 1 for k in kernel):
+    if spatial not in (1, 2, 3) or any(k < 1 for k in kernel):
         raise ValueError(f"kernel_shape {kernel}: 1 to 3 positive sizes")
     strides = ints(attrs.get("strides", [1] * spatial))
     dilations = ints(attrs.get("dilations", [1] * spatial))
@@ -59,7 +59,7 @@ def build_layer(op: str, attrs: dict[str, Any]) -> nn.Module:
         bias = bool(attrs.get("bias", 1))
         if op == "conv":
             padding = begins if begins == ends else [0] * len(kernel)
-            return _CONVS[len(kernel)](c_in, c_out, kernel, strides, padding, dilations, groups, bias)
+            return convolution(len(kernel), c_in, c_out, kernel, strides, padding, dilations, groups, bias)
         if begins != ends:
             raise ValueError("ConvTranspose with asymmetric pads is not supported")
         output_padding = ints(attrs.get("output_padding", [0] * len(kernel)))

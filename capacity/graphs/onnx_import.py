@@ -226,8 +226,14 @@ class _Converter:
                 self._convert_node(node, where)
             except GraphRunError as error:
                 raise _Refusal("INVALID_ONNX", f"{where} cannot run: {str(error).split(' failed: ', 1)[-1]}") from None
+            except (RuntimeError, ValueError, IndexError, TypeError, KeyError, ArithmeticError, MemoryError) as error:
+                # The file is data: whatever in it makes a node impossible to build or run is a bad input, named.
+                raise _Refusal("INVALID_ONNX", f"{where} cannot be translated: {type(error).__name__}: {str(error)[:300]}") from None
         output = self._resolve(output_name)
-        spec = self._spec(input_name, input_shape, output, probe_batch)
+        try:
+            spec = self._spec(input_name, input_shape, output, probe_batch)
+        except (RuntimeError, ValueError, IndexError, TypeError, KeyError, ArithmeticError) as error:
+            raise _Refusal("INVALID_ONNX", f"the translated graph is not valid: {type(error).__name__}: {str(error)[:300]}") from None
         producer = f"{self.model.producer_name} {self.model.producer_version}".strip()[:100]
         return ImportedGraph(spec, self.state, self.opset, producer, len(graph.node), export_batch)
 

@@ -78,6 +78,8 @@ def as_tensor(value: Value, like: torch.Tensor | RunContext) -> torch.Tensor:
         return value
     device = like.device
     array = np.asarray(value)
+    if not array.flags.writeable:  # views of inline constants: torch wants memory it may own
+        array = array.copy()
     if array.dtype.kind == "f":
         return torch.as_tensor(array, dtype=like.dtype if (like.dtype.is_floating_point) else torch.float32, device=device)
     return torch.as_tensor(array, device=device)

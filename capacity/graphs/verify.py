@@ -45,13 +45,15 @@ class Verification:
 
 def verify_import(model, imported: ImportedGraph, field: str = "model", timeout_s: float = REFERENCE_TIMEOUT_S) -> Verification:
     """Compare the module with the reference on seeded inputs; InputError names the first diverging node."""
-    network = GraphNetwork(imported.spec)
-    network.load_state_dict(imported.state_dict)
-    network.eval()
     batch = imported.export_batch or VERIFY_EXAMPLES
     x = torch.randn(batch, *imported.spec.input_shape, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        ours = network.values(x)
+    try:
+        network = GraphNetwork(imported.spec)
+        network.load_state_dict(imported.state_dict)
+        with torch.no_grad():
+            ours = network.eval().values(x)
+    except (GraphRunError, RuntimeError) as error:
+        raise InputError(field, f"the translated graph cannot run on {batch} examples: {str(error)[:300]}", reason="INVALID_ONNX") from None
     producers = _producers(model)
     names = [name for name in producers if isinstance(ours.get(name), torch.Tensor) and ours[name].is_floating_point()]
     reference, evaluator = _reference_values(_inference_model(model, names), x.numpy(), model, names, field, timeout_s)
