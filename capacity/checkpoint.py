@@ -21,6 +21,7 @@ from effcap.capacity.errors import InputError
 from effcap.capacity.graphs.onnx_model import OnnxProvenance, is_onnx_file, load_onnx
 from effcap.capacity.graphs.onnx_wire import OnnxLimits
 from effcap.capacity.models import ArchitectureSpec, build_model, parse_architecture
+from effcap.capacity.programs import program_refusal
 
 ARCH_METADATA_KEY = "effcap.arch"
 # Floating dtypes accepted for weights (float8 formats are not: torch cannot even check them for NaN).
@@ -48,6 +49,9 @@ def load_checkpoint(path: Path | str, architecture: dict[str, Any] | None = None
     spec's module in name, shape and floating dtype; otherwise InputError names the tensor. An ONNX
     model carries its own architecture: an override must then be that same graph.
     """
+    refusal = program_refusal(path)
+    if refusal is not None:
+        raise InputError(field, refusal[1], reason=refusal[0])
     if is_onnx_file(path):
         return _load_onnx(path, architecture, field, onnx_limits)
     try:

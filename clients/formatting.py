@@ -39,6 +39,17 @@ def mean_std(stat: report_pb2.Statistic, fmt: Callable[[float], str] = percent) 
 PUBLISHED_BITS_PER_PARAMETER = "a perceptron stores about 2, recurrent nets about 5, GPT-style transformers about 3.6"
 
 
+def onnx_summary(model: report_pb2.ModelInfo) -> str | None:
+    """How an ONNX model was translated and checked, in one sentence; None for other checkpoints."""
+    if not model.HasField("onnx"):
+        return None
+    o = model.onnx
+    return (
+        f"imported from ONNX (opset {o.opset}, {o.producer or 'unknown exporter'}): {o.onnx_nodes} nodes, {o.layers} layers; "
+        f"matches {o.reference_evaluator} to {o.max_abs_difference:.1e} on the logits ({o.values_compared} values compared on {o.examples_compared} inputs)"
+    )
+
+
 def memorization_summary(m: report_pb2.MemorizationReport) -> str:
     """m*, its bits and bits per parameter, and the budget they depend on, in one sentence."""
     bound = "≥ " if m.reached_max_size else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from effcap.clients.card import card_lines, label_conditions
-from effcap.clients.formatting import PUBLISHED_BITS_PER_PARAMETER, mean_std, memorization_summary, percent, randomization_protocol, slowdown
+from effcap.clients.formatting import PUBLISHED_BITS_PER_PARAMETER, mean_std, memorization_summary, onnx_summary, percent, randomization_protocol, slowdown
 from effcap.clients.svg_chart import Chart, Series, render_svg
 from effcap.protos.v1 import report_pb2
 
@@ -153,6 +153,7 @@ def report_html(report: report_pb2.AuditReport) -> str:
         f"<h1>effcap audit {escape(report.audit or '(local)')}</h1>",
         f"<p><b>Model</b> {escape(model.family)}, {model.parameter_count:,} parameters, input {list(model.input_shape)}"
         f"{' · sha256:' + model.digest.sha256[:12] if model.digest.sha256 else ''}<br>"
+        f"{escape(onnx_summary(model)) + '<br>' if model.HasField('onnx') else ''}"
         f"<b>Data</b> {escape(source)}: {data.train_examples} train / {data.test_examples} test, {data.num_classes} classes<br>"
         f"<b>Seed</b> {report.spec.seed} · effcap {escape(report.environment.effcap_version)} · torch {escape(report.environment.torch_version)} · {escape(report.environment.device)}</p>",
         '<section class="card"><h2>Capacity card</h2><ul>' + "".join(f"<li>{escape(line)}</li>" for line in card_lines(report)) + "</ul></section>",

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import grpc
 
-from effcap.capacity.graphs.export_call import ONNX_EXPORT_CALL
 from effcap.capacity.graphs.onnx_wire import OnnxLimits, WireError, looks_like_onnx, scan_onnx
+from effcap.capacity.programs import program_refusal
 from effcap.protos.v1 import artifact_pb2
 from effcap.service.errors import ApiError, invalid_argument, not_found
 from effcap.service.store import AuditStore, timestamp
@@ -116,6 +116,9 @@ def sniff_format(path: Path, onnx_limits: OnnxLimits = OnnxLimits()) -> int:
 
     An ONNX file's outline (node count, weight bytes, no external data) is checked here, before
     it is stored; its operators and the translation are checked at CreateAudit."""
+    refusal = program_refusal(path)
+    if refusal is not None:
+        raise invalid_argument("chunk", refusal[1], refusal[0])
     with path.open("rb") as handle:
         head = handle.read(9)
         size = path.stat().st_size
@@ -130,8 +133,6 @@ def sniff_format(path: Path, onnx_limits: OnnxLimits = OnnxLimits()) -> int:
                     return Format.ARTIFACT_FORMAT_SAFETENSORS
                 except (ValueError, UnicodeDecodeError):
                     pass
-    if head[:1] == b"\x80":  # pickle protocol 2+ (what pickle.dump and legacy torch.save write)
-        raise _pickle_refused()
     if looks_like_onnx(head):
         try:
             with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
@@ -153,30 +154,6 @@ def _sniff_zip(path: Path) -> int:
             names = archive.namelist()
     except zipfile.BadZipFile as exc:
         raise invalid_argument("chunk", f"a corrupt zip archive: {exc}", "UNSUPPORTED_FORMAT") from None
-    if any("/code/" in name or name.endswith("constants.pkl") for name in names):
-        raise _program_refused("a TorchScript archive (torch.jit.save)")
-    if any(name.endswith("/archive_format") or name.endswith("/models/model.json") for name in names):
-        raise _program_refused("a torch.export archive (.pt2)")
-    if any(name.endswith(".pkl") or "/data/" in name for name in names):
-        raise _pickle_refused()
     if names and all(name.endswith(".npy") for name in names):
         return Format.ARTIFACT_FORMAT_NPZ
     raise invalid_argument("chunk", "a zip archive that is not an .npz of .npy arrays", "UNSUPPORTED_FORMAT")
-
-
-def _program_refused(what: str) -> ApiError:
-    return invalid_argument(
-        "chunk",
-        f"the file is {what}: a program, which loading would unpickle; it is never loaded. Export the network as ONNX instead: {ONNX_EXPORT_CALL}",
-        "PROGRAM_REFUSED",
-    )
-
-
-def _pickle_refused() -> ApiError:
-    return invalid_argument(
-        "chunk",
-        "the file is a pickle (e.g. torch.save); pickles can run code and are never loaded. "
-        "Save weights with safetensors.torch.save_file(model.state_dict(), path), or the whole network as ONNX "
-        f"({ONNX_EXPORT_CALL}), and datasets with numpy.savez",
-        "PICKLE_REFUSED",
-    )

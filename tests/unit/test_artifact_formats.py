@@ -47,3 +47,40 @@ def test_other_bytes_and_other_zips_are_refused(tmp_path):
         with pytest.raises(ApiError) as info:
             sniff_format(tmp_path / name)
         assert info.value.reason == "UNSUPPORTED_FORMAT"
+
+
+def _program_files(tmp_path):
+    import warnings
+
+    model = torch.nn.Linear(3, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.script(model), str(tmp_path / "script.pt"))
+    torch.export.save(torch.export.export(model, (torch.randn(1, 3),)), str(tmp_path / "exported.pt2"))
+    return {"script.pt": "TorchScript", "exported.pt2": "torch.export"}
+
+
+def test_programs_are_refused_at_upload_and_by_the_library_with_the_onnx_export_call(tmp_path):
+    from effcap.capacity.checkpoint import load_checkpoint
+    from effcap.capacity.errors import InputError
+
+    for name, kind in _program_files(tmp_path).items():
+        with pytest.raises(ApiError) as upload:
+            sniff_format(tmp_path / name)
+        with pytest.raises(InputError) as local:  # effcap audit --local reads files without the server
+            load_checkpoint(tmp_path / name)
+        for reason, message in ((upload.value.reason, upload.value.message), (local.value.reason, local.value.message)):
+            assert reason == "PROGRAM_REFUSED" and kind in message and "torch.onnx.export" in message
+
+
+def test_a_safetensors_file_whose_length_looks_like_a_pickle_header_is_not_a_pickle(tmp_path):
+    """The header length is the first 8 bytes: 0x80 0x02 ... is a 640-byte header, not pickle protocol 2."""
+    path = tmp_path / "m.safetensors"
+    save_file({"w": torch.zeros(3)}, str(path), metadata={"pad": "x" * 1000})
+    data = bytearray(path.read_bytes())
+    length = int.from_bytes(data[:8], "little")
+    padded_length = 0x0280 + 0x10000 * ((length >> 16) + 1)  # first bytes 0x80 0x02, longer than the real header
+    data[:8] = padded_length.to_bytes(8, "little")
+    data[8 + length : 8 + length] = b" " * (padded_length - length)  # JSON allows trailing spaces
+    path.write_bytes(bytes(data))
+    assert sniff_format(path) == artifact_pb2.ARTIFACT_FORMAT_SAFETENSORS

@@ -1,0 +1,47 @@
+"""Files that are programs — pickles, TorchScript and torch.export archives — recognised by their bytes and refused.
+
+Loading any of them runs or unpickles code (PyTorch's own security policy calls them programs), so
+effcap never does. The server refuses them at upload and the library (`effcap audit --local`) when
+asked to load one as a checkpoint; both say how to export the network instead, with one message.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from effcap.capacity.graphs.export_call import ONNX_EXPORT_CALL
+
+PICKLE_MESSAGE = (
+    "the file is a pickle (e.g. torch.save); pickles can run code and are never loaded. "
+    f"Save weights with safetensors.torch.save_file(model.state_dict(), path), or the whole network as ONNX ({ONNX_EXPORT_CALL}), "
+    "and datasets with numpy.savez"
+)
+
+
+def program_refusal(path: Path | str) -> tuple[str, str] | None:
+    """(reason, message) when the file is a program, else None. Reads the first byte and a zip's names only."""
+    with open(path, "rb") as handle:
+        head = handle.read(9)
+    # Pickle protocol 2+ (pickle.dump, legacy torch.save) starts \x80 <protocol>; a safetensors file's
+    # 9th byte is the '{' of its header, whatever its length's first bytes are.
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05") and head[8:9] != b"{":
+        return "PICKLE_REFUSED", PICKLE_MESSAGE
+    if not head.startswith(b"PK\x03\x04"):
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except zipfile.BadZipFile:
+        return None
+    if any("/code/" in name or name.endswith("constants.pkl") for name in names):
+        return "PROGRAM_REFUSED", _program_message("a TorchScript archive (torch.jit.save)")
+    if any(name.endswith("/archive_format") or name.endswith("/models/model.json") for name in names):
+        return "PROGRAM_REFUSED", _program_message("a torch.export archive (.pt2)")
+    if any(name.endswith(".pkl") or "/data/" in name for name in names):
+        return "PICKLE_REFUSED", PICKLE_MESSAGE
+    return None
+
+
+def _program_message(what: str) -> str:
+    return f"the file is {what}: a program, which loading would unpickle; it is never loaded. Export the network as ONNX instead: {ONNX_EXPORT_CALL}"
