@@ -42,7 +42,12 @@ def save_checkpoint(path: Path | str, architecture: ArchitectureSpec, state_dict
     save_file(tensors, str(path), metadata={ARCH_METADATA_KEY: architecture.model_dump_json()})
 
 
-def load_checkpoint(path: Path | str, architecture: dict[str, Any] | None = None, field: str = "model", onnx_limits: OnnxLimits = OnnxLimits()) -> Checkpoint:
+def load_checkpoint(
+    path: Path | str,
+    architecture: dict[str, Any] | None = None,
+    field: str = "model",
+    onnx_limits: OnnxLimits = OnnxLimits(),
+) -> Checkpoint:
     """Load and verify a safetensors checkpoint or an ONNX model.
 
     `architecture` (a JSON object) overrides the embedded metadata. Every tensor must match the
@@ -96,7 +101,8 @@ def _load_onnx(path: Path | str, architecture: dict[str, Any] | None, field: str
     if architecture and parse_architecture(architecture, "spec.architecture") != graph.spec:
         raise InputError(
             "spec.architecture",
-            f"{field} is an ONNX graph, which describes its own architecture; leave spec.architecture unset (or give the same graph)",
+            f"{field} is an ONNX graph, which describes its own architecture; "
+            "leave spec.architecture unset (or give the same graph)",
             reason="ARCHITECTURE_CONFLICT",
         )
     return Checkpoint(graph.spec, graph.state_dict, provenance)

@@ -30,7 +30,9 @@ def _subsampled(base: type[nn.Module], conv) -> type[nn.Module]:
 SUBSAMPLED_POINTWISE = {dims: _subsampled(base, conv) for dims, (base, conv) in _CONVS.items()}
 
 
-def convolution(dims: int, c_in: int, c_out: int, kernel, stride=1, padding=0, dilation=1, groups: int = 1, bias: bool = True) -> nn.Module:
+def convolution(
+    dims: int, c_in: int, c_out: int, kernel, stride=1, padding=0, dilation=1, groups: int = 1, bias: bool = True
+) -> nn.Module:
     """torch's Conv{dims}d, or for an unpadded strided 1x1 kernel the subsampling equivalent above."""
     spread = lambda v: tuple(v) if isinstance(v, (list, tuple)) else (v,) * dims  # noqa: E731
     if all(k == 1 for k in spread(kernel)) and any(s > 1 for s in spread(stride)) and not any(spread(padding)):

@@ -14,7 +14,8 @@ from effcap.capacity.graphs.export_call import ONNX_EXPORT_CALL
 
 PICKLE_MESSAGE = (
     "the file is a pickle (e.g. torch.save); pickles can run code and are never loaded. "
-    f"Save weights with safetensors.torch.save_file(model.state_dict(), path), or the whole network as ONNX ({ONNX_EXPORT_CALL}), "
+    "Save weights with safetensors.torch.save_file(model.state_dict(), path), or the whole network as ONNX "
+    f"({ONNX_EXPORT_CALL}), "
     "and datasets with numpy.savez"
 )
 
@@ -44,4 +45,7 @@ def program_refusal(path: Path | str) -> tuple[str, str] | None:
 
 
 def _program_message(what: str) -> str:
-    return f"the file is {what}: a program, which loading would unpickle; it is never loaded. Export the network as ONNX instead: {ONNX_EXPORT_CALL}"
+    return (
+        f"the file is {what}: a program, which loading would unpickle; it is never loaded. "
+        f"Export the network as ONNX instead: {ONNX_EXPORT_CALL}"
+    )

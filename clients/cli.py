@@ -50,8 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--upload-idle-seconds", type=float, default=60.0, help="cancel an upload that sends nothing for this long")
     serve.add_argument("--max-training-examples", type=int, default=10**10, help="refuse audits that would train on more examples than this")
     serve.add_argument("--max-parameters", type=int, default=500_000_000, help="refuse models with more parameters than this")
-    serve.add_argument("--max-graph-nodes", type=int, default=20_000, help="refuse ONNX models with more nodes than this")
-    serve.add_argument("--max-graph-weight-bytes", type=int, default=2 << 30, help="refuse ONNX models with more bytes of weights than this")
+    serve.add_argument("--max-graph-nodes", type=int, default=20_000, help="refuse ONNX models with more nodes")
+    serve.add_argument("--max-graph-weight-bytes", type=int, default=2 << 30, help="refuse ONNX models with more weight bytes")
     serve.add_argument("--ready-file", type=Path, help="write HOST:PORT here once listening")
     serve.set_defaults(handler=_serve)
 

@@ -45,8 +45,9 @@ def onnx_summary(model: report_pb2.ModelInfo) -> str | None:
         return None
     o = model.onnx
     return (
-        f"imported from ONNX (opset {o.opset}, {o.producer or 'unknown exporter'}): {o.onnx_nodes} nodes, {o.layers} layers; "
-        f"matches {o.reference_evaluator} to {o.max_abs_difference:.1e} on the logits ({o.values_compared} values compared on {o.examples_compared} inputs)"
+        f"imported from ONNX (opset {o.opset}, {o.producer or 'unknown exporter'}): "
+        f"{o.onnx_nodes} nodes, {o.layers} layers; matches {o.reference_evaluator} to {o.max_abs_difference:.1e} "
+        f"on the logits ({o.values_compared} values compared on {o.examples_compared} inputs)"
     )
 
 

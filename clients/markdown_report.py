@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from effcap.clients.card import card_lines, label_conditions
-from effcap.clients.formatting import PUBLISHED_BITS_PER_PARAMETER, mean_std, memorization_summary, onnx_summary, percent, randomization_protocol, slowdown
+from effcap.clients.formatting import (
+    PUBLISHED_BITS_PER_PARAMETER,
+    mean_std,
+    memorization_summary,
+    onnx_summary,
+    percent,
+    randomization_protocol,
+    slowdown,
+)
 from effcap.protos.v1 import report_pb2
 
 

@@ -62,7 +62,7 @@ class AuditJob:
 
     @classmethod
     def from_wire(cls, wire: tuple) -> AuditJob:
-        audit, model_path, digest, dataset, dataset_path, spec, device, initial_model_path, max_nodes, max_weight_bytes = wire
+        audit, model_path, digest, dataset, dataset_path, spec, device, initial_model_path, *onnx_limits = wire
         return cls(
             audit=audit,
             model_path=Path(model_path),
@@ -72,7 +72,7 @@ class AuditJob:
             spec=spec_pb2.AuditSpec.FromString(spec),
             device=device,
             initial_model_path=Path(initial_model_path) if initial_model_path is not None else None,
-            onnx_limits=OnnxLimits(max_nodes, max_weight_bytes),
+            onnx_limits=OnnxLimits(*onnx_limits),
         )
 
 
@@ -97,7 +97,7 @@ def load_inputs(job: AuditJob) -> AuditInputs:
     if job.initial_model_path is not None:
         # Same architecture as the checkpoint: its tensors are checked against it.
         architecture = checkpoint.architecture.model_dump(mode="json")
-        initial = load_checkpoint(job.initial_model_path, architecture, field="initial_model", onnx_limits=job.onnx_limits)
+        initial = load_checkpoint(job.initial_model_path, architecture, "initial_model", onnx_limits=job.onnx_limits)
         initial_state = initial.state_dict
     return AuditInputs(spec, checkpoint, dataset, initial_state)
 
@@ -188,14 +188,18 @@ def _model_info(job: AuditJob, inputs: AuditInputs) -> report_pb2.ModelInfo:
 
 
 def _architecture_summary(architecture: ArchitectureSpec) -> dict:
-    """The spec as the report shows it; a graph by its outline (its full spec, constants and all, could be megabytes)."""
+    """The spec as the report shows it; a graph by its outline (its full spec, constants and all, can be megabytes)."""
     if not isinstance(architecture, GraphSpec):
         return architecture.model_dump(mode="json")
+    operators = Counter(node.op for node in architecture.nodes)
     return {
-        "family": "graph", "input_shape": list(architecture.input_shape), "num_classes": architecture.num_classes,
-        "nodes": len(architecture.nodes), "operators": dict(Counter(node.op for node in architecture.nodes).most_common()),
+        "family": "graph",
+        "input_shape": list(architecture.input_shape),
+        "num_classes": architecture.num_classes,
+        "nodes": len(architecture.nodes),
+        "operators": dict(operators.most_common()),
         "layers": [node.layer for node in architecture.nodes if node.layer is not None][:200],
-    }  # fmt: skip
+    }
 
 
 def _dataset_info(job: AuditJob, dataset: Dataset) -> report_pb2.DatasetInfo:

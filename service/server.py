@@ -61,7 +61,8 @@ class EffcapServer:
             raise SystemExit("refusing to start: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD is set, which would let torch.load run pickled code")
         self.config = config
         self.store = AuditStore(config.data_dir / "effcap.sqlite3")
-        self.artifacts = ArtifactStore(config.data_dir / "artifacts", self.store, config.max_artifact_bytes, config.onnx_limits)
+        artifacts_dir = config.data_dir / "artifacts"
+        self.artifacts = ArtifactStore(artifacts_dir, self.store, config.max_artifact_bytes, config.onnx_limits)
         self.scheduler = Scheduler(self.store, self.artifacts, config.max_running_audits, config.device)
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.rpc_threads, thread_name_prefix="effcap-rpc"),

@@ -129,7 +129,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
 
     def _job_for_validation(self, request: audit_pb2.CreateAuditRequest) -> AuditJob:
         if not request.HasField("model"):
-            raise invalid_argument("model", "is required: the digest of an uploaded safetensors checkpoint or ONNX model", "FIELD_REQUIRED")
+            what = "the digest of an uploaded safetensors checkpoint or ONNX model"
+            raise invalid_argument("model", f"is required: {what}", "FIELD_REQUIRED")
         _, model_path = self._artifacts.require(request.model, "model")
         source = request.dataset.WhichOneof("source")
         if source is None:

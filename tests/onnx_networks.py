@@ -15,7 +15,9 @@ from torch import nn
 from torch.nn import functional as F
 
 
-def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: Path, dynamic_batch: bool = True, opset: int | None = None) -> Path:
+def export_onnx(
+    model: nn.Module, input_shape: tuple[int, ...], path: Path, dynamic_batch: bool = True, opset: int | None = None
+) -> Path:
     """The documented export (capacity/graphs/export_call.py): TorchScript exporter, training mode (BatchNorm
     kept as a layer), a symbolic batch axis."""
     kwargs = {"input_names": ["input"], "dynamic_axes": {"input": {0: "batch"}}} if dynamic_batch else {}
@@ -23,7 +25,14 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: Path, dyna
         kwargs["opset_version"] = opset
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(model, torch.randn(2, *input_shape), str(path), dynamo=False, training=torch.onnx.TrainingMode.TRAINING, **kwargs)
+        torch.onnx.export(
+            model,
+            torch.randn(2, *input_shape),
+            str(path),
+            dynamo=False,
+            training=torch.onnx.TrainingMode.TRAINING,
+            **kwargs,
+        )
     return path
 
 
@@ -62,7 +71,9 @@ class BasicBlock(nn.Module):
 class ResNet(nn.Module):
     """ResNet-18 (blocks 2,2,2,2) or -34 (3,4,6,3); the CIFAR stem is a 3x3 conv, the ImageNet one 7x7/2 + max-pool."""
 
-    def __init__(self, blocks=(2, 2, 2, 2), width: int = 64, stem: str = "cifar", in_channels: int = 3, classes: int = 10) -> None:
+    def __init__(
+        self, blocks=(2, 2, 2, 2), width: int = 64, stem: str = "cifar", in_channels: int = 3, classes: int = 10
+    ) -> None:
         super().__init__()
         if stem == "cifar":
             self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
@@ -74,7 +85,11 @@ class ResNet(nn.Module):
         layers, c_in = [], width
         for stage, count in enumerate(blocks):
             c_out = width * 2**stage
-            layers.append(nn.Sequential(*[BasicBlock(c_in if i == 0 else c_out, c_out, 2 if stage and i == 0 else 1) for i in range(count)]))
+            layers.append(
+                nn.Sequential(
+                    *[BasicBlock(c_in if i == 0 else c_out, c_out, 2 if stage and i == 0 else 1) for i in range(count)]
+                )
+            )
             c_in = c_out
         self.layer1, self.layer2, self.layer3, self.layer4 = (layers + [nn.Identity()] * 4)[:4]
         self.fc = nn.Linear(c_in, classes)
@@ -88,10 +103,14 @@ class ResNet(nn.Module):
 class VGG(nn.Module):
     """kuangliu/pytorch-cifar's VGG: 3x3 conv stacks (optionally with BatchNorm), max-pools, one Linear."""
 
-    CONFIGS = {11: (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
-               16: (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")}  # fmt: skip
+    CONFIGS = {
+        11: (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+        16: (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
+    }
 
-    def __init__(self, depth: int = 11, batch_norm: bool = True, divisor: int = 1, in_channels: int = 3, classes: int = 10) -> None:
+    def __init__(
+        self, depth: int = 11, batch_norm: bool = True, divisor: int = 1, in_channels: int = 3, classes: int = 10
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         c_in = in_channels
@@ -100,7 +119,11 @@ class VGG(nn.Module):
                 layers.append(nn.MaxPool2d(2))
                 continue
             c_out = item // divisor
-            layers += [nn.Conv2d(c_in, c_out, 3, padding=1), *([nn.BatchNorm2d(c_out)] if batch_norm else []), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(c_in, c_out, 3, padding=1),
+                *([nn.BatchNorm2d(c_out)] if batch_norm else []),
+                nn.ReLU(inplace=True),
+            ]
             c_in = c_out
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(c_in, classes)
@@ -110,7 +133,8 @@ class VGG(nn.Module):
 
 
 class WideBlock(nn.Module):
-    """Zagoruyko & Komodakis' pre-activation block: BN-ReLU-conv, (dropout), BN-ReLU-conv, and a 1x1 shortcut on change."""
+    """Zagoruyko & Komodakis' pre-activation block: BN-ReLU-conv, (dropout), BN-ReLU-conv, and a 1x1 shortcut
+    when the shape changes."""
 
     def __init__(self, c_in: int, c_out: int, stride: int, dropout: float) -> None:
         super().__init__()
@@ -128,7 +152,15 @@ class WideBlock(nn.Module):
 class WideResNet(nn.Module):
     """WRN-d-k: (d − 4)/6 blocks per stage, widths 16, 16k, 32k, 64k (times width/16)."""
 
-    def __init__(self, depth: int = 28, k: int = 10, width: int = 16, dropout: float = 0.0, in_channels: int = 3, classes: int = 10) -> None:
+    def __init__(
+        self,
+        depth: int = 28,
+        k: int = 10,
+        width: int = 16,
+        dropout: float = 0.0,
+        in_channels: int = 3,
+        classes: int = 10,
+    ) -> None:
         super().__init__()
         n = (depth - 4) // 6
         widths = [width, width * k, 2 * width * k, 4 * width * k]
@@ -161,16 +193,32 @@ class Attention(nn.Module):
 class ViT(nn.Module):
     """A small Vision Transformer: conv patch embedding, class token, position embedding, pre-norm blocks, GELU MLPs."""
 
-    def __init__(self, image: int = 16, patch: int = 4, dim: int = 32, depth: int = 2, heads: int = 2, in_channels: int = 3, classes: int = 10) -> None:
+    def __init__(
+        self,
+        image: int = 16,
+        patch: int = 4,
+        dim: int = 32,
+        depth: int = 2,
+        heads: int = 2,
+        in_channels: int = 3,
+        classes: int = 10,
+    ) -> None:
         super().__init__()
         self.patch_embed = nn.Conv2d(in_channels, dim, patch, patch)
         self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
         self.pos_embed = nn.Parameter(torch.randn(1, (image // patch) ** 2 + 1, dim) * 0.02)
         self.blocks = nn.ModuleList(
-            nn.ModuleDict({"norm1": nn.LayerNorm(dim), "attn": Attention(dim, heads), "norm2": nn.LayerNorm(dim),
-                           "fc1": nn.Linear(dim, 2 * dim), "fc2": nn.Linear(2 * dim, dim)})
+            nn.ModuleDict(
+                {
+                    "norm1": nn.LayerNorm(dim),
+                    "attn": Attention(dim, heads),
+                    "norm2": nn.LayerNorm(dim),
+                    "fc1": nn.Linear(dim, 2 * dim),
+                    "fc2": nn.Linear(2 * dim, dim),
+                }
+            )
             for _ in range(depth)
-        )  # fmt: skip
+        )
         self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -190,12 +238,18 @@ class MobileNetLike(nn.Module):
 
         def separable(c_in: int, c_out: int, stride: int) -> nn.Sequential:
             return nn.Sequential(
-                nn.Conv2d(c_in, c_in, 3, stride, 1, groups=c_in, bias=False), nn.BatchNorm2d(c_in), nn.ReLU6(),
-                nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU6(),
-            )  # fmt: skip
+                nn.Conv2d(c_in, c_in, 3, stride, 1, groups=c_in, bias=False),
+                nn.BatchNorm2d(c_in),
+                nn.ReLU6(),
+                nn.Conv2d(c_in, c_out, 1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU6(),
+            )
 
         self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU6())
-        self.blocks = nn.Sequential(separable(width, 2 * width, 1), separable(2 * width, 4 * width, 2), separable(4 * width, 4 * width, 1))
+        self.blocks = nn.Sequential(
+            separable(width, 2 * width, 1), separable(2 * width, 4 * width, 2), separable(4 * width, 4 * width, 1)
+        )
         self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(4 * width, classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

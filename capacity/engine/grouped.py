@@ -23,7 +23,16 @@ from torch.nn import functional as F
 
 from effcap.capacity.models.inception import MODULE_KINDS
 from effcap.capacity.models.resnet import channel_runs, copy_channels
-from effcap.capacity.models.spec import AlexNetSmallSpec, ArchitectureSpec, GraphSpec, InceptionSmallSpec, LeNet5Spec, MLPSpec, ResNet20Spec, SmallCNNSpec
+from effcap.capacity.models.spec import (
+    AlexNetSmallSpec,
+    ArchitectureSpec,
+    GraphSpec,
+    InceptionSmallSpec,
+    LeNet5Spec,
+    MLPSpec,
+    ResNet20Spec,
+    SmallCNNSpec,
+)
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": F.relu, "tanh": torch.tanh, "gelu": F.gelu}
 # PyTorch's BatchNorm defaults, which every family here uses.

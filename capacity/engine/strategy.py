@@ -76,7 +76,7 @@ def measure_strategy(architecture: ArchitectureSpec, shared: SharedData, trials:
     start from scratch, so the measurement never changes their numbers, only their speed.
     """
     candidates = [c for c in STACKING_CANDIDATES if c == "vmap" or folds(architecture)]
-    seconds = {candidate: time_steps(architecture, shared, trials, training, PROBE_STEPS, stacking=candidate) for candidate in candidates}
+    seconds = {c: time_steps(architecture, shared, trials, training, PROBE_STEPS, stacking=c) for c in candidates}
     return min(seconds, key=seconds.__getitem__), seconds
 
 

@@ -31,13 +31,40 @@ from effcap.capacity.graphs.network import GraphNetwork, data_shapes
 from effcap.capacity.graphs.spec import GraphConstant, GraphNode, GraphSpec
 
 FIELD = "spec.compressibility.methods"
-_PASS_THROUGH = frozenset({
-    "Relu", "LeakyRelu", "Elu", "Selu", "Gelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Softplus", "Softsign",
-    "Erf", "Neg", "Abs", "Exp", "Log", "Sqrt", "Reciprocal", "Sign", "Floor", "Ceil", "Identity", "Cast", "Dropout", "Clip",
-})  # fmt: skip
+_PASS_THROUGH = frozenset(
+    {
+        "Relu",
+        "LeakyRelu",
+        "Elu",
+        "Selu",
+        "Gelu",
+        "Sigmoid",
+        "Tanh",
+        "HardSigmoid",
+        "HardSwish",
+        "Softplus",
+        "Softsign",
+        "Erf",
+        "Neg",
+        "Abs",
+        "Exp",
+        "Log",
+        "Sqrt",
+        "Reciprocal",
+        "Sign",
+        "Floor",
+        "Ceil",
+        "Identity",
+        "Cast",
+        "Dropout",
+        "Clip",
+    }
+)
 _ELEMENTWISE = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Where", "PRelu"})
 _SPATIAL_POOLS = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"})
-_REDUCTIONS = frozenset({"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceSumSquare", "ReduceL2"})
+_REDUCTIONS = frozenset(
+    {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceSumSquare", "ReduceL2"}
+)
 
 
 class NotPrunable(Exception):
@@ -97,7 +124,11 @@ def unit_graph_of(spec: GraphSpec) -> UnitGraph:
             _visit(analysis, index, node)
         frozen = _frozen_groups(analysis)
     except NotPrunable as refusal:
-        raise InputError(FIELD, f"structured pruning cannot remove units of this graph exactly: {refusal}", reason="STRUCTURED_PRUNING_UNSUPPORTED") from None
+        raise InputError(
+            FIELD,
+            f"structured pruning cannot remove units of this graph exactly: {refusal}",
+            reason="STRUCTURED_PRUNING_UNSUPPORTED",
+        ) from None
     return _unit_graph(analysis, frozen)
 
 
@@ -150,7 +181,9 @@ def _visit_layer(analysis: _Analysis, node: GraphNode, layout: Layout | None, ra
             analysis.layouts[output] = layout
             return
         if attrs["group"] != 1 and layout is not None:
-            raise NotPrunable(node, f"is a grouped convolution ({attrs['group']} groups): its channels cannot be removed one by one")
+            raise NotPrunable(
+                node, f"is a grouped convolution ({attrs['group']} groups): its channels cannot be removed one by one"
+            )
         if layout is not None:
             _read(analysis, node, layout, axis=1)
         group = analysis.new_group(node.layer, attrs["out_channels"], node.layer)
@@ -191,8 +224,12 @@ def _read(analysis: _Analysis, node: GraphNode, layout: Layout, axis: int) -> No
 
 
 def _elementwise(analysis: _Analysis, node: GraphNode, laid_out: dict[str, Layout], rank: int) -> Layout:
-    """Operands aligned right (NumPy broadcasting): laid-out ones become one group; the rest must not vary along the units."""
-    aligned = {name: Layout(layout.axis + rank - len(analysis.shapes[name]), layout.segments) for name, layout in laid_out.items()}
+    """Operands aligned right (NumPy broadcasting): laid-out ones become one group; the others must not vary
+    along the units."""
+    aligned = {
+        name: Layout(layout.axis + rank - len(analysis.shapes[name]), layout.segments)
+        for name, layout in laid_out.items()
+    }
     first = next(iter(aligned.values()))
     for layout in list(aligned.values())[1:]:
         if layout.axis != first.axis:
@@ -261,7 +298,9 @@ def _reshape(analysis: _Analysis, index: int, node: GraphNode, layout: Layout) -
     raise NotPrunable(node, "splits the units or mixes them with other axes")
 
 
-_AXIS_MOVERS = frozenset({"Squeeze", "Unsqueeze", "Softmax", "LogSoftmax", "Pad", "Slice", "Gather", "Split", "Expand", "Tile"})
+_AXIS_MOVERS = frozenset(
+    {"Squeeze", "Unsqueeze", "Softmax", "LogSoftmax", "Pad", "Slice", "Gather", "Split", "Expand", "Tile"}
+)
 
 
 def _unit_axis_after(analysis: _Analysis, node: GraphNode, axis: int, output: str) -> int:
@@ -320,8 +359,13 @@ def _frozen_groups(analysis: _Analysis) -> set[str]:
 
 def _unit_graph(analysis: _Analysis, frozen: set[str]) -> UnitGraph:
     roots = [name for name in analysis.parent if analysis.find(name) == name and name not in frozen]
-    groups = tuple(UnitGroup(root, analysis.sizes[root], tuple(dict.fromkeys(analysis.writers[root]))) for root in roots)
-    readers = tuple(Reader(key, tuple(Segment(analysis.find(s.group), s.span) for s in segments)) for key, segments in analysis.readers)
+    groups = tuple(
+        UnitGroup(root, analysis.sizes[root], tuple(dict.fromkeys(analysis.writers[root]))) for root in roots
+    )
+    readers = tuple(
+        Reader(key, tuple(Segment(analysis.find(s.group), s.span) for s in segments))
+        for key, segments in analysis.readers
+    )
 
     def rebuild(kept: dict[str, int], _copies: dict) -> GraphSpec:
         return _rebuilt(analysis, {**{g: analysis.sizes[g] for g in frozen}, **kept})
@@ -333,7 +377,10 @@ def _rebuilt(analysis: _Analysis, kept: dict[str, int]) -> GraphSpec:
     """The spec with every layer sized to the units kept, and reshape constants that name a unit axis updated."""
     spec = analysis.spec
     width = {node.layer: kept[analysis.find(node.layer)] for node in spec.nodes if node.layer in analysis.parent}
-    input_width = {key.rsplit(".", 1)[0]: sum(kept[analysis.find(s.group)] * s.span for s in segments) for key, segments in analysis.readers}
+    input_width = {
+        key.rsplit(".", 1)[0]: sum(kept[analysis.find(s.group)] * s.span for s in segments)
+        for key, segments in analysis.readers
+    }
     nodes = list(spec.nodes)
     constants = dict(spec.constants)
     for index, node in enumerate(spec.nodes):

@@ -63,7 +63,9 @@ def build_layer(op: str, attrs: dict[str, Any]) -> nn.Module:
         if begins != ends:
             raise ValueError("ConvTranspose with asymmetric pads is not supported")
         output_padding = ints(attrs.get("output_padding", [0] * len(kernel)))
-        return _CONV_TRANSPOSES[len(kernel)](c_in, c_out, kernel, strides, begins, output_padding, groups, bias, dilations)
+        return _CONV_TRANSPOSES[len(kernel)](
+            c_in, c_out, kernel, strides, begins, output_padding, groups, bias, dilations
+        )
     if op == "linear":
         c_in, c_out = _positive(attrs, "in_features", "out_features")
         return nn.Linear(c_in, c_out, bias=bool(attrs.get("bias", 1)))

@@ -127,7 +127,9 @@ def compile_node(index: int, node: GraphNode, static: set[str], add_layer: Calla
         if len([i for i in node.inputs if i]) != 1:
             raise ValueError(f"a {node.op} layer takes one input")
         add_layer(node.layer, build_layer(node.op, attrs))
-        return Step(index, node.name, node.op, node.inputs, node.outputs, attrs, False, node.layer, pre_pad(node.op, attrs))
+        return Step(
+            index, node.name, node.op, node.inputs, node.outputs, attrs, False, node.layer, pre_pad(node.op, attrs)
+        )
     operator = OPERATORS[node.op]
     if node.op == "Split":
         attrs["_outputs"] = len(node.outputs)
@@ -193,7 +195,10 @@ def data_shapes(network: GraphNetwork, batch: int = 2) -> dict[str, tuple[int, .
     for name, value in _meta_values(meta, torch.empty(batch, *spec.input_shape, device="meta")).items():
         if isinstance(value, torch.Tensor):
             if value.numel() > MAX_ELEMENTS_PER_EXAMPLE * batch:
-                raise ValueError(f"value {name[:100]!r} would hold {value.numel() // batch:,} values per example (at most {MAX_ELEMENTS_PER_EXAMPLE:,})")
+                raise ValueError(
+                    f"value {name[:100]!r} would hold {value.numel() // batch:,} values per example (at most "
+                    f"{MAX_ELEMENTS_PER_EXAMPLE:,})"
+                )
             shapes[name] = tuple(value.shape)
     return shapes
 
@@ -201,4 +206,3 @@ def data_shapes(network: GraphNetwork, batch: int = 2) -> dict[str, tuple[int, .
 def _meta_values(network: GraphNetwork, x: torch.Tensor) -> dict[str, Any]:
     with torch.no_grad():
         return network.eval().values(x)
-

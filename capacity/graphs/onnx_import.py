@@ -30,10 +30,26 @@ import torch
 from torch import nn
 
 from effcap.capacity.errors import InputError
-from effcap.capacity.graphs.network import GraphNetwork, GraphRunError, Step, compile_node, data_shapes, reserved_root_names, run_step
+from effcap.capacity.graphs.network import (
+    GraphNetwork,
+    GraphRunError,
+    Step,
+    compile_node,
+    data_shapes,
+    reserved_root_names,
+    run_step,
+)
 from effcap.capacity.graphs.onnx_wire import OnnxLimits, WireError, scan_onnx
 from effcap.capacity.graphs.ops import OPERATORS, Operator, RunContext, bounded, same_pads
-from effcap.capacity.graphs.spec import MAX_CONSTANT_BYTES, MAX_NAME_LENGTH, MAX_NODES, GraphConstant, GraphNode, GraphParameter, GraphSpec
+from effcap.capacity.graphs.spec import (
+    MAX_CONSTANT_BYTES,
+    MAX_NAME_LENGTH,
+    MAX_NODES,
+    GraphConstant,
+    GraphNode,
+    GraphParameter,
+    GraphSpec,
+)
 
 MIN_OPSET, MAX_OPSET = 7, 23
 
@@ -96,7 +112,9 @@ def _tensor_array(tensor, where: str) -> np.ndarray:
     from onnx import numpy_helper
 
     if tensor.data_type not in _FLOAT_TYPES | _INT_TYPES | {_BOOL}:
-        raise _Refusal("INVALID_ONNX", f"{where}: tensor data type {tensor.data_type} is not supported (floats, integers, bool)")
+        raise _Refusal(
+            "INVALID_ONNX", f"{where}: tensor data type {tensor.data_type} is not supported (floats, integers, bool)"
+        )
     if len(tensor.dims) > 8 or any(d < 0 for d in tensor.dims):
         raise _Refusal("INVALID_ONNX", f"{where}: dims {list(tensor.dims)[:10]} are not a valid shape")
     try:
@@ -106,7 +124,9 @@ def _tensor_array(tensor, where: str) -> np.ndarray:
     if tensor.data_type in _FLOAT_TYPES:
         array = np.asarray(array, dtype=np.float32)
         if not np.isfinite(array).all():
-            raise _Refusal("CHECKPOINT_NOT_FINITE", f"{where}: contains NaN or infinite values, or values beyond float32's range")
+            raise _Refusal(
+                "CHECKPOINT_NOT_FINITE", f"{where}: contains NaN or infinite values, or values beyond float32's range"
+            )
         return array
     return np.asarray(array, dtype=np.bool_ if tensor.data_type == _BOOL else np.int64)
 
@@ -130,7 +150,11 @@ def _attributes(node, where: str) -> dict[str, Any]:
         elif kind == AttributeProto.TENSOR:
             out[name] = _tensor_array(attribute.t, f"{where} attribute {name!r}")
         else:
-            raise _Refusal("UNSUPPORTED_OPERATOR", f"{where}: attribute {name!r} of type {AttributeProto.AttributeType.Name(kind)} (subgraphs and the like) is not supported")
+            raise _Refusal(
+                "UNSUPPORTED_OPERATOR",
+                f"{where}: attribute {name!r} of type {AttributeProto.AttributeType.Name(kind)} (subgraphs and the "
+                "like) is not supported",
+            )
         if isinstance(out[name], (float, tuple)) and not np.isfinite(np.asarray(out[name], dtype=np.float64)).all():
             raise _Refusal("INVALID_ONNX", f"{where}: attribute {name!r} is not finite")
     return out
@@ -166,7 +190,9 @@ class _Names:
 
     def _nestable(self, path: str) -> bool:
         parts = path.split(".")
-        return parts[0] not in self._reserved and not any(".".join(parts[:i]) in self._leaves for i in range(1, len(parts)))
+        return parts[0] not in self._reserved and not any(
+            ".".join(parts[:i]) in self._leaves for i in range(1, len(parts))
+        )
 
     def _free(self, path: str) -> bool:
         return self._nestable(path) and path not in self._leaves and path not in self._scopes
@@ -228,12 +254,16 @@ class _Converter:
                 raise _Refusal("INVALID_ONNX", f"{where} cannot run: {str(error).split(' failed: ', 1)[-1]}") from None
             except (RuntimeError, ValueError, IndexError, TypeError, KeyError, ArithmeticError, MemoryError) as error:
                 # The file is data: whatever in it makes a node impossible to build or run is a bad input, named.
-                raise _Refusal("INVALID_ONNX", f"{where} cannot be translated: {type(error).__name__}: {str(error)[:300]}") from None
+                raise _Refusal(
+                    "INVALID_ONNX", f"{where} cannot be translated: {type(error).__name__}: {str(error)[:300]}"
+                ) from None
         output = self._resolve(output_name)
         try:
             spec = self._spec(input_name, input_shape, output, probe_batch)
         except (RuntimeError, ValueError, IndexError, TypeError, KeyError, ArithmeticError) as error:
-            raise _Refusal("INVALID_ONNX", f"the translated graph is not valid: {type(error).__name__}: {str(error)[:300]}") from None
+            raise _Refusal(
+                "INVALID_ONNX", f"the translated graph is not valid: {type(error).__name__}: {str(error)[:300]}"
+            ) from None
         producer = f"{self.model.producer_name} {self.model.producer_version}".strip()[:100]
         return ImportedGraph(spec, self.state, self.opset, producer, len(graph.node), export_batch)
 
@@ -243,24 +273,40 @@ class _Converter:
         versions = {entry.domain: entry.version for entry in self.model.opset_import}
         opset = versions.get("", versions.get("ai.onnx"))
         if opset is None or not MIN_OPSET <= opset <= MAX_OPSET:
-            raise _Refusal("UNSUPPORTED_OPSET", f"the default-domain opset is {opset}; opsets {MIN_OPSET} to {MAX_OPSET} are supported")
+            raise _Refusal(
+                "UNSUPPORTED_OPSET",
+                f"the default-domain opset is {opset}; opsets {MIN_OPSET} to {MAX_OPSET} are supported",
+            )
         return int(opset)
 
     def _network_input(self) -> tuple[str, tuple[int, ...], int | None]:
         inputs = [value for value in self.model.graph.input if value.name not in self.initializers]
         if len(inputs) != 1:
-            raise _Refusal("UNSUPPORTED_GRAPH", f"the graph has {len(inputs)} inputs besides its weights; effcap audits networks of one input")
+            raise _Refusal(
+                "UNSUPPORTED_GRAPH",
+                f"the graph has {len(inputs)} inputs besides its weights; effcap audits networks of one input",
+            )
         value = inputs[0]
         tensor_type = value.type.tensor_type
         if tensor_type.elem_type != 1:
-            raise _Refusal("UNSUPPORTED_GRAPH", f"input {value.name[:100]!r} has element type {tensor_type.elem_type}; a float32 input is needed")
+            raise _Refusal(
+                "UNSUPPORTED_GRAPH",
+                f"input {value.name[:100]!r} has element type {tensor_type.elem_type}; a float32 input is needed",
+            )
         dims = list(tensor_type.shape.dim)
         if len(dims) < 2 or len(dims) > 5:
-            raise _Refusal("UNSUPPORTED_GRAPH", f"input {value.name[:100]!r} has rank {len(dims)}; (batch, features...) of rank 2 to 5 is needed")
+            raise _Refusal(
+                "UNSUPPORTED_GRAPH",
+                f"input {value.name[:100]!r} has rank {len(dims)}; (batch, features...) of rank 2 to 5 is needed",
+            )
         shape = []
         for axis, dim in enumerate(dims[1:], start=1):
             if not dim.HasField("dim_value") or not 1 <= dim.dim_value <= 1 << 24:
-                raise _Refusal("UNSUPPORTED_GRAPH", f"input {value.name[:100]!r} axis {axis} has no fixed size; export with a fixed example shape (only the batch axis may vary)")
+                raise _Refusal(
+                    "UNSUPPORTED_GRAPH",
+                    f"input {value.name[:100]!r} axis {axis} has no fixed size; export with a fixed example shape "
+                    "(only the batch axis may vary)",
+                )
             shape.append(int(dim.dim_value))
         batch = int(dims[0].dim_value) if dims[0].HasField("dim_value") and dims[0].dim_value > 0 else None
         if len(value.name) > MAX_NAME_LENGTH:
@@ -270,7 +316,10 @@ class _Converter:
     def _network_output(self) -> str:
         outputs = list(self.model.graph.output)
         if len(outputs) != 1:
-            raise _Refusal("UNSUPPORTED_GRAPH", f"the graph has {len(outputs)} outputs; effcap audits networks with one output, the logits")
+            raise _Refusal(
+                "UNSUPPORTED_GRAPH",
+                f"the graph has {len(outputs)} outputs; effcap audits networks with one output, the logits",
+            )
         return outputs[0].name
 
     # ------------------------------------------------------------ values
@@ -286,13 +335,19 @@ class _Converter:
         if not name or name in self.values:
             return name
         if name in self.consumed_weights:
-            raise _Refusal("UNSUPPORTED_GRAPH", f"{where}: initializer {name[:100]!r} is a layer's weight and is read elsewhere too (shared weights are not supported)")
+            raise _Refusal(
+                "UNSUPPORTED_GRAPH",
+                f"{where}: initializer {name[:100]!r} is a layer's weight and is read elsewhere too (shared "
+                "weights are not supported)",
+            )
         if name not in self.initializers:
             raise _Refusal("INVALID_ONNX", f"{where}: input {name[:100]!r} is not computed before it is used")
         array = self.initializers[name]
         if self._trainable(name, array):
             key = self.names.claim(name)
-            self.parameters[name] = GraphParameter(value=name[:MAX_NAME_LENGTH], key=key, shape=array.shape, fill=self._fill(name, array))
+            self.parameters[name] = GraphParameter(
+                value=name[:MAX_NAME_LENGTH], key=key, shape=array.shape, fill=self._fill(name, array)
+            )
             self.state[key] = torch.from_numpy(array.copy())
             self.values[name] = torch.empty(array.shape, device="meta")
         else:
@@ -303,7 +358,10 @@ class _Converter:
         if array.dtype != np.float32:
             return False
         uses = self.consumers.get(name, [])
-        if any(node is not None and position in OPERATORS.get(node.op_type, _NO_OPERATOR).static_inputs for node, position in uses):
+        if any(
+            node is not None and position in OPERATORS.get(node.op_type, _NO_OPERATOR).static_inputs
+            for node, position in uses
+        ):
             return False
         return array.size >= 2 or any(node is not None and node.op_type == "PRelu" for node, _ in uses)
 
@@ -333,7 +391,10 @@ class _Converter:
         if array.dtype != np.float32 or (rank is not None and array.ndim != rank):
             return None
         if any(node is not self.current for node, _ in self.consumers.get(name, [])):
-            raise _Refusal("UNSUPPORTED_GRAPH", f"{where}: weight {name[:100]!r} is also read by another node (shared weights are not supported)")
+            raise _Refusal(
+                "UNSUPPORTED_GRAPH",
+                f"{where}: weight {name[:100]!r} is also read by another node (shared weights are not supported)",
+            )
         self.consumed_weights.add(name)
         return array
 
@@ -344,7 +405,10 @@ class _Converter:
         if id(node) in self.fused:
             return None
         if node.domain not in ("", "ai.onnx"):
-            raise _Refusal("UNSUPPORTED_OPERATOR", f"{where}: operator {node.domain}::{node.op_type} is not supported (custom domain)")
+            raise _Refusal(
+                "UNSUPPORTED_OPERATOR",
+                f"{where}: operator {node.domain}::{node.op_type} is not supported (custom domain)",
+            )
         if len(node.name) > MAX_NAME_LENGTH or any(len(n) > MAX_NAME_LENGTH for n in [*node.input, *node.output]):
             raise _Refusal("INVALID_ONNX", f"{where}: a name is longer than {MAX_NAME_LENGTH} characters")
         attrs = _attributes(node, where)
@@ -355,13 +419,18 @@ class _Converter:
             # Readers of the output read the input: a weight behind an Identity is still a layer's weight.
             source = self._resolve(node.input[0])
             self.aliases[node.output[0]] = source
-            self.consumers[source] = [use for use in self.consumers[source] if use[0] is not node] + self.consumers.get(node.output[0], [])
+            self.consumers[source] = [use for use in self.consumers[source] if use[0] is not node] + self.consumers.get(
+                node.output[0], []
+            )
             return None
         handler = _LAYER_HANDLERS.get(op)
         if handler is not None and handler(self, node, attrs, where):
             return None
         if op not in OPERATORS:
-            raise _Refusal("UNSUPPORTED_OPERATOR", f"{where}: operator {op} is not supported; supported: {', '.join(supported_operators())}")
+            raise _Refusal(
+                "UNSUPPORTED_OPERATOR",
+                f"{where}: operator {op} is not supported; supported: {', '.join(supported_operators())}",
+            )
         self._functional(node, attrs, where)
         return None
 
@@ -369,9 +438,16 @@ class _Converter:
         for key in ("value", "value_float", "value_floats", "value_int", "value_ints"):
             if key in attrs:
                 value = attrs[key]
-                array = value if isinstance(value, np.ndarray) else np.asarray(value, dtype=np.float32 if "float" in key else np.int64)
+                array = (
+                    value
+                    if isinstance(value, np.ndarray)
+                    else np.asarray(value, dtype=np.float32 if "float" in key else np.int64)
+                )
                 return self._add_constant(node.output[0], array)
-        raise _Refusal("UNSUPPORTED_OPERATOR", f"{where}: a Constant without a numeric value (sparse or string constants are not supported)")
+        raise _Refusal(
+            "UNSUPPORTED_OPERATOR",
+            f"{where}: a Constant without a numeric value (sparse or string constants are not supported)",
+        )
 
     def _functional(self, node, attrs: dict[str, Any], where: str) -> None:
         op = node.op_type
@@ -380,7 +456,10 @@ class _Converter:
         self._refuse_used_extra_outputs(node, where, keep=1 if op in ("Dropout", "MaxPool") else len(node.output))
         outputs = list(node.output) if op not in ("Dropout", "MaxPool") else [node.output[0]]
         # Dropout is random in training: never folded, even of a constant.
-        self._emit(GraphNode(name=node.name, op=op, inputs=tuple(inputs), outputs=tuple(outputs), attributes=attrs), fold=op != "Dropout")
+        self._emit(
+            GraphNode(name=node.name, op=op, inputs=tuple(inputs), outputs=tuple(outputs), attributes=attrs),
+            fold=op != "Dropout",
+        )
 
     def _canonical_attributes(self, op: str, attrs: dict[str, Any], inputs: list[str], where: str) -> dict[str, Any]:
         """Attributes in the form ops.py reads: opset differences resolved, tensors made scalars."""
@@ -390,18 +469,27 @@ class _Converter:
                 raise _Refusal("INVALID_ONNX", f"{where}: ConstantOfShape's value must hold one number")
             attrs["value"] = int(value.reshape(-1)[0]) if value.dtype.kind in "iub" else float(value.reshape(-1)[0])
             if not np.isfinite(attrs["value"]):
-                raise _Refusal("UNSUPPORTED_OPERATOR", f"{where}: ConstantOfShape with a non-finite value is not supported")
+                raise _Refusal(
+                    "UNSUPPORTED_OPERATOR", f"{where}: ConstantOfShape with a non-finite value is not supported"
+                )
         if op in ("Softmax", "LogSoftmax") and self.opset < 13:
             attrs.setdefault("axis", 1)
             attrs["_coerce_2d"] = 1
         if any(isinstance(v, np.ndarray) for v in attrs.values()):
-            raise _Refusal("UNSUPPORTED_OPERATOR", f"{where}: tensor attributes are supported for Constant and ConstantOfShape only")
+            raise _Refusal(
+                "UNSUPPORTED_OPERATOR",
+                f"{where}: tensor attributes are supported for Constant and ConstantOfShape only",
+            )
         return attrs
 
     def _refuse_used_extra_outputs(self, node, where: str, keep: int) -> None:
         for name in node.output[keep:]:
             if name and self.consumers.get(name):
-                raise _Refusal("UNSUPPORTED_GRAPH", f"{where}: output {name[:100]!r} (training statistics, masks or indices) is read by the graph; only the main output is supported")
+                raise _Refusal(
+                    "UNSUPPORTED_GRAPH",
+                    f"{where}: output {name[:100]!r} (training statistics, masks or indices) is read by the graph; "
+                    "only the main output is supported",
+                )
 
     def _emit(self, node: GraphNode, fold: bool = False) -> None:
         """Add a node to the spec after running it on the probe; fold it if its inputs are all constants."""
@@ -428,7 +516,9 @@ class _Converter:
                 bounded(array.shape)
                 self._add_constant(name, array)
 
-    def _layer(self, node, x: str, op: str, path_hint: str, attrs: dict[str, Any], weights: dict[str, np.ndarray], output: str) -> None:
+    def _layer(
+        self, node, x: str, op: str, path_hint: str, attrs: dict[str, Any], weights: dict[str, np.ndarray], output: str
+    ) -> None:
         """Add layer `op` reading value `x`, its weights under the layer's path in the state dict."""
         path = self.names.claim(path_hint)
         for key, array in weights.items():
@@ -442,23 +532,35 @@ class _Converter:
             raise _Refusal("UNSUPPORTED_GRAPH", f"the graph's output {output[:100]!r} is not computed from its input")
         shape = tuple(self.values[output].shape)
         if len(shape) != 2 or shape[0] != probe_batch:
-            raise _Refusal("UNSUPPORTED_GRAPH", f"the graph's output has shape {list(shape)}; effcap audits classifiers whose output is logits (batch, classes)")
+            raise _Refusal(
+                "UNSUPPORTED_GRAPH",
+                f"the graph's output has shape {list(shape)}; effcap audits classifiers whose output is logits "
+                "(batch, classes)",
+            )
         used = {name for node in self.nodes for name in node.inputs}
         constants = {name: GraphConstant.of(array) for name, array in self.constants.items() if name in used}
         if sum(len(c.data) for c in constants.values()) > 2 * MAX_CONSTANT_BYTES:
             raise _Refusal("UNSUPPORTED_GRAPH", f"the graph's constants exceed {MAX_CONSTANT_BYTES >> 20} MiB")
         parameters = tuple(p for name, p in self.parameters.items() if name in used)
         spec = GraphSpec(
-            input_shape=input_shape, num_classes=shape[1], input=input_name, output=output,
-            nodes=tuple(self.nodes), constants=constants, parameters=parameters,
-        )  # fmt: skip
+            input_shape=input_shape,
+            num_classes=shape[1],
+            input=input_name,
+            output=output,
+            nodes=tuple(self.nodes),
+            constants=constants,
+            parameters=parameters,
+        )
         with torch.device("meta"):
             network = GraphNetwork(spec)
         data_shapes(network, probe_batch)
         expected = set(network.state_dict())
         if set(self.state) != expected:
             missing, extra = sorted(expected - set(self.state)), sorted(set(self.state) - expected)
-            raise _Refusal("INVALID_ONNX", f"the converted weights do not match the graph (missing {missing[:5]}, unused {extra[:5]})")
+            raise _Refusal(
+                "INVALID_ONNX",
+                f"the converted weights do not match the graph (missing {missing[:5]}, unused {extra[:5]})",
+            )
         return spec
 
 
@@ -479,7 +581,11 @@ def _conv(converter: _Converter, node, attrs: dict[str, Any], where: str) -> boo
     transpose = node.op_type == "ConvTranspose"
     weight = converter._initializer(node.input[1], where) if len(node.input) > 1 else None
     if weight is None or weight.ndim not in (3, 4, 5):
-        raise _Refusal("UNSUPPORTED_OPERATOR", f"{where}: {node.op_type} needs its weight as an initializer of rank 3 to 5 (computed weights are not supported)")
+        raise _Refusal(
+            "UNSUPPORTED_OPERATOR",
+            f"{where}: {node.op_type} needs its weight as an initializer of rank 3 to 5 (computed weights are not "
+            "supported)",
+        )
     bias = converter._initializer(node.input[2], where, rank=1) if len(node.input) > 2 and node.input[2] else None
     if len(node.input) > 2 and node.input[2] and bias is None:
         raise _Refusal("UNSUPPORTED_OPERATOR", f"{where}: {node.op_type} needs its bias as a 1-D initializer")
@@ -490,7 +596,9 @@ def _conv(converter: _Converter, node, attrs: dict[str, Any], where: str) -> boo
     spatial = weight.ndim - 2
     kernel = list(weight.shape[2:])
     if list(attrs.get("kernel_shape", kernel)) != kernel:
-        raise _Refusal("INVALID_ONNX", f"{where}: kernel_shape {list(attrs['kernel_shape'])} differs from the weight's {kernel}")
+        raise _Refusal(
+            "INVALID_ONNX", f"{where}: kernel_shape {list(attrs['kernel_shape'])} differs from the weight's {kernel}"
+        )
     group = attrs.get("group", 1)
     strides = list(attrs.get("strides", [1] * spatial))
     dilations = list(attrs.get("dilations", [1] * spatial))
@@ -498,7 +606,10 @@ def _conv(converter: _Converter, node, attrs: dict[str, Any], where: str) -> boo
     auto_pad = attrs.get("auto_pad", "NOTSET")
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         if transpose:
-            raise _Refusal("UNSUPPORTED_OPERATOR", f"{where}: ConvTranspose with auto_pad {auto_pad} is not supported; export with explicit pads")
+            raise _Refusal(
+                "UNSUPPORTED_OPERATOR",
+                f"{where}: ConvTranspose with auto_pad {auto_pad} is not supported; export with explicit pads",
+            )
         begins, ends = same_pads(list(x.shape[2:]), kernel, strides, dilations, upper=auto_pad == "SAME_UPPER")
         pads = begins + ends
     elif auto_pad == "VALID":
@@ -506,20 +617,40 @@ def _conv(converter: _Converter, node, attrs: dict[str, Any], where: str) -> boo
     c_in = int(x.shape[1])
     c_out = weight.shape[1] * group if transpose else weight.shape[0]
     if (weight.shape[0] if transpose else weight.shape[1] * group) != c_in:
-        raise _Refusal("INVALID_ONNX", f"{where}: the weight {list(weight.shape)} with group {group} does not take {c_in} input channels")
+        raise _Refusal(
+            "INVALID_ONNX",
+            f"{where}: the weight {list(weight.shape)} with group {group} does not take {c_in} input channels",
+        )
     if bias is not None and bias.shape[0] != c_out:
         raise _Refusal("INVALID_ONNX", f"{where}: the bias has {bias.shape[0]} entries for {c_out} output channels")
     layer_attrs: dict[str, Any] = {
-        "in_channels": c_in, "out_channels": int(c_out), "kernel_shape": tuple(kernel), "strides": tuple(strides),
-        "pads": tuple(pads), "dilations": tuple(dilations), "group": int(group), "bias": int(bias is not None),
-    }  # fmt: skip
+        "in_channels": c_in,
+        "out_channels": int(c_out),
+        "kernel_shape": tuple(kernel),
+        "strides": tuple(strides),
+        "pads": tuple(pads),
+        "dilations": tuple(dilations),
+        "group": int(group),
+        "bias": int(bias is not None),
+    }
     if transpose:
         output_padding = list(attrs.get("output_padding", [0] * spatial))
         if "output_shape" in attrs:
-            raise _Refusal("UNSUPPORTED_OPERATOR", f"{where}: ConvTranspose with output_shape is not supported; export with pads and output_padding")
+            raise _Refusal(
+                "UNSUPPORTED_OPERATOR",
+                f"{where}: ConvTranspose with output_shape is not supported; export with pads and output_padding",
+            )
         layer_attrs["output_padding"] = tuple(output_padding)
     weights = {"weight": weight} | ({"bias": bias} if bias is not None else {})
-    converter._layer(node, x_name, "conv_transpose" if transpose else "conv", _layer_path(node.input[1], node.name, node.op_type), layer_attrs, weights, node.output[0])
+    converter._layer(
+        node,
+        x_name,
+        "conv_transpose" if transpose else "conv",
+        _layer_path(node.input[1], node.name, node.op_type),
+        layer_attrs,
+        weights,
+        node.output[0],
+    )
     return True
 
 
@@ -545,7 +676,10 @@ def _linear_weights(converter: _Converter, node, where: str) -> tuple[np.ndarray
         elif c.size == 1:
             bias = np.full(weight.shape[0], float(c.reshape(-1)[0]) * attrs.get("beta", 1.0), dtype=np.float32)
         else:
-            raise _Refusal("UNSUPPORTED_OPERATOR", f"{where}: Gemm's C must be a bias over the output features, shape {[weight.shape[0]]}")
+            raise _Refusal(
+                "UNSUPPORTED_OPERATOR",
+                f"{where}: Gemm's C must be a bias over the output features, shape {[weight.shape[0]]}",
+            )
     converter._initializer(node.input[1], where, rank=2)
     return weight, bias
 
@@ -558,11 +692,22 @@ def _linear(converter: _Converter, node, attrs: dict[str, Any], where: str) -> b
     x_name = converter._value(node.input[0], where)
     if node.op_type == "Gemm" and attrs.get("transA", 0):
         transposed = f"{node.output[0]}::transA"
-        converter._emit(GraphNode(name=node.name, op="Transpose", inputs=(x_name,), outputs=(transposed,), attributes={"perm": (1, 0)}))
+        converter._emit(
+            GraphNode(
+                name=node.name, op="Transpose", inputs=(x_name,), outputs=(transposed,), attributes={"perm": (1, 0)}
+            )
+        )
         x_name = transposed
     x = converter.values.get(x_name)
-    if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[-1] != weight.shape[1] or (node.op_type == "Gemm" and x.dim() != 2):
-        raise _Refusal("INVALID_ONNX", f"{where}: the input's last axis does not match the weight {list(weight.shape[::-1])}")
+    if (
+        not isinstance(x, torch.Tensor)
+        or x.dim() < 1
+        or x.shape[-1] != weight.shape[1]
+        or (node.op_type == "Gemm" and x.dim() != 2)
+    ):
+        raise _Refusal(
+            "INVALID_ONNX", f"{where}: the input's last axis does not match the weight {list(weight.shape[::-1])}"
+        )
     output = node.output[0]
     bias_add = _fusable_bias(converter, node, weight.shape[0]) if bias is None and node.op_type == "MatMul" else None
     if bias_add is not None:  # the Linear computes the Add's output; the MatMul's own output has no other reader
@@ -570,7 +715,15 @@ def _linear(converter: _Converter, node, attrs: dict[str, Any], where: str) -> b
         output = add.output[0]
     weights = {"weight": weight} | ({"bias": bias} if bias is not None else {})
     path = _layer_path(node.input[1], node.name, node.op_type)
-    converter._layer(node, x_name, "linear", path, {"in_features": int(weight.shape[1]), "out_features": int(weight.shape[0]), "bias": int(bias is not None)}, weights, output)
+    converter._layer(
+        node,
+        x_name,
+        "linear",
+        path,
+        {"in_features": int(weight.shape[1]), "out_features": int(weight.shape[0]), "bias": int(bias is not None)},
+        weights,
+        output,
+    )
     return True
 
 
@@ -582,7 +735,13 @@ def _fusable_bias(converter: _Converter, node, features: int) -> tuple[Any, np.n
     add = readers[0][0]
     other = add.input[1 - readers[0][1]]
     array = converter.initializers.get(converter._resolve(other))
-    if array is None or array.dtype != np.float32 or array.size != features or array.shape[-1:] != (features,) or len(converter.consumers.get(other, [])) != 1:
+    if (
+        array is None
+        or array.dtype != np.float32
+        or array.size != features
+        or array.shape[-1:] != (features,)
+        or len(converter.consumers.get(other, [])) != 1
+    ):
         return None
     converter.consumed_weights.add(converter._resolve(other))
     converter.fused.add(id(add))
@@ -594,7 +753,10 @@ def _batch_norm(converter: _Converter, node, attrs: dict[str, Any], where: str) 
         raise _Refusal("UNSUPPORTED_OPERATOR", f"{where}: BatchNormalization with spatial=0 is not supported")
     arrays = [converter._initializer(name, where, rank=1) if name else None for name in node.input[1:5]]
     if len(arrays) != 4 or any(a is None for a in arrays) or len({a.shape for a in arrays}) != 1:
-        raise _Refusal("UNSUPPORTED_OPERATOR", f"{where}: BatchNormalization needs its scale, bias, mean and variance as 1-D initializers of one size")
+        raise _Refusal(
+            "UNSUPPORTED_OPERATOR",
+            f"{where}: BatchNormalization needs its scale, bias, mean and variance as 1-D initializers of one size",
+        )
     scale, shift, mean, var = arrays
     if (var < 0).any():
         raise _Refusal("INVALID_ONNX", f"{where}: a negative running variance")
@@ -604,9 +766,22 @@ def _batch_norm(converter: _Converter, node, attrs: dict[str, Any], where: str) 
         raise _Refusal("INVALID_ONNX", f"{where}: the input's channels do not match the {scale.shape[0]} statistics")
     converter._refuse_used_extra_outputs(node, where, keep=1)
     momentum = 1.0 - attrs.get("momentum", 0.9)  # ONNX weighs the old statistics; torch the new batch's
-    layer_attrs = {"num_features": int(scale.shape[0]), "rank": int(x.dim()), "eps": attrs.get("epsilon", 1e-5), "momentum": momentum}
+    layer_attrs = {
+        "num_features": int(scale.shape[0]),
+        "rank": int(x.dim()),
+        "eps": attrs.get("epsilon", 1e-5),
+        "momentum": momentum,
+    }
     weights = {"weight": scale, "bias": shift, "running_mean": mean, "running_var": var}
-    converter._layer(node, x_name, "batch_norm", _layer_path(node.input[1], node.name, node.op_type), layer_attrs, weights, node.output[0])
+    converter._layer(
+        node,
+        x_name,
+        "batch_norm",
+        _layer_path(node.input[1], node.name, node.op_type),
+        layer_attrs,
+        weights,
+        node.output[0],
+    )
     return True
 
 
@@ -614,21 +789,37 @@ def _layer_norm(converter: _Converter, node, attrs: dict[str, Any], where: str) 
     scale = converter._initializer(node.input[1], where) if len(node.input) > 1 else None
     shift = converter._initializer(node.input[2], where) if len(node.input) > 2 and node.input[2] else None
     if scale is None or (len(node.input) > 2 and node.input[2] and shift is None):
-        raise _Refusal("UNSUPPORTED_OPERATOR", f"{where}: LayerNormalization needs its scale (and bias) as initializers")
+        raise _Refusal(
+            "UNSUPPORTED_OPERATOR", f"{where}: LayerNormalization needs its scale (and bias) as initializers"
+        )
     x_name = converter._value(node.input[0], where)
     x = converter.values.get(x_name)
     if not isinstance(x, torch.Tensor):
         raise _Refusal("INVALID_ONNX", f"{where}: LayerNormalization of a constant")
     axis = attrs.get("axis", -1)
     if not -x.dim() <= axis < x.dim() or axis % x.dim() == 0:
-        raise _Refusal("UNSUPPORTED_OPERATOR", f"{where}: LayerNormalization over axis {axis} of a rank-{x.dim()} input (the batch axis included) is not supported")
+        raise _Refusal(
+            "UNSUPPORTED_OPERATOR",
+            f"{where}: LayerNormalization over axis {axis} of a rank-{x.dim()} input (the batch axis included) is "
+            "not supported",
+        )
     normalized = tuple(int(d) for d in x.shape[axis % x.dim() :])
     if scale.size != np.prod(normalized) or (shift is not None and shift.size != scale.size):
-        raise _Refusal("INVALID_ONNX", f"{where}: scale/bias of {scale.size} values for normalized shape {list(normalized)}")
+        raise _Refusal(
+            "INVALID_ONNX", f"{where}: scale/bias of {scale.size} values for normalized shape {list(normalized)}"
+        )
     converter._refuse_used_extra_outputs(node, where, keep=1)
     weights = {"weight": scale.reshape(normalized)} | ({"bias": shift.reshape(normalized)} if shift is not None else {})
     layer_attrs = {"normalized_shape": normalized, "eps": attrs.get("epsilon", 1e-5), "bias": int(shift is not None)}
-    converter._layer(node, x_name, "layer_norm", _layer_path(node.input[1], node.name, node.op_type), layer_attrs, weights, node.output[0])
+    converter._layer(
+        node,
+        x_name,
+        "layer_norm",
+        _layer_path(node.input[1], node.name, node.op_type),
+        layer_attrs,
+        weights,
+        node.output[0],
+    )
     return True
 
 

@@ -29,7 +29,9 @@ def is_onnx_file(path: Path | str) -> bool:
     return looks_like_onnx(head) and head[8:9] != b"{"
 
 
-def load_onnx(path: Path | str, limits: OnnxLimits = OnnxLimits(), field: str = "model") -> tuple[ImportedGraph, OnnxProvenance]:
+def load_onnx(
+    path: Path | str, limits: OnnxLimits = OnnxLimits(), field: str = "model"
+) -> tuple[ImportedGraph, OnnxProvenance]:
     """Translate and verify; InputError names what is refused (an operator, a node that diverges, a limit)."""
     model = read_onnx_model(path, limits, field)
     graph = import_onnx(model, field)

@@ -84,7 +84,9 @@ def _fields(data: Buffer, start: int, end: int, where: str) -> Iterator[tuple[in
         elif wire_type == _LENGTH_DELIMITED:
             length, position = _varint(data, position, end)
             if position + length > end:
-                raise WireError(f"{where}: field {number} declares {length} bytes but only {end - position} remain (truncated?)")
+                raise WireError(
+                    f"{where}: field {number} declares {length} bytes but only {end - position} remain (truncated?)"
+                )
             yield number, wire_type, position, position + length
             position += length
         else:
@@ -100,7 +102,9 @@ def scan_onnx(data: Buffer, limits: OnnxLimits) -> WireSummary:
         elif number == _GRAPH and wire_type == _LENGTH_DELIMITED:
             graphs.append((value, end))
         elif number == _FUNCTIONS:
-            raise WireError("model.functions: graphs with local functions are not supported (export without custom functions)")
+            raise WireError(
+                "model.functions: graphs with local functions are not supported (export without custom functions)"
+            )
     if ir_version is None or len(graphs) != 1:
         raise WireError("not an ONNX model: it needs one ir_version and one graph")
     nodes = initializers = initializer_bytes = 0
@@ -117,7 +121,10 @@ def scan_onnx(data: Buffer, limits: OnnxLimits) -> WireSummary:
             initializers += 1
             initializer_bytes += end - value
             if initializer_bytes > limits.max_weight_bytes:
-                raise WireError(f"model.graph.initializer: more than {limits.max_weight_bytes:,} bytes of weights (the server's --max-graph-weight-bytes)")
+                raise WireError(
+                    f"model.graph.initializer: more than {limits.max_weight_bytes:,} bytes of weights (the "
+                    "server's --max-graph-weight-bytes)"
+                )
             _refuse_external(data, value, end, initializers - 1)
     return WireSummary(ir_version, nodes, initializers, initializer_bytes)
 
@@ -127,10 +134,13 @@ def _refuse_external(data: Buffer, start: int, end: int, index: int) -> None:
     for number, wire_type, value, stop in _fields(data, start, end, f"model.graph.initializer[{index}]"):
         if number == _TENSOR_NAME and wire_type == _LENGTH_DELIMITED:
             name = bytes(data[value : min(stop, value + 100)]).decode("utf-8", "replace")
-        external |= number == _EXTERNAL_DATA or (number == _DATA_LOCATION and wire_type == _VARINT and value == _EXTERNAL)
+        external |= number == _EXTERNAL_DATA or (
+            number == _DATA_LOCATION and wire_type == _VARINT and value == _EXTERNAL
+        )
     if external:
         raise WireError(
-            f"model.graph.initializer[{index}] ({name!r}): weights stored as external data are refused (side files by path); "
+            f"model.graph.initializer[{index}] ({name!r}): weights stored as external data are refused (side files "
+            "by path); "
             "export with the weights inside the file (models under 2 GB do by default)"
         )
 

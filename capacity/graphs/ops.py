@@ -58,7 +58,9 @@ def is_known_op(op: str) -> bool:
     return op in OPERATORS or op in LAYER_OPS
 
 
-def _register(name: str, data: DataFn | None = None, static: StaticFn | None = None, static_inputs: tuple[int, ...] = ()) -> None:
+def _register(
+    name: str, data: DataFn | None = None, static: StaticFn | None = None, static_inputs: tuple[int, ...] = ()
+) -> None:
     OPERATORS[name] = Operator(data, static, static_inputs)
 
 
@@ -81,7 +83,9 @@ def as_tensor(value: Value, like: torch.Tensor | RunContext) -> torch.Tensor:
     if not array.flags.writeable:  # views of inline constants: torch wants memory it may own
         array = array.copy()
     if array.dtype.kind == "f":
-        return torch.as_tensor(array, dtype=like.dtype if (like.dtype.is_floating_point) else torch.float32, device=device)
+        return torch.as_tensor(
+            array, dtype=like.dtype if (like.dtype.is_floating_point) else torch.float32, device=device
+        )
     return torch.as_tensor(array, device=device)
 
 
@@ -244,7 +248,18 @@ _register("Where", _where, lambda values, attrs: [np.where(*[np.asarray(v) for v
 
 # ---------------------------------------------------------------- casts and constants
 
-ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64", 9: "bool", 10: "float16", 11: "float64", 16: "bfloat16"}
+ONNX_DTYPES = {
+    1: "float32",
+    2: "uint8",
+    3: "int8",
+    5: "int16",
+    6: "int32",
+    7: "int64",
+    9: "bool",
+    10: "float16",
+    11: "float64",
+    16: "bfloat16",
+}
 _FLOAT_CODES = {1, 10, 11, 16}
 
 
@@ -263,7 +278,13 @@ def _cast_static(values, attrs):
     if to not in ONNX_DTYPES:
         raise ValueError(f"Cast to ONNX type {to} is not supported")
     kind = ONNX_DTYPES[to]
-    target = np.float32 if kind in ("float32", "float16", "bfloat16", "float64") else np.bool_ if kind == "bool" else np.int64
+    target = (
+        np.float32
+        if kind in ("float32", "float16", "bfloat16", "float64")
+        else np.bool_
+        if kind == "bool"
+        else np.int64
+    )
     return [np.asarray(values[0]).astype(target)]
 
 
@@ -305,23 +326,34 @@ def _shape(values, attrs):
 
 # A data tensor's shape is static: Shape reads it from the tensor without its contents.
 _register("Shape", lambda values, attrs, ctx: _shape(values, attrs), _shape)
-_register("Size", lambda values, attrs, ctx: [np.asarray(int(np.prod(values[0].shape)), dtype=np.int64)],
-          lambda values, attrs: [np.asarray(np.asarray(values[0]).size, dtype=np.int64)])  # fmt: skip
+_register(
+    "Size",
+    lambda values, attrs, ctx: [np.asarray(int(np.prod(values[0].shape)), dtype=np.int64)],
+    lambda values, attrs: [np.asarray(np.asarray(values[0]).size, dtype=np.int64)],
+)
 
 
 def reshape_target(input_shape: tuple[int, ...], target: list[int], allowzero: int) -> list[int]:
     """ONNX Reshape's target with 0 (copy the input's dimension, unless allowzero) resolved; -1 left to torch."""
     if allowzero:
         return target
-    if len(target) > 0 and any(t == 0 for t in target) and len(input_shape) < max(i + 1 for i, t in enumerate(target) if t == 0):
+    if (
+        len(target) > 0
+        and any(t == 0 for t in target)
+        and len(input_shape) < max(i + 1 for i, t in enumerate(target) if t == 0)
+    ):
         raise ValueError(f"Reshape copies a dimension the input {list(input_shape)} does not have")
     return [input_shape[i] if t == 0 else t for i, t in enumerate(target)]
 
 
 _register(
     "Reshape",
-    lambda values, attrs, ctx: [values[0].reshape(reshape_target(tuple(values[0].shape), ints(values[1]), attrs.get("allowzero", 0)))],
-    lambda values, attrs: [np.asarray(values[0]).reshape(reshape_target(np.shape(values[0]), ints(values[1]), attrs.get("allowzero", 0)))],
+    lambda values, attrs, ctx: [
+        values[0].reshape(reshape_target(tuple(values[0].shape), ints(values[1]), attrs.get("allowzero", 0)))
+    ],
+    lambda values, attrs: [
+        np.asarray(values[0]).reshape(reshape_target(np.shape(values[0]), ints(values[1]), attrs.get("allowzero", 0)))
+    ],
     static_inputs=(1,),
 )
 
@@ -385,13 +417,19 @@ def _unsqueezed_shape(shape: tuple[int, ...], axes: list[int]) -> list[int]:
 _register(
     "Squeeze",
     lambda values, attrs, ctx: [values[0].reshape(_squeezed_shape(tuple(values[0].shape), _axes(values, attrs, 1)))],
-    lambda values, attrs: [np.asarray(values[0]).reshape(_squeezed_shape(np.shape(values[0]), _axes(values, attrs, 1)))],
+    lambda values, attrs: [
+        np.asarray(values[0]).reshape(_squeezed_shape(np.shape(values[0]), _axes(values, attrs, 1)))
+    ],
     static_inputs=(1,),
 )
 _register(
     "Unsqueeze",
-    lambda values, attrs, ctx: [values[0].reshape(_unsqueezed_shape(tuple(values[0].shape), _axes(values, attrs, 1) or []))],
-    lambda values, attrs: [np.asarray(values[0]).reshape(_unsqueezed_shape(np.shape(values[0]), _axes(values, attrs, 1) or []))],
+    lambda values, attrs, ctx: [
+        values[0].reshape(_unsqueezed_shape(tuple(values[0].shape), _axes(values, attrs, 1) or []))
+    ],
+    lambda values, attrs: [
+        np.asarray(values[0]).reshape(_unsqueezed_shape(np.shape(values[0]), _axes(values, attrs, 1) or []))
+    ],
     static_inputs=(1,),
 )
 
@@ -515,8 +553,12 @@ def _expand_shape(shape: tuple[int, ...], target: list[int]) -> tuple[int, ...]:
 
 _register(
     "Expand",
-    lambda values, attrs, ctx: [as_tensor(values[0], ctx).expand(_expand_shape(tuple(np.shape(values[0])), ints(values[1])))],
-    lambda values, attrs: [np.broadcast_to(np.asarray(values[0]), bounded(_expand_shape(np.shape(values[0]), ints(values[1])))).copy()],
+    lambda values, attrs, ctx: [
+        as_tensor(values[0], ctx).expand(_expand_shape(tuple(np.shape(values[0])), ints(values[1])))
+    ],
+    lambda values, attrs: [
+        np.broadcast_to(np.asarray(values[0]), bounded(_expand_shape(np.shape(values[0]), ints(values[1])))).copy()
+    ],
     static_inputs=(1,),
 )
 _register(
@@ -566,8 +608,16 @@ for _name, _torch, _numpy in (
     ("ReduceMax", lambda x, d, k: x.amax(dim=d, keepdim=k), np.max),
     ("ReduceMin", lambda x, d, k: x.amin(dim=d, keepdim=k), np.min),
     ("ReduceProd", lambda x, d, k: _prod(x, d, k), np.prod),
-    ("ReduceSumSquare", lambda x, d, k: (x * x).sum(dim=d, keepdim=k), lambda x, axis, keepdims: np.sum(x * x, axis=axis, keepdims=keepdims)),
-    ("ReduceL2", lambda x, d, k: (x * x).sum(dim=d, keepdim=k).sqrt(), lambda x, axis, keepdims: np.sqrt(np.sum(x * x, axis=axis, keepdims=keepdims))),
+    (
+        "ReduceSumSquare",
+        lambda x, d, k: (x * x).sum(dim=d, keepdim=k),
+        lambda x, axis, keepdims: np.sum(x * x, axis=axis, keepdims=keepdims),
+    ),
+    (
+        "ReduceL2",
+        lambda x, d, k: (x * x).sum(dim=d, keepdim=k).sqrt(),
+        lambda x, axis, keepdims: np.sqrt(np.sum(x * x, axis=axis, keepdims=keepdims)),
+    ),
 ):
     _register(_name, *_reduce(_torch, _numpy), static_inputs=(1,))
 
@@ -659,7 +709,9 @@ def _pool_geometry(x: torch.Tensor, attrs: dict) -> tuple[list[int], list[int], 
     return kernel, strides, dilations, begins, ends
 
 
-def same_pads(size: list[int], kernel: list[int], strides: list[int], dilations: list[int], upper: bool) -> tuple[list[int], list[int]]:
+def same_pads(
+    size: list[int], kernel: list[int], strides: list[int], dilations: list[int], upper: bool
+) -> tuple[list[int], list[int]]:
     """auto_pad SAME_*: output size ceil(in / stride); the odd pixel goes at the end (UPPER) or start."""
     begins, ends = [], []
     for n, k, s, d in zip(size, kernel, strides, dilations):
@@ -697,13 +749,21 @@ def _average_pool(values, attrs, ctx):
 
 _register("MaxPool", _max_pool)
 _register("AveragePool", _average_pool)
-_register("GlobalAveragePool", lambda values, attrs, ctx: [values[0].mean(dim=tuple(range(2, values[0].dim())), keepdim=True)])
-_register("GlobalMaxPool", lambda values, attrs, ctx: [values[0].amax(dim=tuple(range(2, values[0].dim())), keepdim=True)])
+_register(
+    "GlobalAveragePool", lambda values, attrs, ctx: [values[0].mean(dim=tuple(range(2, values[0].dim())), keepdim=True)]
+)
+_register(
+    "GlobalMaxPool", lambda values, attrs, ctx: [values[0].amax(dim=tuple(range(2, values[0].dim())), keepdim=True)]
+)
 
 
 def _lrn(values, attrs, ctx):
     # ONNX and torch agree: x / (bias + alpha/size · Σ x²)^beta over `size` neighbouring channels.
-    return [F.local_response_norm(values[0], int(attrs["size"]), attrs.get("alpha", 1e-4), attrs.get("beta", 0.75), attrs.get("bias", 1.0))]
+    return [
+        F.local_response_norm(
+            values[0], int(attrs["size"]), attrs.get("alpha", 1e-4), attrs.get("beta", 0.75), attrs.get("bias", 1.0)
+        )
+    ]
 
 
 _register("LRN", _lrn)

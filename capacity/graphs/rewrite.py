@@ -14,7 +14,9 @@ from effcap.capacity.graphs.network import GraphNetwork
 from effcap.capacity.graphs.spec import GraphNode, GraphSpec
 
 # Operators between a head layer and the graph's output that keep its features where they are.
-_FEATURE_PRESERVING = frozenset({"Flatten", "Squeeze", "GlobalAveragePool", "GlobalMaxPool", "Dropout", "Relu", "Identity"})
+_FEATURE_PRESERVING = frozenset(
+    {"Flatten", "Squeeze", "GlobalAveragePool", "GlobalMaxPool", "Dropout", "Relu", "Identity"}
+)
 
 
 def _readers(spec: GraphSpec) -> dict[str, int]:
@@ -29,7 +31,8 @@ def _readers(spec: GraphSpec) -> dict[str, int]:
 def fold_batchnorm(network: GraphNetwork) -> GraphNetwork:
     """An eval-mode copy with every BatchNorm that directly follows a Conv or Linear folded into it.
 
-    For y = γ (Wx + b − μ)/√(σ² + ε) + β: W' = W·γ/√(σ² + ε) per output channel, b' = (b − μ)·γ/√(σ² + ε) + β.
+    For y = γ (Wx + b − μ)/√(σ² + ε) + β: W' = W·γ/√(σ² + ε) per output channel,
+    b' = (b − μ)·γ/√(σ² + ε) + β.
     A layer whose output is also read elsewhere keeps its BatchNorm (folding would change that reader).
     """
     spec, state = network.graph, network.state_dict()
@@ -50,7 +53,9 @@ def fold_batchnorm(network: GraphNetwork) -> GraphNetwork:
         state[f"{layer.layer}.bias"] = (bias - mean) * scale + beta
         for key in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
             state.pop(f"{node.layer}.{key}", None)
-        nodes[source] = layer.model_copy(update={"outputs": node.outputs, "attributes": {**layer.attributes, "bias": 1}})
+        nodes[source] = layer.model_copy(
+            update={"outputs": node.outputs, "attributes": {**layer.attributes, "bias": 1}}
+        )
         nodes[index] = None
     folded = GraphNetwork(spec.model_copy(update={"nodes": tuple(n for n in nodes if n is not None)}))
     folded.load_state_dict(state)
@@ -72,7 +77,12 @@ def with_num_classes(spec: GraphSpec, num_classes: int, field: str = "spec.archi
         node = producers.get(node.inputs[0])
     if node is None or node.op not in ("linear", "conv"):
         what = "a constant" if node is None else f"{node.op} node {node.name[:100]!r}"
-        raise InputError(field, f"the graph's logits come from {what}, not from a Linear or Conv head, so it cannot be given {num_classes} outputs", reason="UNSUPPORTED_GRAPH")
+        raise InputError(
+            field,
+            f"the graph's logits come from {what}, not from a Linear or Conv head, so it cannot be given "
+            f"{num_classes} outputs",
+            reason="UNSUPPORTED_GRAPH",
+        )
     key = "out_features" if node.op == "linear" else "out_channels"
     resized = node.model_copy(update={"attributes": {**node.attributes, key: num_classes}})
     nodes = tuple(resized if n is node else n for n in spec.nodes)

@@ -66,7 +66,9 @@ class GraphConstant(_Frozen):
     def of(cls, array: np.ndarray) -> GraphConstant:
         dtype = "bool" if array.dtype == np.bool_ else "int64" if np.issubdtype(array.dtype, np.integer) else "float32"
         data = np.array(array, dtype=CONSTANT_DTYPES[dtype], order="C")  # ascontiguousarray would make a 0-d array 1-d
-        return cls(dtype=dtype, shape=tuple(int(d) for d in data.shape), data=base64.b64encode(data.tobytes()).decode("ascii"))
+        return cls(
+            dtype=dtype, shape=tuple(int(d) for d in data.shape), data=base64.b64encode(data.tobytes()).decode("ascii")
+        )
 
     def array(self) -> np.ndarray:
         raw = base64.b64decode(self.data)
@@ -107,7 +109,8 @@ class GraphNode(_Frozen):
 
 
 class GraphSpec(SpecBase):
-    """A network as a graph: `input` is the batch of examples (N, *input_shape), `output` the logits (N, num_classes)."""
+    """A network as a graph: `input` is the batch of examples (N, *input_shape), `output` the logits
+    (N, num_classes)."""
 
     family: Literal["graph"] = "graph"
     input_shape: tuple[int, ...] = Field(min_length=1, max_length=MAX_RANK - 1)

@@ -43,7 +43,9 @@ class Verification:
     max_scaled_difference: float
 
 
-def verify_import(model, imported: ImportedGraph, field: str = "model", timeout_s: float = REFERENCE_TIMEOUT_S) -> Verification:
+def verify_import(
+    model, imported: ImportedGraph, field: str = "model", timeout_s: float = REFERENCE_TIMEOUT_S
+) -> Verification:
     """Compare the module with the reference on seeded inputs; InputError names the first diverging node."""
     batch = imported.export_batch or VERIFY_EXAMPLES
     x = torch.randn(batch, *imported.spec.input_shape, generator=torch.Generator().manual_seed(0))
@@ -53,7 +55,9 @@ def verify_import(model, imported: ImportedGraph, field: str = "model", timeout_
         with torch.no_grad():
             ours = network.eval().values(x)
     except (GraphRunError, RuntimeError) as error:
-        raise InputError(field, f"the translated graph cannot run on {batch} examples: {str(error)[:300]}", reason="INVALID_ONNX") from None
+        raise InputError(
+            field, f"the translated graph cannot run on {batch} examples: {str(error)[:300]}", reason="INVALID_ONNX"
+        ) from None
     producers = _producers(model)
     names = [name for name in producers if isinstance(ours.get(name), torch.Tensor) and ours[name].is_floating_point()]
     reference, evaluator = _reference_values(_inference_model(model, names), x.numpy(), model, names, field, timeout_s)
@@ -64,7 +68,8 @@ def verify_import(model, imported: ImportedGraph, field: str = "model", timeout_
             index, node_name, op = producers[name]
             raise InputError(
                 field,
-                f"the converted graph diverges from {evaluator} at node {index} ({node_name[:100]!r}, {op}): value {name[:100]!r} "
+                f"the converted graph diverges from {evaluator} at node {index} ({node_name[:100]!r}, {op}): value "
+                f"{name[:100]!r} "
                 f"differs by {difference:.3g} (tolerance {TOLERANCE:g}, relative to the value's scale)",
                 reason="CONVERSION_MISMATCH",
             )
@@ -85,12 +90,19 @@ def scaled_difference(ours: np.ndarray, reference: np.ndarray) -> float:
     gap = np.where(both_nan, 0.0, np.abs(ours - reference))
     if gap.size == 0:
         return 0.0
-    return float(np.nan_to_num(gap, nan=np.inf).max() / max(1.0, float(np.nan_to_num(np.abs(reference), nan=0.0).max())))
+    return float(
+        np.nan_to_num(gap, nan=np.inf).max() / max(1.0, float(np.nan_to_num(np.abs(reference), nan=0.0).max()))
+    )
 
 
 def _producers(model) -> dict[str, tuple[int, str, str]]:
     """Each value the graph computes → (node index, node name, op), in node order."""
-    return {name: (index, node.name, node.op_type) for index, node in enumerate(model.graph.node) for name in node.output if name}
+    return {
+        name: (index, node.name, node.op_type)
+        for index, node in enumerate(model.graph.node)
+        for name in node.output
+        if name
+    }
 
 
 def _inference_model(model, names: list[str]):
@@ -121,7 +133,9 @@ def _inference_model(model, names: list[str]):
     return helper.make_model(clean, opset_imports=opsets, ir_version=model.ir_version)
 
 
-def _reference_values(reference_model, x: np.ndarray, model, names: list[str], field: str, timeout_s: float) -> tuple[dict[str, np.ndarray], str]:
+def _reference_values(
+    reference_model, x: np.ndarray, model, names: list[str], field: str, timeout_s: float
+) -> tuple[dict[str, np.ndarray], str]:
     input_name = next(value.name for value in reference_model.graph.input)
     with tempfile.TemporaryDirectory(prefix="effcap-reference-") as folder:
         root = Path(folder)
@@ -130,26 +144,55 @@ def _reference_values(reference_model, x: np.ndarray, model, names: list[str], f
         (root / "names.json").write_text(json.dumps({"input": input_name, "names": names}))
         try:
             done = subprocess.run(
-                [sys.executable, "-m", "effcap.capacity.graphs.reference", str(root)], capture_output=True, timeout=timeout_s, check=False
+                [sys.executable, "-m", "effcap.capacity.graphs.reference", str(root)],
+                capture_output=True,
+                timeout=timeout_s,
+                check=False,
             )
         except subprocess.TimeoutExpired:
-            raise InputError(field, f"the reference evaluation of the graph took over {timeout_s:.0f} s", reason="REFERENCE_EVALUATION_FAILED") from None
+            raise InputError(
+                field,
+                f"the reference evaluation of the graph took over {timeout_s:.0f} s",
+                reason="REFERENCE_EVALUATION_FAILED",
+            ) from None
         if done.returncode != 0:
-            detail = (root / "error.txt").read_text()[:600] if (root / "error.txt").exists() else f"the evaluator exited with {done.returncode}"
-            raise InputError(field, f"the graph could not be evaluated by onnxruntime or the ONNX reference evaluator: {detail}", reason="REFERENCE_EVALUATION_FAILED")
+            detail = (
+                (root / "error.txt").read_text()[:600]
+                if (root / "error.txt").exists()
+                else f"the evaluator exited with {done.returncode}"
+            )
+            raise InputError(
+                field,
+                f"the graph could not be evaluated by onnxruntime or the ONNX reference evaluator: {detail}",
+                reason="REFERENCE_EVALUATION_FAILED",
+            )
         with np.load(root / "outputs.npz", allow_pickle=False) as archive:
             values = {name: archive[f"v{i}"] for i, name in enumerate(names)}
         return values, (root / "evaluator.txt").read_text()
 
 
-def _check_batch_independence(network: GraphNetwork, x: torch.Tensor, logits: torch.Tensor, export_batch: int | None, field: str) -> None:
+def _check_batch_independence(
+    network: GraphNetwork, x: torch.Tensor, logits: torch.Tensor, export_batch: int | None, field: str
+) -> None:
     """The module run on a batch of another size must give each example the same logits (inference mode)."""
     other = x[:1] if export_batch is None else torch.cat([x, x[:1]])
     try:
         with torch.no_grad():
             again = network(other)
     except GraphRunError as error:
-        raise InputError(field, f"the graph fixes its batch size at {len(x)} ({error}); {DYNAMIC_EXPORT_HINT}", reason="FIXED_BATCH_SIZE") from None
+        raise InputError(
+            field,
+            f"the graph fixes its batch size at {len(x)} ({error}); {DYNAMIC_EXPORT_HINT}",
+            reason="FIXED_BATCH_SIZE",
+        ) from None
     rows = min(len(other), len(x))
-    if again.shape != (len(other), *logits.shape[1:]) or scaled_difference(again[:rows].numpy(), logits[:rows].numpy()) > TOLERANCE:
-        raise InputError(field, f"the graph's output for an example depends on the batch size (it was exported with batch {len(x)}); {DYNAMIC_EXPORT_HINT}", reason="FIXED_BATCH_SIZE")
+    if (
+        again.shape != (len(other), *logits.shape[1:])
+        or scaled_difference(again[:rows].numpy(), logits[:rows].numpy()) > TOLERANCE
+    ):
+        raise InputError(
+            field,
+            f"the graph's output for an example depends on the batch size (it was exported with batch {len(x)}); "
+            f"{DYNAMIC_EXPORT_HINT}",
+            reason="FIXED_BATCH_SIZE",
+        )

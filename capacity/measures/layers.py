@@ -47,7 +47,8 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
         if node.op != "call_module" or not isinstance(modules[node.target], nn.modules.batchnorm._BatchNorm):
             continue
         source = node.args[0]
-        if not (isinstance(source, fx.Node) and source.op == "call_module" and isinstance(modules[source.target], _FOLDS_BATCHNORM)):
+        layer_call = isinstance(source, fx.Node) and source.op == "call_module"
+        if not (layer_call and isinstance(modules[source.target], _FOLDS_BATCHNORM)):
             continue
         if len(source.users) != 1:
             continue  # the un-normalised output is used elsewhere: folding would change the function

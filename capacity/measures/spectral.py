@@ -21,7 +21,8 @@ def _conv_map(layer: nn.Module):
     """The convolution (or transposed convolution) without its bias: x -> A x."""
     if isinstance(layer, nn.modules.conv._ConvTransposeNd):
         transposed = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[len(layer.kernel_size) - 1]
-        return lambda x: transposed(x, layer.weight, None, layer.stride, layer.padding, layer.output_padding, layer.groups, layer.dilation)
+        geometry = (layer.stride, layer.padding, layer.output_padding, layer.groups, layer.dilation)
+        return lambda x: transposed(x, layer.weight, None, *geometry)
     if isinstance(layer, nn.modules.conv._ConvNd) and layer.padding_mode == "zeros":
         conv = (F.conv1d, F.conv2d, F.conv3d)[len(layer.kernel_size) - 1]
         return lambda x: conv(x, layer.weight, None, layer.stride, layer.padding, layer.dilation, layer.groups)

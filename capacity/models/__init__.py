@@ -18,7 +18,15 @@ from effcap.capacity.models.resnet import CifarResNet
 from effcap.capacity.models.spec import ArchitectureSpec, GraphSpec, MLPSpec
 from effcap.capacity.models.spec import parse_architecture as _parse_spec
 
-__all__ = ["ArchitectureSpec", "MLPSpec", "build_model", "check_fits_dataset", "count_parameters", "parse_architecture", "with_num_classes"]
+__all__ = [
+    "ArchitectureSpec",
+    "MLPSpec",
+    "build_model",
+    "check_fits_dataset",
+    "count_parameters",
+    "parse_architecture",
+    "with_num_classes",
+]
 
 MODULES: dict[str, type[nn.Module]] = {
     "mlp": MLP,
@@ -60,7 +68,9 @@ def _check_graph(spec: GraphSpec, field: str) -> None:
     except ValueError as error:
         raise InputError(field, str(error), reason="INVALID_SPEC") from None
     if shapes.get(spec.output) != (2, spec.num_classes):
-        raise InputError(f"{field}.output", f"has shape {list(shapes.get(spec.output, ()))} for a batch of 2; logits (batch, {spec.num_classes}) are needed", reason="INVALID_SPEC")
+        shape = list(shapes.get(spec.output, ()))
+        needed = f"logits (batch, {spec.num_classes}) are needed"
+        raise InputError(f"{field}.output", f"has shape {shape} for a batch of 2; {needed}", reason="INVALID_SPEC")
 
 
 def build_model(spec: ArchitectureSpec, *, seed: int | None = None, device: torch.device | str = "cpu") -> nn.Module:

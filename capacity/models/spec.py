@@ -138,7 +138,9 @@ class ResNet20Spec(_ImageSpec):
         return option_a_sources(w[0], w[1]), option_a_sources(w[1], w[2])
 
 
-ArchitectureSpec = MLPSpec | LeNet5Spec | SmallCNNSpec | AlexNetSmallSpec | InceptionSmallSpec | ResNet20Spec | GraphSpec
+ArchitectureSpec = (
+    MLPSpec | LeNet5Spec | SmallCNNSpec | AlexNetSmallSpec | InceptionSmallSpec | ResNet20Spec | GraphSpec
+)
 FAMILIES: dict[str, type[_Spec]] = {
     spec.model_fields["family"].default: spec
     for spec in (MLPSpec, LeNet5Spec, SmallCNNSpec, AlexNetSmallSpec, InceptionSmallSpec, ResNet20Spec, GraphSpec)

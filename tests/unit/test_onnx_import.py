@@ -38,10 +38,12 @@ def write(model, path):
 
 def graph_model(nodes, input_shape, initializers=None, opset=17, inputs=None, output="y"):
     graph = helper.make_graph(
-        nodes, "g", inputs or [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *input_shape])],
+        nodes,
+        "g",
+        inputs or [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *input_shape])],
         [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)],
         initializer=[numpy_helper.from_array(a, n) for n, a in (initializers or {}).items()],
-    )  # fmt: skip
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
@@ -54,7 +56,11 @@ def small_model():
         helper.make_node("Flatten", ["r"], ["f"], name="flatten"),
         helper.make_node("Gemm", ["f", "fc", "b"], ["y"], name="head", transB=1),
     ]
-    initializers = {"w": rng.standard_normal((3, 1, 3, 3)).astype(np.float32), "fc": rng.standard_normal((4, 27)).astype(np.float32), "b": np.zeros(4, np.float32)}
+    initializers = {
+        "w": rng.standard_normal((3, 1, 3, 3)).astype(np.float32),
+        "fc": rng.standard_normal((4, 27)).astype(np.float32),
+        "b": np.zeros(4, np.float32),
+    }
     return graph_model(nodes, [1, 3, 3], initializers)
 
 
@@ -76,17 +82,29 @@ def refusal(path, **kwargs) -> InputError:
 
 
 def test_an_unsupported_operator_is_refused_naming_the_node_and_operator(tmp_path):
-    nodes = [helper.make_node("Einsum", ["x", "x"], ["e"], name="my_einsum", equation="bi,bj->bij"), helper.make_node("Flatten", ["e"], ["y"])]
+    nodes = [
+        helper.make_node("Einsum", ["x", "x"], ["e"], name="my_einsum", equation="bi,bj->bij"),
+        helper.make_node("Flatten", ["e"], ["y"]),
+    ]
     error = refusal(write(graph_model(nodes, [3]), tmp_path / "m.onnx"))
     assert error.field == "model" and error.reason == "UNSUPPORTED_OPERATOR"
-    assert "'my_einsum'" in error.message and "Einsum" in error.message and "Conv" in error.message  # the supported list follows
+    assert (
+        "'my_einsum'" in error.message and "Einsum" in error.message and "Conv" in error.message
+    )  # the supported list follows
 
 
 @pytest.mark.parametrize(
     "node",
     [
         helper.make_node("FusedConv", ["x"], ["y"], name="custom", domain="com.microsoft"),
-        helper.make_node("If", ["x"], ["y"], name="branch", then_branch=helper.make_graph([], "t", [], []), else_branch=helper.make_graph([], "e", [], [])),
+        helper.make_node(
+            "If",
+            ["x"],
+            ["y"],
+            name="branch",
+            then_branch=helper.make_graph([], "t", [], []),
+            else_branch=helper.make_graph([], "e", [], []),
+        ),
     ],
     ids=["custom-domain", "subgraph"],
 )
@@ -99,7 +117,14 @@ def test_custom_domains_and_subgraphs_are_refused(node, tmp_path):
 
 def test_weights_in_external_files_are_refused_before_parsing(tmp_path):
     model = small_model()
-    onnx.save_model(model, str(tmp_path / "m.onnx"), save_as_external_data=True, all_tensors_to_one_file=True, location="weights.bin", size_threshold=0)
+    onnx.save_model(
+        model,
+        str(tmp_path / "m.onnx"),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="weights.bin",
+        size_threshold=0,
+    )
     assert (tmp_path / "weights.bin").exists()
     error = refusal(tmp_path / "m.onnx")
     assert error.reason == "INVALID_ONNX" and "external data" in error.message
@@ -109,7 +134,9 @@ def test_graphs_over_the_node_and_weight_limits_are_refused_naming_the_limit(tmp
     path = write(small_model(), tmp_path / "m.onnx")
     assert "--max-graph-nodes" in refusal(path, onnx_limits=OnnxLimits(max_nodes=3)).message
     assert "--max-graph-weight-bytes" in refusal(path, onnx_limits=OnnxLimits(max_weight_bytes=200)).message
-    assert load_checkpoint(path, onnx_limits=OnnxLimits(max_nodes=4, max_weight_bytes=1000)).architecture.family == "graph"
+    assert (
+        load_checkpoint(path, onnx_limits=OnnxLimits(max_nodes=4, max_weight_bytes=1000)).architecture.family == "graph"
+    )
 
 
 def test_a_graph_that_baked_its_batch_size_into_a_reshape_is_refused_with_the_export_call(tmp_path):
@@ -281,7 +308,8 @@ def test_a_graph_gets_a_two_logit_head_for_the_rademacher_estimate(digits_resnet
 
 
 def _plant_dead_units(graph, state: dict[str, torch.Tensor], share: float = 0.25) -> dict[str, torch.Tensor]:
-    """Zero the BatchNorm scale and shift (or, without BatchNorm, the weights and bias) of the first `share` of every group."""
+    """Zero the BatchNorm scale and shift (or, without BatchNorm, the weights and bias) of the first `share` of
+    every group."""
     state = dict(state)
     for group in graph.groups:
         dead = torch.arange(group.size) < int(group.size * share)
@@ -329,10 +357,16 @@ def test_a_reshape_constant_naming_the_channels_is_rewritten_when_they_shrink(tm
         helper.make_node("Reshape", ["r", "target"], ["f"]),
         helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1),
     ]
-    initializers = {"w": rng.standard_normal((8, 1, 3, 3)).astype(np.float32), "b": np.ones(8, np.float32),
-                    "target": np.asarray([-1, 8 * 4 * 4], np.int64), "fc": rng.standard_normal((3, 128)).astype(np.float32)}  # fmt: skip
+    initializers = {
+        "w": rng.standard_normal((8, 1, 3, 3)).astype(np.float32),
+        "b": np.ones(8, np.float32),
+        "target": np.asarray([-1, 8 * 4 * 4], np.int64),
+        "fc": rng.standard_normal((3, 128)).astype(np.float32),
+    }
     checkpoint = load_checkpoint(write(graph_model(nodes, [1, 4, 4], initializers), tmp_path / "m.onnx"))
-    state = _plant_dead_units(unit_graph(checkpoint.architecture, checkpoint.state_dict), checkpoint.state_dict, share=0.5)
+    state = _plant_dead_units(
+        unit_graph(checkpoint.architecture, checkpoint.state_dict), checkpoint.state_dict, share=0.5
+    )
     pruned = structured_prune(checkpoint.architecture, state, 0.5)
     full, small = build_model(checkpoint.architecture), build_model(pruned.spec)
     full.load_state_dict(state)
@@ -359,8 +393,13 @@ def test_a_layernorm_over_the_units_makes_structured_pruning_refuse_by_name(tmp_
         helper.make_node("LayerNormalization", ["h", "scale", "shift"], ["n"], name="the_norm"),
         helper.make_node("Gemm", ["n", "w2"], ["y"], transB=1),
     ]
-    initializers = {"w1": rng.standard_normal((6, 4)).astype(np.float32), "b1": np.zeros(6, np.float32), "scale": np.ones(6, np.float32),
-                    "shift": np.zeros(6, np.float32), "w2": rng.standard_normal((3, 6)).astype(np.float32)}  # fmt: skip
+    initializers = {
+        "w1": rng.standard_normal((6, 4)).astype(np.float32),
+        "b1": np.zeros(6, np.float32),
+        "scale": np.ones(6, np.float32),
+        "shift": np.zeros(6, np.float32),
+        "w2": rng.standard_normal((3, 6)).astype(np.float32),
+    }
     checkpoint = load_checkpoint(write(graph_model(nodes, [4], initializers), tmp_path / "m.onnx"))
     with pytest.raises(InputError) as info:
         unit_graph(checkpoint.architecture, checkpoint.state_dict)

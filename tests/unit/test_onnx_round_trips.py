@@ -83,11 +83,14 @@ def test_imported_networks_train_like_torch_every_gradient_included(name, import
     y = torch.arange(6) % 10
     ours = torch.autograd.grad(F.cross_entropy(network(x), y), list(network.parameters()))
     theirs = torch.autograd.grad(F.cross_entropy(module(x), y), list(module.parameters()))
-    assert sorted(g.norm().item() for g in ours) == pytest.approx(sorted(g.norm().item() for g in theirs), rel=1e-4, abs=1e-7)
+    assert sorted(g.norm().item() for g in ours) == pytest.approx(
+        sorted(g.norm().item() for g in theirs), rel=1e-4, abs=1e-7
+    )
 
 
 def test_a_fresh_imported_resnet_is_drawn_exactly_as_a_fresh_torch_resnet(imported):
-    """PyTorch's default initialisation per layer type, drawn in the same order: the same seed gives the same network."""
+    """PyTorch's default initialisation per layer type, drawn in the same order: the same seed gives the same
+    network."""
     _, _, checkpoint = imported("resnet18-cifar")
     torch.manual_seed(7)
     reference = ResNet((2, 2, 2, 2), width=8).state_dict()

@@ -18,7 +18,9 @@ def test_a_strided_pointwise_conv_has_nchws_gradients_when_channels_last(channel
     ours = ours.to(memory_format=torch.channels_last)
     x = torch.randn(16, channels_in, 8, 8)
     expected = torch.autograd.grad((reference(x) ** 2).sum(), list(reference.parameters()))
-    got = torch.autograd.grad((ours(x.contiguous(memory_format=torch.channels_last)) ** 2).sum(), list(ours.parameters()))
+    got = torch.autograd.grad(
+        (ours(x.contiguous(memory_format=torch.channels_last)) ** 2).sum(), list(ours.parameters())
+    )
     for a, b in zip(got, expected):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
