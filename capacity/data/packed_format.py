@@ -50,8 +50,8 @@ def packed_metadata(normalization: Normalization, class_names: tuple[str, ...] |
 
 
 def metadata_field(field: str, key: str) -> str:
-    """The field path of a metadata entry in errors, e.g. dataset.metadata[effcap.normalization]."""
-    return f"{field}.metadata[{key}]"
+    """The field path of a metadata entry in errors, e.g. dataset.metadata["effcap.normalization"]."""
+    return f'{field}.metadata["{key}"]'
 
 
 def parse_normalization(text: str, channels: int, field: str = "dataset") -> Normalization:

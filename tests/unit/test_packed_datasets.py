@@ -71,7 +71,7 @@ def test_uint8_pixels_without_normalisation_metadata_load_as_their_raw_values(tm
 def test_malformed_normalisation_metadata_is_refused_naming_its_part(tmp_path, text, part, words):
     with pytest.raises(InputError) as info:
         load_dataset_file(write_packed(tmp_path, **{NORMALIZATION_KEY: text}), "d")
-    assert (info.value.field, info.value.reason) == (f"dataset.metadata[{NORMALIZATION_KEY}]{part}", "DATASET_METADATA")
+    assert (info.value.field, info.value.reason) == (f'dataset.metadata["{NORMALIZATION_KEY}"]{part}', "DATASET_METADATA")
     assert words in info.value.message
 
 
@@ -87,7 +87,7 @@ def test_malformed_normalisation_metadata_is_refused_naming_its_part(tmp_path, t
 def test_malformed_class_names_are_refused(tmp_path, text, words):
     with pytest.raises(InputError) as info:
         load_dataset_file(write_packed(tmp_path, **{CLASS_NAMES_KEY: text}), "d")
-    assert (info.value.field, info.value.reason) == (f"dataset.metadata[{CLASS_NAMES_KEY}]", "DATASET_METADATA")
+    assert (info.value.field, info.value.reason) == (f'dataset.metadata["{CLASS_NAMES_KEY}"]', "DATASET_METADATA")
     assert words in info.value.message
 
 
