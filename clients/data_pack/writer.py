@@ -68,6 +68,10 @@ def write_packed(dataset: PackedDataset, output: Path) -> Written:
     partial = output.with_name(f".{output.name}.{os.getpid()}.partial")
     try:
         save_file(tensors, str(partial), metadata=metadata)
+        # safetensors writes through a private (0600) temporary file; give the dataset the usual permissions.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(partial, 0o666 & ~umask)
         os.replace(partial, output)
     except OSError as exc:
         raise PackError(output, f"cannot be written: {exc}", "OUTPUT_UNWRITABLE") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
@@ -96,3 +97,14 @@ def test_an_output_that_cannot_be_written_is_refused_before_reading(capsys, tmp_
     assert run.code == 2 and "[OUTPUT_UNWRITABLE]" in run.stderr and "does not exist" in run.stderr
     run = pack(capsys, tmp_path / "mnist", tmp_path)
     assert run.code == 2 and "is a folder" in run.stderr
+
+
+def test_the_packed_file_gets_the_usual_permissions_and_no_partial_file_stays(capsys, tmp_path):
+    """safetensors writes through a private temporary file; a dataset is meant to be shared like any other file."""
+    write_mnist(tmp_path / "mnist")
+    run = pack(capsys, tmp_path / "mnist", tmp_path / "m.safetensors")
+    assert run.code == 0, run.stderr
+    umask = os.umask(0)
+    os.umask(umask)
+    assert run.path.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors", "mnist"]
