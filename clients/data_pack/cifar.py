@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from effcap.clients.data_pack.errors import PackError
-from effcap.clients.data_pack.model import PackedDataset, Split, check_labels, check_values
+from effcap.clients.data_pack.model import PackedDataset, Split, check_labels, check_values, source_name
 
 CHANNELS, SIDE = 3, 32
 IMAGE_BYTES = CHANNELS * SIDE * SIDE
@@ -44,7 +44,7 @@ def read_cifar10(root: Path) -> PackedDataset:
     train = _read_records(train_files, label_bytes=1, label_byte=0, num_classes=10, values_before=0)
     test = _read_test(root / CIFAR10_TEST, 1, 0, 10, train, notes)
     names = _class_names(root / "batches.meta.txt", 10, notes)
-    return PackedDataset(f"CIFAR-10 binary {root}", train, test, 10, names, notes)
+    return PackedDataset(f"CIFAR-10 binary {source_name(root)}", train, test, 10, names, notes)
 
 
 def read_cifar100(root: Path, labels: str) -> PackedDataset:
@@ -58,7 +58,8 @@ def read_cifar100(root: Path, labels: str) -> PackedDataset:
     train = _read_records([root / CIFAR100_TRAIN], 2, label_byte, num_classes, 0)
     test = _read_test(root / CIFAR100_TEST, 2, label_byte, num_classes, train, notes)
     names = _class_names(root / names_file, num_classes, notes)
-    return PackedDataset(f"CIFAR-100 binary ({labels} labels) {root}", train, test, num_classes, names, notes)
+    source = f"CIFAR-100 binary, {labels} labels, {source_name(root)}"
+    return PackedDataset(source, train, test, num_classes, names, notes)
 
 
 def _read_test(

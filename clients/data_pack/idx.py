@@ -21,7 +21,7 @@ from typing import BinaryIO
 import numpy as np
 
 from effcap.clients.data_pack.errors import PackError
-from effcap.clients.data_pack.model import PackedDataset, Split, check_values
+from effcap.clients.data_pack.model import PackedDataset, Split, check_values, source_name
 
 # IDX data type codes (the third magic byte) and their element types.
 IDX_TYPES = {0x08: "unsigned byte", 0x09: "signed byte", 0x0B: "short", 0x0C: "int", 0x0D: "float", 0x0E: "double"}
@@ -77,7 +77,7 @@ def read_idx_dataset(root: Path) -> PackedDataset:
         f"images {train.x.shape[3]}x{train.x.shape[2]} grayscale; classes are the label values 0-{top} "
         "(IDX files hold no names)"
     )
-    return PackedDataset(f"MNIST IDX {root}", train, test, num_classes, None, notes)
+    return PackedDataset(f"MNIST IDX {source_name(root)}", train, test, num_classes, None, notes)
 
 
 def _read_split(images_path: Path, labels_path: Path, values_before: int) -> Split:

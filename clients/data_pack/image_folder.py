@@ -15,7 +15,7 @@ import numpy as np
 
 from effcap.clients.data_pack.errors import PackError
 from effcap.clients.data_pack.images import ImageKind, ImageStack
-from effcap.clients.data_pack.model import PackedDataset, Split
+from effcap.clients.data_pack.model import PackedDataset, Split, source_name
 
 # What is read as an image (case-insensitive); other files are skipped and reported.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -42,7 +42,7 @@ def read_image_folder(root: Path, test_root: Path | None, mode: str | None) -> P
     notes.append(f"images {kind.width}x{kind.height}, mode {kind.mode}")
     if converted:
         notes.append(f"{converted} image(s) converted to mode {mode} (--mode)")
-    return PackedDataset(f"image folder {root}", train, test, len(classes), tuple(classes), notes)
+    return PackedDataset(f"image folder {source_name(root)}", train, test, len(classes), tuple(classes), notes)
 
 
 def _split_dirs(root: Path, test_root: Path | None, notes: list[str]) -> tuple[Path, Path | None]:

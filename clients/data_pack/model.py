@@ -23,12 +23,21 @@ class Split:
 class PackedDataset:
     """A dataset ready to write; `notes` are facts the summary prints (a missing test split, skipped files)."""
 
-    source: str
+    source: str  # the format and the source's name, e.g. "CIFAR-10 binary cifar-10-batches-bin"
     train: Split
     test: Split | None
     num_classes: int
     class_names: tuple[str, ...] | None = None
     notes: list[str] = field(default_factory=list)
+
+
+def source_name(path: Path) -> str:
+    """The source's own name (its folder or file name), for the packed file's effcap.source.
+
+    Not the full path: the packed file is uploaded to a server, and a local path says more about the
+    user's machine than about the dataset.
+    """
+    return path.resolve().name
 
 
 def check_values(values: int, where: Path | str) -> None:

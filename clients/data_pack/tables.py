@@ -25,7 +25,7 @@ import numpy as np
 
 from effcap.clients.data_pack.errors import PackError
 from effcap.clients.data_pack.images import ImageKind, ImageStack
-from effcap.clients.data_pack.model import PackedDataset, Split
+from effcap.clients.data_pack.model import PackedDataset, Split, source_name
 
 if TYPE_CHECKING:  # pyarrow is imported when a table is read: format detection imports this module without it
     import pyarrow as pa
@@ -106,7 +106,7 @@ def read_tables(
         num_classes = top + 1
     if num_classes < 2:
         raise PackError(train_files[0], "holds only label 0; a dataset needs at least 2 classes", "TABLE_LABELS")
-    return PackedDataset(f"table {source}", train, test, num_classes, class_names, notes)
+    return PackedDataset(f"table {source_name(source)}", train, test, num_classes, class_names, notes)
 
 
 @dataclass

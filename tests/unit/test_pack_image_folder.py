@@ -51,7 +51,7 @@ def test_train_and_test_folders_pack_to_the_exact_pixels_labels_and_class_names(
         np.testing.assert_array_equal(arrays[f"y_{name}"], labels)
     assert int(arrays["num_classes"]) == 3
     assert json.loads(run.metadata()[CLASS_NAMES_KEY]) == ["cat", "dog", "eel"]
-    assert "image folder" in run.metadata()[SOURCE_KEY]
+    assert run.metadata()[SOURCE_KEY] == "image folder pets"  # the name, not the local path
     assert_server_reads(run, split("train"), split("test"))
     assert "train 9 9 x 3 x 4 x 5" in run.stdout and "test 6 6 x 3 x 4 x 5" in run.stdout
     assert "3: cat, dog, eel" in run.stdout

@@ -27,7 +27,7 @@ def png(pixels_hwc: np.ndarray) -> bytes:
 
 
 def hf_table(n: int, names=NAMES, struct=True, label="label", extra=None) -> tuple[pa.Table, np.ndarray, np.ndarray]:
-    """A table as datasets' to_parquet writes it: image {bytes, path} of PNGs, ClassLabel ids, features in the metadata."""
+    """A table as datasets' to_parquet writes it: image {bytes, path} PNGs, ClassLabel ids, features in the metadata."""
     pixels = RNG.integers(0, 256, size=(n, 6, 4, 3), dtype=np.uint8)
     labels = np.arange(n, dtype=np.int64) % len(names)
     encoded = [png(p) for p in pixels]
