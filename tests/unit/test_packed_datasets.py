@@ -71,7 +71,8 @@ def test_uint8_pixels_without_normalisation_metadata_load_as_their_raw_values(tm
 def test_malformed_normalisation_metadata_is_refused_naming_its_part(tmp_path, text, part, words):
     with pytest.raises(InputError) as info:
         load_dataset_file(write_packed(tmp_path, **{NORMALIZATION_KEY: text}), "d")
-    assert (info.value.field, info.value.reason) == (f'dataset.metadata["{NORMALIZATION_KEY}"]{part}', "DATASET_METADATA")
+    assert info.value.field == f'dataset.metadata["{NORMALIZATION_KEY}"]{part}'
+    assert info.value.reason == "DATASET_METADATA"
     assert words in info.value.message
 
 
