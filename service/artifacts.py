@@ -128,7 +128,8 @@ def sniff_format(path: Path) -> int:
     raise ApiError(
         grpc.StatusCode.INVALID_ARGUMENT,
         "UNSUPPORTED_FORMAT",
-        "artifact: neither safetensors (checkpoints, datasets) nor .npz (datasets)",
+        "artifact: neither safetensors (checkpoints, datasets) nor .npz (datasets); image folders, MNIST IDX, "
+        "CIFAR binaries and Parquet/Arrow tables become a dataset with `effcap data pack SRC -o data.safetensors`",
         field="chunk",
     )
 
@@ -150,6 +151,7 @@ def _pickle_refused() -> ApiError:
     return invalid_argument(
         "chunk",
         "the file is a pickle (e.g. torch.save); pickles can run code and are never loaded. "
-        "Save weights with safetensors.torch.save_file(model.state_dict(), path) and datasets with numpy.savez",
+        "Save weights with safetensors.torch.save_file(model.state_dict(), path) and datasets with numpy.savez "
+        "or `effcap data pack`",
         "PICKLE_REFUSED",
     )

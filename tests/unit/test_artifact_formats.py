@@ -47,3 +47,11 @@ def test_other_bytes_and_other_zips_are_refused(tmp_path):
         with pytest.raises(ApiError) as info:
             sniff_format(tmp_path / name)
         assert info.value.reason == "UNSUPPORTED_FORMAT"
+
+
+def test_a_raw_dataset_format_is_pointed_to_effcap_data_pack(tmp_path):
+    """An MNIST IDX file uploaded as it was downloaded: the error says how to make it a dataset the server reads."""
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(bytes([0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 2]) + bytes(4))
+    with pytest.raises(ApiError) as info:
+        sniff_format(tmp_path / "train-images-idx3-ubyte")
+    assert info.value.reason == "UNSUPPORTED_FORMAT" and "effcap data pack SRC -o data.safetensors" in info.value.message
