@@ -18,17 +18,16 @@ from effcap.clients.data_pack.errors import PackError
 from effcap.clients.data_pack.model import check_values
 from effcap.clients.data_pack.options import PIXEL_MODES
 
-# What the others are, for the error that asks for --mode.
+# What the other 8-bit modes are, for the error that asks for --mode.
 OTHER_MODES = {
     "1": "1-bit black and white",
     "P": "palette indices, not pixel values",
     "PA": "palette indices with alpha",
-    "I": "32-bit integer pixels",
-    "I;16": "16-bit pixels",
-    "F": "32-bit float pixels",
     "CMYK": "CMYK",
     "YCbCr": "YCbCr",
 }
+# Deeper than 8 bits: Pillow's convert() clips these at 255 instead of rescaling, so --mode cannot help.
+DEEP_MODE_PREFIXES = ("I", "F")
 # Pillow decodes many formats; only these are opened, so an odd file cannot reach a rarely used decoder.
 ENCODINGS = ("PNG", "JPEG")
 
@@ -103,11 +102,17 @@ class ImageStack:
         try:
             with Image.open(source if isinstance(source, Path) else io.BytesIO(source), formats=ENCODINGS) as image:
                 image.load()
+                if image.mode.startswith(DEEP_MODE_PREFIXES):
+                    message = (
+                        f"has mode {image.mode}, more than 8 bits per pixel; pack stores 8-bit pixels and Pillow's "
+                        "conversion would clip every value above 255: rescale the images to 8 bits first"
+                    )
+                    raise PackError(where, message, "IMAGE_MODE")
                 if self.convert_to is not None and image.mode != self.convert_to:
                     self.converted += 1
                     return np.asarray(image.convert(self.convert_to)), self.convert_to
                 if image.mode not in PIXEL_MODES:
-                    what = OTHER_MODES.get(image.mode, "not 8-bit pixels")
+                    what = OTHER_MODES.get(image.mode, "not L, LA, RGB or RGBA pixels")
                     message = f"has mode {image.mode} ({what}); pass --mode RGB (or L, LA, RGBA) to convert every image"
                     raise PackError(where, message, "IMAGE_MODE")
                 return np.asarray(image), image.mode

@@ -137,6 +137,16 @@ def test_palette_images_ask_for_a_mode_instead_of_packing_palette_indices(capsys
     assert run.arrays()["x_train"].shape == (2, 3, 4, 4)
 
 
+def test_16_bit_images_are_refused_even_with_mode_since_conversion_would_clip(capsys, tmp_path):
+    root = tmp_path / "data"
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        Image.fromarray(np.array([[0, 256], [1000, 65535]], np.uint16)).save(root / name / "deep.png")
+    for options in ((), ("--mode", "L")):
+        error = refused(capsys, root, tmp_path, "IMAGE_MODE", *options)
+        assert "mode I;16" in error and "would clip every value above 255" in error
+
+
 def test_unreadable_images_and_empty_classes_are_named(capsys, tmp_path):
     root = tmp_path / "data"
     write_images(root / "a", 1)
