@@ -16,7 +16,7 @@ PICKLE_MESSAGE = (
     "the file is a pickle (e.g. torch.save); pickles can run code and are never loaded. "
     "Save weights with safetensors.torch.save_file(model.state_dict(), path), or the whole network as ONNX "
     f"({ONNX_EXPORT_CALL}), "
-    "and datasets with numpy.savez"
+    "and datasets with numpy.savez or `effcap data pack`"
 )
 
 

@@ -101,6 +101,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--work-dir", type=Path, help="keep the server's data and the demo files here")
     demo.add_argument("--json", action="store_true")
     demo.set_defaults(handler=_demo)
+
+    from effcap.clients.data_pack.command import add_data_command
+
+    add_data_command(commands)
     return parser
 
 

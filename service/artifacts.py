@@ -143,7 +143,8 @@ def sniff_format(path: Path, onnx_limits: OnnxLimits = OnnxLimits()) -> int:
     raise ApiError(
         grpc.StatusCode.INVALID_ARGUMENT,
         "UNSUPPORTED_FORMAT",
-        "artifact: neither safetensors (checkpoints, datasets), .npz (datasets) nor ONNX (models)",
+        "artifact: neither safetensors (checkpoints, datasets), .npz (datasets) nor ONNX (models); image folders, MNIST IDX, "
+        "CIFAR binaries and Parquet/Arrow tables become a dataset with `effcap data pack SRC -o data.safetensors`",
         field="chunk",
     )
 

@@ -1,7 +1,9 @@
 """Datasets as validated arrays: .npz and safetensors files, and built-ins generated locally.
 
 Files are read without pickle (`allow_pickle=False`); every check names the array at fault, since a
-user fixing a dataset needs to know which array and what is wrong with it.
+user fixing a dataset needs to know which array and what is wrong with it. Packed datasets (uint8
+pixels with their normalisation in the safetensors metadata, as `effcap data pack` writes them; see
+packed_format.py) become float32 here, so the rest of the library sees one kind of dataset.
 """
 
 from __future__ import annotations
@@ -12,9 +14,19 @@ import zipfile
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
+from effcap.capacity.data.packed_format import (
+    CLASS_NAMES_KEY,
+    NORMALIZATION_KEY,
+    PIXEL_SCALE,
+    Normalization,
+    metadata_field,
+    parse_class_names,
+    parse_normalization,
+)
 from effcap.capacity.errors import InputError
 
 BUILTINS = ("digits",)
@@ -41,9 +53,35 @@ class Dataset:
 
 
 def load_dataset_file(path: Path | str, name: str, field: str = "dataset") -> Dataset:
-    """Load an .npz or safetensors file with x_train, y_train and optionally x_test, y_test."""
-    arrays = _read_arrays(Path(path), field)
-    return dataset_from_arrays(arrays, name=name, field=field)
+    """Load an .npz or safetensors file with x_train, y_train and optionally x_test, y_test.
+
+    A packed file's uint8 pixels are normalised with its stored statistics on the way in.
+    """
+    contents = _read_arrays(Path(path), field)
+    arrays = contents.arrays
+    if contents.normalization is not None:
+        for key in ("x_train", "x_test"):
+            if key in arrays:
+                # Popped first, so the uint8 array is freed once its float32 image exists.
+                arrays[key] = normalized_pixels(arrays.pop(key), contents.normalization)
+    dataset = dataset_from_arrays(arrays, name=name, field=field)
+    if contents.class_names is not None:
+        parse_class_names(contents.class_names, dataset.num_classes, field)
+    return dataset
+
+
+def normalized_pixels(pixels: np.ndarray, normalization: Normalization) -> np.ndarray:
+    """(pixels / 255 - mean) / std per channel (axis 1), as float32.
+
+    Computed in place on the one float32 copy, so loading costs the uint8 array plus its float32
+    image and nothing more.
+    """
+    x = pixels.astype(np.float32)
+    x /= np.float32(PIXEL_SCALE)
+    channel = (1, len(normalization.mean)) + (1,) * (x.ndim - 2)
+    x -= np.asarray(normalization.mean, np.float32).reshape(channel)
+    x /= np.asarray(normalization.std, np.float32).reshape(channel)
+    return x
 
 
 def builtin_dataset(name: str, field: str = "dataset.builtin") -> Dataset:
@@ -111,10 +149,16 @@ NUMERIC_KINDS = frozenset("biuf")
 SAFETENSORS_NUMPY_DTYPES = frozenset({"F16", "F32", "F64", "I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64", "BOOL"})
 
 
-def _read_arrays(path: Path, field: str) -> dict[str, np.ndarray]:
+class _FileContents(NamedTuple):
+    arrays: dict[str, np.ndarray]
+    normalization: Normalization | None = None  # validated against the pixels' header before they are read
+    class_names: str | None = None  # raw JSON; checked once the number of classes is known
+
+
+def _read_arrays(path: Path, field: str) -> _FileContents:
     with path.open("rb") as handle:
         magic = handle.read(4)
-    return _read_npz(path, field) if magic.startswith(b"PK") else _read_safetensors(path, field)
+    return _FileContents(_read_npz(path, field)) if magic.startswith(b"PK") else _read_safetensors(path, field)
 
 
 def _read_npz(path: Path, field: str) -> dict[str, np.ndarray]:
@@ -156,23 +200,52 @@ def _npy_shape(member, field: str) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def _read_safetensors(path: Path, field: str) -> dict[str, np.ndarray]:
-    """The dataset's arrays from a safetensors file, dtypes and sizes checked from its header first."""
+def _read_safetensors(path: Path, field: str) -> _FileContents:
+    """The dataset's arrays from a safetensors file; dtypes, sizes and metadata checked from its header first."""
     from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="numpy") as tensors:
             wanted = [key for key in DATASET_ARRAYS if key in tensors.keys()]
-            for key in wanted:
-                dtype = tensors.get_slice(key).get_dtype()
+            dtypes = {key: tensors.get_slice(key).get_dtype() for key in wanted}
+            for key, dtype in dtypes.items():
                 if dtype not in SAFETENSORS_NUMPY_DTYPES:
                     raise InputError(f"{field}.{key}", f"has dtype {dtype}, which numpy cannot hold; store float32, float16 or integers", reason="DATASET_DTYPE")
-            _check_total_values({key: tuple(tensors.get_slice(key).get_shape()) for key in wanted}, field)
-            return {key: tensors.get_tensor(key) for key in wanted}
+            shapes = {key: tuple(tensors.get_slice(key).get_shape()) for key in wanted}
+            _check_total_values(shapes, field)
+            metadata = tensors.metadata() or {}
+            normalization = None
+            if NORMALIZATION_KEY in metadata:
+                normalization = _pixel_normalization(metadata[NORMALIZATION_KEY], dtypes, shapes, field)
+            arrays = {key: tensors.get_tensor(key) for key in wanted}
+            return _FileContents(arrays, normalization, metadata.get(CLASS_NAMES_KEY))
     except (SafetensorError, OSError, ValueError) as exc:
         if isinstance(exc, InputError):
             raise
         raise InputError(field, f"neither .npz nor safetensors: {exc}", reason="INVALID_DATASET") from None
+
+
+def _pixel_normalization(
+    text: str, dtypes: dict[str, str], shapes: dict[str, tuple[int, ...]], field: str
+) -> Normalization | None:
+    """The stored normalisation, checked against the x arrays' headers: uint8, one statistic per channel (axis 1)."""
+    for key in ("x_train", "x_test"):
+        if key not in shapes:
+            continue
+        if dtypes[key] != "U8":
+            where = metadata_field(field, NORMALIZATION_KEY)
+            message = f"has dtype {dtypes[key]}, but {where} applies to uint8 pixels only"
+            raise InputError(f"{field}.{key}", message, reason="DATASET_DTYPE")
+        if len(shapes[key]) < 2:
+            message = f"must have shape (N, C, ...) with channels on axis 1, got {list(shapes[key])}"
+            raise InputError(f"{field}.{key}", message, reason="DATASET_SHAPE_MISMATCH")
+    if "x_train" not in shapes:
+        return None  # dataset_from_arrays names the missing array
+    channels = shapes["x_train"][1]
+    if "x_test" in shapes and shapes["x_test"][1] != channels:
+        message = f"has {shapes['x_test'][1]} channels (axis 1) but x_train has {channels}"
+        raise InputError(f"{field}.x_test", message, reason="DATASET_SHAPE_MISMATCH")
+    return parse_normalization(text, channels, field)
 
 
 def _check_total_values(shapes: dict[str, tuple[int, ...]], field: str) -> None:

@@ -84,3 +84,11 @@ def test_a_safetensors_file_whose_length_looks_like_a_pickle_header_is_not_a_pic
     data[8 + length : 8 + length] = b" " * (padded_length - length)  # JSON allows trailing spaces
     path.write_bytes(bytes(data))
     assert sniff_format(path) == artifact_pb2.ARTIFACT_FORMAT_SAFETENSORS
+
+
+def test_a_raw_dataset_format_is_pointed_to_effcap_data_pack(tmp_path):
+    """An MNIST IDX file uploaded as it was downloaded: the error says how to make it a dataset the server reads."""
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(bytes([0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 2]) + bytes(4))
+    with pytest.raises(ApiError) as info:
+        sniff_format(tmp_path / "train-images-idx3-ubyte")
+    assert info.value.reason == "UNSUPPORTED_FORMAT" and "effcap data pack SRC -o data.safetensors" in info.value.message
