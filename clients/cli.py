@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from effcap.clients.errors import EffcapError
 
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args, console)
     except EffcapError as error:
-        console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)  # a message is text, not markup
         return EXIT_ERROR
     except KeyboardInterrupt:
         console.print("interrupted")

@@ -12,7 +12,6 @@ import importlib
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 
 from effcap.clients.data_pack.errors import PackError
 from effcap.clients.data_pack.options import CIFAR100_LABELS, FORMATS, OPTION_FORMATS, PIXEL_MODES
@@ -62,14 +61,14 @@ def add_data_command(commands: argparse._SubParsersAction) -> None:
 
 def run_pack(args: argparse.Namespace, console: Console) -> int:
     if missing := _missing(("numpy", "safetensors")):
-        return _ask_for_extra(missing, console)
+        raise _extra_needed(missing)
     from effcap.clients.data_pack.sources import resolve_format
 
     fmt = resolve_format(args.source, args.format)
     _check_options(args, fmt)
     _check_output(args.source, args.output)
     if missing := _missing(FORMAT_MODULES[fmt]):
-        return _ask_for_extra(missing, console)
+        raise _extra_needed(missing)
     try:
         dataset = _read(fmt, args)
     except OSError as exc:  # a folder or file the readers cannot open (permissions, a vanished file)
@@ -117,16 +116,9 @@ def _missing(modules: tuple[str, ...]) -> list[str]:
     return missing
 
 
-def _ask_for_extra(missing: list[str], console: Console) -> int:
-    """Exit 2 naming the extra to install. Printed here, escaped: the CLI's error line reads rich markup,
-    which would swallow the "[data]" of effcap[data]."""
-    error = PackError(
-        "effcap data pack",
-        f"needs {', '.join(missing)}, not installed here: pip install '{EXTRA}'",
-        "DEPENDENCY_MISSING",
-    )
-    console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
-    return 2
+def _extra_needed(missing: list[str]) -> PackError:
+    """The error naming the extra to install (the CLI prints it and exits 2)."""
+    return PackError("effcap data pack", f"needs {', '.join(missing)}, not installed here: pip install '{EXTRA}'", "DEPENDENCY_MISSING")
 
 
 def _check_options(args: argparse.Namespace, fmt: str) -> None:
