@@ -654,7 +654,9 @@ def _conv(converter: _Converter, node, attrs: dict[str, Any], where: str) -> boo
     return True
 
 
-def _linear_weights(converter: _Converter, node, where: str) -> tuple[np.ndarray, np.ndarray | None] | None:
+def _linear_weights(
+    converter: _Converter, node, attrs: dict[str, Any], where: str
+) -> tuple[np.ndarray, np.ndarray | None] | None:
     """(torch weight (out, in), bias or None) for a Gemm or MatMul whose second input is a 2-D weight."""
     if len(node.input) < 2 or converter._resolve(node.input[1]) not in converter.initializers:
         return None
@@ -664,7 +666,6 @@ def _linear_weights(converter: _Converter, node, where: str) -> tuple[np.ndarray
     if node.op_type == "MatMul":
         converter._initializer(node.input[1], where, rank=2)
         return b.T, None
-    attrs = _attributes(node, where)
     weight = (b if attrs.get("transB", 0) else b.T) * attrs.get("alpha", 1.0)
     bias = None
     if len(node.input) > 2 and node.input[2]:
@@ -685,7 +686,7 @@ def _linear_weights(converter: _Converter, node, where: str) -> tuple[np.ndarray
 
 
 def _linear(converter: _Converter, node, attrs: dict[str, Any], where: str) -> bool:
-    found = _linear_weights(converter, node, where)
+    found = _linear_weights(converter, node, attrs, where)
     if found is None:
         return False
     weight, bias = found
