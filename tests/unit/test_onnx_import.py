@@ -404,3 +404,41 @@ def test_a_layernorm_over_the_units_makes_structured_pruning_refuse_by_name(tmp_
     with pytest.raises(InputError) as info:
         unit_graph(checkpoint.architecture, checkpoint.state_dict)
     assert "'the_norm' (layer_norm) normalises over the units" in info.value.message
+
+
+def test_a_trial_batch_of_an_imported_graph_runs_in_another_process_with_the_same_results(digits_resnet, tmp_path):
+    """The graph crosses the process boundary as its JSON spec, as any executor would receive it."""
+    import subprocess
+    import sys
+
+    from effcap.capacity.analyses.randomization import plan_trials
+    from effcap.capacity.analyses.trial_batch import (
+        DatasetSource,
+        PlannedTrial,
+        TrialBatch,
+        results_from_json,
+        run_trial_batch,
+    )
+    from effcap.capacity.specs import Condition, ConditionKind, RandomizationSpec
+
+    spec = load_checkpoint(digits_resnet[1]).architecture
+    training = TrainingSpec(learning_rate=0.1, lr_decay_per_epoch=1.0, max_epochs=2)
+    randomization = RandomizationSpec(
+        conditions=[Condition(kind=ConditionKind.RANDOM_LABELS)], seeds_per_condition=2, training=training
+    )
+    trials = [
+        PlannedTrial(condition=p.condition, seed_index=p.seed_index, seed=p.seed) for p in plan_trials(randomization, 3)
+    ]
+    batch = TrialBatch(
+        architecture=json.loads(spec.model_dump_json()),
+        dataset=DatasetSource(builtin="digits"),
+        training=training,
+        trials=trials,
+    )
+    (tmp_path / "batch.json").write_text(batch.model_dump_json())
+    command = ["-m", "effcap.capacity.analyses.trial_batch", str(tmp_path / "batch.json"), str(tmp_path / "out.json")]
+    subprocess.run([sys.executable, *command, "--device", "cpu"], check=True, timeout=600)
+    remote, _ = results_from_json(json.loads((tmp_path / "out.json").read_text()))
+    local, _ = run_trial_batch(batch, torch.device("cpu"))
+    assert [r.outcome.curve for r in remote] == [r.outcome.curve for r in local]
+    assert remote[0].outcome.curve != remote[1].outcome.curve  # two trials, not one repeated
