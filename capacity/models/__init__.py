@@ -12,9 +12,13 @@ from effcap.capacity.errors import InputError
 from effcap.capacity.models.convnets import AlexNetSmall, LeNet5, SmallCNN
 from effcap.capacity.models.inception import InceptionSmall
 from effcap.capacity.models.mlp import MLP
+from effcap.capacity.models.projection_resnet import ResNet
 from effcap.capacity.models.resnet import CifarResNet
 from effcap.capacity.models.spec import ArchitectureSpec, MLPSpec
 from effcap.capacity.models.spec import parse_architecture as _parse_spec
+from effcap.capacity.models.vgg import VGG
+from effcap.capacity.models.vit import VisionTransformer
+from effcap.capacity.models.wide_resnet import WideResNet
 
 __all__ = ["ArchitectureSpec", "MLPSpec", "build_model", "check_fits_dataset", "count_parameters", "parse_architecture"]
 
@@ -25,6 +29,10 @@ MODULES: dict[str, type[nn.Module]] = {
     "alexnet_small": AlexNetSmall,
     "inception_small": InceptionSmall,
     "resnet20": CifarResNet,
+    "resnet": ResNet,
+    "wide_resnet": WideResNet,
+    "vgg": VGG,
+    "vit": VisionTransformer,
 }
 
 
