@@ -46,7 +46,9 @@ def parse_architecture(obj: object, field: str = "spec.architecture") -> Archite
     try:
         with torch.device("meta"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # zero-sized layers warn before they fail
-            _instantiate(spec)(torch.empty(1, *spec.input_shape))
+            # In eval mode: shapes do not depend on it, and a training-mode BatchNorm refuses the one example
+            # of this check where it normalises a 1x1 map (ResNet-18's last stage on 32x32 inputs).
+            _instantiate(spec).eval()(torch.empty(1, *spec.input_shape))
     except (RuntimeError, ValueError) as error:
         raise InputError(f"{field}.input_shape", f"{list(spec.input_shape)} is too small or malformed for {spec.family}: {error}", reason="INVALID_SPEC") from None
     return spec

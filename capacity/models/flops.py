@@ -39,7 +39,7 @@ def layer_multiply_adds(model: nn.Module, input_shape: tuple[int, ...]) -> dict[
 
         return count
 
-    traced = copy.deepcopy(model).to("meta")
+    traced = copy.deepcopy(model).to("meta").eval()  # one example: a training-mode BN on a 1x1 map would refuse it
     for name, module in traced.named_modules():
         if isinstance(module, _COUNTED):
             module.register_forward_hook(counter(name))

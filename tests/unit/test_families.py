@@ -16,6 +16,7 @@ from effcap.capacity.engine.strategy import choose_strategy
 from effcap.capacity.measures.layers import fold_batchnorm, weight_layers
 from effcap.capacity.measures.norms import norm_measures
 from effcap.capacity.models import build_model, count_parameters, parse_architecture
+from effcap.capacity.models.flops import layer_multiply_adds
 from effcap.capacity.specs import (
     Condition,
     ConditionKind,
@@ -26,6 +27,7 @@ from effcap.capacity.specs import (
 )
 
 DIGITS = {"input_shape": [1, 8, 8], "num_classes": 10}
+CIFAR10 = {"input_shape": [3, 32, 32], "num_classes": 10}
 TINY = {
     "resnet": parse_architecture({"family": "resnet", "blocks_per_stage": [1, 1], "width": 4, **DIGITS}),
     "wide_resnet": parse_architecture(
@@ -99,6 +101,19 @@ def test_weight_layers_follow_the_forward_pass():
     shortcuts = ["layer1.0.shortcut", "layer2.0.shortcut", "layer3.0.shortcut"]
     assert [layer.name for layer in wrn if "shortcut" in layer.name] == shortcuts
     assert wrn[-2].input_shape == (6, 4, 4)  # layer3.0.shortcut reads stage 2's stream at stride 2
+
+
+def test_a_resnet18_whose_last_stage_runs_at_1x1_is_traced_and_costed_without_being_changed():
+    """torchvision's stem on 32x32 inputs leaves layer4 at 1x1: the one-example passes that find layers and
+    count multiply-adds must run in eval mode (a training-mode BatchNorm refuses them, and would move its
+    running statistics towards their zero input)."""
+    spec = parse_architecture({"family": "resnet", "stem": "imagenet", "width": 4, **CIFAR10})
+    model = build_model(spec, seed=0)  # in training mode, as built
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    layers = weight_layers(model, (3, 32, 32))
+    assert layers[-2].name == "layer4.1.conv2" and layers[-2].input_shape == (32, 1, 1)
+    assert model.training and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert layer_multiply_adds(model, (3, 32, 32))["layer4.1.conv2"] == 32 * 32 * 9  # at 1x1: one output position
 
 
 @pytest.mark.parametrize("name", list(TINY))

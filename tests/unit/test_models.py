@@ -157,6 +157,13 @@ def test_inconsistent_new_family_specs_are_refused_with_the_reason(architecture,
     assert info.value.field.startswith("spec.architecture")
 
 
+def test_a_network_whose_last_batchnorm_sees_a_1x1_map_is_accepted():
+    """torchvision's ResNet-18 on 32x32 CIFAR images: layer4 runs at 1x1, which a single example in training
+    mode could not normalise; the shape check must not mistake that for a too-small input."""
+    spec = parse_architecture({"family": "resnet", "stem": "imagenet", **CIFAR10})
+    assert build_model(spec, seed=0)(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
 def test_a_vgg_with_more_pools_than_its_input_allows_is_refused_naming_the_input_shape():
     with pytest.raises(InputError) as info:
         parse_architecture({"family": "vgg", "config": "11", "input_shape": [3, 16, 16], "num_classes": 10})
