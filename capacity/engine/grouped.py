@@ -25,6 +25,7 @@ import torch
 from torch.nn import functional as F
 
 from effcap.capacity.models.inception import MODULE_KINDS
+from effcap.capacity.models.projection_resnet import subsample
 from effcap.capacity.models.resnet import channel_runs, copy_channels
 from effcap.capacity.models.spec import (
     AlexNetSmallSpec,
@@ -273,7 +274,7 @@ def _projection_resnet(spec: ResNetSpec, channels_last: bool) -> GroupedForward:
             out = F.relu(_batch_norm(params, buffers, f"{prefix}.bn1", out, training))
             out = _batch_norm(params, buffers, f"{prefix}.bn2", _conv(params, f"{prefix}.conv2", out, 1), training)
             if downsample:
-                h = _conv(params, f"{prefix}.downsample.0", h, 0, stride)
+                h = _conv(params, f"{prefix}.downsample.0", subsample(h, stride), 0)
                 h = _batch_norm(params, buffers, f"{prefix}.downsample.1", h, training)
             h = F.relu(out + h)
         return _linear(params, "fc", _unfold(h.mean(dim=(2, 3)), k))
@@ -300,7 +301,7 @@ def _wide_resnet(spec: WideResNetSpec, channels_last: bool) -> GroupedForward:
             if spec.dropout:
                 out = F.dropout(out, spec.dropout, training)
             out = _conv(params, f"{prefix}.conv2", out, 1)
-            h = out + (_conv(params, f"{prefix}.shortcut", activated, 0, stride) if projection else h)
+            h = out + (_conv(params, f"{prefix}.shortcut", subsample(activated, stride), 0) if projection else h)
         h = F.relu(_batch_norm(params, buffers, "bn", h, training))
         return _linear(params, "fc", _unfold(h.mean(dim=(2, 3)), k))
 

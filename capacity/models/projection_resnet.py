@@ -14,6 +14,17 @@ from torch.nn import functional as F
 from effcap.capacity.models.spec import ResNetSpec
 
 
+def subsample(x: torch.Tensor, stride: int) -> torch.Tensor:
+    """Every `stride`-th row and column: what a 1x1 conv with that stride reads.
+
+    Projection shortcuts subsample, then apply a 1x1 conv with stride 1 (the same function as torchvision's
+    1x1/2 conv, and the same weights): torch 2.13's CPU backward of a channels-last 1x1 stride-2 conv with
+    fewer than 8 input channels crashes the process (segfault) when torch runs on one thread, which narrow
+    and pruned networks trained one at a time would hit (tests/unit/test_families.py).
+    """
+    return x if stride == 1 else x[:, :, ::stride, ::stride]
+
+
 def he_init(model: nn.Module) -> None:
     """He et al. 2015's normal init (fan-out, ReLU gain) for every conv, as the ResNet paper and torchvision do;
     BatchNorm starts at scale 1, shift 0 and Linear layers keep PyTorch's default, as in torchvision."""
@@ -31,14 +42,15 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(c_inner)
         self.conv2 = nn.Conv2d(c_inner, c_out, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(c_out)
+        self.stride = stride
         self.downsample = None
-        if stride != 1:
-            self.downsample = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+        if stride != 1:  # 1x1 conv at stride 1 on the subsampled input: see `subsample`
+            self.downsample = nn.Sequential(nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return F.relu(out + (x if self.downsample is None else self.downsample(x)))
+        return F.relu(out + (x if self.downsample is None else self.downsample(subsample(x, self.stride))))
 
 
 def stem_layers(stem: str, c_in: int, c_out: int) -> tuple[nn.Conv2d, bool]:

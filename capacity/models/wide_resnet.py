@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from effcap.capacity.models.projection_resnet import he_init
+from effcap.capacity.models.projection_resnet import he_init, subsample
 from effcap.capacity.models.spec import WideResNetSpec
 
 
@@ -25,14 +25,16 @@ class PreActBlock(nn.Module):
         self.conv1 = nn.Conv2d(c_in, c_inner, 3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(c_inner)
         self.conv2 = nn.Conv2d(c_inner, c_out, 3, padding=1, bias=False)
-        self.shortcut = nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False) if projection else None
+        # A 1x1 conv at stride 1 on the subsampled input (projection_resnet.subsample says why).
+        self.shortcut = nn.Conv2d(c_in, c_out, 1, bias=False) if projection else None
+        self.stride = stride
         # A module, not F.dropout(training=self.training): torch.fx would freeze the mode it was traced in.
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         activated = F.relu(self.bn1(x))
         out = self.conv2(self.dropout(F.relu(self.bn2(self.conv1(activated)))))
-        return out + (x if self.shortcut is None else self.shortcut(activated))
+        return out + (x if self.shortcut is None else self.shortcut(subsample(activated, self.stride)))
 
 
 class WideResNet(nn.Module):

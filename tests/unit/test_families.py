@@ -2,6 +2,10 @@
 checkpoints, BatchNorm folding and layer tracing, norm measures, the Rademacher, randomization and
 memorisation analyses, on tiny configurations of each (8x8 inputs, a few channels)."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -100,7 +104,7 @@ def test_weight_layers_follow_the_forward_pass():
     wrn = weight_layers(build_model(TINY["wide_resnet"]), (1, 8, 8))
     shortcuts = ["layer1.0.shortcut", "layer2.0.shortcut", "layer3.0.shortcut"]
     assert [layer.name for layer in wrn if "shortcut" in layer.name] == shortcuts
-    assert wrn[-2].input_shape == (6, 4, 4)  # layer3.0.shortcut reads stage 2's stream at stride 2
+    assert wrn[-2].input_shape == (6, 2, 2)  # layer3.0.shortcut: 1x1 conv on stage 2's 4x4 stream, subsampled
 
 
 def test_a_resnet18_whose_last_stage_runs_at_1x1_is_traced_and_costed_without_being_changed():
@@ -165,3 +169,32 @@ def test_each_family_memorises_a_few_random_labels(name):
     assert result.points[0].size == 4 and result.budget_steps == 160
     assert result.largest_fitted_size >= 4  # thousands of parameters fit 4 random labels in 160 steps
     assert result.parameter_count == count_parameters(build_model(spec))
+
+
+ONE_THREAD_TRAINING = """
+import torch
+from effcap.capacity.engine.batched import SharedData, TrialInputs
+from effcap.capacity.engine.strategy import EngineOptions, train_trials
+from effcap.capacity.models import parse_architecture
+from effcap.capacity.specs import TrainingSpec
+torch.set_num_threads(1)
+x = torch.randn(64, 1, 8, 8)
+shared, trial = SharedData(x, x[:8], torch.zeros(8, dtype=torch.long)), TrialInputs(0, torch.randint(0, 10, (64,)))
+one_epoch = TrainingSpec(batch_size=32, max_epochs=1)
+for family in ({family}):
+    architecture = parse_architecture(dict(family, input_shape=[1, 8, 8], num_classes=10))
+    for strategy in ("sequential", "grouped"):  # one trial: a plain channels-last model, and a fold of K = 1
+        train_trials(architecture, shared, [trial], one_epoch, options=EngineOptions(strategy))
+print("trained")
+"""
+
+
+def test_narrow_projection_shortcuts_train_channels_last_on_one_thread():
+    """torch 2.13's CPU backward of a channels-last 1x1 stride-2 conv with under 8 input channels segfaults on
+    one thread; the shortcuts subsample, then run a 1x1 conv at stride 1 (projection_resnet.subsample). In a
+    child process, so that a crash fails this test rather than the whole run."""
+    families = '{"family": "resnet", "width": 4}, {"family": "wide_resnet", "depth": 10, "stage_widths": [4, 6, 8]}'
+    code = ONE_THREAD_TRAINING.format(family=families)
+    one_thread = os.environ | {"OMP_NUM_THREADS": "1"}
+    child = subprocess.run([sys.executable, "-c", code], env=one_thread, capture_output=True, text=True, timeout=300)
+    assert child.returncode == 0 and "trained" in child.stdout, child.stderr[-2000:]
