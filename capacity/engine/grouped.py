@@ -54,8 +54,8 @@ GroupedForward = Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor], tor
 def folds(architecture: ArchitectureSpec) -> bool:
     """Whether `architecture`'s family has a folded forward pass, i.e. can run under the `grouped` strategies.
 
-    The engine asks this, and only this, before offering `grouped`: a family without a fold (the ViT, whose
-    attention mixes tokens rather than channels, or a user's layer graph) is stacked with vmap instead.
+    The engine asks this, and only this, before offering `grouped`: a family without a fold (the ViT, left to
+    vmap by choice, or a user's layer graph) is stacked with vmap instead.
     """
     return architecture.family in _FOLDED_FORWARDS
 
