@@ -5,19 +5,20 @@
 Reference: what public code does (e.g. pluskid/fitting-random-labels) — one trial at a time, a
 DataLoader over a TensorDataset (shuffled, batch 128), torch.optim.SGD with momentum, and a pass over
 the train split each epoch to measure train accuracy. Engine: effcap's train_trials on K trials with
-random labels, each strategy forced (vmap, grouped, with --compile also grouped-compiled, and
-sequential), with the
+random labels, each strategy forced (vmap, grouped where the family folds, with --compile also
+grouped-compiled, and sequential), with the
 engine's own choice marked (the CPU rule, or on a GPU its timed probe). Both train one epoch of `steps` steps
 and evaluate once, on CIFAR-shaped inputs (3x32x32, 10 classes). Prints samples/s (training
 examples per second, all trials together), the ratio to the reference, achieved TFLOP/s (6 x
 multiply-adds per training example) and, on CUDA, peak memory per trial. `--record` appends the
-table, the machine, the date and the command to bench/RESULTS.md.
+table, the machine, the date, the load average and the command to bench/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import shlex
 import sys
@@ -30,7 +31,14 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from effcap.capacity.engine.batched import SharedData, TrialInputs
 from effcap.capacity.engine.device import synchronize
-from effcap.capacity.engine.strategy import STACKING_CANDIDATES, EngineOptions, choose_strategy, measure_strategy, train_trials
+from effcap.capacity.engine.grouped import folds
+from effcap.capacity.engine.strategy import (
+    EngineOptions,
+    choose_strategy,
+    measure_strategy,
+    stacking_candidates,
+    train_trials,
+)
 from effcap.capacity.models import build_model, parse_architecture
 from effcap.capacity.models.flops import multiply_adds
 from effcap.capacity.specs import TrainingSpec
@@ -48,6 +56,17 @@ MODELS = {
     # Narrow versions of the families with concatenations, residual adds and LRN (folding check).
     "resnet8_narrow": {"family": "resnet20", "blocks_per_stage": 1, "stage_widths": [4, 8, 16]},
     "alexnet_narrow": {"family": "alexnet_small", "conv_channels": [8, 8], "fc_sizes": [32, 16]},
+    # The follow-up literature's families, narrow: either side of the CPU rule on 1x8x8 digits, and on 3x32x32.
+    "resnet18_w4": {"family": "resnet", "width": 4},
+    "resnet18_w8": {"family": "resnet", "width": 8},
+    "wrn_16_2_narrow": {"family": "wide_resnet", "depth": 16, "widen_factor": 2,
+                        "stem_width": 4, "stage_widths": [4, 8, 16]},
+    "vgg_8_16_32": {"family": "vgg", "config": [8, "M", 16, "M", 32, "M"]},
+    "vgg11_d16": {"family": "vgg", "config": "11", "width_divisor": 16},
+    "vit_p4_d16": {"family": "vit", "patch_size": 4, "dim": 16, "depth": 2, "heads": 2},
+    "vit_p2_d16": {"family": "vit", "patch_size": 2, "dim": 16, "depth": 2, "heads": 2},
+    "vit_p2_d32": {"family": "vit", "patch_size": 2, "dim": 32, "depth": 2, "heads": 2},
+    "vit_p4_d32": {"family": "vit", "patch_size": 4, "dim": 32, "depth": 4, "heads": 4},
 }
 
 
@@ -122,6 +141,8 @@ def main() -> None:
         lines.append(line)
 
     machine = f"device {device} ({name}); torch {torch.__version__}; batch {BATCH}; {args.steps} steps per trial; inputs {args.input_shape}"
+    if device.type == "cpu":  # other processes on a shared machine move every number: say how busy it was
+        machine += "; load average {:.1f} {:.1f} {:.1f} at the start".format(*os.getloadavg())
     print(machine)
     emit("| model | K | strategy | samples/s | × reference | TFLOP/s | peak MiB/trial |")
     emit("| --- | --- | --- | --- | --- | --- | --- |")
@@ -137,8 +158,8 @@ def main() -> None:
         emit(f"| {model_name} | 1 | reference loop | {reference:,.0f} | 1.00 | {reference * flops_per_example / 1e12:.3f} | — |")
         for k in ks:
             auto = choose_strategy(architecture, device) if device.type == "cpu" else engine_auto(architecture, x, k, device)
-            compiled = ["grouped-compiled"] if args.compile else []
-            for strategy in dict.fromkeys([auto, *STACKING_CANDIDATES, *compiled, "sequential"]):
+            compiled = ["grouped-compiled"] if args.compile and folds(architecture) else []
+            for strategy in dict.fromkeys([auto, *stacking_candidates(architecture), *compiled, "sequential"]):
                 engine_run(architecture, x[: 2 * BATCH], k, device, strategy)  # warm-up, at the same K (compiled code is shape-specific)
                 seconds, used, peak = engine_run(architecture, x, k, device, strategy)
                 rate = k * n / seconds
@@ -146,7 +167,8 @@ def main() -> None:
                 memory = "—" if peak != peak else f"{peak / 2**20:.0f}"
                 emit(f"| {model_name} | {k} | {label} | {rate:,.0f} | {rate / reference:.2f} | {rate * flops_per_example / 1e12:.3f} | {memory} |")
     if args.record:
-        command = shlex.join(["python", "bench/engine_throughput.py", *sys.argv[1:]])
+        threads = [f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"] if "OMP_NUM_THREADS" in os.environ else []
+        command = " ".join([*threads, shlex.join(["python", "bench/engine_throughput.py", *sys.argv[1:]])])
         header = f"### Recorded {datetime.date.today().isoformat()}: {machine}"
         section = "## Engine throughput, recorded runs (issue 3)"
         existing = RESULTS.read_text()

@@ -59,6 +59,9 @@ def folded_networks_are_exact(device: torch.device) -> None:
         "alexnet_small": {"family": "alexnet_small", "input_shape": [3, 8, 8], "conv_channels": [12, 10], "fc_sizes": [16, 12], "batch_norm": True},
         "inception_small": {"family": "inception_small", "input_shape": [3, 12, 12], "conv_widths": [4, 3, 2, 2, 3, 3, 2, 2, 3, 2, 2, 3, 2, 2, 3, 2, 3, 3, 2]},
         "resnet20": {"family": "resnet20", "input_shape": [3, 8, 8], "blocks_per_stage": 2, "stage_widths": [4, 3, 5], "shortcut_sources": [[2, -1, 0], [-1, 1, 1, 0, 2]]},
+        "vgg": {"family": "vgg", "input_shape": [3, 8, 8], "config": [4, "M", 6, 6, "M", 8]},
+        "resnet": {"family": "resnet", "input_shape": [3, 16, 16], "stem": "imagenet", "blocks_per_stage": [1, 1], "width": 3},
+        "wide_resnet": {"family": "wide_resnet", "input_shape": [3, 8, 8], "depth": 10, "widen_factor": 2, "stage_widths": [4, 5, 6]},
     }
     for name, arch in families.items():
         spec = parse_architecture({**arch, "num_classes": 10})

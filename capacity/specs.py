@@ -147,7 +147,8 @@ class RademacherSpec(BaseModel):
     ntk_examples: int = Field(256, ge=0, le=4096)
 
 
-# "structured" (units removed physically, in every family) and "low_rank_by_rank" are not in the default list.
+# "structured" (units removed physically, in every family but the ViT) and "low_rank_by_rank" are not in the
+# default list.
 CompressionMethod = Literal["magnitude_global", "magnitude_layerwise", "random", "prune_quantize", "quantization", "low_rank", "low_rank_by_rank", "structured"]
 
 

@@ -22,6 +22,7 @@ from effcap.capacity.analyses.rademacher import run_rademacher
 from effcap.capacity.analyses.randomization import run_randomization_test
 from effcap.capacity.analyses.trial_batch import TrialResult
 from effcap.capacity.checkpoint import Checkpoint, load_checkpoint
+from effcap.capacity.compression.structured import check_structured_supported
 from effcap.capacity.data.datasets import Dataset, builtin_dataset, load_dataset_file
 from effcap.capacity.engine.device import describe_device, pick_device
 from effcap.capacity.graphs.onnx_wire import OnnxLimits
@@ -93,6 +94,8 @@ def load_inputs(job: AuditJob) -> AuditInputs:
     else:
         dataset = builtin_dataset(job.dataset.builtin)
     check_fits_dataset(checkpoint.architecture, dataset.input_shape, dataset.num_classes)
+    if spec.compressibility is not None:
+        check_structured_supported(checkpoint.architecture, list(spec.compressibility.methods))
     initial_state = None
     if job.initial_model_path is not None:
         # Same architecture as the checkpoint: its tensors are checked against it.

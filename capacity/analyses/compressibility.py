@@ -135,7 +135,10 @@ class _Context:
         """(nonzero parameters, compression ratio, theoretical speedup) of a variant."""
         nonzero = self.other_parameters + sum(int((w != 0).sum()) for w in variant.values())
         dense_macs = sum(self.macs.values())
-        sparse_macs = sum(self.macs[name] * float((w != 0).float().mean()) for name, w in variant.items())
+        # Work no weight stands for (attention's q kᵀ and softmax·v products) is not pruned away.
+        unpruned_macs = sum(count for name, count in self.macs.items() if name not in variant)
+        pruned_macs = sum(self.macs[name] * float((w != 0).float().mean()) for name, w in variant.items())
+        sparse_macs = unpruned_macs + pruned_macs
         return nonzero, self.parameters / max(nonzero, 1), dense_macs / max(sparse_macs, 1e-12)
 
 

@@ -7,6 +7,9 @@ channel of an Inception concatenation is read at an offset by every conv of the 
 through a downsample module's max-pool, by the module after it too. A `UnitGraph` lists those
 couplings once per family so one removal routine (structured.py) serves all of them, and says how
 to write the smaller network back as a spec of the same family.
+
+Pre-activation networks (WRN) read a stream through a BatchNorm and ReLU before each conv: that
+BatchNorm is indexed by the stream's units, so a `Reader` names it and it is cut with them.
 """
 
 from __future__ import annotations
@@ -22,8 +25,12 @@ from effcap.capacity.models.spec import (
     LeNet5Spec,
     MLPSpec,
     ResNet20Spec,
+    ResNetSpec,
     SmallCNNSpec,
+    VGGSpec,
+    WideResNetSpec,
 )
+from effcap.capacity.models.vgg import feature_indices
 
 
 @dataclass(frozen=True)
@@ -48,10 +55,12 @@ class UnitGroup:
 
 @dataclass(frozen=True)
 class Reader:
-    """A weight whose input axis (axis 1) is the concatenation of `layout`."""
+    """A weight whose input axis (axis 1) is the concatenation of `layout`. `norm` names the BatchNorm (then
+    ReLU) its input passes through first, in pre-activation blocks; the layout is then one group's units."""
 
     key: str
     layout: tuple[Segment, ...]
+    norm: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,17 @@ class UnitGraph:
     @property
     def sizes(self) -> dict[str, int]:
         return {g.name: g.size for g in self.groups}
+
+    def reader_norms(self) -> dict[str, str]:
+        """BatchNorm prefix -> the group whose units it normalises, for every reader's norm."""
+        norms: dict[str, str] = {}
+        for reader in self.readers:
+            if reader.norm is None:
+                continue
+            [segment] = reader.layout
+            if norms.setdefault(reader.norm, segment.group) != segment.group:
+                raise ValueError(f"{reader.norm} normalises both {norms[reader.norm]} and {segment.group}")
+        return norms
 
 
 def _chain(names: list[str], sizes: tuple[int, ...], writers: list[tuple[str, ...]], readers: list[str], spans: list[int]) -> tuple[tuple[UnitGroup, ...], tuple[Reader, ...]]:
@@ -165,3 +185,84 @@ def resnet_graph(spec: ResNet20Spec) -> UnitGraph:
         )
 
     return UnitGraph((*streams, *inner), tuple(readers), rebuild)
+
+
+def vgg_graph(spec: VGGSpec, flat_inputs: int) -> UnitGraph:
+    """Each conv's channels, read by the next conv (max-pools act per channel) or, flattened, by the classifier."""
+    convs = [(width, index) for width, index in feature_indices(spec) if width != "M"]
+    names = [f"conv{i}" for i in range(len(convs))]
+    writers = [(f"features.{i}", f"features.{i + 1}") if spec.batch_norm else (f"features.{i}",) for _, i in convs]
+    readers = [f"features.{i}.weight" for _, i in convs[1:]] + ["classifier.weight"]
+    spans = [1] * (len(convs) - 1) + [flat_inputs // convs[-1][0]]
+    groups, reads = _chain(names, tuple(w for w, _ in convs), writers, readers, spans)
+
+    def rebuild(kept: dict[str, int], _: dict) -> ArchitectureSpec:
+        widths = iter(kept[n] for n in names)
+        layers = tuple("M" if layer == "M" else next(widths) for layer in spec.layers())
+        return spec.model_copy(update={"config": layers, "width_divisor": 1})
+
+    return UnitGraph(groups, reads, rebuild)
+
+
+def projection_resnet_graph(spec: ResNetSpec) -> UnitGraph:
+    """Each block's inner channels (conv1 → bn1 → conv2) and each stage's residual stream, which the stem
+    (stage 1) or the projection shortcut's conv and BN (later stages) write, and every block's conv2 and bn2."""
+    stages = [[f"layer{s + 1}.{b}" for b in range(n)] for s, n in enumerate(spec.blocks_per_stage)]
+    streams, readers = [], []
+    for s, blocks in enumerate(stages):
+        start = ("conv1", "bn1") if s == 0 else (f"{blocks[0]}.downsample.0", f"{blocks[0]}.downsample.1")
+        writers = (*start, *(w for block in blocks for w in (f"{block}.conv2", f"{block}.bn2")))
+        streams.append(UnitGroup(f"stream{s}", spec.stream_widths()[s], writers))
+        read = f"stream{s - 1}" if s else "stream0"  # a stage's first block reads the stream before it
+        readers.append(Reader(f"{blocks[0]}.conv1.weight", (Segment(read),)))
+        if s:
+            readers.append(Reader(f"{blocks[0]}.downsample.0.weight", (Segment(read),)))
+        readers += [Reader(f"{block}.conv1.weight", (Segment(f"stream{s}"),)) for block in blocks[1:]]
+    readers.append(Reader("fc.weight", (Segment(streams[-1].name),)))
+    blocks = [block for stage in stages for block in stage]
+    widths = spec.block_inner_widths()
+    inner = [UnitGroup(f"inner{i}", widths[i], (f"{b}.conv1", f"{b}.bn1")) for i, b in enumerate(blocks)]
+    readers += [Reader(f"{b}.conv2.weight", (Segment(f"inner{i}"),)) for i, b in enumerate(blocks)]
+
+    def rebuild(kept: dict[str, int], _: dict) -> ArchitectureSpec:
+        stage_widths, inner_widths = tuple(kept[g.name] for g in streams), tuple(kept[g.name] for g in inner)
+        return spec.model_copy(update={"stage_widths": stage_widths, "inner_widths": inner_widths})
+
+    return UnitGraph((*streams, *inner), tuple(readers), rebuild)
+
+
+def wide_resnet_graph(spec: WideResNetSpec) -> UnitGraph:
+    """Pre-activation (Zagoruyko and Komodakis 2016): a stream is written by convs only (the stem or the
+    projection shortcut, and every block's conv2) and read through each reading block's bn1 + ReLU (also by the
+    shortcut conv, which projects the pre-activated input) and the final bn; inner channels are conv1 → bn2."""
+    n = spec.blocks_per_stage
+    stages = [[f"layer{s + 1}.{b}" for b in range(n)] for s in range(3)]
+    groups: list[UnitGroup] = []
+    if spec.stage1_projection:
+        groups.append(UnitGroup("stem", spec.stem_channels(), ("conv1",)))
+    readers: list[Reader] = []
+    for s, blocks in enumerate(stages):
+        projected = s > 0 or spec.stage1_projection
+        read = groups[-1].name if projected else f"stream{s}"
+        start = (f"{blocks[0]}.shortcut",) if projected else ("conv1",)
+        writers = (*start, *(f"{block}.conv2" for block in blocks))
+        groups.append(UnitGroup(f"stream{s}", spec.stream_widths()[s], writers))
+        readers.append(Reader(f"{blocks[0]}.conv1.weight", (Segment(read),), norm=f"{blocks[0]}.bn1"))
+        if projected:
+            readers.append(Reader(f"{blocks[0]}.shortcut.weight", (Segment(read),), norm=f"{blocks[0]}.bn1"))
+        readers += [Reader(f"{b}.conv1.weight", (Segment(f"stream{s}"),), norm=f"{b}.bn1") for b in blocks[1:]]
+    readers.append(Reader("fc.weight", (Segment("stream2"),), norm="bn"))
+    blocks = [block for stage in stages for block in stage]
+    widths = spec.block_inner_widths()
+    inner = [UnitGroup(f"inner{i}", widths[i], (f"{b}.conv1", f"{b}.bn2")) for i, b in enumerate(blocks)]
+    readers += [Reader(f"{b}.conv2.weight", (Segment(f"inner{i}"),)) for i, b in enumerate(blocks)]
+
+    def rebuild(kept: dict[str, int], _: dict) -> ArchitectureSpec:
+        update = {
+            "stem_width": kept["stem" if spec.stage1_projection else "stream0"],
+            "stage_widths": tuple(kept[f"stream{s}"] for s in range(3)),
+            "inner_widths": tuple(kept[g.name] for g in inner),
+        }
+        return spec.model_copy(update=update)
+
+    return UnitGraph((*groups, *inner), tuple(readers), rebuild)

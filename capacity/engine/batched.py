@@ -172,13 +172,19 @@ def _initial_stack(
     return _Stack(params, buffers, momentum, torch.stack([t.y_train for t in trials]), x_train, x_test)
 
 
+def _at_least_float32(logits: torch.Tensor) -> torch.Tensor:
+    """bf16 logits (autocast) cast up for the loss; float64 ones (the float64 exactness tests) left as they are,
+    since rounding them to float32 made the two strategies' gradients differ in the last float32 bits."""
+    return logits if logits.dtype == torch.float64 else logits.float()
+
+
 def _vmap_compute(base: torch.nn.Module, device: torch.device) -> _Compute:
     """One trial's forward pass vmapped over the stack; bf16 autocast on CUDA, where it pays."""
     use_autocast = device.type == "cuda"
 
     def forward(params, buffers, x):
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_autocast):
-            return full_precision(functional_call(base, (params, buffers), (x,)))
+            return _at_least_float32(functional_call(base, (params, buffers), (x,)))
 
     def loss(params, buffers, x, y):
         return F.cross_entropy(forward(params, buffers, x), y)
@@ -210,7 +216,7 @@ def _grouped_compute(architecture: ArchitectureSpec, device: torch.device, compi
 
     def forward(params, buffers, x, training, shared):
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=on_cuda):
-            return full_precision(folded(params, buffers, x, training, shared))
+            return _at_least_float32(folded(params, buffers, x, training, shared))
 
     def summed_loss(params, buffers, x, y):
         # Trials share no parameter, so the gradient of the summed per-trial losses is each trial's own.
@@ -227,15 +233,6 @@ def _grouped_compute(architecture: ArchitectureSpec, device: torch.device, compi
         return forward(params, buffers, x, False, not own_inputs)
 
     return _Compute(gradients, predict)
-
-
-def full_precision(logits: torch.Tensor) -> torch.Tensor:
-    """Logits in at least float32 for the loss: bf16 autocast output goes up, float64 (exact checks) stays.
-
-    Casting every output to float32 made the float64 checks of vmap against the folded network
-    compare two float32 roundings of the logits: equal on one CPU, 2e-9 apart on another.
-    """
-    return logits.float() if logits.dtype in (torch.bfloat16, torch.float16) else logits
 
 
 def _gather(shared_x: torch.Tensor, own_x: torch.Tensor | None, index: torch.Tensor) -> torch.Tensor:

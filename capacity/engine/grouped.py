@@ -10,6 +10,9 @@ of the folded batch is example b of each trial's own minibatch, so every trial k
 order. On a GPU this gives cuDNN one large grouped convolution (channels-last, as on the CPU)
 instead of vmap's batching rules, which is where the issue's lead measurements saw vmap lose.
 
+Not every family folds: `folds` says which do, and the engine offers `grouped` only to those. The ViT is
+left to vmap by choice (its token-wise Linear layers are the batched matmuls vmap already makes).
+
 Parameters and buffers are the vmap strategy's stacked tensors (trial axis first), so both
 strategies share the training loop and agree trial for trial (tests/unit/test_engine.py).
 """
@@ -26,13 +29,17 @@ from effcap.capacity.models.resnet import channel_runs, copy_channels
 from effcap.capacity.models.spec import (
     AlexNetSmallSpec,
     ArchitectureSpec,
-    GraphSpec,
     InceptionSmallSpec,
     LeNet5Spec,
     MLPSpec,
     ResNet20Spec,
+    ResNetSpec,
     SmallCNNSpec,
+    VGGSpec,
+    WideResNetSpec,
 )
+from effcap.capacity.models.vgg import feature_indices
+from effcap.capacity.pointwise_conv import subsample
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": F.relu, "tanh": torch.tanh, "gelu": F.gelu}
 # PyTorch's BatchNorm defaults, which every family here uses.
@@ -45,25 +52,19 @@ GroupedForward = Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor], tor
 
 
 def folds(architecture: ArchitectureSpec) -> bool:
-    """Whether the family has a folded forward pass (imported graphs are interpreted: they stack through vmap)."""
-    return not isinstance(architecture, GraphSpec)
+    """Whether `architecture`'s family has a folded forward pass, i.e. can run under the `grouped` strategies.
+
+    The engine asks this, and only this, before offering `grouped`: a family without a fold (the ViT, left to
+    vmap by choice, or a user's layer graph) is stacked with vmap instead.
+    """
+    return architecture.family in _FOLDED_FORWARDS
 
 
 def grouped_forward(architecture: ArchitectureSpec, channels_last: bool = False) -> GroupedForward:
-    """The folded forward pass for `architecture` (every built-in family folds)."""
-    if isinstance(architecture, MLPSpec):
-        return _mlp(architecture)
-    if isinstance(architecture, SmallCNNSpec):
-        return _small_cnn(architecture, channels_last)
-    if isinstance(architecture, LeNet5Spec):
-        return _lenet5(channels_last)
-    if isinstance(architecture, AlexNetSmallSpec):
-        return _alexnet_small(architecture, channels_last)
-    if isinstance(architecture, InceptionSmallSpec):
-        return _inception_small(architecture, channels_last)
-    if isinstance(architecture, ResNet20Spec):
-        return _resnet(architecture, channels_last)
-    raise ValueError(f"no folded forward for family {architecture.family}")
+    """The folded forward pass for `architecture`; ValueError for a family that does not fold (see `folds`)."""
+    if not folds(architecture):
+        raise ValueError(f"no folded forward for family {architecture.family}")
+    return _FOLDED_FORWARDS[architecture.family](architecture, channels_last)
 
 
 def _linear(params: dict[str, torch.Tensor], prefix: str, h: torch.Tensor) -> torch.Tensor:
@@ -126,7 +127,7 @@ def _batch_norm(params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor
     return F.batch_norm(h, mean, var, params[f"{prefix}.weight"].flatten(), params[f"{prefix}.bias"].flatten(), training, BN_MOMENTUM, BN_EPS)
 
 
-def _mlp(spec: MLPSpec) -> GroupedForward:
+def _mlp(spec: MLPSpec, channels_last: bool) -> GroupedForward:
     activation = ACTIVATIONS[spec.activation]
 
     def forward(params, buffers, x, training, shared):
@@ -154,7 +155,7 @@ def _small_cnn(spec: SmallCNNSpec, channels_last: bool) -> GroupedForward:
     return forward
 
 
-def _lenet5(channels_last: bool) -> GroupedForward:
+def _lenet5(spec: LeNet5Spec, channels_last: bool) -> GroupedForward:
     def forward(params, buffers, x, training, shared):
         k = _trials(params)
         h = F.max_pool2d(F.relu(_conv(params, "features.0", _fold(x, channels_last, shared), 2)), 2)
@@ -232,3 +233,91 @@ def _resnet(spec: ResNet20Spec, channels_last: bool) -> GroupedForward:
         return _linear(params, "head", _unfold(h.mean(dim=(2, 3)), k))
 
     return forward
+
+
+def _vgg(spec: VGGSpec, channels_last: bool) -> GroupedForward:
+    """models.vgg.VGG: conv (bias), optional BN, ReLU per width; 2x2 max-pool per "M"; one Linear."""
+    layers = feature_indices(spec)
+
+    def forward(params, buffers, x, training, shared):
+        k = _trials(params)
+        h = _fold(x, channels_last, shared)
+        for layer, index in layers:
+            if layer == "M":
+                h = F.max_pool2d(h, 2, 2)
+                continue
+            h = _conv(params, f"features.{index}", h, 1)
+            if spec.batch_norm:
+                h = _batch_norm(params, buffers, f"features.{index + 1}", h, training)
+            h = F.relu(h)
+        return _linear(params, "classifier", _unfold(h, k))
+
+    return forward
+
+
+def _projection_resnet(spec: ResNetSpec, channels_last: bool) -> GroupedForward:
+    """models.projection_resnet.ResNet: a projection shortcut is one more grouped conv and BN, so the
+    residual add needs no per-trial view at all (unlike option A's channel copies)."""
+    blocks = [(f"layer{s + 1}.{b}", s > 0 and b == 0) for s, n in enumerate(spec.blocks_per_stage) for b in range(n)]
+    imagenet_stem = spec.stem == "imagenet"  # conv 7x7/2 (padding 3) and a 3x3/2 max-pool, else conv 3x3/1
+    stem_stride, stem_padding = (2, 3) if imagenet_stem else (1, 1)
+
+    def forward(params, buffers, x, training, shared):
+        k = _trials(params)
+        h = _conv(params, "conv1", _fold(x, channels_last, shared), stem_padding, stride=stem_stride)
+        h = F.relu(_batch_norm(params, buffers, "bn1", h, training))
+        if imagenet_stem:
+            h = F.max_pool2d(h, 3, 2, padding=1)
+        for prefix, downsample in blocks:
+            stride = 2 if downsample else 1
+            out = _conv(params, f"{prefix}.conv1", h, 1, stride)
+            out = F.relu(_batch_norm(params, buffers, f"{prefix}.bn1", out, training))
+            out = _batch_norm(params, buffers, f"{prefix}.bn2", _conv(params, f"{prefix}.conv2", out, 1), training)
+            if downsample:
+                h = _conv(params, f"{prefix}.downsample.0", subsample(h, stride), 0)
+                h = _batch_norm(params, buffers, f"{prefix}.downsample.1", h, training)
+            h = F.relu(out + h)
+        return _linear(params, "fc", _unfold(h.mean(dim=(2, 3)), k))
+
+    return forward
+
+
+def _wide_resnet(spec: WideResNetSpec, channels_last: bool) -> GroupedForward:
+    """models.wide_resnet.WideResNet: pre-activation blocks; dropout acts elementwise, so on the folded
+    activations it drops each trial's units independently, as vmap's randomness="different" does."""
+    blocks = [
+        (f"layer{s + 1}.{b}", 2 if s > 0 and b == 0 else 1, b == 0 and (s > 0 or spec.stage1_projection))
+        for s in range(3)
+        for b in range(spec.blocks_per_stage)
+    ]  # (prefix, stride, whether the shortcut projects)
+
+    def forward(params, buffers, x, training, shared):
+        k = _trials(params)
+        h = _conv(params, "conv1", _fold(x, channels_last, shared), 1)
+        for prefix, stride, projection in blocks:
+            activated = F.relu(_batch_norm(params, buffers, f"{prefix}.bn1", h, training))
+            out = _conv(params, f"{prefix}.conv1", activated, 1, stride)
+            out = F.relu(_batch_norm(params, buffers, f"{prefix}.bn2", out, training))
+            if spec.dropout:
+                out = F.dropout(out, spec.dropout, training)
+            out = _conv(params, f"{prefix}.conv2", out, 1)
+            h = out + (_conv(params, f"{prefix}.shortcut", subsample(activated, stride), 0) if projection else h)
+        h = F.relu(_batch_norm(params, buffers, "bn", h, training))
+        return _linear(params, "fc", _unfold(h.mean(dim=(2, 3)), k))
+
+    return forward
+
+
+# family -> folded forward builder (spec, channels_last). `folds` reads this table, so a family is offered
+# the grouped strategies exactly when it has an entry here.
+_FOLDED_FORWARDS: dict[str, Callable[[ArchitectureSpec, bool], GroupedForward]] = {
+    "mlp": _mlp,
+    "small_cnn": _small_cnn,
+    "lenet5": _lenet5,
+    "alexnet_small": _alexnet_small,
+    "inception_small": _inception_small,
+    "resnet20": _resnet,
+    "vgg": _vgg,
+    "resnet": _projection_resnet,
+    "wide_resnet": _wide_resnet,
+}

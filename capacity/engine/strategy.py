@@ -54,7 +54,8 @@ _measured: dict[tuple[str, str, int, int, bool], Strategy] = {}
 def choose_strategy(architecture: ArchitectureSpec, device: torch.device) -> Strategy:
     """The CPU rule, or on an accelerator the default before measuring: vmap (every family stacks).
 
-    On the CPU small networks stack, folded into one grouped network (1.2-1.6x vmap there, bench/RESULTS.md).
+    On the CPU small networks stack, folded into one grouped network where the family folds (1.2-1.6x vmap
+    there, bench/RESULTS.md), vmapped where it does not.
     """
     if device.type != "cpu":
         return "vmap"
@@ -64,9 +65,14 @@ def choose_strategy(architecture: ArchitectureSpec, device: torch.device) -> Str
     return "grouped" if folds(architecture) else "vmap"
 
 
-# What the accelerator probe times. torch.compile is left out (its compile time would dominate a short
-# probe); ask for `grouped-compiled` explicitly, as the benchmark does.
+# What the accelerator probe times, for a family that folds. torch.compile is left out (its compile time
+# would dominate a short probe); ask for `grouped-compiled` explicitly, as the benchmark does.
 STACKING_CANDIDATES: tuple[Strategy, ...] = ("vmap", "grouped")
+
+
+def stacking_candidates(architecture: ArchitectureSpec) -> tuple[Strategy, ...]:
+    """The stacking strategies `architecture` can run under: grouped only where it folds."""
+    return STACKING_CANDIDATES if folds(architecture) else ("vmap",)
 
 
 def measure_strategy(architecture: ArchitectureSpec, shared: SharedData, trials: list[TrialInputs], training: TrainingSpec) -> tuple[Strategy, dict[str, float]]:
@@ -75,8 +81,10 @@ def measure_strategy(architecture: ArchitectureSpec, shared: SharedData, trials:
     The probe trains throwaway copies on the real inputs and batch size; the audit's trials then
     start from scratch, so the measurement never changes their numbers, only their speed.
     """
-    candidates = [c for c in STACKING_CANDIDATES if c == "vmap" or folds(architecture)]
-    seconds = {c: time_steps(architecture, shared, trials, training, PROBE_STEPS, stacking=c) for c in candidates}
+    seconds = {
+        candidate: time_steps(architecture, shared, trials, training, PROBE_STEPS, stacking=candidate)
+        for candidate in stacking_candidates(architecture)
+    }
     return min(seconds, key=seconds.__getitem__), seconds
 
 
@@ -84,6 +92,9 @@ def _strategy_for(architecture: ArchitectureSpec, shared: SharedData, trials: li
     device = shared.x_train.device
     if device.type == "cpu":
         return choose_strategy(architecture, device)
+    candidates = stacking_candidates(architecture)
+    if len(candidates) == 1:  # nothing to choose between: no probe
+        return candidates[0]
     own_inputs = any(t.x_train is not None for t in trials)
     key = (architecture.model_dump_json(), str(device), min(size, len(trials)), training.batch_size, own_inputs)
     if key not in _measured:

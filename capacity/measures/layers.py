@@ -79,11 +79,15 @@ def weight_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[Weight
         seen.append(WeightLayer(names[module], module, tuple(inputs[0].shape[1:])))
 
     handles = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, WEIGHT_LAYERS)]
+    # In eval mode: a training-mode pass would move BatchNorm's running statistics towards this zero input,
+    # and refuse the one example where a BatchNorm sees a 1x1 map (ResNet-18's last stage on 32x32 inputs).
+    was_training = model.training
     try:
         with torch.no_grad():
             device = next(model.parameters()).device
-            model(torch.zeros(1, *input_shape, device=device))
+            model.eval()(torch.zeros(1, *input_shape, device=device))
     finally:
+        model.train(was_training)
         for handle in handles:
             handle.remove()
     return seen

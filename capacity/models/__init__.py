@@ -14,9 +14,13 @@ from effcap.capacity.graphs.rewrite import with_num_classes as graph_with_num_cl
 from effcap.capacity.models.convnets import AlexNetSmall, LeNet5, SmallCNN
 from effcap.capacity.models.inception import InceptionSmall
 from effcap.capacity.models.mlp import MLP
+from effcap.capacity.models.projection_resnet import ResNet
 from effcap.capacity.models.resnet import CifarResNet
 from effcap.capacity.models.spec import ArchitectureSpec, GraphSpec, MLPSpec
 from effcap.capacity.models.spec import parse_architecture as _parse_spec
+from effcap.capacity.models.vgg import VGG
+from effcap.capacity.models.vit import VisionTransformer
+from effcap.capacity.models.wide_resnet import WideResNet
 
 __all__ = [
     "ArchitectureSpec",
@@ -35,6 +39,10 @@ MODULES: dict[str, type[nn.Module]] = {
     "alexnet_small": AlexNetSmall,
     "inception_small": InceptionSmall,
     "resnet20": CifarResNet,
+    "resnet": ResNet,
+    "wide_resnet": WideResNet,
+    "vgg": VGG,
+    "vit": VisionTransformer,
     "graph": GraphNetwork,
 }
 
@@ -52,7 +60,9 @@ def parse_architecture(obj: object, field: str = "spec.architecture") -> Archite
     try:
         with torch.device("meta"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # zero-sized layers warn before they fail
-            _instantiate(spec)(torch.empty(1, *spec.input_shape))
+            # In eval mode: shapes do not depend on it, and a training-mode BatchNorm refuses the one example
+            # of this check where it normalises a 1x1 map (ResNet-18's last stage on 32x32 inputs).
+            _instantiate(spec).eval()(torch.empty(1, *spec.input_shape))
     except (RuntimeError, ValueError) as error:
         raise InputError(f"{field}.input_shape", f"{list(spec.input_shape)} is too small or malformed for {spec.family}: {error}", reason="INVALID_SPEC") from None
     return spec

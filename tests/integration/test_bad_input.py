@@ -11,7 +11,7 @@ import torch
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from effcap.capacity.checkpoint import save_checkpoint
-from effcap.capacity.models import MLPSpec, build_model
+from effcap.capacity.models import MLPSpec, build_model, parse_architecture
 from effcap.clients.errors import EffcapError
 from effcap.clients.sdk import EffcapClient
 from effcap.protos.v1 import artifact_pb2, audit_pb2, spec_pb2
@@ -73,6 +73,17 @@ def test_an_invalid_spec_is_refused_naming_the_field(client, demo_files):
     spec = digits_spec("true", seeds=1, epochs=1)
     spec.randomization.training.learning_rate = -1
     expect(lambda: create(client, model, spec_pb2.DatasetRef(builtin="digits"), spec), "INVALID_ARGUMENT", "INVALID_SPEC", "spec.randomization.training.learning_rate")
+
+
+def test_structured_pruning_of_a_vit_is_refused_up_front_naming_the_methods_entry(client, tmp_path):
+    vit = {"family": "vit", "patch_size": 4, "dim": 8, "depth": 1, "heads": 2}
+    spec = parse_architecture({**vit, "input_shape": [1, 8, 8], "num_classes": 10})
+    save_checkpoint(tmp_path / "vit.safetensors", spec, build_model(spec, seed=0).state_dict())
+    model = client.upload(tmp_path / "vit.safetensors")
+    audit = spec_pb2.AuditSpec(compressibility=spec_pb2.CompressibilitySpec(methods=["magnitude_global", "structured"]))
+    call = lambda: create(client, model, spec_pb2.DatasetRef(builtin="digits"), audit)  # noqa: E731
+    error = expect(call, "INVALID_ARGUMENT", "STRUCTURED_PRUNING_UNSUPPORTED", "spec.compressibility.methods[1]")
+    assert "LayerNorm" in str(error)
 
 
 def test_unknown_digests_are_not_found(client, demo_files):

@@ -7,13 +7,15 @@ from torch.func import stack_module_state
 
 from effcap.capacity.engine import strategy as engine_strategy
 from effcap.capacity.engine.batched import SharedData, TrialInputs, stack_compute, train_batched
-from effcap.capacity.engine.grouped import grouped_forward
-from effcap.capacity.engine.strategy import EngineOptions, choose_strategy, train_trials
+from effcap.capacity.engine.grouped import folds, grouped_forward
+from effcap.capacity.engine.strategy import EngineOptions, choose_strategy, stacking_candidates, train_trials
 from effcap.capacity.models import build_model, parse_architecture
 from effcap.capacity.specs import TrainingSpec
 
 MLP = parse_architecture({"family": "mlp", "input_shape": [1, 8, 8], "hidden_sizes": [64], "num_classes": 10})
 CNN_BN = parse_architecture({"family": "small_cnn", "input_shape": [1, 8, 8], "channels": [8, 16], "batch_norm": True, "num_classes": 10})
+DIGITS = {"input_shape": [1, 8, 8], "num_classes": 10}
+VIT = parse_architecture({"family": "vit", "patch_size": 2, "dim": 16, "depth": 2, "heads": 2, **DIGITS})
 
 
 def data(n=300, seed=0):
@@ -33,7 +35,7 @@ def trials_for(y, k=3, own_inputs=False):
     return trials
 
 
-@pytest.mark.parametrize("architecture", [MLP, CNN_BN], ids=["mlp", "cnn-batchnorm"])
+@pytest.mark.parametrize("architecture", [MLP, CNN_BN, VIT], ids=["mlp", "cnn-batchnorm", "vit"])
 @pytest.mark.parametrize("own_inputs", [False, True], ids=["shared-inputs", "own-inputs"])
 def test_stacked_and_sequential_training_agree(architecture, own_inputs):
     shared, y = data()
@@ -114,6 +116,19 @@ def test_strategy_depends_only_on_architecture_and_device():
     assert choose_strategy(large, torch.device("cuda")) == "vmap"
 
 
+def test_families_that_do_not_fold_are_never_offered_the_grouped_strategy():
+    assert not folds(VIT) and all(folds(FOLDED[name]) for name in FOLDED)
+    assert choose_strategy(VIT, torch.device("cpu")) == "vmap"  # small enough to stack, but it does not fold
+    wide_vit = VIT.model_copy(update={"dim": 256, "heads": 4})  # 17 tokens x 256 x 1,024 multiply-adds per MLP Linear
+    assert choose_strategy(wide_vit, torch.device("cpu")) == "sequential"
+    assert stacking_candidates(VIT) == ("vmap",) and stacking_candidates(CNN_BN) == ("vmap", "grouped")
+    shared, y = data(n=64)
+    best, seconds = engine_strategy.measure_strategy(VIT, shared, trials_for(y, k=2), TrainingSpec(batch_size=16))
+    assert best == "vmap" and set(seconds) == {"vmap"}
+    with pytest.raises(ValueError, match="no folded forward for family vit"):
+        grouped_forward(VIT)
+
+
 FOLDED = {
     "mlp": MLP,
     "cnn-batchnorm": CNN_BN,
@@ -123,6 +138,20 @@ FOLDED = {
     "resnet-option-a": parse_architecture({"family": "resnet20", "input_shape": [1, 8, 8], "blocks_per_stage": 2, "stage_widths": [3, 4, 6], "num_classes": 10}),
     "resnet-pruned-shortcuts": parse_architecture(
         {"family": "resnet20", "input_shape": [1, 8, 8], "blocks_per_stage": 1, "stage_widths": [4, 3, 5], "shortcut_sources": [[2, -1, 0], [-1, 1, 1, 0, 2]], "num_classes": 10}
+    ),
+    "vgg-batchnorm": parse_architecture({"family": "vgg", "config": [4, "M", 6, 6, "M", 8], **DIGITS}),
+    "vgg-no-batchnorm": parse_architecture({"family": "vgg", "config": [4, "M", 6], "batch_norm": False, **DIGITS}),
+    "resnet-projection": parse_architecture(
+        {"family": "resnet", "blocks_per_stage": [2, 1], "width": 3, "inner_widths": [2, 4, 5], **DIGITS}
+    ),
+    "resnet-imagenet-stem": parse_architecture(
+        dict(DIGITS, input_shape=[1, 16, 16], family="resnet", stem="imagenet", blocks_per_stage=[1, 1], width=3)
+    ),
+    "wide-resnet-projection": parse_architecture(
+        {"family": "wide_resnet", "depth": 16, "widen_factor": 2, "stem_width": 3, "stage_widths": [4, 5, 6], **DIGITS}
+    ),
+    "wide-resnet-identity": parse_architecture(
+        {"family": "wide_resnet", "depth": 10, "widen_factor": 1, "stem_width": 4, "stage_widths": [4, 6, 8], **DIGITS}
     ),
 }
 
@@ -266,3 +295,23 @@ def test_timing_the_strategies_halves_the_stack_when_memory_runs_out(monkeypatch
     assert timed == [4, 2, 1]
     monkeypatch.setattr(engine_strategy, "measure_strategy", lambda *args: (_ for _ in ()).throw(torch.OutOfMemoryError("none fits")))
     assert engine_strategy._measure_within_memory(MLP, shared, trials, TrainingSpec()) == "vmap"
+
+
+def test_a_wide_resnet_with_dropout_trains_folded_with_each_trial_dropping_its_own_units():
+    """Dropout makes folded and vmapped steps differ (different masks), so this checks what can be checked: the
+    folded step drops units in training only, differently per trial, and trains."""
+    architecture = parse_architecture(
+        {"family": "wide_resnet", "depth": 10, "widen_factor": 1, "stage_widths": [16, 8, 8], "dropout": 0.5, **DIGITS}
+    )
+    params, buffers = stack_module_state([build_model(architecture, seed=0) for _ in range(2)])  # two identical trials
+    params = {n: p.detach() for n, p in params.items()}
+    x = torch.randn(8, *architecture.input_shape)
+    forward = grouped_forward(architecture)
+    evaluated = forward(params, {n: v.clone() for n, v in buffers.items()}, x, False, True)
+    trained = forward(params, {n: v.clone() for n, v in buffers.items()}, x, True, True)
+    torch.testing.assert_close(evaluated[0], evaluated[1])  # same weights, no dropout: the same logits
+    assert not torch.allclose(trained[0], trained[1])  # in training each trial draws its own mask
+    shared, y = data(n=96)
+    training, grouped = TrainingSpec(batch_size=32, max_epochs=2), EngineOptions(strategy="grouped")
+    outcomes, used = train_trials(architecture, shared, trials_for(y, k=2), training, options=grouped)
+    assert used == "grouped" and all(np.isfinite(o.train_loss) and o.steps_run == 6 for o in outcomes)

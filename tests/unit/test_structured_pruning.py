@@ -27,6 +27,14 @@ ARCHITECTURES = {
     "inception_small": {"family": "inception_small", **IMAGE},
     "inception_small_no_bn": {"family": "inception_small", "batch_norm": False, **IMAGE},
     "resnet20": {"family": "resnet20", "blocks_per_stage": 2, **IMAGE},
+    "vgg": {"family": "vgg", "config": [8, "M", 12, 12, "M", 16], **IMAGE},
+    "vgg_no_bn": {"family": "vgg", "config": [8, "M", 12, "M", 16], "batch_norm": False, **IMAGE},
+    "resnet": {"family": "resnet", "blocks_per_stage": [2, 1, 2], "width": 8, **IMAGE},
+    "resnet_imagenet_stem": {"family": "resnet", "stem": "imagenet", "blocks_per_stage": [1, 2], "width": 8, **IMAGE},
+    # k = 2: stage 1 starts with a projection, so the stem is a group of its own; k = 1: the stem writes
+    # stage 1's stream.
+    "wide_resnet": {"family": "wide_resnet", "depth": 16, "widen_factor": 2, "stage_widths": [8, 12, 16], **IMAGE},
+    "wide_resnet_k1": {"family": "wide_resnet", "depth": 10, "widen_factor": 1, "stage_widths": [16, 12, 16], **IMAGE},
 }
 
 
@@ -44,9 +52,12 @@ def randomised_model(arch: dict):
     return spec, state
 
 
-def kill_units(spec, state):
-    """Zero the writers of `FRACTION` of every group's units; returns the dead units per group."""
+def kill_units(spec, state, reader_norms=True):
+    """Zero the writers of `FRACTION` of every group's units, and the affine parameters of the BatchNorms
+    that read them in pre-activation networks (else relu(β − γμ/σ) of a zero channel reaches the next conv);
+    returns the dead units per group."""
     graph = unit_graph(spec, state)
+    norms = graph.reader_norms() if reader_norms else {}
     dead: dict[str, set[int]] = {}
     for group in graph.groups:
         count = group.size - max(1, round(group.size * (1 - FRACTION)))
@@ -58,7 +69,7 @@ def kill_units(spec, state):
         dead[group.name] = set(list(candidates)[1 : count + 1])  # not unit 0: removal need not be a prefix
         assert len(dead[group.name]) == count
         rows = torch.tensor(sorted(dead[group.name]), dtype=torch.long)
-        for writer in group.writers:
+        for writer in (*group.writers, *(norm for norm, read in norms.items() if read == group.name)):
             for suffix in ("weight", "bias"):
                 if f"{writer}.{suffix}" in state:
                     state[f"{writer}.{suffix}"][rows] = 0
@@ -88,6 +99,7 @@ def test_removing_dead_units_keeps_the_function_in_every_family(name):
     else:
         torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
     assert count_parameters(build_model(pruned.spec)) < count_parameters(build_model(spec))
+    assert parse_architecture(pruned.spec.model_dump(mode="json")) == pruned.spec  # a valid spec of the same family
 
 
 def test_a_pruned_resnet_keeps_its_shortcut_copies_and_round_trips_as_a_checkpoint(tmp_path):
@@ -159,3 +171,53 @@ def test_shortcut_channel_runs_copy_exactly_what_a_gather_would():
     for shortcut in (sources, (-1, -1), (2, 3, 4), (-1, 0)):
         gathered = torch.cat([x, torch.zeros(2, 1, 3, 3)], dim=1)[:, [s if s >= 0 else 6 for s in shortcut]]
         assert torch.equal(copy_channels(x, channel_runs(shortcut)), gathered)
+
+
+@pytest.mark.parametrize("name", ["vgg", "resnet", "wide_resnet", "wide_resnet_k1"])
+def test_pruned_networks_of_the_new_families_round_trip_as_checkpoints(name, tmp_path):
+    spec, state = randomised_model(ARCHITECTURES[name])
+    kill_units(spec, state)
+    pruned = structured_prune(spec, state, FRACTION)
+    save_checkpoint(tmp_path / "pruned.safetensors", pruned.spec, pruned.state)
+    loaded = load_checkpoint(tmp_path / "pruned.safetensors")
+    assert loaded.architecture == pruned.spec and loaded.architecture.family == spec.family
+    x = torch.randn(4, *spec.input_shape)
+    after = outputs(loaded.architecture, loaded.state_dict, x)
+    torch.testing.assert_close(after, outputs(spec, state, x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_pruned_wide_resnet_keeps_its_shortcut_structure_and_sizes():
+    spec, state = randomised_model(ARCHITECTURES["wide_resnet"])
+    pruned = structured_prune(spec, state, 0.5)
+    assert (pruned.spec.stem_width, pruned.spec.stage_widths) == (8, (4, 6, 8))
+    assert pruned.spec.inner_widths == (4, 4, 6, 6, 8, 8) and pruned.spec.widen_factor == spec.widen_factor
+    assert pruned.state["layer1.0.shortcut.weight"].shape == (4, 8, 1, 1)
+    # The BatchNorms that read a stream are cut with it: each block's bn1 and the final bn.
+    assert pruned.state["layer2.1.bn1.running_var"].shape == (6,) and pruned.state["bn.weight"].shape == (8,)
+
+
+def test_a_pre_activation_stream_unit_is_read_through_the_next_batchnorm():
+    """Zeroing only a WRN stream's writers leaves relu(β − γμ/σ) in the next conv's input: the pruned
+    network then differs, which is why the graph cuts those BatchNorms with the stream (and the test above
+    zeroes them)."""
+    spec, state = randomised_model(ARCHITECTURES["wide_resnet"])
+    kill_units(spec, state, reader_norms=False)
+    pruned = structured_prune(spec, state, FRACTION)
+    x = torch.randn(8, *spec.input_shape, generator=torch.Generator().manual_seed(2))
+    assert (outputs(pruned.spec, pruned.state, x) - outputs(spec, state, x)).abs().max() > 1e-3
+
+
+def test_the_vit_is_refused_for_structured_pruning_naming_the_methods_entry():
+    from effcap.capacity.compression.structured import check_structured_supported
+    from effcap.capacity.errors import InputError
+
+    spec = parse_architecture({"family": "vit", "patch_size": 4, "dim": 8, "depth": 1, "heads": 2, **IMAGE})
+    with pytest.raises(InputError, match="LayerNorm") as info:
+        unit_graph(spec, build_model(spec).state_dict())
+    assert (info.value.field, info.value.reason) == ("spec.compressibility.methods", "STRUCTURED_PRUNING_UNSUPPORTED")
+    with pytest.raises(InputError) as info:
+        check_structured_supported(spec, ["magnitude_global", "structured"])
+    assert info.value.field == "spec.compressibility.methods[1]"
+    assert info.value.reason == "STRUCTURED_PRUNING_UNSUPPORTED"
+    check_structured_supported(spec, ["magnitude_global", "quantization"])  # the other methods apply
+    check_structured_supported(parse_architecture(ARCHITECTURES["wide_resnet"]), ["structured"])
