@@ -422,7 +422,7 @@ def test_a_trial_batch_of_an_imported_graph_runs_in_another_process_with_the_sam
     from effcap.capacity.specs import Condition, ConditionKind, RandomizationSpec
 
     spec = load_checkpoint(digits_resnet[1]).architecture
-    training = TrainingSpec(learning_rate=0.1, lr_decay_per_epoch=1.0, max_epochs=2)
+    training = TrainingSpec(learning_rate=0.1, lr_decay_per_epoch=1.0, max_epochs=1)
     randomization = RandomizationSpec(
         conditions=[Condition(kind=ConditionKind.RANDOM_LABELS)], seeds_per_condition=2, training=training
     )
