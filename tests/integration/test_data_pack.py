@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from effcap.capacity.checkpoint import save_checkpoint
@@ -68,3 +69,46 @@ def test_a_packed_image_folder_is_uploaded_and_audited_through_the_server(server
     true = next(c for c in report["randomization"]["conditions"] if c["label"] == "true")
     # Normalised inputs of two well-separated shades: the true labels are fitted and generalise.
     assert true["trainAccuracy"]["mean"] == 1.0 and true["testAccuracy"]["mean"] == 1.0
+
+
+def _write_mnist(root: Path) -> None:
+    from ..unit.test_pack_idx import write_mnist
+
+    write_mnist(root, n_train=20, n_test=10, side=(6, 6))
+
+
+def _write_cifar10(root: Path) -> None:
+    from ..unit.test_pack_cifar import write_cifar10
+
+    write_cifar10(root, batches=(10, 10), n_test=10)
+
+
+def _write_parquet(root: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from ..unit.test_pack_tables import hf_table
+
+    root.mkdir()
+    pq.write_table(hf_table(20)[0], root / "train-00000-of-00001.parquet")
+    pq.write_table(hf_table(10)[0], root / "test-00000-of-00001.parquet")
+
+
+@pytest.mark.parametrize(
+    "write, shape, classes",
+    [(_write_mnist, [1, 6, 6], 10), (_write_cifar10, [3, 32, 32], 10), (_write_parquet, [3, 6, 4], 3)],
+    ids=["mnist-idx", "cifar10-binary", "parquet"],
+)
+def test_every_packed_format_is_uploaded_and_audited_through_the_server(server, tmp_path, write, shape, classes):
+    """Each format, written by its own writer, packed by the CLI, then audited: the server reads what was packed."""
+    write(tmp_path / "source")
+    data = tmp_path / "packed.safetensors"
+    packed = effcap("data", "pack", str(tmp_path / "source"), "-o", str(data))
+    assert packed.returncode == 0, packed.stderr
+    model = tmp_path / "mlp.safetensors"
+    architecture = MLPSpec(input_shape=tuple(shape), num_classes=classes, hidden_sizes=(8,))
+    save_checkpoint(model, architecture, build_model(architecture, seed=0).state_dict())
+    quick = ["--conditions", "true", "--seeds", "1", "--epochs", "2", "--batch-size", "8", "--json", "--no-progress"]
+    result = effcap("audit", str(model), "--data", str(data), "--server", server.address, *quick)
+    assert result.returncode == 0, result.stderr
+    dataset = json.loads(result.stdout)["dataset"]
+    assert (dataset["trainExamples"], dataset["testExamples"], dataset["inputShape"]) == (20, 10, shape)
