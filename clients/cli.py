@@ -123,7 +123,7 @@ def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     from effcap.clients.spec_args import CONDITION_HELP
 
     group = parser.add_argument_group("analyses and training (unset options take the server's documented defaults)")
-    group.add_argument("--analyses", default="randomization", help="comma-separated: randomization, memorization, rademacher")
+    group.add_argument("--analyses", default="randomization", help="comma-separated: randomization, memorization, rademacher, compressibility")
     group.add_argument("--arch", type=Path, help="architecture JSON; default: the checkpoint's embedded effcap.arch")
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--conditions", help=CONDITION_HELP)

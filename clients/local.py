@@ -40,3 +40,6 @@ def run_local(
             return run_audit(job, view)
         except InputError as error:
             raise EffcapError(f"INVALID_ARGUMENT: {error}", "INVALID_ARGUMENT", error.reason, error.field) from None
+        except Exception as error:  # noqa: BLE001 - reported as a server reports a worker's failure
+            message = f"INTERNAL: the analysis failed: {type(error).__name__}: {str(error)[:1000]}"
+            raise EffcapError(message, "INTERNAL", "ANALYSIS_FAILED") from None

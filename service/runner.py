@@ -27,6 +27,7 @@ from effcap.capacity.data.datasets import Dataset, builtin_dataset, load_dataset
 from effcap.capacity.engine.device import describe_device, pick_device
 from effcap.capacity.graphs.onnx_wire import OnnxLimits
 from effcap.capacity.graphs.spec import GraphSpec
+from effcap.capacity.measures.rademacher import check_two_logit_head
 from effcap.capacity.models import ArchitectureSpec, build_model, check_fits_dataset, count_parameters
 from effcap.capacity.specs import AuditSpec, ConditionKind
 from effcap.protos.v1 import artifact_pb2, report_pb2, spec_pb2
@@ -96,6 +97,8 @@ def load_inputs(job: AuditJob) -> AuditInputs:
     check_fits_dataset(checkpoint.architecture, dataset.input_shape, dataset.num_classes)
     if spec.compressibility is not None:
         check_structured_supported(checkpoint.architecture, list(spec.compressibility.methods))
+    if spec.rademacher is not None and spec.rademacher.fit_signs:
+        check_two_logit_head(checkpoint.architecture)
     initial_state = None
     if job.initial_model_path is not None:
         # Same architecture as the checkpoint: its tensors are checked against it.
@@ -113,6 +116,8 @@ def run_audit(job: AuditJob, sink: ProgressSink) -> report_pb2.AuditReport:
     report.model.CopyFrom(_model_info(job, inputs))
     report.dataset.CopyFrom(_dataset_info(job, inputs.dataset))
     report.environment.CopyFrom(_environment(device))
+    if inputs.checkpoint.onnx is not None:
+        report.warnings.extend(f"onnx: {note}" for note in inputs.checkpoint.onnx.notes)
     if inputs.dataset.test_split_held_out:
         report.warnings.append("the dataset has no test split: 20% of the train split was held out as test data")
     analyses = [name for name in ("randomization", "memorization", "rademacher", "compressibility") if getattr(spec, name) is not None]

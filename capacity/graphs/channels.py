@@ -109,6 +109,8 @@ class _Analysis:
             raise NotPrunable(node, "combines values whose units are laid out differently")
         for x, y in zip(a.segments, b.segments):
             root_x, root_y = self.find(x.group), self.find(y.group)
+            if self.sizes[root_x] != self.sizes[root_y]:
+                raise NotPrunable(node, f"combines {self.sizes[root_x]} units with {self.sizes[root_y]}")
             if root_x != root_y:
                 self.parent[root_y] = root_x
                 self.writers[root_x] += self.writers.pop(root_y)
@@ -225,11 +227,16 @@ def _read(analysis: _Analysis, node: GraphNode, layout: Layout, axis: int) -> No
 
 def _elementwise(analysis: _Analysis, node: GraphNode, laid_out: dict[str, Layout], rank: int) -> Layout:
     """Operands aligned right (NumPy broadcasting): laid-out ones become one group; the others must not vary
-    along the units."""
-    aligned = {
-        name: Layout(layout.axis + rank - len(analysis.shapes[name]), layout.segments)
-        for name, layout in laid_out.items()
-    }
+    along the units. A laid-out operand of one unit broadcast over many (a spatial attention map) is one of the
+    others: its own unit is read as a whole, never removed (a group keeps at least one unit)."""
+    output_shape = analysis.shapes[node.outputs[0]]
+    aligned = {}
+    for name, layout in laid_out.items():
+        axis = layout.axis + rank - len(analysis.shapes[name])
+        if analysis.shapes[name][layout.axis] == output_shape[axis]:
+            aligned[name] = Layout(axis, layout.segments)
+    if not aligned:
+        raise NotPrunable(node, "broadcasts units over more units")
     first = next(iter(aligned.values()))
     for layout in list(aligned.values())[1:]:
         if layout.axis != first.axis:
@@ -324,6 +331,16 @@ def _unit_axis_after(analysis: _Analysis, node: GraphNode, axis: int, output: st
     if op == "Unsqueeze":
         inserted = {a % len(after) for a in _static_ints(analysis, node, 1, "axes") or []}
         return [i for i in range(len(after)) if i not in inserted][axis]
+    if op == "Slice":
+        starts = _static_ints(analysis, node, 1, "starts") or []
+        axes = _static_ints(analysis, node, 3, "axes")
+        if axis in [a % rank for a in (axes if axes is not None else range(len(starts)))]:
+            raise NotPrunable(node, "slices the unit axis (a subset, or the units in another order)")
+    if op == "Pad":
+        pads = _static_ints(analysis, node, 1, "pads") or []
+        axes = [a % rank for a in (_static_ints(analysis, node, 3, "axes") or range(rank))]
+        if axis in axes and (pads[axes.index(axis)] or pads[len(axes) + axes.index(axis)]):
+            raise NotPrunable(node, "pads the unit axis")
     if op == "Gather":
         gathered = attrs.get("axis", 0) % rank
         if gathered == axis:

@@ -88,7 +88,10 @@ class GraphNetwork(nn.Module):
         values: dict[str, Any] = dict(self._graph_constants)
         values[self._graph_spec.input] = x
         for value, key in self._graph_parameters:
-            values[value] = self.get_parameter(key)
+            # Looked up as an attribute, not with get_parameter: functional_call (vmap, the Rademacher ascent,
+            # compression) swaps parameters for plain tensors, which get_parameter refuses.
+            scope, _, leaf = key.rpartition(".")
+            values[value] = getattr(self.get_submodule(scope), leaf)
         context = RunContext(self.training, x.device, x.dtype)
         for step in self._graph_steps:
             try:

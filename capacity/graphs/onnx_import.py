@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from effcap.capacity.errors import InputError
+from effcap.capacity.graphs.export_call import ONNX_EXPORT_CALL
 from effcap.capacity.graphs.network import (
     GraphNetwork,
     GraphRunError,
@@ -63,6 +64,8 @@ class ImportedGraph:
     onnx_nodes: int
     # The batch size the graph fixes for its input, or None when the batch axis is symbolic.
     export_batch: int | None
+    # What a reader of the report should know about the translation (shared weights, a folded BatchNorm, ...).
+    notes: tuple[str, ...] = ()
 
 
 class _Refusal(Exception):
@@ -199,10 +202,27 @@ class _Names:
 
 
 def _layer_path(weight_name: str, node_name: str, op_type: str) -> str:
-    """A layer's path: its weight's name without ".weight" (torch's own module path), else the node's name."""
+    """A layer's path: its weight's name without ".weight" (torch's own module path), else its node's scope."""
     if weight_name.endswith(".weight") and len(weight_name) > len(".weight"):
         return weight_name[: -len(".weight")]
-    return node_name or op_type.lower()
+    return module_scope(node_name, op_type) or op_type.lower()
+
+
+def module_scope(node_name: str, op_type: str) -> str:
+    """The torch module path in an exporter's node name: "/blocks.0/attn/qkv/MatMul" → "blocks.0.attn.qkv".
+
+    The TorchScript exporter names a node by the module scopes it ran in, each either relative to the one
+    before ("attn", then "qkv") or the full path again ("layer1", then "layer1.0"), and ends with the op."""
+    parts = [part for part in node_name.split("/") if part]
+    if parts and parts[-1].split("_")[0] == op_type:
+        parts = parts[:-1]
+    path: list[str] = []
+    for part in parts:
+        if path and part.startswith(".".join(path) + "."):
+            path = part.split(".")
+        else:
+            path += part.split(".")
+    return ".".join(path)
 
 
 # ---------------------------------------------------------------- the converter
@@ -219,7 +239,12 @@ class _Converter:
     nodes: list[GraphNode] = field(default_factory=list)
     aliases: dict[str, str] = field(default_factory=dict)
     consumers: dict[str, list[tuple[Any, int]]] = field(default_factory=lambda: defaultdict(list))
-    consumed_weights: set[str] = field(default_factory=set)
+    # How many layers took each initializer as a weight (each gets its own copy).
+    layer_weights: dict[str, int] = field(default_factory=dict)
+    # Things the report should say about the import (shared weights, a folded BatchNorm, a softmax output).
+    notes: list[str] = field(default_factory=list)
+    # The initializers Conv layers took (weight, bias), by which a folded BatchNorm is recognised.
+    conv_initializers: list[str] = field(default_factory=list)
     names: _Names = field(default_factory=_Names)
     # The meta-device probe: every value so far, which are static, and the probe's layers.
     values: dict[str, Any] = field(default_factory=dict)
@@ -265,7 +290,8 @@ class _Converter:
                 "INVALID_ONNX", f"the translated graph is not valid: {type(error).__name__}: {str(error)[:300]}"
             ) from None
         producer = f"{self.model.producer_name} {self.model.producer_version}".strip()[:100]
-        return ImportedGraph(spec, self.state, self.opset, producer, len(graph.node), export_batch)
+        notes = (*self.notes, *_export_notes(spec, self.conv_initializers, self.layer_weights, self.values))
+        return ImportedGraph(spec, self.state, self.opset, producer, len(graph.node), export_batch, notes)
 
     # ------------------------------------------------------------ graph interface
 
@@ -334,17 +360,11 @@ class _Converter:
         name = self._resolve(name)
         if not name or name in self.values:
             return name
-        if name in self.consumed_weights:
-            raise _Refusal(
-                "UNSUPPORTED_GRAPH",
-                f"{where}: initializer {name[:100]!r} is a layer's weight and is read elsewhere too (shared "
-                "weights are not supported)",
-            )
         if name not in self.initializers:
             raise _Refusal("INVALID_ONNX", f"{where}: input {name[:100]!r} is not computed before it is used")
         array = self.initializers[name]
         if self._trainable(name, array):
-            key = self.names.claim(name)
+            key = self.names.claim(self._parameter_name(name))
             self.parameters[name] = GraphParameter(
                 value=name[:MAX_NAME_LENGTH], key=key, shape=array.shape, fill=self._fill(name, array)
             )
@@ -364,6 +384,15 @@ class _Converter:
         ):
             return False
         return array.size >= 2 or any(node is not None and node.op_type == "PRelu" for node, _ in uses)
+
+    def _parameter_name(self, name: str) -> str:
+        """A free parameter's state-dict name: its own, unless the exporter made one up ("onnx::PRelu_13"), when a
+        PReLU slope is named as torch names it ("act.weight", from its node's module scope)."""
+        readers = [node for node, _ in self.consumers.get(name, []) if node is not None]
+        if name.startswith("onnx::") and len(readers) == 1 and readers[0].op_type == "PRelu":
+            scope = module_scope(readers[0].name, "PRelu")
+            return f"{scope}.weight" if scope else name
+        return name
 
     def _fill(self, name: str, array: np.ndarray) -> float | None:
         """Fresh initialisation of a free parameter, by how it is used (see GraphParameter)."""
@@ -385,17 +414,12 @@ class _Converter:
     def _initializer(self, name: str, where: str, rank: int | None = None) -> np.ndarray | None:
         """An initializer that a layer takes as its weight (claimed: no one else may read it)."""
         name = self._resolve(name)
-        if name not in self.initializers or name in self.values:
+        if name not in self.initializers:
             return None
         array = self.initializers[name]
         if array.dtype != np.float32 or (rank is not None and array.ndim != rank):
             return None
-        if any(node is not self.current for node, _ in self.consumers.get(name, [])):
-            raise _Refusal(
-                "UNSUPPORTED_GRAPH",
-                f"{where}: weight {name[:100]!r} is also read by another node (shared weights are not supported)",
-            )
-        self.consumed_weights.add(name)
+        self.layer_weights[name] = self.layer_weights.get(name, 0) + 1
         return array
 
     # ------------------------------------------------------------ nodes
@@ -567,6 +591,33 @@ class _Converter:
 _NO_OPERATOR = Operator(None, None)
 
 
+def _export_notes(spec: GraphSpec, conv_initializers: list[str], layer_weights: dict[str, int], values) -> list[str]:
+    """Warnings about what an export did to the network that its graph can only hint at."""
+    notes = []
+    shared = sorted(name for name, uses in layer_weights.items() if uses > 1 or name in values)
+    if shared:
+        notes.append(
+            f"{len(shared)} initializers are read by several layers or operators (e.g. {shared[0][:80]!r}); each "
+            "layer trains its own copy (the exporter may have merged equal constants; tied weights are trained untied)"
+        )
+    has_batch_norm = any(node.op == "batch_norm" for node in spec.nodes)
+    folded_names = [n for n in conv_initializers if n.startswith("onnx::Conv") or n.endswith(".weight_bias")]
+    if folded_names and not has_batch_norm:
+        notes.append(
+            f"the convolutions' weights have names an export made up (e.g. {folded_names[0][:60]!r}) and the graph "
+            "has no BatchNormalization: an eval-mode or dynamo export folds BatchNorm into the convolutions, so if "
+            f"the network has BatchNorm, the retrained trials here have none. Export with {ONNX_EXPORT_CALL}"
+        )
+    producer = {out: node for node in spec.nodes for out in node.outputs}.get(spec.output)
+    if producer is not None and producer.op == "Softmax":
+        notes.append(
+            "the graph's output is a Softmax: trials train with cross-entropy on the output as logits, so they fit "
+            "probabilities squashed twice and train poorly; export the network without its final softmax "
+            "(a final log_softmax is fine)"
+        )
+    return notes
+
+
 def supported_operators() -> list[str]:
     """ONNX operator names the importer accepts (layers included)."""
     return sorted({*OPERATORS, *_LAYER_HANDLERS, "Constant"})
@@ -642,6 +693,7 @@ def _conv(converter: _Converter, node, attrs: dict[str, Any], where: str) -> boo
             )
         layer_attrs["output_padding"] = tuple(output_padding)
     weights = {"weight": weight} | ({"bias": bias} if bias is not None else {})
+    converter.conv_initializers.extend(name for name in node.input[1:3] if name)
     converter._layer(
         node,
         x_name,
@@ -661,7 +713,7 @@ def _linear_weights(
     if len(node.input) < 2 or converter._resolve(node.input[1]) not in converter.initializers:
         return None
     b = converter.initializers[converter._resolve(node.input[1])]
-    if b.dtype != np.float32 or b.ndim != 2 or converter._resolve(node.input[1]) in converter.values:
+    if b.dtype != np.float32 or b.ndim != 2:
         return None
     if node.op_type == "MatMul":
         converter._initializer(node.input[1], where, rank=2)
@@ -744,7 +796,7 @@ def _fusable_bias(converter: _Converter, node, features: int) -> tuple[Any, np.n
         or len(converter.consumers.get(other, [])) != 1
     ):
         return None
-    converter.consumed_weights.add(converter._resolve(other))
+    converter.layer_weights[converter._resolve(other)] = converter.layer_weights.get(converter._resolve(other), 0) + 1
     converter.fused.add(id(add))
     return add, array.reshape(-1)
 

@@ -20,6 +20,8 @@ class OnnxProvenance:
     # The batch size the graph fixes, or None when its batch axis is symbolic.
     export_batch: int | None
     verification: Verification
+    # Warnings about the export for the report (onnx_import._export_notes).
+    notes: tuple[str, ...] = ()
 
 
 def is_onnx_file(path: Path | str) -> bool:
@@ -36,4 +38,7 @@ def load_onnx(
     model = read_onnx_model(path, limits, field)
     graph = import_onnx(model, field)
     verification = verify_import(model, graph, field)
-    return graph, OnnxProvenance(graph.opset, graph.producer, graph.onnx_nodes, graph.export_batch, verification)
+    provenance = OnnxProvenance(
+        graph.opset, graph.producer, graph.onnx_nodes, graph.export_batch, verification, graph.notes
+    )
+    return graph, provenance

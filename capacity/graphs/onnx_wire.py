@@ -13,6 +13,8 @@ import mmap
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from effcap.capacity.graphs.export_call import ONNX_EXPORT_CALL
+
 Buffer = bytes | mmap.mmap
 
 # ModelProto
@@ -139,9 +141,9 @@ def _refuse_external(data: Buffer, start: int, end: int, index: int) -> None:
         )
     if external:
         raise WireError(
-            f"model.graph.initializer[{index}] ({name!r}): weights stored as external data are refused (side files "
-            "by path); "
-            "export with the weights inside the file (models under 2 GB do by default)"
+            f"model.graph.initializer[{index}] ({name!r}): weights stored as external data (side files named by path) "
+            "are refused. torch.onnx.export's default (dynamo) exporter writes them for every model; the "
+            f"TorchScript exporter keeps them in the file under 2 GB: {ONNX_EXPORT_CALL}"
         )
 
 

@@ -499,7 +499,7 @@ def slice_bounds(shape: tuple[int, ...], values: list[Value], attrs: dict) -> li
         if step > 0:
             start, end = min(max(start, 0), size), min(max(end, 0), size)
         else:
-            start, end = min(max(start, -1), size - 1), min(max(end, -1), size - 1)
+            start, end = min(max(start, 0), size - 1), min(max(end, -1), size - 1)
         bounds.append((axis, start, end, step))
     return bounds
 

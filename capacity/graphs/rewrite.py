@@ -17,6 +17,8 @@ from effcap.capacity.graphs.spec import GraphNode, GraphSpec
 _FEATURE_PRESERVING = frozenset(
     {"Flatten", "Squeeze", "GlobalAveragePool", "GlobalMaxPool", "Dropout", "Relu", "Identity"}
 )
+# ... and those that act on the logits as a whole, which work for any number of them (the class axis is the last).
+_OVER_THE_CLASSES = frozenset({"LogSoftmax", "Softmax"})
 
 
 def _readers(spec: GraphSpec) -> dict[str, int]:
@@ -69,11 +71,19 @@ def _foldable(layer: GraphNode, norm: GraphNode) -> bool:
     return layer.op == "linear" and norm.attributes.get("rank") == 2
 
 
+def _over_the_classes(node: GraphNode) -> bool:
+    return (
+        node.op in _OVER_THE_CLASSES
+        and node.attributes.get("axis", -1) in (-1, 1)
+        and not node.attributes.get("_coerce_2d")
+    )
+
+
 def with_num_classes(spec: GraphSpec, num_classes: int, field: str = "spec.architecture") -> GraphSpec:
     """The graph with its head layer (the Linear or Conv whose features become the output) resized."""
     producers = {output: node for node in spec.nodes for output in node.outputs}
     node = producers.get(spec.output)
-    while node is not None and node.layer is None and node.op in _FEATURE_PRESERVING:
+    while node is not None and node.layer is None and (node.op in _FEATURE_PRESERVING or _over_the_classes(node)):
         node = producers.get(node.inputs[0])
     if node is None or node.op not in ("linear", "conv"):
         what = "a constant" if node is None else f"{node.op} node {node.name[:100]!r}"

@@ -24,6 +24,7 @@ from torch.func import functional_call
 
 from effcap.capacity.engine.batched import SharedData, TrialInputs
 from effcap.capacity.engine.strategy import EngineOptions, train_trials
+from effcap.capacity.errors import InputError
 from effcap.capacity.models import ArchitectureSpec, with_num_classes
 from effcap.capacity.seeding import derive_seed
 from effcap.capacity.specs import TrainingSpec
@@ -50,6 +51,16 @@ def t_interval(values: list[float], confidence: float = CONFIDENCE) -> Estimate:
 
 def sign_draws(n: int, draws: int, audit_seed: int) -> list[torch.Tensor]:
     return [torch.from_numpy(np.random.default_rng(derive_seed(audit_seed, "rademacher-sigma", i)).choice([-1.0, 1.0], size=n)) for i in range(draws)]
+
+
+def check_two_logit_head(architecture: ArchitectureSpec) -> None:
+    """The global estimate trains a two-logit copy of the architecture: refuse up front one that cannot have it
+    (a graph whose logits do not come from a Linear or Conv head), naming the option that skips it."""
+    try:
+        with_num_classes(architecture, 2)
+    except InputError as error:
+        message = f"{error.message}; set fit_signs false (--rad-no-fit)"
+        raise InputError("spec.rademacher.fit_signs", message, error.reason) from None
 
 
 def global_rademacher(

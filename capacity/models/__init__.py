@@ -112,8 +112,12 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def check_fits_dataset(spec: ArchitectureSpec, input_shape: tuple[int, ...], num_classes: int) -> None:
-    """The architecture must take the dataset's inputs and have a logit for every class."""
-    if math.prod(spec.input_shape) != math.prod(input_shape) or (len(spec.input_shape) > 1 and tuple(spec.input_shape) != tuple(input_shape)):
+    """The architecture must take the dataset's inputs and have a logit for every class.
+
+    An MLP flattens its input, so a flat input shape of the same size fits any example shape; every other
+    family (an imported graph too) takes the examples as they are."""
+    flattens = isinstance(spec, MLPSpec) and len(spec.input_shape) == 1
+    if math.prod(spec.input_shape) != math.prod(input_shape) or (not flattens and tuple(spec.input_shape) != tuple(input_shape)):
         raise InputError(
             "spec.architecture.input_shape",
             f"is {list(spec.input_shape)} but the dataset's examples have shape {list(input_shape)}",

@@ -110,6 +110,18 @@ CASES = {
         [10],
         {"s": ints(-2), "e": ints(-100), "a": ints(1), "st": ints(-2)},
     ),
+    "slice negative step from before the start": model(
+        [
+            N("Slice", ["x", "s", "e", "a", "st"], ["d"]),
+            N("Shape", ["x"], ["shape"]),
+            N("Slice", ["shape", "s", "e", "zero", "st"], ["first"]),
+            N("Concat", ["first", "minus"], ["target"], axis=0),
+            N("Reshape", ["x", "target"], ["r"]),
+            N("Concat", ["d", "r"], ["y"], axis=1),
+        ],
+        [10],
+        {"s": ints(-100), "e": ints(-200), "a": ints(1), "st": ints(-1), "zero": ints(0), "minus": ints(-1)},
+    ),
     "slice attributes (opset 9)": model([N("Slice", ["x"], ["y"], starts=[2], ends=[7], axes=[1])], [10], opset=9),
     "pad reflect": model(
         [N("Pad", ["x", "p"], ["q"], mode="reflect"), flat("q")], [2, 4, 4], {"p": ints(0, 0, 1, 2, 0, 0, 2, 1)}

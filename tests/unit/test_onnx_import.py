@@ -442,3 +442,164 @@ def test_a_trial_batch_of_an_imported_graph_runs_in_another_process_with_the_sam
     local, _ = run_trial_batch(batch, torch.device("cpu"))
     assert [r.outcome.curve for r in remote] == [r.outcome.curve for r in local]
     assert remote[0].outcome.curve != remote[1].outcome.curve  # two trials, not one repeated
+
+
+# ---------------------------------------------------------------- found by a new user's review
+
+
+class _FreeParameters(nn.Module):
+    """A PReLU slope, a layer-scale vector and a class token: trainable tensors no layer owns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3, padding=1)
+        self.act = nn.PReLU(8)
+        self.gamma = nn.Parameter(torch.full((1, 8, 1, 1), 0.5))
+        self.token = nn.Parameter(torch.randn(1, 8, 1, 1))
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.conv(x)) * self.gamma
+        h = torch.cat([h, self.token.expand(x.shape[0], -1, -1, 8)], dim=2)
+        return self.fc(h.amax((2, 3)))
+
+
+def test_free_parameters_train_stacked_and_in_every_analysis(tmp_path):
+    """vmap and the Rademacher ascent swap parameters for plain tensors: free parameters must be found anyway."""
+    from effcap.capacity.analyses.compressibility import run_compressibility
+    from effcap.capacity.analyses.rademacher import run_rademacher
+    from effcap.capacity.data.datasets import digits, train_subset
+    from effcap.capacity.specs import CompressibilitySpec, RademacherSpec
+
+    torch.manual_seed(0)
+    checkpoint = load_checkpoint(export_onnx(_FreeParameters(), (1, 8, 8), tmp_path / "free.onnx"))
+    spec = checkpoint.architecture
+    assert {p.key for p in spec.parameters} >= {"gamma", "token"}
+    rng = np.random.default_rng(0)
+    inputs = torch.from_numpy(rng.random((64, 1, 8, 8), dtype=np.float32))
+    shared = SharedData(inputs, inputs[:16], torch.zeros(16, dtype=torch.long))
+    trials = [TrialInputs(seed=s, y_train=torch.from_numpy(rng.integers(0, 10, 64))) for s in range(2)]
+    training = TrainingSpec(learning_rate=0.05, batch_size=16, max_epochs=2)
+    stacked, _ = train_trials(spec, shared, trials, training, options=EngineOptions(strategy="vmap"))
+    one_by_one, _ = train_trials(spec, shared, trials, training, options=EngineOptions(strategy="sequential"))
+    for a, b in zip(stacked, one_by_one):
+        np.testing.assert_allclose([p.train_loss for p in a.curve], [p.train_loss for p in b.curve], rtol=1e-4)
+    data = train_subset(digits(), 64, seed=0)
+    cpu = torch.device("cpu")
+    quick = TrainingSpec(max_epochs=1)
+    rademacher = run_rademacher(
+        spec, checkpoint.state_dict, data, RademacherSpec(draws=2, relative_radii=[0.1], ascent_steps=3, max_examples=32,
+                                                          training=quick, sharpness=False, ntk_examples=0), 0, cpu
+    )  # fmt: skip
+    assert rademacher.local[0].estimate.mean > 0
+    methods = ["magnitude_global", "quantization"]
+    compression = run_compressibility(
+        spec, checkpoint.state_dict, data, CompressibilitySpec(methods=methods, sensitivity=False), 0, cpu
+    )
+    assert {p.method for p in compression.points} == set(methods)
+
+
+def _prune_or_refuse(module: nn.Module, tmp_path) -> tuple[float | None, InputError | None]:
+    """(largest output difference of the network pruned by a quarter, with its dead units planted), or the refusal."""
+    torch.manual_seed(0)
+    checkpoint = load_checkpoint(export_onnx(module, (1, 8, 8), tmp_path / "m.onnx"))
+    try:
+        graph = unit_graph(checkpoint.architecture, checkpoint.state_dict)
+    except InputError as error:
+        return None, error
+    state = _plant_dead_units(graph, checkpoint.state_dict)
+    pruned = structured_prune(checkpoint.architecture, state, 0.25)
+    full, small = build_model(checkpoint.architecture), build_model(pruned.spec)
+    full.load_state_dict(state)
+    small.load_state_dict(pruned.state)
+    x = torch.randn(4, 1, 8, 8)
+    return float((small.eval()(x) - full.eval()(x)).abs().max()), None
+
+
+class _SpatialAttention(nn.Module):
+    """CBAM's spatial attention: a one-channel map that multiplies every channel."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.attention, self.fc = (
+            nn.Conv2d(1, 8, 3, padding=1),
+            nn.Conv2d(8, 1, 3, padding=1),
+            nn.Linear(8, 10),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.conv(x))
+        return self.fc((torch.sigmoid(self.attention(h)) * h).mean((2, 3)))
+
+
+class _ReversedChannels(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.conv2, self.fc = nn.Conv2d(1, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1), nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv2(torch.flip(torch.relu(self.conv(x)), [1])).mean((2, 3)))
+
+
+def test_a_one_channel_map_broadcast_over_the_units_prunes_exactly(tmp_path):
+    difference, refusal = _prune_or_refuse(_SpatialAttention(), tmp_path)
+    assert refusal is None and difference < 1e-5
+
+
+def test_reversed_units_are_refused_not_pruned_wrongly(tmp_path):
+    difference, refusal = _prune_or_refuse(_ReversedChannels(), tmp_path)
+    assert difference is None and "(Slice)" in refusal.message
+
+
+class _MnistExample(nn.Module):
+    """PyTorch's MNIST example ends in log_softmax: its logits are log-probabilities."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 4, 3), nn.Linear(4 * 6 * 6, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(self.fc(torch.flatten(torch.relu(self.conv(x)), 1)), dim=1)
+
+
+def test_a_head_followed_by_log_softmax_gets_two_logits_and_one_that_cannot_is_refused_up_front(tmp_path):
+    from effcap.capacity.measures.rademacher import check_two_logit_head
+
+    spec = load_checkpoint(export_onnx(_MnistExample(), (1, 8, 8), tmp_path / "mnist.onnx")).architecture
+    assert build_model(with_num_classes(spec, 2))(torch.randn(3, 1, 8, 8)).shape == (3, 2)
+    nodes = [helper.make_node("Gemm", ["x", "w"], ["h"], transB=1), helper.make_node("Mul", ["h", "k"], ["y"])]
+    scaled = {"w": np.ones((4, 3), np.float32), "k": np.asarray([1.0, 2.0, 3.0, 4.0], np.float32)}
+    checkpoint = load_checkpoint(write(graph_model(nodes, [3], scaled), tmp_path / "scaled.onnx"))
+    with pytest.raises(InputError) as info:
+        check_two_logit_head(checkpoint.architecture)
+    assert info.value.field == "spec.rademacher.fit_signs" and "--rad-no-fit" in info.value.message
+
+
+def test_a_graph_takes_its_examples_as_they_are_not_flattened(tmp_path):
+    from effcap.capacity.models import check_fits_dataset
+
+    flat = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+    spec = load_checkpoint(export_onnx(flat, (64,), tmp_path / "flat.onnx")).architecture
+    check_fits_dataset(spec, (64,), 10)
+    with pytest.raises(InputError) as info:
+        check_fits_dataset(spec, (1, 8, 8), 10)
+    assert info.value.reason == "MODEL_DATA_MISMATCH"
+
+
+def test_what_an_export_did_to_the_network_is_noted_for_the_report(tmp_path):
+    """An eval-mode export folds BatchNorm (and may merge equal constants); a final softmax squashes the logits."""
+    import warnings
+
+    torch.manual_seed(0)
+    model = ResNet((1, 1), width=4, in_channels=1).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, torch.randn(2, 1, 8, 8), str(tmp_path / "eval.onnx"), dynamo=False,
+                          input_names=["input"], dynamic_axes={"input": {0: "batch"}})  # fmt: skip
+    folded = load_checkpoint(tmp_path / "eval.onnx")
+    assert not any(node.op == "batch_norm" for node in folded.architecture.nodes)
+    assert any("folds BatchNorm" in note and "TrainingMode.TRAINING" in note for note in folded.onnx.notes)
+    softmax = nn.Sequential(nn.Flatten(), nn.Linear(64, 10), nn.Softmax(dim=1))
+    squashed = load_checkpoint(export_onnx(softmax, (1, 8, 8), tmp_path / "softmax.onnx"))
+    assert any("output is a Softmax" in note for note in squashed.onnx.notes)
+    assert not load_checkpoint(export_onnx(_MnistExample(), (1, 8, 8), tmp_path / "mnist.onnx")).onnx.notes
