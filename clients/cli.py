@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args, console)
     except EffcapError as error:
-        console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)  # a message is text, not markup
+        # A message is text, not rich markup: "[v2]" in a path or "effcap[data]" must print as written.
+        console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
         return EXIT_ERROR
     except KeyboardInterrupt:
         console.print("interrupted")

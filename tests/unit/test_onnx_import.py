@@ -513,7 +513,8 @@ def _prune_or_refuse(module: nn.Module, tmp_path) -> tuple[float | None, InputEr
     full.load_state_dict(state)
     small.load_state_dict(pruned.state)
     x = torch.randn(4, 1, 8, 8)
-    return float((small.eval()(x) - full.eval()(x)).abs().max()), None
+    with torch.no_grad():
+        return float((small.eval()(x) - full.eval()(x)).abs().max()), None
 
 
 class _SpatialAttention(nn.Module):
