@@ -31,6 +31,19 @@ from effcap.capacity.specs import TrainingSpec
 from ..onnx_networks import VGG, MobileNetLike, ResNet, ViT, export_onnx, randomize_batchnorm
 
 
+def assert_stacked_trains_like_one_by_one(spec, examples: int, batch: int) -> None:
+    """Two trials of random digits-shaped data, stacked through vmap and one at a time: the same losses."""
+    rng = np.random.default_rng(0)
+    inputs = torch.from_numpy(rng.random((examples, 1, 8, 8), dtype=np.float32))
+    shared = SharedData(inputs, inputs[:batch], torch.zeros(batch, dtype=torch.long))
+    trials = [TrialInputs(seed=s, y_train=torch.from_numpy(rng.integers(0, 10, examples))) for s in range(2)]
+    training = TrainingSpec(learning_rate=0.05, batch_size=batch, max_epochs=2)
+    stacked, _ = train_trials(spec, shared, trials, training, options=EngineOptions(strategy="vmap"))
+    one_by_one, _ = train_trials(spec, shared, trials, training, options=EngineOptions(strategy="sequential"))
+    for a, b in zip(stacked, one_by_one):
+        np.testing.assert_allclose([p.train_loss for p in a.curve], [p.train_loss for p in b.curve], rtol=1e-4)
+
+
 def write(model, path):
     path.write_bytes(model.SerializeToString())
     return path
@@ -223,15 +236,7 @@ def test_an_imported_graph_is_an_architecture_spec_like_any_other(digits_resnet,
     network = build_model(again.architecture)
     network.load_state_dict(again.state_dict)
     torch.testing.assert_close(network.eval()(x), module.eval()(x), rtol=1e-4, atol=1e-5)
-    rng = np.random.default_rng(0)
-    inputs = torch.from_numpy(rng.random((96, 1, 8, 8), dtype=np.float32))
-    shared = SharedData(inputs, inputs[:32], torch.zeros(32, dtype=torch.long))
-    trials = [TrialInputs(seed=s, y_train=torch.from_numpy(rng.integers(0, 10, 96))) for s in range(2)]
-    training = TrainingSpec(learning_rate=0.05, batch_size=32, max_epochs=2)
-    stacked, _ = train_trials(spec, shared, trials, training, options=EngineOptions(strategy="vmap"))
-    one_by_one, _ = train_trials(spec, shared, trials, training, options=EngineOptions(strategy="sequential"))
-    for a, b in zip(stacked, one_by_one):
-        np.testing.assert_allclose([p.train_loss for p in a.curve], [p.train_loss for p in b.curve], rtol=1e-4)
+    assert_stacked_trains_like_one_by_one(spec, examples=96, batch=32)
 
 
 def test_a_graph_spec_with_a_bad_node_is_refused_naming_it(digits_resnet):
@@ -475,15 +480,7 @@ def test_free_parameters_train_stacked_and_in_every_analysis(tmp_path):
     checkpoint = load_checkpoint(export_onnx(_FreeParameters(), (1, 8, 8), tmp_path / "free.onnx"))
     spec = checkpoint.architecture
     assert {p.key for p in spec.parameters} >= {"gamma", "token"}
-    rng = np.random.default_rng(0)
-    inputs = torch.from_numpy(rng.random((64, 1, 8, 8), dtype=np.float32))
-    shared = SharedData(inputs, inputs[:16], torch.zeros(16, dtype=torch.long))
-    trials = [TrialInputs(seed=s, y_train=torch.from_numpy(rng.integers(0, 10, 64))) for s in range(2)]
-    training = TrainingSpec(learning_rate=0.05, batch_size=16, max_epochs=2)
-    stacked, _ = train_trials(spec, shared, trials, training, options=EngineOptions(strategy="vmap"))
-    one_by_one, _ = train_trials(spec, shared, trials, training, options=EngineOptions(strategy="sequential"))
-    for a, b in zip(stacked, one_by_one):
-        np.testing.assert_allclose([p.train_loss for p in a.curve], [p.train_loss for p in b.curve], rtol=1e-4)
+    assert_stacked_trains_like_one_by_one(spec, examples=64, batch=16)
     data = train_subset(digits(), 64, seed=0)
     cpu = torch.device("cpu")
     quick = TrainingSpec(max_epochs=1)
