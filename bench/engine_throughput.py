@@ -29,6 +29,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from effcap.capacity.checkpoint import load_checkpoint
 from effcap.capacity.engine.batched import SharedData, TrialInputs
 from effcap.capacity.engine.device import synchronize
 from effcap.capacity.engine.grouped import folds
@@ -121,6 +122,14 @@ def bench_trials(x: torch.Tensor, k: int, device: torch.device) -> tuple[SharedD
     return shared, [TrialInputs(seed=i, y_train=torch.randint(0, 10, (len(x),), generator=generator).to(device)) for i in range(k)]
 
 
+def _architectures(models: str, onnx_files: str, shape: tuple[int, ...]):
+    """(name, spec) of each built-in model at `shape`, then of each ONNX file as imported."""
+    for model_name in filter(None, models.split(",")):
+        yield model_name, parse_architecture({**MODELS[model_name], "input_shape": list(shape), "num_classes": 10})
+    for path in filter(None, onnx_files.split(",")):
+        yield f"onnx:{Path(path).stem}", load_checkpoint(path).architecture
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -128,6 +137,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="SGD steps per trial (one epoch)")
     parser.add_argument("--models", default="mlp_3x512,small_cnn")
     parser.add_argument("--input-shape", default="3,32,32", help="C,H,W of the synthetic inputs")
+    parser.add_argument("--onnx", default="", help="comma-separated ONNX files to measure too (their own input shape)")
     parser.add_argument("--compile", action="store_true", help="also time grouped-compiled (torch.compile; its compile time is in the warm-up)")
     parser.add_argument("--record", action="store_true", help=f"append the results to {RESULTS}")
     args = parser.parse_args()
@@ -148,10 +158,10 @@ def main() -> None:
     emit("| --- | --- | --- | --- | --- | --- | --- |")
     n = args.steps * BATCH
     shape = tuple(int(d) for d in args.input_shape.split(","))
-    for model_name in args.models.split(","):
-        architecture = parse_architecture({**MODELS[model_name], "input_shape": list(shape), "num_classes": 10})
-        flops_per_example = 6 * multiply_adds(build_model(architecture, device="meta"), shape)
-        x = torch.randn(n, *shape)
+    for model_name, architecture in _architectures(args.models, args.onnx, shape):
+        model_shape = tuple(architecture.input_shape)
+        flops_per_example = 6 * multiply_adds(build_model(architecture, device="meta"), model_shape)
+        x = torch.randn(n, *model_shape)
         y = torch.randint(0, 10, (n,))
         reference_loop(architecture, x[: 2 * BATCH], y[: 2 * BATCH], device)  # warm-up
         reference = n / reference_loop(architecture, x, y, device)
