@@ -114,7 +114,8 @@ def _resolve_architecture(override: dict[str, Any] | None, metadata: dict[str, s
     if ARCH_METADATA_KEY not in metadata:
         raise InputError(
             "spec.architecture",
-            f"the checkpoint carries no '{ARCH_METADATA_KEY}' metadata, so the request must describe the architecture",
+            f"the checkpoint carries no '{ARCH_METADATA_KEY}' metadata, so the request must describe the architecture "
+            "(effcap audit --arch spec.json; docs/architectures.md)",
             reason="ARCHITECTURE_MISSING",
         )
     try:
