@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 from effcap.capacity.errors import InputError
 from effcap.capacity.graphs.onnx_model import OnnxProvenance, is_onnx_file, load_onnx
 from effcap.capacity.graphs.onnx_wire import OnnxLimits
+from effcap.capacity.graphs.spec import GraphSpec
 from effcap.capacity.models import ArchitectureSpec, build_model, parse_architecture
 from effcap.capacity.programs import program_refusal
 
@@ -140,4 +141,6 @@ def _first_names(names: list[str], shown: int = 8) -> str:
 
 
 def _describe(spec: ArchitectureSpec) -> str:
+    if isinstance(spec, GraphSpec):  # a graph's fields (nodes, constants) would fill the whole message
+        return spec.describe()
     return ", ".join(f"{k}={v}" for k, v in spec.model_dump().items())

@@ -89,12 +89,3 @@ def pre_pad(op: str, attrs: dict[str, Any]) -> list[int] | None:
         return None
     _, _, _, begins, ends = _conv_geometry(attrs)
     return torch_pad(begins, ends) if begins != ends else None
-
-
-def state_keys(op: str, attrs: dict[str, Any]) -> list[str]:
-    """The state-dict entries a layer holds, relative to its path (without the integer BatchNorm counter)."""
-    if op == "batch_norm":
-        return ["weight", "bias", "running_mean", "running_var"]
-    if op in ("conv", "conv_transpose", "linear", "layer_norm"):
-        return ["weight", "bias"] if attrs.get("bias", 1) else ["weight"]
-    raise ValueError(f"unknown layer op {op!r}")
