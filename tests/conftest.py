@@ -1,8 +1,18 @@
-"""Shared fixtures: the demo's inputs written once per session (they take a second to make)."""
+"""Shared fixtures: the demo's inputs written once per session (they take a second to make).
+
+Trainings run single-threaded with passive OpenMP waits (set here, before any test imports torch, and
+inherited by the servers' worker processes and every subprocess): on an oversubscribed runner a
+two-thread pool spin-waits for siblings the kernel has descheduled and runs 10-40x slower (issue 17).
+A test about threads sets its own environment.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+for _variable, _value in {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}.items():
+    os.environ.setdefault(_variable, _value)
 
 import pytest
 
