@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=50051, help="0 picks a free port")
     serve.add_argument("--max-artifact-bytes", type=int, default=4 << 30)
     serve.add_argument("--max-running-audits", type=int, default=1)
+    serve.add_argument(
+        "--worker-threads",
+        type=_positive_int,
+        help="torch threads per worker (default: the CPUs the server is given, divided among --max-running-audits)",
+    )
     serve.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     serve.add_argument("--max-long-calls", type=int, default=24, help="uploads, event streams and waits at once; more are refused with a retry hint")
     serve.add_argument("--upload-idle-seconds", type=float, default=60.0, help="cancel an upload that sends nothing for this long")
@@ -110,10 +115,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _add_audit_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--server", default=DEFAULT_SERVER, help=f"server address (default {DEFAULT_SERVER})")
     where.add_argument("--local", action="store_true", help="run in this process, no server (needs effcap[server])")
+    parser.add_argument(
+        "--threads", type=_positive_int, help="with --local: torch threads (default: the CPUs this process is given)"
+    )
     parser.add_argument("--request-id", help="idempotency key: repeating it returns the same audit")
     parser.add_argument("--no-cache", action="store_true", help="run again even if the server has the report of an identical audit")
     parser.add_argument("--no-progress", action="store_true")
@@ -203,6 +221,7 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
         port=args.port,
         max_artifact_bytes=args.max_artifact_bytes,
         max_running_audits=args.max_running_audits,
+        worker_threads=args.worker_threads,
         device=args.device,
         max_long_calls=args.max_long_calls,
         upload_idle_s=args.upload_idle_seconds,
@@ -218,10 +237,20 @@ def _run_audit(args: argparse.Namespace, console: Console):
     for path in (args.model, *([] if args.data.startswith("builtin:") else [Path(args.data)]), *([args.init_model] if args.init_model else [])):
         if not path.is_file():
             raise EffcapError(f"{path}: no such file", "INVALID_ARGUMENT")
+    if args.threads is not None and not args.local:
+        raise EffcapError("--threads applies to --local runs; a server sizes its workers with --worker-threads", "INVALID_ARGUMENT")
     if args.local:
         from effcap.clients.local import run_local
 
-        return run_local(args.model, args.data, spec, console, show_progress=not args.no_progress, initial_model=args.init_model)
+        return run_local(
+            args.model,
+            args.data,
+            spec,
+            console,
+            show_progress=not args.no_progress,
+            initial_model=args.init_model,
+            threads=args.threads,
+        )
     from effcap.clients.remote import run_remote
 
     return run_remote(

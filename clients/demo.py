@@ -40,7 +40,7 @@ def run_demo(work_dir: Path | None, console: Console) -> report_pb2.AuditReport:
 
         write_demo_checkpoint(model_path)
         write_digits_npz(data_path)
-        with _server_process(root / "server", console) as address:
+        with server_process(root / "server", console) as address:
             with EffcapClient(address) as client:
                 model, data = client.upload(model_path), client.upload(data_path)
                 console.print(f"uploaded model sha256:{model.sha256[:12]} and dataset sha256:{data.sha256[:12]}", highlight=False)
@@ -51,21 +51,29 @@ def run_demo(work_dir: Path | None, console: Console) -> report_pb2.AuditReport:
                 return client.report_of(operation)
 
 
-class _server_process:  # noqa: N801 - used as a context manager
-    """`effcap serve --port 0` in a child process; yields its address, stops it on exit."""
+class server_process:  # noqa: N801 - used as a context manager
+    """`effcap serve --port 0 [serve_args]` in a child process; yields its address, stops it on exit.
 
-    def __init__(self, data_dir: Path, console: Console) -> None:
+    `environment` replaces the inherited one (benchmarks compare thread settings with it).
+    """
+
+    def __init__(
+        self, data_dir: Path, console: Console, serve_args: tuple[str, ...] = (), environment: dict[str, str] | None = None
+    ) -> None:
         self._data_dir = data_dir
         self._console = console
+        self._serve_args = serve_args
+        self._environment = environment
         self._ready = data_dir / "ready"
         self._log = data_dir / "server.log"
 
     def __enter__(self) -> str:
         self._data_dir.mkdir(parents=True, exist_ok=True)
         self._ready.unlink(missing_ok=True)
-        command = [sys.executable, "-m", "effcap.clients.cli", "serve", "--port", "0", "--data-dir", str(self._data_dir), "--ready-file", str(self._ready)]
+        command = [sys.executable, "-m", "effcap.clients.cli", "serve", "--port", "0", "--data-dir", str(self._data_dir)]
+        command += ["--ready-file", str(self._ready), *self._serve_args]
         self._log_handle = self._log.open("w")
-        self._process = subprocess.Popen(command, stdout=self._log_handle, stderr=subprocess.STDOUT)
+        self._process = subprocess.Popen(command, stdout=self._log_handle, stderr=subprocess.STDOUT, env=self._environment)
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while not self._ready.exists():
             if self._process.poll() is not None or time.monotonic() > deadline:

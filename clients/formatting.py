@@ -39,6 +39,14 @@ def mean_std(stat: report_pb2.Statistic, fmt: Callable[[float], str] = percent) 
 PUBLISHED_BITS_PER_PARAMETER = "a perceptron stores about 2, recurrent nets about 5, GPT-style transformers about 3.6"
 
 
+def device_summary(environment: report_pb2.Environment) -> str:
+    """The device, with torch's CPU thread count: CPU timings mean little without it."""
+    if environment.cpu_threads <= 0:
+        return environment.device
+    threads = f"{environment.cpu_threads} CPU thread{'s' if environment.cpu_threads != 1 else ''}"
+    return f"{environment.device}, {threads}"
+
+
 def onnx_summary(model: report_pb2.ModelInfo) -> str | None:
     """How an ONNX model was translated and checked, in one sentence; None for other checkpoints."""
     if not model.HasField("onnx"):

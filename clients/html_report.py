@@ -7,6 +7,7 @@ from html import escape
 from effcap.clients.card import card_lines, label_conditions
 from effcap.clients.formatting import (
     PUBLISHED_BITS_PER_PARAMETER,
+    device_summary,
     mean_std,
     memorization_summary,
     onnx_summary,
@@ -163,7 +164,7 @@ def report_html(report: report_pb2.AuditReport) -> str:
         f"{' · sha256:' + model.digest.sha256[:12] if model.digest.sha256 else ''}<br>"
         f"{escape(onnx_summary(model)) + '<br>' if model.HasField('onnx') else ''}"
         f"<b>Data</b> {escape(source)}: {data.train_examples} train / {data.test_examples} test, {data.num_classes} classes<br>"
-        f"<b>Seed</b> {report.spec.seed} · effcap {escape(report.environment.effcap_version)} · torch {escape(report.environment.torch_version)} · {escape(report.environment.device)}</p>",
+        f"<b>Seed</b> {report.spec.seed} · effcap {escape(report.environment.effcap_version)} · torch {escape(report.environment.torch_version)} · {escape(device_summary(report.environment))}</p>",
         '<section class="card"><h2>Capacity card</h2><ul>' + "".join(f"<li>{escape(line)}</li>" for line in card_lines(report)) + "</ul></section>",
     ]
     if report.HasField("randomization"):

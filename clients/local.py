@@ -18,9 +18,20 @@ from effcap.protos.v1 import report_pb2, spec_pb2
 
 
 def run_local(
-    model: Path, data: str, spec: spec_pb2.AuditSpec, console: Console, show_progress: bool = True, initial_model: Path | None = None
+    model: Path,
+    data: str,
+    spec: spec_pb2.AuditSpec,
+    console: Console,
+    show_progress: bool = True,
+    initial_model: Path | None = None,
+    threads: int | None = None,
 ) -> report_pb2.AuditReport:
+    """Run the audit in this process with the thread plan a server's only worker would get (or `threads`)."""
+    from effcap.service.executors.threads import apply_thread_plan, plan_threads
+
+    thread_plan = plan_threads(concurrent_audits=1, requested=threads)
     try:
+        apply_thread_plan(thread_plan)  # before the runner imports torch: OpenMP reads its settings once
         from effcap.capacity.errors import InputError
         from effcap.service.runner import AuditJob, run_audit
     except ImportError as error:
@@ -37,7 +48,7 @@ def run_local(
     )
     with ProgressView(console, enabled=show_progress) as view:
         try:
-            return run_audit(job, view)
+            return run_audit(job, view, thread_plan)
         except InputError as error:
             raise EffcapError(f"INVALID_ARGUMENT: {error}", "INVALID_ARGUMENT", error.reason, error.field) from None
         except Exception as error:  # noqa: BLE001 - reported as a server reports a worker's failure

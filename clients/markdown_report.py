@@ -5,6 +5,7 @@ from __future__ import annotations
 from effcap.clients.card import card_lines, label_conditions
 from effcap.clients.formatting import (
     PUBLISHED_BITS_PER_PARAMETER,
+    device_summary,
     mean_std,
     memorization_summary,
     onnx_summary,
@@ -25,7 +26,7 @@ def report_markdown(report: report_pb2.AuditReport) -> str:
         + (f", `sha256:{model.digest.sha256[:12]}`" if model.digest.sha256 else "")
         + (f"  \n{onnx_summary(model)}" if model.HasField("onnx") else "")
         + f"  \n**Data** {source}: {data.train_examples} train / {data.test_examples} test, {data.num_classes} classes  \n"
-        f"**Seed** {report.spec.seed} · effcap {report.environment.effcap_version} · torch {report.environment.torch_version} · {report.environment.device}",
+        f"**Seed** {report.spec.seed} · effcap {report.environment.effcap_version} · torch {report.environment.torch_version} · {device_summary(report.environment)}",
         "",
         "### Capacity card",
         "",

@@ -10,7 +10,14 @@ from rich.table import Table
 from rich.text import Text
 
 from effcap.clients.card import card_lines
-from effcap.clients.formatting import mean_std, memorization_summary, onnx_summary, randomization_protocol, slowdown
+from effcap.clients.formatting import (
+    device_summary,
+    mean_std,
+    memorization_summary,
+    onnx_summary,
+    randomization_protocol,
+    slowdown,
+)
 from effcap.protos.v1 import report_pb2
 
 
@@ -121,7 +128,7 @@ def render_report(report: report_pb2.AuditReport) -> Group:
         + (f", sha256:{model.digest.sha256[:12]}" if model.digest.sha256 else "")
         + (f"\n{onnx_summary(model)}" if model.HasField("onnx") else "")
         + f"\ndata: {source}, {data.train_examples} train / {data.test_examples} test, {data.num_classes} classes\n"
-        f"seed {report.spec.seed}; effcap {report.environment.effcap_version}, torch {report.environment.torch_version}, {report.environment.device}"
+        f"seed {report.spec.seed}; effcap {report.environment.effcap_version}, torch {report.environment.torch_version}, {device_summary(report.environment)}"
     )
     parts: list = [header, capacity_card(report)]
     if report.HasField("randomization"):

@@ -32,6 +32,7 @@ from effcap.capacity.models import ArchitectureSpec, build_model, check_fits_dat
 from effcap.capacity.specs import AuditSpec, ConditionKind
 from effcap.protos.v1 import artifact_pb2, report_pb2, spec_pb2
 from effcap.service import codec
+from effcap.service.executors.threads import ThreadPlan, wait_policy
 from effcap.service.progress import ProgressSink
 
 
@@ -108,14 +109,15 @@ def load_inputs(job: AuditJob) -> AuditInputs:
     return AuditInputs(spec, checkpoint, dataset, initial_state)
 
 
-def run_audit(job: AuditJob, sink: ProgressSink) -> report_pb2.AuditReport:
+def run_audit(job: AuditJob, sink: ProgressSink, threads: ThreadPlan | None = None) -> report_pb2.AuditReport:
+    """Run every analysis the spec asks for; `threads` is the thread plan this process was set up with."""
     inputs = load_inputs(job)
     device = pick_device(job.device)
     spec, architecture = inputs.spec, inputs.checkpoint.architecture
     report = report_pb2.AuditReport(audit=job.audit, spec=codec.audit_spec_to_proto(spec))
     report.model.CopyFrom(_model_info(job, inputs))
     report.dataset.CopyFrom(_dataset_info(job, inputs.dataset))
-    report.environment.CopyFrom(_environment(device))
+    report.environment.CopyFrom(_environment(device, threads))
     if inputs.checkpoint.onnx is not None:
         report.warnings.extend(f"onnx: {note}" for note in inputs.checkpoint.onnx.notes)
     if inputs.dataset.test_split_held_out:
@@ -220,13 +222,14 @@ def _dataset_info(job: AuditJob, dataset: Dataset) -> report_pb2.DatasetInfo:
     )
 
 
-def _environment(device: torch.device) -> report_pb2.Environment:
+def _environment(device: torch.device, threads: ThreadPlan | None) -> report_pb2.Environment:
     return report_pb2.Environment(
         effcap_version=metadata.version("effcap"),
         torch_version=torch.__version__,
         python_version=platform.python_version(),
         device=describe_device(device),
         cpu_threads=torch.get_num_threads(),
+        cpu_threads_source=f"{threads.source if threads is not None else 'set by the caller'}; {wait_policy()}",
     )
 
 

@@ -20,6 +20,7 @@ import grpc
 from effcap.protos.v1 import audit_pb2, report_pb2
 from effcap.service.artifacts import ArtifactStore
 from effcap.service.errors import ApiError
+from effcap.service.executors.threads import ThreadPlan, plan_threads
 from effcap.service.runner import AuditJob
 from effcap.service.store import AuditRecord, AuditStore, State
 from effcap.service.worker import worker_main
@@ -37,11 +38,20 @@ class _Running:
 class Scheduler:
     POLL_INTERVAL_S = 0.5
 
-    def __init__(self, store: AuditStore, artifacts: ArtifactStore, max_running: int = 1, device: str = "auto") -> None:
+    def __init__(
+        self,
+        store: AuditStore,
+        artifacts: ArtifactStore,
+        max_running: int = 1,
+        device: str = "auto",
+        worker_threads: ThreadPlan | None = None,
+    ) -> None:
         self._store = store
         self._artifacts = artifacts
         self._max_running = max_running
         self._device = device
+        # Each worker's share of the CPUs, so that `max_running` workers never claim more threads than cores.
+        self._worker_threads = worker_threads or plan_threads(max_running)
         self._context = multiprocessing.get_context("spawn")
         self._running: dict[str, _Running] = {}
         self._lock = threading.Lock()
@@ -113,7 +123,7 @@ class Scheduler:
         try:
             job = self._job_for(record)
             parent_end, child_end = self._context.Pipe(duplex=False)
-            process = self._context.Process(target=worker_main, args=(child_end, job.to_wire()), name=f"effcap-worker-{record.id}", daemon=True)
+            process = self._context.Process(target=worker_main, args=(child_end, job.to_wire(), self._worker_threads), name=f"effcap-worker-{record.id}", daemon=True)
             process.start()
             child_end.close()
         except Exception as error:  # noqa: BLE001 - the audit fails with the reason; the scheduler lives on

@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from effcap.capacity.graphs.onnx_wire import OnnxLimits
 from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc
 from effcap.service.artifacts import ArtifactStore
+from effcap.service.executors.threads import plan_threads
 from effcap.service.limits import AuditLimits, LongCallSlots
 from effcap.service.scheduler import Scheduler
 from effcap.service.servicers import ArtifactServicer, AuditServicer, OperationsServicer
@@ -43,6 +44,8 @@ class ServerConfig:
     max_artifact_bytes: int = 4 * GIB
     max_message_bytes: int = 8 * MIB
     max_running_audits: int = 1
+    # torch threads per worker; None divides the CPUs the server is given among max_running_audits.
+    worker_threads: int | None = None
     max_attempts: int = 3
     device: str = "auto"
     rpc_threads: int = 32
@@ -63,7 +66,8 @@ class EffcapServer:
         self.store = AuditStore(config.data_dir / "effcap.sqlite3")
         artifacts_dir = config.data_dir / "artifacts"
         self.artifacts = ArtifactStore(artifacts_dir, self.store, config.max_artifact_bytes, config.onnx_limits)
-        self.scheduler = Scheduler(self.store, self.artifacts, config.max_running_audits, config.device)
+        self.worker_threads = plan_threads(config.max_running_audits, config.worker_threads)
+        self.scheduler = Scheduler(self.store, self.artifacts, config.max_running_audits, config.device, self.worker_threads)
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.rpc_threads, thread_name_prefix="effcap-rpc"),
             options=[
@@ -96,6 +100,7 @@ class EffcapServer:
         for name in ("", *SERVICE_NAMES):
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("effcap listening on %s:%d, data in %s", self.config.host, self.port, self.config.data_dir)
+        log.info("each worker uses %d torch thread(s): %s", self.worker_threads.threads, self.worker_threads.source)
 
     def stop(self, grace: float = 5.0) -> None:
         self._health.enter_graceful_shutdown()

@@ -2,7 +2,8 @@
 
 Spawned (never forked: gRPC does not survive fork), one per running audit, so a crash or an
 out-of-memory kill takes down only that audit. Messages are tuples of plain values and serialized
-protos; if the server goes away the pipe breaks and the worker exits.
+protos; if the server goes away the pipe breaks and the worker exits. This module imports no torch:
+the worker sets its thread pool and OpenMP wait policy first, since libgomp reads them once, at load.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from multiprocessing.connection import Connection
 
 from effcap.capacity.errors import InputError
 from effcap.protos.v1 import report_pb2
-from effcap.service.runner import AuditJob, run_audit
+from effcap.service.executors.threads import ThreadPlan, apply_thread_plan
 
 
 class PipeSink:
@@ -30,11 +31,14 @@ class PipeSink:
         self._connection.send(("trial", trial.SerializeToString()))
 
 
-def worker_main(connection: Connection, wire_job: tuple) -> None:
+def worker_main(connection: Connection, wire_job: tuple, threads: ThreadPlan) -> None:
+    apply_thread_plan(threads)
+    from effcap.service.runner import AuditJob, run_audit
+
     job = AuditJob.from_wire(wire_job)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker {job.audit} %(levelname)s %(message)s", stream=sys.stderr)
     try:
-        report = run_audit(job, PipeSink(connection))
+        report = run_audit(job, PipeSink(connection), threads)
         connection.send(("report", report.SerializeToString()))
     except InputError as error:
         connection.send(("invalid", error.field, error.message, error.reason))

@@ -94,18 +94,20 @@ class DatasetInfo(_message.Message):
     def __init__(self, source: _Optional[_Union[_spec_pb2.DatasetRef, _Mapping]] = ..., train_examples: _Optional[int] = ..., test_examples: _Optional[int] = ..., num_classes: _Optional[int] = ..., input_shape: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Environment(_message.Message):
-    __slots__ = ("effcap_version", "torch_version", "python_version", "device", "cpu_threads")
+    __slots__ = ("effcap_version", "torch_version", "python_version", "device", "cpu_threads", "cpu_threads_source")
     EFFCAP_VERSION_FIELD_NUMBER: _ClassVar[int]
     TORCH_VERSION_FIELD_NUMBER: _ClassVar[int]
     PYTHON_VERSION_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     CPU_THREADS_FIELD_NUMBER: _ClassVar[int]
+    CPU_THREADS_SOURCE_FIELD_NUMBER: _ClassVar[int]
     effcap_version: str
     torch_version: str
     python_version: str
     device: str
     cpu_threads: int
-    def __init__(self, effcap_version: _Optional[str] = ..., torch_version: _Optional[str] = ..., python_version: _Optional[str] = ..., device: _Optional[str] = ..., cpu_threads: _Optional[int] = ...) -> None: ...
+    cpu_threads_source: str
+    def __init__(self, effcap_version: _Optional[str] = ..., torch_version: _Optional[str] = ..., python_version: _Optional[str] = ..., device: _Optional[str] = ..., cpu_threads: _Optional[int] = ..., cpu_threads_source: _Optional[str] = ...) -> None: ...
 
 class Statistic(_message.Message):
     __slots__ = ("mean", "std", "count")

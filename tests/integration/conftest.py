@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -21,9 +22,12 @@ START_TIMEOUT_S = 60
 class ServerProcess:
     """`effcap serve` as a user runs it; restartable on the same data directory."""
 
-    def __init__(self, data_dir: Path, *extra_args: str) -> None:
+    def __init__(self, data_dir: Path, *extra_args: str, environment: dict[str, str] | None = None, cpus: set[int] | None = None) -> None:
+        """`environment` replaces the inherited one; `cpus` pins the server (and so its workers) to those CPUs."""
         self.data_dir = data_dir
         self.extra_args = extra_args
+        self.environment = environment
+        self.cpus = cpus
         self.process: subprocess.Popen | None = None
         self.address = ""
 
@@ -33,7 +37,8 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = (self.data_dir / "server.log").open("a")
         command = [sys.executable, "-m", "effcap.clients.cli", "serve", "--port", "0", "--data-dir", str(self.data_dir), "--ready-file", str(ready), *self.extra_args]
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        pin = (lambda: os.sched_setaffinity(0, self.cpus)) if self.cpus is not None else None
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.environment, preexec_fn=pin)
         deadline = time.monotonic() + START_TIMEOUT_S
         while not ready.exists():
             assert self.process.poll() is None, f"server exited: {self.log()}"
