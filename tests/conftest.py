@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 for _variable, _value in {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}.items():
     os.environ.setdefault(_variable, _value)
-
-import pytest
 
 
 @pytest.fixture(scope="session")

@@ -41,7 +41,9 @@ def assert_stacked_trains_like_one_by_one(spec, examples: int, batch: int) -> No
     stacked, _ = train_trials(spec, shared, trials, training, options=EngineOptions(strategy="vmap"))
     one_by_one, _ = train_trials(spec, shared, trials, training, options=EngineOptions(strategy="sequential"))
     for a, b in zip(stacked, one_by_one):
-        np.testing.assert_allclose([p.train_loss for p in a.curve], [p.train_loss for p in b.curve], rtol=1e-4)
+        # 1e-3: a batched and a per-trial kernel add float32 products in different orders, and six SGD steps
+        # through BatchNorm amplify that to ~2e-4 with one thread; a stacking bug moves the loss by far more.
+        np.testing.assert_allclose([p.train_loss for p in a.curve], [p.train_loss for p in b.curve], rtol=1e-3)
 
 
 def write(model, path):
