@@ -23,7 +23,12 @@ from effcap.capacity.analyses.trial_batch import TrainSubset, TrialPlan, TrialRe
 from effcap.capacity.data.datasets import Dataset, subset_rows
 from effcap.capacity.engine.strategy import EngineOptions
 from effcap.capacity.engine.trainer import EpochRecord
-from effcap.capacity.measures.example_scores import ExampleScores, InfluenceEstimates, example_scores, influence_estimates
+from effcap.capacity.measures.example_scores import (
+    ExampleScores,
+    InfluenceEstimates,
+    example_scores,
+    influence_estimates,
+)
 from effcap.capacity.models import ArchitectureSpec
 from effcap.capacity.seeding import derive_seed
 from effcap.capacity.specs import Condition, ConditionKind, MemorizationScoresSpec
@@ -101,16 +106,28 @@ def run_memorization_scores(
     plans = plan_models(spec, audit_seed, n)
     tracker = _Tracker(len(plans), spec.training.max_epochs, progress or AnalysisProgress())
     results, strategy = run_trials(
-        architecture, dataset, plans, spec.training, device, engine=engine, on_epoch=tracker.epoch, on_trial_finished=tracker.finished, record_predictions=True
+        architecture,
+        dataset,
+        plans,
+        spec.training,
+        device,
+        engine=engine,
+        on_epoch=tracker.epoch,
+        on_trial_finished=tracker.finished,
+        record_predictions=True,
     )
     return score(spec, plans, results, dataset, strategy)
 
 
-def score(spec: MemorizationScoresSpec, plans: list[TrialPlan], results: list[TrialResult], dataset: Dataset, strategy: str) -> MemorizationScoresResult:
+def score(
+    spec: MemorizationScoresSpec, plans: list[TrialPlan], results: list[TrialResult], dataset: Dataset, strategy: str
+) -> MemorizationScoresResult:
     """The scores from finished trials (their predicted labels on both splits)."""
     membership = membership_matrix(plans, len(dataset.x_train))
     train_predictions = np.array([r.outcome.train_predictions for r in results], dtype=np.int64)
-    test_predictions = np.array([r.outcome.test_predictions for r in results], dtype=np.int64).reshape(len(results), len(dataset.y_test))
+    test_predictions = np.array([r.outcome.test_predictions for r in results], dtype=np.int64).reshape(
+        len(results), len(dataset.y_test)
+    )
     outcomes = [r.outcome for r in results]
     return MemorizationScoresResult(
         spec=spec,
@@ -118,7 +135,9 @@ def score(spec: MemorizationScoresSpec, plans: list[TrialPlan], results: list[Tr
         train_labels=dataset.y_train,
         test_labels=dataset.y_test,
         scores=example_scores(membership, train_predictions, dataset.y_train, dataset.num_classes),
-        influence=influence_estimates(membership, test_predictions == dataset.y_test[None, :], spec.top_influence_pairs),
+        influence=influence_estimates(
+            membership, test_predictions == dataset.y_test[None, :], spec.top_influence_pairs
+        ),
         subset_accuracy=statistic([o.train_accuracy for o in outcomes]),
         test_accuracy=statistic([o.test_accuracy for o in outcomes]),
         fitted_fraction=sum(o.fitted for o in outcomes) / len(outcomes),
@@ -161,8 +180,15 @@ class _Tracker:
 
     def epoch(self, epoch: int, records: dict[int, EpochRecord]) -> None:
         stage = f"memorization_scores: {len(records)} networks on their subsets, epoch {epoch}"
-        self._progress.update(stage, self._done, self._models, min(1.0, (self._done + len(records) * epoch / self._max_epochs) / self._models))
+        self._progress.update(
+            stage,
+            self._done,
+            self._models,
+            min(1.0, (self._done + len(records) * epoch / self._max_epochs) / self._models),
+        )
 
     def finished(self, index: int, result: TrialResult) -> None:
         self._done += 1
-        self._progress.update(f"memorization_scores: network {index} finished", self._done, self._models, self._done / self._models)
+        self._progress.update(
+            f"memorization_scores: network {index} finished", self._done, self._models, self._done / self._models
+        )

@@ -67,7 +67,9 @@ def _share(successes: np.ndarray, trials: np.ndarray) -> np.ndarray:
         return np.where(trials > 0, successes / np.maximum(trials, 1), np.nan)
 
 
-def example_scores(membership: np.ndarray, predictions: np.ndarray, labels: np.ndarray, num_classes: int) -> ExampleScores:
+def example_scores(
+    membership: np.ndarray, predictions: np.ndarray, labels: np.ndarray, num_classes: int
+) -> ExampleScores:
     """Scores of every train example from `membership` (m, n) bool (model k trained on example i),
     `predictions` (m, n) each model's predicted class for every train example, and the given `labels` (n,)."""
     membership = np.asarray(membership, dtype=bool)
@@ -95,7 +97,9 @@ def example_scores(membership: np.ndarray, predictions: np.ndarray, labels: np.n
     )
 
 
-def influence_estimates(membership: np.ndarray, test_correct: np.ndarray, top: int, chunk_rows: int = 2048) -> InfluenceEstimates:
+def influence_estimates(
+    membership: np.ndarray, test_correct: np.ndarray, top: int, chunk_rows: int = 2048
+) -> InfluenceEstimates:
     """infl(i, j) for every train i and test j from `membership` (m, n) and `test_correct` (m, t), keeping
     the `top` largest pairs and each test example's largest: the n×t matrix itself is never held whole
     (50k × 10k for CIFAR-10 is 2 GB), only `chunk_rows` train rows of it at a time."""
@@ -122,7 +126,10 @@ def influence_estimates(membership: np.ndarray, test_correct: np.ndarray, top: i
             flat = ranked.ravel()
             keep = np.argpartition(-flat, min(top, flat.size) - 1)[:top] if flat.size > top else np.arange(flat.size)
             rows, columns = np.divmod(keep, t)
-            se = np.sqrt(binomial_se(correct_in[rows, columns], models_in[rows, 0]) ** 2 + binomial_se(correct_out[rows, columns], models_out[rows, 0]) ** 2)
+            se = np.sqrt(
+                binomial_se(correct_in[rows, columns], models_in[rows, 0]) ** 2
+                + binomial_se(correct_out[rows, columns], models_out[rows, 0]) ** 2
+            )
             best_pairs = _merge_top(best_pairs, (rows + start, columns, flat[keep], se), top)
     return InfluenceEstimates(*best_pairs, top_train, np.where(np.isfinite(top_value), top_value, np.nan))
 
