@@ -25,8 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+# One thread, passive waits, for this process and the server's workers (inherited), as the test suite runs:
+# on a shared two-core machine a two-thread pool spin-waits for descheduled siblings (issue 17).
+for _variable, _value in {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}.items():
+    os.environ.setdefault(_variable, _value)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the server helper lives with the tests
 

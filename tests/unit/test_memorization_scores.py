@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ import torch
 from effcap.capacity.analyses.memorization_scores import membership_matrix, plan_models, run_memorization_scores, scores_npz, subset_size
 from effcap.capacity.analyses.trial_batch import TrainSubset, TrialPlan, run_trials
 from effcap.capacity.data.datasets import digits
+from effcap.capacity.data.planted import auroc, flip_labels, plant_duplicates
 from effcap.capacity.data.thumbnails import image_layout, thumbnail_png
 from effcap.capacity.engine.strategy import EngineOptions
 from effcap.capacity.errors import InputError
@@ -151,8 +151,6 @@ def _png_size(png: bytes) -> tuple[int, int]:
 
 
 # ---- ground truth: planted label noise and planted duplicates -----------------------------------------
-
-from effcap.capacity.data.planted import auroc, flip_labels, plant_duplicates  # noqa: E402
 
 GROUND_TRUTH_ARCH = parse_architecture({"family": "mlp", "input_shape": [1, 8, 8], "hidden_sizes": [128], "num_classes": 10})
 FITTING = TrainingSpec(learning_rate=0.1, lr_decay_per_epoch=1.0, max_epochs=400)
