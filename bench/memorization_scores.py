@@ -134,6 +134,11 @@ def report(noise, planted, first, second, doubled, first_seconds, reference_seco
     if doubled is not None:
         ratio = np.nanmean(first["memorization_se"]) / np.nanmean(doubled["memorization_se"])
         print(f"| mean s.e. of mem at m = {models} / at m = {2 * models} (sqrt 2 = 1.414) | {ratio:.3f} |")
+        # 1/sqrt(m) holds where the shares are inside (0, 1); an always-right example's smoothed s.e. falls as 1/m.
+        inside = lambda a: ((a["accuracy_in"] > 0) & (a["accuracy_in"] < 1)) | ((a["consistency"] > 0) & (a["consistency"] < 1))  # noqa: E731
+        both = inside(first) & inside(doubled)
+        interior = np.nanmean(first["memorization_se"][both]) / np.nanmean(doubled["memorization_se"][both])
+        print(f"| the same over the {both.sum()} examples with a share inside (0, 1) at both m | {interior:.3f} |")
     print(f"| audit wall time through the server, m = {models} (engine {strategy}) | {first_seconds:.1f} s |")
     print(f"| the same {models} networks one at a time in the reference loop | {reference_seconds:.1f} s ({reference_seconds / first_seconds:.2f}x the audit) |")
 
