@@ -10,6 +10,7 @@ asked for and are bounded by `max_eval_examples` instead.
 from __future__ import annotations
 
 from effcap.capacity.analyses.memorization import budget_steps, size_grid
+from effcap.capacity.analyses.memorization_scores import subset_size
 from effcap.capacity.engine.trainer import steps_per_epoch
 from effcap.capacity.specs import AuditSpec
 
@@ -37,4 +38,7 @@ def training_examples(spec: AuditSpec, train_examples: int) -> dict[str, int]:
         c = spec.compressibility
         points = len(c.methods) * (len(c.sparsities) + c.bisection_steps)
         cost["compressibility"] = points * c.finetune_steps * c.finetune.batch_size
+    if spec.memorization_scores is not None:
+        s = spec.memorization_scores
+        cost["memorization_scores"] = s.models * s.training.max_epochs * subset_size(n, s.subset_fraction)
     return cost

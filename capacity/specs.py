@@ -181,6 +181,32 @@ class CompressibilitySpec(BaseModel):
     finetune: TrainingSpec = Field(default_factory=TrainingSpec)
 
 
+class MemorizationScoresSpec(BaseModel):
+    """Per-example memorisation, C-scores and influence from `models` networks, each trained on a random
+    `subset_fraction` of the train split (Feldman & Zhang 2020; docs/memorization_scores.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    models: int = Field(64, ge=2, le=4096)
+    # Strictly inside (0, 1): every example needs models that held it and models that did not.
+    subset_fraction: float = Field(0.7, gt=0, lt=1)
+    # Most memorised train examples listed in the report (with thumbnails for image data).
+    top_examples: int = Field(16, ge=0, le=1000)
+    # Largest train -> test influence pairs listed in the report.
+    top_influence_pairs: int = Field(16, ge=0, le=1000)
+    # A constant learning rate unless set, as for the memorisation capacity: the scores need networks that
+    # fit their subsets (mem counts what a network that trained on an example gets right), and a decaying
+    # rate stalls before the atypical examples are fitted.
+    training: TrainingSpec = Field(default_factory=lambda: TrainingSpec(**MEMORIZATION_TRAINING_DEFAULTS))
+
+    _training_defaults = field_validator("training", mode="before")(
+        classmethod(lambda cls, value: {**MEMORIZATION_TRAINING_DEFAULTS, **value} if isinstance(value, dict) else value)
+    )
+
+
+ANALYSES = ("randomization", "memorization", "rademacher", "compressibility", "memorization_scores")
+
+
 class AuditSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -190,9 +216,10 @@ class AuditSpec(BaseModel):
     memorization: MemorizationSpec | None = None
     rademacher: RademacherSpec | None = None
     compressibility: CompressibilitySpec | None = None
+    memorization_scores: MemorizationScoresSpec | None = None
 
     @model_validator(mode="after")
     def _at_least_one_analysis(self) -> AuditSpec:
-        if all(getattr(self, a) is None for a in ("randomization", "memorization", "rademacher", "compressibility")):
-            raise ValueError("name at least one analysis (randomization, memorization, rademacher, compressibility)")
+        if all(getattr(self, a) is None for a in ANALYSES):
+            raise ValueError(f"name at least one analysis ({', '.join(ANALYSES)})")
         return self

@@ -17,6 +17,9 @@ from rich.markup import escape
 
 from effcap.clients.errors import EffcapError
 
+# The analyses --analyses names (the AuditSpec fields; the client does not import the library).
+ANALYSES = ("randomization", "memorization", "rademacher", "compressibility", "memorization_scores")
+
 DEFAULT_SERVER = "127.0.0.1:50051"
 EXIT_OK, EXIT_ERROR = 0, 2
 FORMATS = ("text", "json", "md", "html")
@@ -69,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--json", action="store_true", help="print the report as JSON (protobuf JSON mapping)")
     audit.add_argument("--format", choices=FORMATS, default="text")
     audit.add_argument("-o", "--output", type=Path, help="write the report here instead of standard output")
+    audit.add_argument("--scores-out", type=Path, help="memorization_scores: write every example's scores here (.npz)")
     audit.set_defaults(handler=_audit)
 
     watch = commands.add_parser("watch", help="follow a running audit's progress, then print its report")
@@ -82,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--server", default=DEFAULT_SERVER)
     report.add_argument("--format", choices=FORMATS, default="text")
     report.add_argument("-o", "--output", type=Path)
+    report.add_argument("--scores-out", type=Path, help="memorization_scores: write every example's scores here (.npz)")
     report.set_defaults(handler=_report)
 
     check = commands.add_parser("check", help="audit (or read a report) and enforce a policy; exit 1 on violation")
@@ -142,7 +147,7 @@ def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     from effcap.clients.spec_args import CONDITION_HELP
 
     group = parser.add_argument_group("analyses and training (unset options take the server's documented defaults)")
-    group.add_argument("--analyses", default="randomization", help="comma-separated: randomization, memorization, rademacher, compressibility")
+    group.add_argument("--analyses", default="randomization", help=f"comma-separated: {', '.join(ANALYSES)}")
     group.add_argument("--arch", type=Path, help="architecture JSON; default: the checkpoint's embedded effcap.arch")
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--conditions", help=CONDITION_HELP)
@@ -157,6 +162,9 @@ def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mem-max-size", type=int, help="memorization: largest subset (default: the train split)")
     group.add_argument("--mem-seeds", type=int, help="memorization: networks per subset size")
     group.add_argument("--mem-bisection-steps", type=int)
+    group.add_argument("--scores-models", type=int, help="memorization_scores: networks trained, each on its own subset (default 64)")
+    group.add_argument("--scores-fraction", type=float, help="memorization_scores: share of the train split in each subset (default 0.7)")
+    group.add_argument("--scores-top", type=int, help="memorization_scores: most memorised examples and influence pairs listed")
     group.add_argument("--rad-draws", type=int, help="rademacher: random sign vectors")
     group.add_argument("--rad-radii", help="rademacher: comma-separated ball radii as fractions of the parameter norm")
     group.add_argument("--rad-examples", type=int, help="rademacher: training examples used")
@@ -168,13 +176,13 @@ def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _spec_from_args(args: argparse.Namespace):
-    from effcap.clients.spec_args import architecture_struct, memorization_spec, rademacher_spec, randomization_spec, training_spec
+    from effcap.clients.spec_args import architecture_struct, memorization_scores_spec, memorization_spec, rademacher_spec, randomization_spec, training_spec
     from effcap.protos.v1 import spec_pb2
 
     analyses = {a.strip() for a in args.analyses.split(",") if a.strip()}
-    unknown = analyses - {"randomization", "memorization", "rademacher", "compressibility"}
+    unknown = analyses - set(ANALYSES)
     if unknown or not analyses:
-        raise EffcapError(f"--analyses: unknown {sorted(unknown)}; choose from randomization, memorization, rademacher, compressibility", "INVALID_ARGUMENT")
+        raise EffcapError(f"--analyses: unknown {sorted(unknown)}; choose from {', '.join(ANALYSES)}", "INVALID_ARGUMENT")
     spec = spec_pb2.AuditSpec(seed=args.seed)
     if "randomization" in analyses:
         try:
@@ -195,6 +203,9 @@ def _spec_from_args(args: argparse.Namespace):
         except ValueError:
             raise EffcapError(f"--rad-radii: expected comma-separated numbers, got {args.rad_radii!r}", "INVALID_ARGUMENT") from None
         spec.rademacher.CopyFrom(rademacher_spec(args.rad_draws, radii, args.rad_examples, not args.rad_no_fit, training))
+    if "memorization_scores" in analyses:
+        training = training_spec(args.lr, args.lr_decay, args.batch_size, args.epochs, args.fit_threshold)
+        spec.memorization_scores.CopyFrom(memorization_scores_spec(args.scores_models, args.scores_fraction, args.scores_top, training))
     if "compressibility" in analyses:
         compressibility = spec_pb2.CompressibilitySpec()
         if args.comp_methods:
@@ -269,6 +280,7 @@ def _run_audit(args: argparse.Namespace, console: Console):
 def _audit(args: argparse.Namespace, console: Console) -> int:
     report = _run_audit(args, console)
     _write_report(report, "json" if args.json else args.format, args.output)
+    _write_scores(report, args.scores_out)
     return EXIT_OK
 
 
@@ -301,7 +313,19 @@ def _report(args: argparse.Namespace, console: Console) -> int:
             raise EffcapError(f"{name} has no report (state {audit.state}): {audit.error.message or 'not finished'}", "FAILED_PRECONDITION")
         report = audit.report
     _write_report(report, args.format, args.output)
+    _write_scores(report, args.scores_out)
     return EXIT_OK
+
+
+def _write_scores(report, path: Path | None) -> None:
+    """The raw per-example memorisation scores the report carries, as the .npz archive they travel as."""
+    if path is None:
+        return
+    if not report.HasField("memorization_scores"):
+        raise EffcapError("--scores-out: the report has no memorization_scores section", "INVALID_ARGUMENT")
+    if not report.memorization_scores.scores.npz:
+        raise EffcapError("--scores-out: the scores archive was too large to travel in the report", "FAILED_PRECONDITION")
+    path.write_bytes(report.memorization_scores.scores.npz)
 
 
 def _check(args: argparse.Namespace, console: Console) -> int:

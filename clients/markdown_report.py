@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from effcap.clients import memorization_scores_view
 from effcap.clients.card import card_lines, label_conditions
 from effcap.clients.formatting import (
     PUBLISHED_BITS_PER_PARAMETER,
@@ -108,6 +109,8 @@ def report_markdown(report: report_pb2.AuditReport) -> str:
                 f"Compression bound ({b.method} at {b.level:g}, {b.code_bits:,.0f} bits, n = {b.n}, δ = {b.delta:g}): "
                 f"kl {b.kl_bound:.4f}{' (vacuous)' if b.vacuous else ''}, Catoni {b.catoni_bound:.4f}, Hoeffding {b.hoeffding_bound:.4f}.",
             ]
+    if report.HasField("memorization_scores"):
+        out += memorization_scores_view.markdown_lines(report.memorization_scores)
     if report.warnings:
         out += ["", "### Warnings", "", *[f"- ⚠️ {w}" for w in report.warnings]]
     return "\n".join(out) + "\n"

@@ -9,6 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from effcap.clients import memorization_scores_view
 from effcap.clients.card import card_lines
 from effcap.clients.formatting import (
     device_summary,
@@ -139,6 +140,8 @@ def render_report(report: report_pb2.AuditReport) -> Group:
         parts.extend(rademacher_tables(report.rademacher))
     if report.HasField("compressibility"):
         parts.extend(compressibility_tables(report.compressibility))
+    if report.HasField("memorization_scores"):
+        parts.extend(memorization_scores_view.terminal_tables(report.memorization_scores))
     for warning in report.warnings:
         parts.append(Text(f"warning: {warning}", style="yellow"))
     return Group(*parts)

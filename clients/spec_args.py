@@ -114,6 +114,13 @@ def memorization_spec(
     )
 
 
+def memorization_scores_spec(
+    models: int | None, subset_fraction: float | None, top: int | None, training: spec_pb2.TrainingSpec
+) -> spec_pb2.MemorizationScoresSpec:
+    spec = spec_pb2.MemorizationScoresSpec(training=training)
+    return _with_fields(spec, models=models, subset_fraction=subset_fraction, top_examples=top, top_influence_pairs=top)
+
+
 def rademacher_spec(
     draws: int | None, relative_radii: list[float] | None, max_examples: int | None, fit_signs: bool, training: spec_pb2.TrainingSpec
 ) -> spec_pb2.RademacherSpec:

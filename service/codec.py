@@ -46,6 +46,8 @@ def audit_spec_from_proto(message: spec_pb2.AuditSpec) -> specs.AuditSpec:
         data["rademacher"] = _set_fields(message.rademacher)
     if message.HasField("compressibility"):
         data["compressibility"] = _set_fields(message.compressibility)
+    if message.HasField("memorization_scores"):
+        data["memorization_scores"] = _set_fields(message.memorization_scores)
     return validated(specs.AuditSpec, data, "spec")
 
 
@@ -107,6 +109,10 @@ def audit_spec_to_proto(spec: specs.AuditSpec) -> spec_pb2.AuditSpec:
         message.compressibility.CopyFrom(
             spec_pb2.CompressibilitySpec(**fields, finetune=spec_pb2.TrainingSpec(**spec.compressibility.finetune.model_dump()))
         )
+    if spec.memorization_scores is not None:
+        fields = spec.memorization_scores.model_dump(exclude={"training"})
+        training = spec_pb2.TrainingSpec(**spec.memorization_scores.training.model_dump())
+        message.memorization_scores.CopyFrom(spec_pb2.MemorizationScoresSpec(**fields, training=training))
     return message
 
 

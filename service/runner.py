@@ -17,6 +17,7 @@ import torch
 
 from effcap.capacity.analyses.compressibility import CompressibilityResult, run_compressibility
 from effcap.capacity.analyses.memorization import run_memorization
+from effcap.capacity.analyses.memorization_scores import run_memorization_scores
 from effcap.capacity.analyses.progress import AnalysisProgress
 from effcap.capacity.analyses.rademacher import run_rademacher
 from effcap.capacity.analyses.randomization import run_randomization_test
@@ -29,9 +30,9 @@ from effcap.capacity.graphs.onnx_wire import OnnxLimits
 from effcap.capacity.graphs.spec import GraphSpec
 from effcap.capacity.measures.rademacher import check_two_logit_head
 from effcap.capacity.models import ArchitectureSpec, build_model, check_fits_dataset, count_parameters
-from effcap.capacity.specs import AuditSpec, ConditionKind
+from effcap.capacity.specs import ANALYSES, AuditSpec, ConditionKind
 from effcap.protos.v1 import artifact_pb2, report_pb2, spec_pb2
-from effcap.service import codec
+from effcap.service import codec, memorization_scores_report
 from effcap.service.executors.threads import ThreadPlan, wait_policy
 from effcap.service.progress import ProgressSink
 
@@ -122,7 +123,7 @@ def run_audit(job: AuditJob, sink: ProgressSink, threads: ThreadPlan | None = No
         report.warnings.extend(f"onnx: {note}" for note in inputs.checkpoint.onnx.notes)
     if inputs.dataset.test_split_held_out:
         report.warnings.append("the dataset has no test split: 20% of the train split was held out as test data")
-    analyses = [name for name in ("randomization", "memorization", "rademacher", "compressibility") if getattr(spec, name) is not None]
+    analyses = [name for name in ANALYSES if getattr(spec, name) is not None]
     for position, name in enumerate(analyses):
         progress = _ProgressAdapter(sink, position, len(analyses))
         if name == "randomization":
@@ -135,6 +136,10 @@ def run_audit(job: AuditJob, sink: ProgressSink, threads: ThreadPlan | None = No
             memorization = run_memorization(architecture, inputs.dataset, spec.memorization, spec.seed, device, progress)
             report.memorization.CopyFrom(codec.memorization_to_proto(memorization))
             report.warnings.extend(_memorization_warnings(report.memorization, spec.memorization.min_subset_size))
+        elif name == "memorization_scores":
+            scores = run_memorization_scores(architecture, inputs.dataset, spec.memorization_scores, spec.seed, device, progress)
+            report.memorization_scores.CopyFrom(memorization_scores_report.memorization_scores_to_proto(scores, inputs.dataset))
+            report.warnings.extend(memorization_scores_report.warnings(report.memorization_scores))
         elif name == "compressibility":
             compression = run_compressibility(architecture, inputs.checkpoint.state_dict, inputs.dataset, spec.compressibility, spec.seed, device, progress)
             report.compressibility.CopyFrom(codec.compressibility_to_proto(compression))

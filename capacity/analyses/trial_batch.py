@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from effcap.capacity.checkpoint import load_checkpoint
 from effcap.capacity.data.conditions import ConditionedData, apply_condition
-from effcap.capacity.data.datasets import Dataset, builtin_dataset, load_dataset_file, train_subset
+from effcap.capacity.data.datasets import Dataset, builtin_dataset, load_dataset_file, subset_rows, train_subset
 from effcap.capacity.engine.batched import SharedData, TrialInputs
 from effcap.capacity.engine.device import pick_device
 from effcap.capacity.engine.strategy import EngineOptions, Strategy, train_trials
@@ -44,6 +44,9 @@ class TrialPlan:
     condition: Condition
     seed_index: int
     seed: int
+    # Train on this subset of the train split only (the memorisation scores: one subset per trial);
+    # None: the whole split.
+    subset: TrainSubset | None = None
 
 
 @dataclass(frozen=True)
@@ -68,16 +71,18 @@ def run_trials(
     engine: EngineOptions = EngineOptions(),
     on_epoch: EpochCallback | None = None,
     on_trial_finished: FinishedCallback | None = None,
+    record_predictions: bool = False,
 ) -> tuple[list[TrialResult], str]:
     """Train every planned trial; results in plan order, and the strategy that trained them.
 
     Label conditions share the inputs on the device and pixel conditions carry their own, so each
     kind is trained as its own set of stacked trials (on an accelerator each set may be timed into a
     different strategy: then both are named, joined by "+"). Callbacks get indices into `plans`.
+    `record_predictions` keeps each trained network's predicted labels on both splits in its outcome.
     """
     conditioned = [apply_condition(plan.condition, dataset, np.random.default_rng(plan.seed)) for plan in plans]
     shared = SharedData(*(torch.from_numpy(a).to(device) for a in (dataset.x_train, dataset.x_test, dataset.y_test)))
-    inputs = [_trial_inputs(plan, data, device) for plan, data in zip(plans, conditioned)]
+    inputs = [_trial_inputs(plan, data, device, len(dataset.x_train), record_predictions) for plan, data in zip(plans, conditioned)]
     outcomes: dict[int, TrialOutcome] = {}
     strategies: list[Strategy] = []
 
@@ -108,11 +113,20 @@ def _groups(plans: list[TrialPlan]) -> list[list[int]]:
     return [g for g in (shared, own) if g]
 
 
-def _trial_inputs(plan: TrialPlan, data: ConditionedData, device: torch.device) -> TrialInputs:
+def _trial_inputs(plan: TrialPlan, data: ConditionedData, device: torch.device, train_examples: int, record_predictions: bool) -> TrialInputs:
     y = torch.from_numpy(data.y_train).to(device)
+    rows = None
+    if plan.subset is not None:
+        if plan.condition.kind not in LABEL_KINDS:
+            raise ValueError("a trial on a train subset must use a label condition (it trains on the shared inputs)")
+        try:
+            rows = torch.from_numpy(subset_rows(train_examples, plan.subset.size, plan.subset.seed)).to(device)
+        except ValueError as error:
+            raise InputError("batch.trials.subset.size", str(error), reason="SUBSET_TOO_LARGE") from None
     if plan.condition.kind in LABEL_KINDS:
-        return TrialInputs(plan.seed, y)
-    return TrialInputs(plan.seed, y, torch.from_numpy(data.x_train).to(device), torch.from_numpy(data.x_test).to(device))
+        return TrialInputs(plan.seed, y, rows=rows, record_predictions=record_predictions)
+    x_train, x_test = torch.from_numpy(data.x_train).to(device), torch.from_numpy(data.x_test).to(device)
+    return TrialInputs(plan.seed, y, x_train, x_test, record_predictions=record_predictions)
 
 
 class DatasetSource(BaseModel):
@@ -148,6 +162,8 @@ class PlannedTrial(BaseModel):
     condition: Condition
     seed_index: int = Field(ge=0)
     seed: int = Field(ge=0, le=2**63 - 1)  # torch's seeds are signed 64-bit
+    # This trial's own train subset (memorisation scores); None: the batch's train split.
+    subset: TrainSubset | None = None
 
 
 class TrainSubset(BaseModel):
@@ -173,6 +189,8 @@ class TrialBatch(BaseModel):
     init_checkpoint: CheckpointSource | None = None
     # None: the whole train split.
     train_subset: TrainSubset | None = None
+    # Keep each trained network's predicted labels on both splits (the memorisation scores need them).
+    record_predictions: bool = False
 
 
 def run_trial_batch(batch: TrialBatch, device: torch.device, engine: EngineOptions = EngineOptions()) -> tuple[list[TrialResult], str]:
@@ -186,8 +204,8 @@ def run_trial_batch(batch: TrialBatch, device: torch.device, engine: EngineOptio
     if batch.init_checkpoint is not None:
         _check_digest(batch.init_checkpoint.path, batch.init_checkpoint.sha256, "batch.init_checkpoint.sha256")
         init_state = load_checkpoint(batch.init_checkpoint.path, batch.architecture, field="batch.init_checkpoint").state_dict
-    plans = [TrialPlan(t.condition, t.seed_index, t.seed) for t in batch.trials]
-    return run_trials(architecture, dataset, plans, batch.training, device, init_state, engine)
+    plans = [TrialPlan(t.condition, t.seed_index, t.seed, t.subset) for t in batch.trials]
+    return run_trials(architecture, dataset, plans, batch.training, device, init_state, engine, record_predictions=batch.record_predictions)
 
 
 def _load_dataset(source: DatasetSource) -> Dataset:
@@ -222,6 +240,7 @@ def results_to_json(results: list[TrialResult], strategy: str) -> dict[str, Any]
                 "condition": r.plan.condition.model_dump(mode="json"),
                 "seed_index": r.plan.seed_index,
                 "seed": r.plan.seed,
+                "subset": None if r.plan.subset is None else r.plan.subset.model_dump(mode="json"),
                 "labels_changed_fraction": r.labels_changed_fraction,
                 "outcome": dataclasses.asdict(r.outcome),
             }
@@ -235,7 +254,8 @@ def results_from_json(obj: dict[str, Any]) -> tuple[list[TrialResult], str]:
     for t in obj["trials"]:
         outcome = dict(t["outcome"])
         curve = [EpochRecord(**record) for record in outcome.pop("curve")]
-        plan = TrialPlan(Condition.model_validate(t["condition"]), t["seed_index"], t["seed"])
+        subset = None if t.get("subset") is None else TrainSubset.model_validate(t["subset"])
+        plan = TrialPlan(Condition.model_validate(t["condition"]), t["seed_index"], t["seed"], subset)
         results.append(TrialResult(plan, TrialOutcome(**outcome, curve=curve), t["labels_changed_fraction"]))
     return results, obj["engine_strategy"]
 

@@ -110,10 +110,15 @@ def train_subset(dataset: Dataset, size: int, seed: int) -> Dataset:
     function of (train split length, size, seed), so every executor cuts the same one, and for one
     seed a smaller size is a prefix of a larger one.
     """
-    if not 1 <= size <= len(dataset.x_train):
-        raise ValueError(f"a train subset needs 1 <= size <= {len(dataset.x_train)}, not {size}")
-    rows = np.random.default_rng(seed).permutation(len(dataset.x_train))[:size]
+    rows = subset_rows(len(dataset.x_train), size, seed)
     return replace(dataset, name=f"{dataset.name}[{size} of train, seed {seed}]", x_train=dataset.x_train[rows], y_train=dataset.y_train[rows])
+
+
+def subset_rows(train_examples: int, size: int, seed: int) -> np.ndarray:
+    """The train-split rows of the subset (`size`, `seed`): the first `size` of one seeded permutation."""
+    if not 1 <= size <= train_examples:
+        raise ValueError(f"a train subset needs 1 <= size <= {train_examples}, not {size}")
+    return np.random.default_rng(seed).permutation(train_examples)[:size]
 
 
 def dataset_from_arrays(arrays: dict[str, np.ndarray], name: str, field: str = "dataset") -> Dataset:

@@ -37,6 +37,11 @@ class TrialInputs:
     # None: the trial uses the batch's shared inputs (label conditions); set for pixel conditions.
     x_train: torch.Tensor | None = None
     x_test: torch.Tensor | None = None
+    # Indices of the shared train examples this trial trains on (one subset per trial, as the
+    # memorisation scores train); None: all of them. Stacked trials hold subsets of one size.
+    rows: torch.Tensor | None = None
+    # Keep the trained network's predicted labels on the whole shared train split and the test split.
+    record_predictions: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,11 +62,14 @@ class _Stack:
     # (K, n, ...) when trials have their own inputs, else None (use the shared ones).
     x_train: torch.Tensor | None
     x_test: torch.Tensor | None
+    # (K, m) indices into the shared train examples when trials train on subsets, else None.
+    rows: torch.Tensor | None = None
 
     def keep(self, rows: torch.Tensor) -> _Stack:
         pick = lambda d: {k: v[rows] for k, v in d.items()}  # noqa: E731
         own = lambda x: None if x is None else x[rows]  # noqa: E731
-        return _Stack(pick(self.params), pick(self.buffers), pick(self.momentum), self.y_train[rows], own(self.x_train), own(self.x_test))
+        kept = (pick(self.params), pick(self.buffers), pick(self.momentum), self.y_train[rows], own(self.x_train), own(self.x_test))
+        return _Stack(*kept, own(self.rows))
 
 
 @dataclass(frozen=True)
@@ -100,20 +108,23 @@ def train_batched(
     compute = stack_compute(stacking, architecture, base, device)
     orders = [torch.Generator().manual_seed(data_order_seed(t.seed)) for t in trials]
     active = list(range(len(trials)))
+    wants_predictions = [t.record_predictions for t in trials]
     outcomes = [TrialOutcome(0.0, 0.0, 0.0, False, 0, 0, 0.0, 0, 0.0) for _ in trials]
-    n = stack.y_train.shape[1]
+    n = stack.y_train.shape[1] if stack.rows is None else stack.rows.shape[1]
     learning_rate, step, started = training.learning_rate, 0, time.perf_counter()
     for epoch in range(1, training.max_epochs + 1):
         base.train()
         order = torch.stack([torch.randperm(n, generator=orders[i]) for i in active]).to(device)
         for start in range(0, n, training.batch_size):
             index = order[:, start : start + training.batch_size]
+            if stack.rows is not None:  # positions in each trial's subset -> shared examples
+                index = torch.gather(stack.rows, 1, index)
             x, y = _gather(shared.x_train, stack.x_train, index), torch.gather(stack.y_train, 1, index)
             _sgd_step(stack, compute.gradients(stack.params, stack.buffers, x, y), learning_rate, training)
             step += 1
         learning_rate *= training.lr_decay_per_epoch
         base.eval()
-        losses, accuracies = _evaluate(compute, stack, shared.x_train, stack.x_train, stack.y_train)
+        losses, accuracies = _evaluate(compute, stack, shared.x_train, stack.x_train, stack.y_train, stack.rows)
         now = time.perf_counter() - started
         records = {i: EpochRecord(step, epoch, loss, accuracy) for i, loss, accuracy in zip(active, *torch.stack([losses, accuracies]).tolist())}
         for i, record in records.items():
@@ -126,11 +137,12 @@ def train_batched(
                 outcomes[active[row]].fitted = True
                 outcomes[active[row]].steps_to_fit, outcomes[active[row]].epochs_to_fit = step, epoch
                 outcomes[active[row]].seconds_to_fit = now
-            stack, active = _finish(compute, stack, shared, active, fitted, outcomes, step, now, on_trial_finished)
+            stack, active = _finish(compute, stack, shared, active, fitted, outcomes, step, now, on_trial_finished, wants_predictions)
             if not active:
                 break
     if active:
-        _finish(compute, stack, shared, active, list(range(len(active))), outcomes, step, time.perf_counter() - started, on_trial_finished)
+        seconds = time.perf_counter() - started
+        _finish(compute, stack, shared, active, list(range(len(active))), outcomes, step, seconds, on_trial_finished, wants_predictions)
     return outcomes
 
 
@@ -169,7 +181,16 @@ def _initial_stack(
     x_train = torch.stack([shared.x_train if t.x_train is None else t.x_train for t in trials]) if own_inputs else None
     x_test = torch.stack([shared.x_test if t.x_test is None else t.x_test for t in trials]) if own_inputs else None
     momentum = {k: torch.zeros_like(v) for k, v in params.items()}
-    return _Stack(params, buffers, momentum, torch.stack([t.y_train for t in trials]), x_train, x_test)
+    return _Stack(params, buffers, momentum, torch.stack([t.y_train for t in trials]), x_train, x_test, _subset_rows(trials, own_inputs))
+
+
+def _subset_rows(trials: list[TrialInputs], own_inputs: bool) -> torch.Tensor | None:
+    """The trials' train subsets stacked (K, m), or None when every trial trains on every example."""
+    if all(t.rows is None for t in trials):
+        return None
+    if own_inputs or any(t.rows is None for t in trials) or len({len(t.rows) for t in trials}) != 1:
+        raise ValueError("stacked trials with train subsets need subsets of one size and the shared inputs")
+    return torch.stack([t.rows for t in trials])
 
 
 def _at_least_float32(logits: torch.Tensor) -> torch.Tensor:
@@ -260,22 +281,50 @@ def _sgd_step(stack: _Stack, grads: dict[str, torch.Tensor], learning_rate: floa
 
 
 @torch.no_grad()
-def _evaluate(compute: _Compute, stack: _Stack, shared_x: torch.Tensor, own_x: torch.Tensor | None, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-trial mean cross-entropy and accuracy over all examples, as (K,) float64 device tensors.
+def _evaluate(
+    compute: _Compute, stack: _Stack, shared_x: torch.Tensor, own_x: torch.Tensor | None, y: torch.Tensor, rows: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-trial mean cross-entropy and accuracy over all examples (each trial's subset `rows` when
+    given), as (K,) float64 device tensors.
 
     Correct answers are counted exactly and divided in float64, as the one-at-a-time trainer does:
     in float32, 19/20 is 0.9499999881 and a trial would miss a 0.95 fit threshold it reached.
     """
-    k, n = y.shape
+    k, n = y.shape[0], y.shape[1] if rows is None else rows.shape[1]
     loss_sum = torch.zeros(k, device=y.device)
     correct = torch.zeros(k, device=y.device, dtype=torch.long)
     for start in range(0, n, EVAL_BATCH):
-        x = shared_x[start : start + EVAL_BATCH] if own_x is None else own_x[:, start : start + EVAL_BATCH]
-        logits = compute.predict(stack.params, stack.buffers, x, own_x is not None)
-        target = y[:, start : start + EVAL_BATCH]
+        if rows is not None:  # each trial's own examples, gathered from the shared inputs
+            chunk = rows[:, start : start + EVAL_BATCH]
+            logits = compute.predict(stack.params, stack.buffers, shared_x[chunk], True)
+            target = torch.gather(y, 1, chunk)
+        else:
+            x = shared_x[start : start + EVAL_BATCH] if own_x is None else own_x[:, start : start + EVAL_BATCH]
+            logits = compute.predict(stack.params, stack.buffers, x, own_x is not None)
+            target = y[:, start : start + EVAL_BATCH]
         loss_sum += F.cross_entropy(logits.transpose(1, 2), target, reduction="none").sum(dim=1)
         correct += (logits.argmax(dim=2) == target).sum(dim=1)
     return loss_sum.double() / n, correct.double() / n
+
+
+@torch.no_grad()
+def _predicted_labels(compute: _Compute, stack: _Stack, shared_x: torch.Tensor, own_x: torch.Tensor | None) -> torch.Tensor:
+    """Each trial's predicted class for every example, (K, n) on the device."""
+    n = len(shared_x) if own_x is None else own_x.shape[1]
+    parts = []
+    for start in range(0, n, EVAL_BATCH):
+        x = shared_x[start : start + EVAL_BATCH] if own_x is None else own_x[:, start : start + EVAL_BATCH]
+        parts.append(compute.predict(stack.params, stack.buffers, x, own_x is not None).argmax(dim=2))
+    return torch.cat(parts, dim=1)
+
+
+def _predictions(compute: _Compute, finished: _Stack, shared: SharedData, wanted: list[bool]) -> list[tuple[list[int], list[int]] | None]:
+    """(train, test) predicted labels of each finished trial that asked for them, else None."""
+    if not any(wanted):
+        return [None] * len(wanted)
+    train = _predicted_labels(compute, finished, shared.x_train, finished.x_train).tolist()
+    test = _predicted_labels(compute, finished, shared.x_test, finished.x_test).tolist()
+    return [(a, b) if want else None for want, a, b in zip(wanted, train, test)]
 
 
 def _finish(
@@ -288,14 +337,18 @@ def _finish(
     step: int,
     seconds: float,
     on_trial_finished: TrialFinishedCallback | None,
+    record_predictions: list[bool],
 ) -> tuple[_Stack, list[int]]:
     """Record final numbers of the trials at `rows` (test accuracy now) and drop them from the stack."""
     done = torch.tensor(rows, device=stack.y_train.device)
     finished = stack.keep(done)
     test_y = shared.y_test.expand(len(rows), -1)
     _, test_accuracy = _evaluate(compute, finished, shared.x_test, finished.x_test, test_y)
-    for row, accuracy in zip(rows, test_accuracy.tolist()):
+    predictions = _predictions(compute, finished, shared, [record_predictions[active[row]] for row in rows])
+    for row, accuracy, predicted in zip(rows, test_accuracy.tolist(), predictions):
         outcome = outcomes[active[row]]
+        if predicted is not None:
+            outcome.train_predictions, outcome.test_predictions = predicted
         last = outcome.curve[-1]
         outcome.train_loss, outcome.train_accuracy, outcome.test_accuracy = last.train_loss, last.train_accuracy, accuracy
         outcome.steps_run, outcome.seconds_run = step, seconds

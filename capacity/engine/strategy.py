@@ -22,7 +22,7 @@ import torch
 
 from effcap.capacity.engine.batched import BatchEpochCallback, SharedData, Stacking, TrialFinishedCallback, TrialInputs, time_steps, train_batched
 from effcap.capacity.engine.grouped import folds
-from effcap.capacity.engine.trainer import DeviceData, EpochRecord, TrialOutcome, channels_last, train_trial
+from effcap.capacity.engine.trainer import DeviceData, EpochRecord, TrialOutcome, channels_last, predicted_labels, train_trial
 from effcap.capacity.models import ArchitectureSpec, build_model
 from effcap.capacity.models.flops import layer_multiply_adds
 from effcap.capacity.specs import TrainingSpec
@@ -203,18 +203,19 @@ def _train_one(
     if init_state is not None:
         model.load_state_dict(init_state)
     model = channels_last(model)
-    data = DeviceData(
-        shared.x_train if trial.x_train is None else trial.x_train,
-        trial.y_train,
-        shared.x_test if trial.x_test is None else trial.x_test,
-        shared.y_test,
-    )
+    x_train = shared.x_train if trial.x_train is None else trial.x_train
+    x_test = shared.x_test if trial.x_test is None else trial.x_test
+    # A subset trial trains on rows[order]: the examples, in the order, the stacked engine gives it.
+    subset = slice(None) if trial.rows is None else trial.rows
+    data = DeviceData(x_train[subset], trial.y_train[subset], x_test, shared.y_test)
 
     def epoch_done(record: EpochRecord) -> None:
         if on_epoch is not None:
             on_epoch(record.epoch, {index: record})
 
     outcome = train_trial(model, data, training, trial.seed, on_epoch=epoch_done)
+    if trial.record_predictions:
+        outcome.train_predictions, outcome.test_predictions = predicted_labels(model, x_train), predicted_labels(model, x_test)
     if on_trial_finished is not None:
         on_trial_finished(index, outcome)
     return outcome

@@ -50,6 +50,10 @@ class TrialOutcome:
     steps_run: int
     seconds_run: float
     curve: list[EpochRecord] = field(default_factory=list)
+    # Predicted labels of the trained network on the whole train and test splits, when the trial asked
+    # for them (TrialInputs.record_predictions; the memorisation scores); else None.
+    train_predictions: list[int] | None = None
+    test_predictions: list[int] | None = None
 
 
 EpochCallback = Callable[[EpochRecord], None]
@@ -74,6 +78,16 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
     model.train(was_training)
     n = max(len(x), 1)
     return loss_sum.item() / n, correct.item() / n
+
+
+@torch.no_grad()
+def predicted_labels(model: nn.Module, x: torch.Tensor) -> list[int]:
+    """The model's predicted class for every row of x (eval mode, in chunks)."""
+    was_training = model.training
+    model.eval()
+    labels = torch.cat([model(x[start : start + EVAL_BATCH]).argmax(dim=1) for start in range(0, len(x), EVAL_BATCH)])
+    model.train(was_training)
+    return labels.tolist()
 
 
 def channels_last(model: nn.Module) -> nn.Module:

@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AuditReport(_message.Message):
-    __slots__ = ("audit", "model", "dataset", "environment", "spec", "card", "randomization", "warnings", "memorization", "rademacher", "compressibility")
+    __slots__ = ("audit", "model", "dataset", "environment", "spec", "card", "randomization", "warnings", "memorization", "rademacher", "compressibility", "memorization_scores")
     AUDIT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
@@ -22,6 +22,7 @@ class AuditReport(_message.Message):
     MEMORIZATION_FIELD_NUMBER: _ClassVar[int]
     RADEMACHER_FIELD_NUMBER: _ClassVar[int]
     COMPRESSIBILITY_FIELD_NUMBER: _ClassVar[int]
+    MEMORIZATION_SCORES_FIELD_NUMBER: _ClassVar[int]
     audit: str
     model: ModelInfo
     dataset: DatasetInfo
@@ -33,7 +34,8 @@ class AuditReport(_message.Message):
     memorization: MemorizationReport
     rademacher: RademacherReport
     compressibility: CompressibilityReport
-    def __init__(self, audit: _Optional[str] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., dataset: _Optional[_Union[DatasetInfo, _Mapping]] = ..., environment: _Optional[_Union[Environment, _Mapping]] = ..., spec: _Optional[_Union[_spec_pb2.AuditSpec, _Mapping]] = ..., card: _Optional[_Union[CapacityCard, _Mapping]] = ..., randomization: _Optional[_Union[RandomizationReport, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., memorization: _Optional[_Union[MemorizationReport, _Mapping]] = ..., rademacher: _Optional[_Union[RademacherReport, _Mapping]] = ..., compressibility: _Optional[_Union[CompressibilityReport, _Mapping]] = ...) -> None: ...
+    memorization_scores: MemorizationScoresReport
+    def __init__(self, audit: _Optional[str] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., dataset: _Optional[_Union[DatasetInfo, _Mapping]] = ..., environment: _Optional[_Union[Environment, _Mapping]] = ..., spec: _Optional[_Union[_spec_pb2.AuditSpec, _Mapping]] = ..., card: _Optional[_Union[CapacityCard, _Mapping]] = ..., randomization: _Optional[_Union[RandomizationReport, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., memorization: _Optional[_Union[MemorizationReport, _Mapping]] = ..., rademacher: _Optional[_Union[RademacherReport, _Mapping]] = ..., compressibility: _Optional[_Union[CompressibilityReport, _Mapping]] = ..., memorization_scores: _Optional[_Union[MemorizationScoresReport, _Mapping]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("digest", "architecture", "family", "parameter_count", "input_shape", "num_classes", "onnx")
@@ -520,3 +522,107 @@ class LayerRank(_message.Message):
     stable_rank: float
     effective_rank: float
     def __init__(self, layer: _Optional[str] = ..., full_rank: _Optional[int] = ..., stable_rank: _Optional[float] = ..., effective_rank: _Optional[float] = ...) -> None: ...
+
+class ExampleScore(_message.Message):
+    __slots__ = ("index", "label", "memorization", "memorization_standard_error", "consistency", "held_out_prediction", "held_out_agreement", "models_in", "models_out", "thumbnail_png")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    MEMORIZATION_FIELD_NUMBER: _ClassVar[int]
+    MEMORIZATION_STANDARD_ERROR_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    HELD_OUT_PREDICTION_FIELD_NUMBER: _ClassVar[int]
+    HELD_OUT_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    MODELS_IN_FIELD_NUMBER: _ClassVar[int]
+    MODELS_OUT_FIELD_NUMBER: _ClassVar[int]
+    THUMBNAIL_PNG_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    label: int
+    memorization: float
+    memorization_standard_error: float
+    consistency: float
+    held_out_prediction: int
+    held_out_agreement: float
+    models_in: int
+    models_out: int
+    thumbnail_png: bytes
+    def __init__(self, index: _Optional[int] = ..., label: _Optional[int] = ..., memorization: _Optional[float] = ..., memorization_standard_error: _Optional[float] = ..., consistency: _Optional[float] = ..., held_out_prediction: _Optional[int] = ..., held_out_agreement: _Optional[float] = ..., models_in: _Optional[int] = ..., models_out: _Optional[int] = ..., thumbnail_png: _Optional[bytes] = ...) -> None: ...
+
+class InfluencePair(_message.Message):
+    __slots__ = ("train_index", "test_index", "influence", "influence_standard_error", "train_label", "test_label", "train_memorization", "train_thumbnail_png", "test_thumbnail_png")
+    TRAIN_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TEST_INDEX_FIELD_NUMBER: _ClassVar[int]
+    INFLUENCE_FIELD_NUMBER: _ClassVar[int]
+    INFLUENCE_STANDARD_ERROR_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_LABEL_FIELD_NUMBER: _ClassVar[int]
+    TEST_LABEL_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_MEMORIZATION_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_THUMBNAIL_PNG_FIELD_NUMBER: _ClassVar[int]
+    TEST_THUMBNAIL_PNG_FIELD_NUMBER: _ClassVar[int]
+    train_index: int
+    test_index: int
+    influence: float
+    influence_standard_error: float
+    train_label: int
+    test_label: int
+    train_memorization: float
+    train_thumbnail_png: bytes
+    test_thumbnail_png: bytes
+    def __init__(self, train_index: _Optional[int] = ..., test_index: _Optional[int] = ..., influence: _Optional[float] = ..., influence_standard_error: _Optional[float] = ..., train_label: _Optional[int] = ..., test_label: _Optional[int] = ..., train_memorization: _Optional[float] = ..., train_thumbnail_png: _Optional[bytes] = ..., test_thumbnail_png: _Optional[bytes] = ...) -> None: ...
+
+class ScoresArchive(_message.Message):
+    __slots__ = ("npz", "size_bytes", "sha256")
+    NPZ_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    npz: bytes
+    size_bytes: int
+    sha256: str
+    def __init__(self, npz: _Optional[bytes] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class MemorizationScoresReport(_message.Message):
+    __slots__ = ("models", "subset_fraction", "subset_size", "train_examples", "histogram_edges", "histogram_counts", "share_above_0_25", "share_above_0_5", "mean_memorization", "mean_consistency", "mean_standard_error", "undefined_examples", "top_memorized", "top_influence", "subset_accuracy", "test_accuracy", "fitted_fraction", "fit_threshold", "max_epochs", "engine_strategy", "scores", "definitions")
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    SUBSET_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    SUBSET_SIZE_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    HISTOGRAM_EDGES_FIELD_NUMBER: _ClassVar[int]
+    HISTOGRAM_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    SHARE_ABOVE_0_25_FIELD_NUMBER: _ClassVar[int]
+    SHARE_ABOVE_0_5_FIELD_NUMBER: _ClassVar[int]
+    MEAN_MEMORIZATION_FIELD_NUMBER: _ClassVar[int]
+    MEAN_CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    MEAN_STANDARD_ERROR_FIELD_NUMBER: _ClassVar[int]
+    UNDEFINED_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    TOP_MEMORIZED_FIELD_NUMBER: _ClassVar[int]
+    TOP_INFLUENCE_FIELD_NUMBER: _ClassVar[int]
+    SUBSET_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    TEST_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    FITTED_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    FIT_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MAX_EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    DEFINITIONS_FIELD_NUMBER: _ClassVar[int]
+    models: int
+    subset_fraction: float
+    subset_size: int
+    train_examples: int
+    histogram_edges: _containers.RepeatedScalarFieldContainer[float]
+    histogram_counts: _containers.RepeatedScalarFieldContainer[int]
+    share_above_0_25: float
+    share_above_0_5: float
+    mean_memorization: float
+    mean_consistency: float
+    mean_standard_error: float
+    undefined_examples: int
+    top_memorized: _containers.RepeatedCompositeFieldContainer[ExampleScore]
+    top_influence: _containers.RepeatedCompositeFieldContainer[InfluencePair]
+    subset_accuracy: Statistic
+    test_accuracy: Statistic
+    fitted_fraction: float
+    fit_threshold: float
+    max_epochs: int
+    engine_strategy: str
+    scores: ScoresArchive
+    definitions: str
+    def __init__(self, models: _Optional[int] = ..., subset_fraction: _Optional[float] = ..., subset_size: _Optional[int] = ..., train_examples: _Optional[int] = ..., histogram_edges: _Optional[_Iterable[float]] = ..., histogram_counts: _Optional[_Iterable[int]] = ..., share_above_0_25: _Optional[float] = ..., share_above_0_5: _Optional[float] = ..., mean_memorization: _Optional[float] = ..., mean_consistency: _Optional[float] = ..., mean_standard_error: _Optional[float] = ..., undefined_examples: _Optional[int] = ..., top_memorized: _Optional[_Iterable[_Union[ExampleScore, _Mapping]]] = ..., top_influence: _Optional[_Iterable[_Union[InfluencePair, _Mapping]]] = ..., subset_accuracy: _Optional[_Union[Statistic, _Mapping]] = ..., test_accuracy: _Optional[_Union[Statistic, _Mapping]] = ..., fitted_fraction: _Optional[float] = ..., fit_threshold: _Optional[float] = ..., max_epochs: _Optional[int] = ..., engine_strategy: _Optional[str] = ..., scores: _Optional[_Union[ScoresArchive, _Mapping]] = ..., definitions: _Optional[str] = ...) -> None: ...

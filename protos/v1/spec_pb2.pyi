@@ -36,20 +36,22 @@ INIT_MODE_REINIT: InitMode
 INIT_MODE_CHECKPOINT: InitMode
 
 class AuditSpec(_message.Message):
-    __slots__ = ("architecture", "seed", "randomization", "memorization", "rademacher", "compressibility")
+    __slots__ = ("architecture", "seed", "randomization", "memorization", "rademacher", "compressibility", "memorization_scores")
     ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     RANDOMIZATION_FIELD_NUMBER: _ClassVar[int]
     MEMORIZATION_FIELD_NUMBER: _ClassVar[int]
     RADEMACHER_FIELD_NUMBER: _ClassVar[int]
     COMPRESSIBILITY_FIELD_NUMBER: _ClassVar[int]
+    MEMORIZATION_SCORES_FIELD_NUMBER: _ClassVar[int]
     architecture: _struct_pb2.Struct
     seed: int
     randomization: RandomizationSpec
     memorization: MemorizationSpec
     rademacher: RademacherSpec
     compressibility: CompressibilitySpec
-    def __init__(self, architecture: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., seed: _Optional[int] = ..., randomization: _Optional[_Union[RandomizationSpec, _Mapping]] = ..., memorization: _Optional[_Union[MemorizationSpec, _Mapping]] = ..., rademacher: _Optional[_Union[RademacherSpec, _Mapping]] = ..., compressibility: _Optional[_Union[CompressibilitySpec, _Mapping]] = ...) -> None: ...
+    memorization_scores: MemorizationScoresSpec
+    def __init__(self, architecture: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., seed: _Optional[int] = ..., randomization: _Optional[_Union[RandomizationSpec, _Mapping]] = ..., memorization: _Optional[_Union[MemorizationSpec, _Mapping]] = ..., rademacher: _Optional[_Union[RademacherSpec, _Mapping]] = ..., compressibility: _Optional[_Union[CompressibilitySpec, _Mapping]] = ..., memorization_scores: _Optional[_Union[MemorizationScoresSpec, _Mapping]] = ...) -> None: ...
 
 class DatasetRef(_message.Message):
     __slots__ = ("artifact", "builtin")
@@ -164,3 +166,17 @@ class CompressibilitySpec(_message.Message):
     finetune: TrainingSpec
     low_rank_rank_fractions: _containers.RepeatedScalarFieldContainer[float]
     def __init__(self, methods: _Optional[_Iterable[str]] = ..., sparsities: _Optional[_Iterable[float]] = ..., bisection_steps: _Optional[int] = ..., tolerance: _Optional[float] = ..., quantization_bits: _Optional[_Iterable[int]] = ..., low_rank_energies: _Optional[_Iterable[float]] = ..., sensitivity: _Optional[bool] = ..., max_eval_examples: _Optional[int] = ..., train_set_size: _Optional[int] = ..., delta: _Optional[float] = ..., finetune_steps: _Optional[int] = ..., finetune: _Optional[_Union[TrainingSpec, _Mapping]] = ..., low_rank_rank_fractions: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class MemorizationScoresSpec(_message.Message):
+    __slots__ = ("models", "subset_fraction", "top_examples", "top_influence_pairs", "training")
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    SUBSET_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    TOP_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    TOP_INFLUENCE_PAIRS_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_FIELD_NUMBER: _ClassVar[int]
+    models: int
+    subset_fraction: float
+    top_examples: int
+    top_influence_pairs: int
+    training: TrainingSpec
+    def __init__(self, models: _Optional[int] = ..., subset_fraction: _Optional[float] = ..., top_examples: _Optional[int] = ..., top_influence_pairs: _Optional[int] = ..., training: _Optional[_Union[TrainingSpec, _Mapping]] = ...) -> None: ...
