@@ -115,7 +115,9 @@ def engine_run(architecture, x: torch.Tensor, k: int, device: torch.device, stra
     return seconds, used, peak
 
 
-def paired_run(architecture, x: torch.Tensor, y: torch.Tensor, k: int, device: torch.device, strategy: str, engine_first: bool) -> tuple[float, float, str, float]:
+def paired_run(
+    architecture, x: torch.Tensor, y: torch.Tensor, k: int, device: torch.device, strategy: str, engine_first: bool
+) -> tuple[float, float, str, float]:
     """(reference samples/s, engine samples/s, strategy used, peak bytes per trial), the two timed back to back."""
     if engine_first:
         seconds, used, peak = engine_run(architecture, x, k, device, strategy)
@@ -173,7 +175,8 @@ def main() -> None:
     if device.type == "cpu":  # other processes on a shared machine move every number: say how busy it was
         machine += "; load average {:.1f} {:.1f} {:.1f} at the start".format(*os.getloadavg())
     print(machine)
-    emit(f"| model | K | strategy | samples/s (median) | × reference, median of {args.repeats} pairs | min | TFLOP/s | peak MiB/trial |")
+    pairs = f"× reference, median of {args.repeats} pairs"
+    emit(f"| model | K | strategy | samples/s (median) | {pairs} | min | TFLOP/s | peak MiB/trial |")
     emit("| --- | --- | --- | --- | --- | --- | --- | --- |")
     n = args.steps * BATCH
     shape = tuple(int(d) for d in args.input_shape.split(","))
@@ -185,13 +188,15 @@ def main() -> None:
         reference_loop(architecture, x[: 2 * BATCH], y[: 2 * BATCH], device)  # warm-up
         references: list[float] = []
         for k in ks:
-            auto = choose_strategy(architecture, device, k) if device.type == "cpu" else engine_auto(architecture, x, k, device)
+            on_cpu = device.type == "cpu"
+            auto = choose_strategy(architecture, device, k) if on_cpu else engine_auto(architecture, x, k, device)
             compiled = ["grouped-compiled"] if args.compile and folds(architecture) else []
             for strategy in dict.fromkeys([auto, *stacking_candidates(architecture), *compiled, "sequential"]):
                 engine_run(architecture, x[: 2 * BATCH], k, device, strategy)  # warm-up, at the same K (compiled code is shape-specific)
                 rates, ratios = [], []
                 for repeat in range(args.repeats):
-                    reference, rate, used, peak = paired_run(architecture, x, y, k, device, strategy, engine_first=repeat % 2 == 1)
+                    engine_first = repeat % 2 == 1
+                    reference, rate, used, peak = paired_run(architecture, x, y, k, device, strategy, engine_first)
                     references.append(reference)
                     rates.append(rate)
                     ratios.append(rate / reference)
@@ -199,11 +204,14 @@ def main() -> None:
                 memory = "—" if peak != peak else f"{peak / 2**20:.0f}"
                 rate = statistics.median(rates)
                 emit(
-                    f"| {model_name} | {k} | {label} | {rate:,.0f} | {statistics.median(ratios):.2f} | {min(ratios):.2f} "
+                    f"| {model_name} | {k} | {label} | {rate:,.0f} | {statistics.median(ratios):.2f} "
+                    f"| {min(ratios):.2f} "
                     f"| {rate * flops_per_example / 1e12:.3f} | {memory} |"
                 )
         reference = statistics.median(references)
-        emit(f"| {model_name} | 1 | reference loop ({len(references)} runs) | {reference:,.0f} | 1.00 | 1.00 | {reference * flops_per_example / 1e12:.3f} | — |")
+        tflops = reference * flops_per_example / 1e12
+        label = f"reference loop ({len(references)} runs)"
+        emit(f"| {model_name} | 1 | {label} | {reference:,.0f} | 1.00 | 1.00 | {tflops:.3f} | — |")
     if args.record:
         threads = [f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"] if "OMP_NUM_THREADS" in os.environ else []
         command = " ".join([*threads, shlex.join(["python", "bench/engine_throughput.py", *sys.argv[1:]])])

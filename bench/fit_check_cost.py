@@ -73,7 +73,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.repeats < 3:
         parser.error("--repeats must be at least 3")
-    variants = randomization_variants(args.examples, args.seeds) if args.analysis == "randomization" else memorization_variants(args.max_subset)
+    variants = (
+        randomization_variants(args.examples, args.seeds)
+        if args.analysis == "randomization"
+        else memorization_variants(args.max_subset)
+    )
     names = list(variants)
     seconds: dict[str, list[float]] = {name: [] for name in names}
     for repeat in range(args.repeats):
@@ -84,12 +88,17 @@ def main() -> None:
             seconds[name].append(time.perf_counter() - started)
             if repeat == 0:
                 print(f"{name}: {reported}", flush=True)
-    print(f"\n{args.analysis}, torch {torch.__version__}, {torch.get_num_threads()} threads, {args.repeats} repetitions")
+    print(
+        f"\n{args.analysis}, torch {torch.__version__}, {torch.get_num_threads()} threads, {args.repeats} repetitions"
+    )
     print(f"| variant | seconds (median) | {names[0]} ÷ variant, median | min |")
     print("| --- | --- | --- | --- |")
     for name in names:
         ratios = np.array(seconds[names[0]]) / np.array(seconds[name])
-        print(f"| {name} | {statistics.median(seconds[name]):.1f} | {statistics.median(ratios):.2f} | {ratios.min():.2f} |")
+        print(
+            f"| {name} | {statistics.median(seconds[name]):.1f} "
+            f"| {statistics.median(ratios):.2f} | {ratios.min():.2f} |"
+        )
 
 
 if __name__ == "__main__":

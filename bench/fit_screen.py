@@ -33,7 +33,14 @@ THRESHOLDS = (1.0, 0.99, 0.95, 0.9, 0.8, 0.5)
 ARCHITECTURES = {
     "mlp_1x128": {"family": "mlp", "hidden_sizes": [128]},
     "cnn_bn_16_32": {"family": "small_cnn", "channels": [16, 32], "batch_norm": True},
-    "wrn_10_dropout": {"family": "wide_resnet", "depth": 10, "widen_factor": 1, "stem_width": 4, "stage_widths": [4, 8, 16], "dropout": 0.3},
+    "wrn_10_dropout": {
+        "family": "wide_resnet",
+        "depth": 10,
+        "widen_factor": 1,
+        "stem_width": 4,
+        "stage_widths": [4, 8, 16],
+        "dropout": 0.3,
+    },
     "resnet8_narrow": {"family": "resnet20", "blocks_per_stage": 1, "stage_widths": [4, 8, 16]},
     "vit_p4_d16": {"family": "vit", "patch_size": 4, "dim": 16, "depth": 2, "heads": 2},
     "alexnet_narrow": {"family": "alexnet_small", "conv_channels": [8, 8], "fc_sizes": [32, 16]},
@@ -68,12 +75,16 @@ ALL = QUICK + [
 ]
 
 
-def curves(architecture: str, condition: str, size: int, lr: float, decay: float, seed: int) -> tuple[list[float], list[float]]:
+def curves(
+    architecture: str, condition: str, size: int, lr: float, decay: float, seed: int
+) -> tuple[list[float], list[float]]:
     """(running accuracy, full-pass accuracy) after every epoch, until the full pass reaches 1.0."""
     data = digits() if not size else train_subset(digits(), size, 7)
     conditioned = apply_condition(CONDITIONS[condition], data, np.random.default_rng(seed))
     x, y = torch.from_numpy(conditioned.x_train), torch.from_numpy(conditioned.y_train)
-    model = build_model(parse_architecture({**ARCHITECTURES[architecture], "input_shape": [1, 8, 8], "num_classes": 10}), seed=seed)
+    model = build_model(
+        parse_architecture({**ARCHITECTURES[architecture], "input_shape": [1, 8, 8], "num_classes": 10}), seed=seed
+    )
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=decay)
     order_rng = torch.Generator().manual_seed(seed)
@@ -95,7 +106,9 @@ def curves(architecture: str, condition: str, size: int, lr: float, decay: float
     return running, full
 
 
-def replay(running: list[float], full: list[float], threshold: float) -> tuple[int | None, int | None, int, float | None]:
+def replay(
+    running: list[float], full: list[float], threshold: float
+) -> tuple[int | None, int | None, int, float | None]:
     """(first epoch at the threshold, first the screen finds, epochs evaluated, slack needed at the fit)."""
     screen = FitScreen(threshold, MAX_EPOCHS)
     truth = next((e for e, a in enumerate(full, 1) if a >= threshold), None)
@@ -128,7 +141,10 @@ def main() -> None:
             running, full = curves(*run, seed)
             gaps = [a - r for r, a in zip(running[WARM_UP_EPOCHS:], full[WARM_UP_EPOCHS:])]
             fitted = len(full) if full[-1] >= 1.0 else "not fitted"
-            print(f"| {' '.join(map(str, run))} | {seed} | {fitted} | {running[-1]:.3f} | {max(gaps, default=0.0):.3f} |", flush=True)
+            print(
+                f"| {' '.join(map(str, run))} | {seed} | {fitted} | {running[-1]:.3f} | {max(gaps, default=0.0):.3f} |",
+                flush=True,
+            )
             for threshold in THRESHOLDS:
                 truth, found, evaluated, need = replay(running, full, threshold)
                 totals[threshold][0] += evaluated
@@ -137,7 +153,10 @@ def main() -> None:
                     misses.append((run, seed, threshold, truth, found))
                 if need is not None:
                     needed.append(need)
-    print(f"\nFIT_SCREEN_SLACK {FIT_SCREEN_SLACK}; largest slack needed {max(needed, default=float('nan')):.3f}; misses: {misses or 'none'}")
+    print(
+        f"\nFIT_SCREEN_SLACK {FIT_SCREEN_SLACK}; largest slack needed {max(needed, default=float('nan')):.3f}; "
+        f"misses: {misses or 'none'}"
+    )
     for threshold, (evaluated, epochs) in sorted(totals.items(), reverse=True):
         print(f"threshold {threshold}: {evaluated} of {epochs} epochs evaluated ({evaluated / epochs:.2f})")
 

@@ -128,14 +128,16 @@ def train_batched(
             step += 1
         learning_rate *= training.lr_decay_per_epoch
         base.eval()
-        records = _epoch_records(compute, stack, shared, active, screens, epoch, step, (loss_sum / n).tolist(), (correct.double() / n).tolist())
+        running = (loss_sum / n).tolist(), (correct.double() / n).tolist()
+        records = _epoch_records(compute, stack, shared, active, screens, epoch, step, *running)
         now = time.perf_counter() - started
         for i, record in records.items():
             if record.full_pass:
                 outcomes[i].curve.append(record)
         if on_epoch is not None:
             on_epoch(epoch, records)
-        fitted = [row for row, i in enumerate(active) if records[i].full_pass and records[i].train_accuracy >= training.fit_threshold]
+        reached = {i for i, r in records.items() if r.full_pass and r.train_accuracy >= training.fit_threshold}
+        fitted = [row for row, i in enumerate(active) if i in reached]
         if fitted:
             for row in fitted:
                 outcomes[active[row]].fitted = True
@@ -316,7 +318,10 @@ def _epoch_records(
 ) -> dict[int, EpochRecord]:
     """Each active trial's record of `epoch`: a full pass over the train split for the trials whose screen
     asks for one (evaluated together; the others sit the pass out), the epoch's running means for the rest."""
-    records = {i: EpochRecord(step, epoch, running_losses[row], running_accuracies[row], full_pass=False) for row, i in enumerate(active)}
+    records = {
+        i: EpochRecord(step, epoch, running_losses[row], running_accuracies[row], full_pass=False)
+        for row, i in enumerate(active)
+    }
     due = [row for row, i in enumerate(active) if screens[i].full_pass_due(epoch, running_accuracies[row])]
     if not due:
         return records

@@ -31,8 +31,8 @@ from torch import nn
 
 from effcap.capacity.graphs.network import GraphNetwork
 
-# Added to the calibrated gap, for a fitting epoch whose gap exceeds every one measured before it. The
-# most any replayed run needed was 0.030 (bench/RESULTS.md, "Fit check"); 0.02 missed a fit there.
+# Added to the calibrated gap, for a fitting epoch whose gap exceeds every one measured before it. No fit of
+# a network without dropout in the replays needed as much (the most was 0.030; 0.02 missed one), bench/RESULTS.md.
 FIT_SCREEN_SLACK = 0.05
 # Epochs before which every epoch is evaluated, and whose gaps do not calibrate the screen.
 WARM_UP_EPOCHS = 2

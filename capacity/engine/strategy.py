@@ -140,11 +140,20 @@ def train_trials(
     outcomes: list[TrialOutcome] = []
     if strategy == "sequential":
         for index, trial in enumerate(trials):
-            outcomes.append(_train_one(architecture, shared, trial, training, init_state, index, on_epoch, on_trial_finished, options.screen_fit_check))
+            outcome = _train_one(
+                architecture, shared, trial, training, init_state, index, on_epoch, on_trial_finished,
+                options.screen_fit_check,
+            )
+            outcomes.append(outcome)
         return outcomes, strategy
     for start in range(0, len(trials), size):
         chunk = list(range(start, min(start + size, len(trials))))
-        outcomes.extend(_train_halving_on_oom(architecture, shared, trials, chunk, training, init_state, strategy, on_epoch, on_trial_finished, options.screen_fit_check))
+        outcomes.extend(
+            _train_halving_on_oom(
+                architecture, shared, trials, chunk, training, init_state, strategy, on_epoch, on_trial_finished,
+                options.screen_fit_check,
+            )
+        )
     return outcomes, strategy
 
 
@@ -194,9 +203,11 @@ def _train_halving_on_oom(
     half = max(1, len(remaining) // 2)
     for part in (remaining[:half], remaining[half:]):
         if part:
-            finished.update(
-                zip(part, _train_halving_on_oom(architecture, shared, trials, part, training, init_state, stacking, on_epoch, on_trial_finished, screen_fit_check))
+            retrained = _train_halving_on_oom(
+                architecture, shared, trials, part, training, init_state, stacking, on_epoch, on_trial_finished,
+                screen_fit_check,
             )
+            finished.update(zip(part, retrained))
     return [finished[i] for i in chunk]
 
 

@@ -115,7 +115,8 @@ def train_trial(
     step = 0
     started = time.perf_counter()
     outcome = TrialOutcome(0.0, 0.0, 0.0, False, 0, 0, 0.0, 0, 0.0)
-    screen = FitScreen(training.fit_threshold, training.max_epochs, enabled=screen_fit_check and not trains_at_random(model))
+    screened = screen_fit_check and not trains_at_random(model)
+    screen = FitScreen(training.fit_threshold, training.max_epochs, enabled=screened)
     model.train()
     for epoch in range(1, training.max_epochs + 1):
         order = torch.randperm(n, generator=order_rng).to(data.x_train.device)

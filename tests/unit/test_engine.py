@@ -110,7 +110,8 @@ def test_strategy_depends_only_on_architecture_device_and_trial_count():
     narrow_resnet = parse_architecture({"family": "resnet20", "input_shape": [1, 8, 8], "blocks_per_stage": 1, "stage_widths": [4, 8, 16], "num_classes": 10})
     cnn = parse_architecture({"family": "small_cnn", "input_shape": [1, 8, 8], "channels": [16, 32], "num_classes": 10})
     assert choose_strategy(small, torch.device("cpu"), 8) == "grouped"
-    assert choose_strategy(narrow_resnet, torch.device("cpu"), 8) == "grouped"  # 48.5k multiply-adds, but 5.4k per layer
+    # 48.5k multiply-adds, but 5.4k per layer
+    assert choose_strategy(narrow_resnet, torch.device("cpu"), 8) == "grouped"
     assert choose_strategy(cnn, torch.device("cpu"), 8) == "sequential"  # 83k over 3 layers
     assert choose_strategy(large, torch.device("cpu"), 8) == "sequential"
     assert choose_strategy(large, torch.device("cuda"), 8) == "vmap"
@@ -239,7 +240,10 @@ def test_trials_finished_before_memory_ran_out_are_kept_not_retrained(monkeypatc
     real = engine_strategy.train_batched
     batches, reported = [], []
 
-    def first_finishes_then_oom(architecture, shared, batch, training, init_state, on_epoch=None, on_trial_finished=None, stacking="vmap", screen_fit_check=True):
+    def first_finishes_then_oom(
+        architecture, shared, batch, training, init_state, on_epoch=None, on_trial_finished=None, stacking="vmap",
+        screen_fit_check=True,
+    ):
         batches.append([t.seed for t in batch])
         if len(batch) == 3:
             [outcome] = real(architecture, shared, batch[:1], training, init_state, stacking=stacking)
@@ -273,7 +277,9 @@ def test_the_compiled_folded_step_computes_the_eager_gradients():
         params = {n: p.detach() for n, p in params.items()}
         base = build_model(architecture, device="meta")
         grads = [
-            stack_compute(stacking, architecture, base, torch.device("cpu")).gradients(params, {n: v.clone() for n, v in buffers.items()}, x, y)[0]
+            stack_compute(stacking, architecture, base, torch.device("cpu")).gradients(
+                params, {n: v.clone() for n, v in buffers.items()}, x, y
+            )[0]
             for stacking in ("grouped", "grouped-compiled")
         ]
         for name in grads[0]:

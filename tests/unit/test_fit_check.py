@@ -24,14 +24,30 @@ CONDITIONS = [
 
 def reported(results):
     """What a report says about each trial's fit (the curve aside: it holds only the epochs evaluated)."""
-    return [(r.outcome.fitted, r.outcome.steps_to_fit, r.outcome.epochs_to_fit, r.outcome.steps_run, r.outcome.train_accuracy) for r in results]
+    return [
+        (
+            r.outcome.fitted,
+            r.outcome.steps_to_fit,
+            r.outcome.epochs_to_fit,
+            r.outcome.steps_run,
+            r.outcome.train_accuracy,
+        )
+        for r in results
+    ]
 
 
 def both_ways(architecture, size, training, strategy, seeds=3):
     data = train_subset(digits(), size, 7)
     plans = [TrialPlan(c, i, 1000 * i + 17) for c in CONDITIONS for i in range(seeds)]
     runs = [
-        run_trials(architecture, data, plans, training, torch.device("cpu"), engine=EngineOptions(strategy=strategy, screen_fit_check=screen))[0]
+        run_trials(
+            architecture,
+            data,
+            plans,
+            training,
+            torch.device("cpu"),
+            engine=EngineOptions(strategy=strategy, screen_fit_check=screen),
+        )[0]
         for screen in (False, True)
     ]
     return runs
@@ -48,13 +64,17 @@ def both_ways(architecture, size, training, strategy, seeds=3):
     ids=["mlp-sequential", "mlp-grouped-0.95", "mlp-vmap-one-batch", "cnn-batchnorm"],
 )
 def test_screened_trials_fit_at_the_step_a_full_pass_every_epoch_finds(architecture, size, strategy, threshold):
-    training = TrainingSpec(learning_rate=0.1, lr_decay_per_epoch=1.0, batch_size=128, max_epochs=150, fit_threshold=threshold)
+    training = TrainingSpec(
+        learning_rate=0.1, lr_decay_per_epoch=1.0, batch_size=128, max_epochs=150, fit_threshold=threshold
+    )
     every_epoch, screened = both_ways(architecture, size, training, strategy)
     assert reported(screened) == reported(every_epoch)
     assert sum(r.outcome.fitted for r in every_epoch) >= 6  # fits to compare, not only budgets run out
     for a, b in zip(every_epoch, screened):
         # The screened curve is the full one with epochs left out, never other numbers.
-        assert {p.epoch: p.train_accuracy for p in b.outcome.curve}.items() <= {p.epoch: p.train_accuracy for p in a.outcome.curve}.items()
+        assert {p.epoch: p.train_accuracy for p in b.outcome.curve}.items() <= {
+            p.epoch: p.train_accuracy for p in a.outcome.curve
+        }.items()
         assert b.outcome.test_accuracy == pytest.approx(a.outcome.test_accuracy, abs=1e-12)
     passes = sum(len(r.outcome.curve) for r in screened) / sum(len(r.outcome.curve) for r in every_epoch)
     assert passes < 0.8  # the screen saves passes
@@ -75,7 +95,14 @@ def test_the_screen_asks_for_a_pass_when_the_running_accuracy_plus_the_largest_g
 
 
 def test_a_network_with_dropout_is_evaluated_every_epoch():
-    with_dropout = {"family": "wide_resnet", "depth": 10, "widen_factor": 1, "stem_width": 4, "stage_widths": [4, 8, 16], **DIGITS}
+    with_dropout = {
+        "family": "wide_resnet",
+        "depth": 10,
+        "widen_factor": 1,
+        "stem_width": 4,
+        "stage_widths": [4, 8, 16],
+        **DIGITS,
+    }
     assert trains_at_random(build_model(parse_architecture({**with_dropout, "dropout": 0.3}), device="meta"))
     assert not trains_at_random(build_model(parse_architecture(with_dropout), device="meta"))
     assert not trains_at_random(build_model(CNN_BN, device="meta"))
@@ -83,6 +110,8 @@ def test_a_network_with_dropout_is_evaluated_every_epoch():
     training = TrainingSpec(learning_rate=0.05, lr_decay_per_epoch=1.0, max_epochs=12)
     plans = [TrialPlan(Condition(kind=ConditionKind.RANDOM_LABELS), 0, 3)]
     architecture = parse_architecture({**with_dropout, "dropout": 0.3})
-    [result], _ = run_trials(architecture, data, plans, training, torch.device("cpu"), engine=EngineOptions(strategy="sequential"))
+    [result], _ = run_trials(
+        architecture, data, plans, training, torch.device("cpu"), engine=EngineOptions(strategy="sequential")
+    )
     assert [p.epoch for p in result.outcome.curve] == list(range(1, result.outcome.steps_run + 1))
     assert np.isfinite(result.outcome.train_loss)
