@@ -8,10 +8,14 @@ the train split each epoch to measure train accuracy. Engine: effcap's train_tri
 random labels, each strategy forced (vmap, grouped where the family folds, with --compile also
 grouped-compiled, and sequential), with the
 engine's own choice marked (the CPU rule, or on a GPU its timed probe). Both train one epoch of `steps` steps
-and evaluate once, on CIFAR-shaped inputs (3x32x32, 10 classes). Prints samples/s (training
-examples per second, all trials together), the ratio to the reference, achieved TFLOP/s (6 x
-multiply-adds per training example) and, on CUDA, peak memory per trial. `--record` appends the
-table, the machine, the date, the load average and the command to bench/RESULTS.md.
+and evaluate once, on CIFAR-shaped inputs (3x32x32, 10 classes).
+
+Other processes on a shared machine move every timing, so each engine run is paired with a reference
+run next to it (A then B, B then A on alternate repetitions) over `--repeats` repetitions, and the ratio
+reported is of each pair: its median and its minimum. Prints samples/s (training examples per second, all
+trials together, median), the paired ratios to the reference, achieved TFLOP/s (6 x multiply-adds per
+training example) and, on CUDA, peak memory per trial. `--record` appends the table, the machine, the
+date, the load average and the command to bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import datetime
 import os
 import platform
 import shlex
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -110,6 +115,19 @@ def engine_run(architecture, x: torch.Tensor, k: int, device: torch.device, stra
     return seconds, used, peak
 
 
+def paired_run(
+    architecture, x: torch.Tensor, y: torch.Tensor, k: int, device: torch.device, strategy: str, engine_first: bool
+) -> tuple[float, float, str, float]:
+    """(reference samples/s, engine samples/s, strategy used, peak bytes per trial), the two timed back to back."""
+    if engine_first:
+        seconds, used, peak = engine_run(architecture, x, k, device, strategy)
+        reference = len(x) / reference_loop(architecture, x, y, device)
+    else:
+        reference = len(x) / reference_loop(architecture, x, y, device)
+        seconds, used, peak = engine_run(architecture, x, k, device, strategy)
+    return reference, k * len(x) / seconds, used, peak
+
+
 def engine_auto(architecture, x: torch.Tensor, k: int, device: torch.device) -> str:
     """What train_trials picks on an accelerator: the faster stacking strategy in a short probe."""
     shared, trials = bench_trials(x, k, device)
@@ -138,9 +156,12 @@ def main() -> None:
     parser.add_argument("--models", default="mlp_3x512,small_cnn")
     parser.add_argument("--input-shape", default="3,32,32", help="C,H,W of the synthetic inputs")
     parser.add_argument("--onnx", default="", help="comma-separated ONNX files to measure too (their own input shape)")
+    parser.add_argument("--repeats", type=int, default=3, help="paired reference/engine runs per row (at least 3)")
     parser.add_argument("--compile", action="store_true", help="also time grouped-compiled (torch.compile; its compile time is in the warm-up)")
     parser.add_argument("--record", action="store_true", help=f"append the results to {RESULTS}")
     args = parser.parse_args()
+    if args.repeats < 3:
+        parser.error("--repeats must be at least 3: a ratio from fewer pairs is noise on a shared machine")
     device = torch.device(args.device)
     ks = [int(k) for k in args.ks.split(",")]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
@@ -154,8 +175,9 @@ def main() -> None:
     if device.type == "cpu":  # other processes on a shared machine move every number: say how busy it was
         machine += "; load average {:.1f} {:.1f} {:.1f} at the start".format(*os.getloadavg())
     print(machine)
-    emit("| model | K | strategy | samples/s | × reference | TFLOP/s | peak MiB/trial |")
-    emit("| --- | --- | --- | --- | --- | --- | --- |")
+    pairs = f"× reference, median of {args.repeats} pairs"
+    emit(f"| model | K | strategy | samples/s (median) | {pairs} | min | TFLOP/s | peak MiB/trial |")
+    emit("| --- | --- | --- | --- | --- | --- | --- | --- |")
     n = args.steps * BATCH
     shape = tuple(int(d) for d in args.input_shape.split(","))
     for model_name, architecture in _architectures(args.models, args.onnx, shape):
@@ -164,18 +186,32 @@ def main() -> None:
         x = torch.randn(n, *model_shape)
         y = torch.randint(0, 10, (n,))
         reference_loop(architecture, x[: 2 * BATCH], y[: 2 * BATCH], device)  # warm-up
-        reference = n / reference_loop(architecture, x, y, device)
-        emit(f"| {model_name} | 1 | reference loop | {reference:,.0f} | 1.00 | {reference * flops_per_example / 1e12:.3f} | — |")
+        references: list[float] = []
         for k in ks:
-            auto = choose_strategy(architecture, device) if device.type == "cpu" else engine_auto(architecture, x, k, device)
+            on_cpu = device.type == "cpu"
+            auto = choose_strategy(architecture, device, k) if on_cpu else engine_auto(architecture, x, k, device)
             compiled = ["grouped-compiled"] if args.compile and folds(architecture) else []
             for strategy in dict.fromkeys([auto, *stacking_candidates(architecture), *compiled, "sequential"]):
                 engine_run(architecture, x[: 2 * BATCH], k, device, strategy)  # warm-up, at the same K (compiled code is shape-specific)
-                seconds, used, peak = engine_run(architecture, x, k, device, strategy)
-                rate = k * n / seconds
+                rates, ratios = [], []
+                for repeat in range(args.repeats):
+                    engine_first = repeat % 2 == 1
+                    reference, rate, used, peak = paired_run(architecture, x, y, k, device, strategy, engine_first)
+                    references.append(reference)
+                    rates.append(rate)
+                    ratios.append(rate / reference)
                 label = f"{used}{' (auto)' if strategy == auto else ''}"
                 memory = "—" if peak != peak else f"{peak / 2**20:.0f}"
-                emit(f"| {model_name} | {k} | {label} | {rate:,.0f} | {rate / reference:.2f} | {rate * flops_per_example / 1e12:.3f} | {memory} |")
+                rate = statistics.median(rates)
+                emit(
+                    f"| {model_name} | {k} | {label} | {rate:,.0f} | {statistics.median(ratios):.2f} "
+                    f"| {min(ratios):.2f} "
+                    f"| {rate * flops_per_example / 1e12:.3f} | {memory} |"
+                )
+        reference = statistics.median(references)
+        tflops = reference * flops_per_example / 1e12
+        label = f"reference loop ({len(references)} runs)"
+        emit(f"| {model_name} | 1 | {label} | {reference:,.0f} | 1.00 | 1.00 | {tflops:.3f} | — |")
     if args.record:
         threads = [f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"] if "OMP_NUM_THREADS" in os.environ else []
         command = " ".join([*threads, shlex.join(["python", "bench/engine_throughput.py", *sys.argv[1:]])])

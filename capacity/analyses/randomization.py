@@ -98,7 +98,10 @@ class _Tracker:
     def epoch(self, epoch: int, records: dict[int, EpochRecord]) -> None:
         labels = sorted({self._plans[i].condition.label for i in records})
         best = max(r.train_accuracy for r in records.values())
-        stage = f"randomization: {', '.join(labels)} ({len(records)} trials), epoch {epoch}, best train accuracy {best:.3f}"
+        # Epochs the fit check's screen did not evaluate in full carry the running accuracy (fit_check.py).
+        full = all(r.full_pass for r in records.values())
+        kind = "train accuracy" if full else "train accuracy (running where not evaluated)"
+        stage = f"randomization: {', '.join(labels)} ({len(records)} trials), epoch {epoch}, best {kind} {best:.3f}"
         total = len(self._plans)
         self._progress.update(stage, self._done, total, min(1.0, (self._done + len(records) * epoch / self._max_epochs) / total))
 

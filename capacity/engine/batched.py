@@ -5,7 +5,8 @@ momentum and BatchNorm statistics; one gradient call steps all of them, either v
 trial's forward pass (`vmap`) or through the K trials folded into one grouped network (`grouped`,
 grouped.py; `grouped-compiled` runs that step through torch.compile). A trial that fits
 is evaluated on the test split and removed from the stack, so it stops costing compute. The data
-stay on the device; the only host synchronisation is one per epoch, to decide which trials fitted.
+stay on the device; the only host synchronisation is one per epoch, to read the running accuracies
+that decide which trials need the full pass that decides which fitted (fit_check.py).
 The arithmetic is that of `trainer.train_trial` (same batches, same SGD), trial for trial.
 """
 
@@ -21,6 +22,7 @@ from torch.func import functional_call, grad, stack_module_state, vmap
 from torch.nn import functional as F
 
 from effcap.capacity.engine.device import synchronize
+from effcap.capacity.engine.fit_check import FitScreen, trains_at_random
 from effcap.capacity.engine.grouped import grouped_forward
 from effcap.capacity.engine.trainer import EVAL_BATCH, EpochRecord, TrialOutcome
 from effcap.capacity.models import ArchitectureSpec, build_model
@@ -72,12 +74,17 @@ class _Stack:
         return _Stack(*kept, own(self.rows))
 
 
+# Per-trial gradients, and the batch's per-trial mean loss and count of correct predictions (K,) (the step's
+# own forward pass: what the running accuracy of fit_check.py is made of).
+StepResult = tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]
+
+
 @dataclass(frozen=True)
 class _Compute:
     """How the stack computes: per-trial gradients for (K, B, ...) inputs and (K, B) labels, and
     logits (K, B, classes) for inputs shared by all trials (B, ...) or their own (K, B, ...)."""
 
-    gradients: Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
+    gradients: Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor, torch.Tensor], StepResult]
     predict: Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor, bool], torch.Tensor]
 
 
@@ -95,12 +102,13 @@ def train_batched(
     on_epoch: BatchEpochCallback | None = None,
     on_trial_finished: TrialFinishedCallback | None = None,
     stacking: Stacking = "vmap",
+    screen_fit_check: bool = True,
 ) -> list[TrialOutcome]:
     """Train every trial to the fit threshold or the budget; outcomes in the order of `trials`.
 
     `on_epoch(epoch, {trial index: record})` follows the active trials; `on_trial_finished(index,
     outcome)` is called as each trial ends (fitted, or out of budget). `stacking` says how the stack
-    computes.
+    computes; `screen_fit_check` False evaluates every epoch in full (fit_check.py).
     """
     device = shared.x_train.device
     base = build_model(architecture, device="meta")
@@ -110,28 +118,37 @@ def train_batched(
     active = list(range(len(trials)))
     wants_predictions = [t.record_predictions for t in trials]
     outcomes = [TrialOutcome(0.0, 0.0, 0.0, False, 0, 0, 0.0, 0, 0.0) for _ in trials]
+    screened = screen_fit_check and not trains_at_random(base)
+    screens = [FitScreen(training.fit_threshold, training.max_epochs, enabled=screened) for _ in trials]
     n = stack.y_train.shape[1] if stack.rows is None else stack.rows.shape[1]
     learning_rate, step, started = training.learning_rate, 0, time.perf_counter()
     for epoch in range(1, training.max_epochs + 1):
         base.train()
         order = torch.stack([torch.randperm(n, generator=orders[i]) for i in active]).to(device)
+        loss_sum = torch.zeros(len(active), device=device, dtype=torch.float64)
+        correct = torch.zeros(len(active), device=device, dtype=torch.long)
         for start in range(0, n, training.batch_size):
             index = order[:, start : start + training.batch_size]
             if stack.rows is not None:  # positions in each trial's subset -> shared examples
                 index = torch.gather(stack.rows, 1, index)
             x, y = _gather(shared.x_train, stack.x_train, index), torch.gather(stack.y_train, 1, index)
-            _sgd_step(stack, compute.gradients(stack.params, stack.buffers, x, y), learning_rate, training)
+            grads, losses, hits = compute.gradients(stack.params, stack.buffers, x, y)
+            _sgd_step(stack, grads, learning_rate, training)
+            loss_sum += losses.double() * index.shape[1]
+            correct += hits
             step += 1
         learning_rate *= training.lr_decay_per_epoch
         base.eval()
-        losses, accuracies = _evaluate(compute, stack, shared.x_train, stack.x_train, stack.y_train, stack.rows)
+        running = (loss_sum / n).tolist(), (correct.double() / n).tolist()
+        records = _epoch_records(compute, stack, shared, active, screens, epoch, step, *running)
         now = time.perf_counter() - started
-        records = {i: EpochRecord(step, epoch, loss, accuracy) for i, loss, accuracy in zip(active, *torch.stack([losses, accuracies]).tolist())}
         for i, record in records.items():
-            outcomes[i].curve.append(record)
+            if record.full_pass:
+                outcomes[i].curve.append(record)
         if on_epoch is not None:
             on_epoch(epoch, records)
-        fitted = [row for row, i in enumerate(active) if records[i].train_accuracy >= training.fit_threshold]
+        reached = {i for i, r in records.items() if r.full_pass and r.train_accuracy >= training.fit_threshold}
+        fitted = [row for row, i in enumerate(active) if i in reached]
         if fitted:
             for row in fitted:
                 outcomes[active[row]].fitted = True
@@ -162,7 +179,7 @@ def time_steps(architecture: ArchitectureSpec, shared: SharedData, trials: list[
         x, y = _gather(shared.x_train, stack.x_train, index), torch.gather(stack.y_train, 1, index)
         synchronize(device)
         started = time.perf_counter()
-        _sgd_step(stack, compute.gradients(stack.params, stack.buffers, x, y), training.learning_rate, training)
+        _sgd_step(stack, compute.gradients(stack.params, stack.buffers, x, y)[0], training.learning_rate, training)
         synchronize(device)
         seconds += (time.perf_counter() - started) if step else 0.0
     return seconds
@@ -208,12 +225,18 @@ def _vmap_compute(base: torch.nn.Module, device: torch.device) -> _Compute:
             return _at_least_float32(functional_call(base, (params, buffers), (x,)))
 
     def loss(params, buffers, x, y):
-        return F.cross_entropy(forward(params, buffers, x), y)
+        logits = forward(params, buffers, x)
+        loss = F.cross_entropy(logits, y)
+        return loss, (loss.detach(), (logits.detach().argmax(dim=-1) == y).sum())
+
+    def gradients(params, buffers, x, y):
+        grads, (losses, correct) = vmap(grad(loss, has_aux=True), randomness="different")(params, buffers, x, y)
+        return grads, losses, correct
 
     def predict(params, buffers, x, own_inputs):
         return vmap(forward, in_dims=(0, 0, 0 if own_inputs else None))(params, buffers, x)
 
-    return _Compute(vmap(grad(loss), randomness="different"), predict)
+    return _Compute(gradients, predict)
 
 
 def stack_compute(stacking: Stacking, architecture: ArchitectureSpec, base: torch.nn.Module, device: torch.device) -> _Compute:
@@ -239,16 +262,20 @@ def _grouped_compute(architecture: ArchitectureSpec, device: torch.device, compi
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=on_cuda):
             return _at_least_float32(folded(params, buffers, x, training, shared))
 
-    def summed_loss(params, buffers, x, y):
-        # Trials share no parameter, so the gradient of the summed per-trial losses is each trial's own.
-        return F.cross_entropy(forward(params, buffers, x, True, False).transpose(1, 2), y, reduction="none").mean(dim=1).sum()
+    def trial_losses(params, buffers, x, y):
+        """Each trial's mean loss (K,), and its logits for the running accuracy."""
+        logits = forward(params, buffers, x, True, False)
+        return F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(dim=1), logits
 
-    loss = torch.compile(summed_loss, dynamic=False) if compiled else summed_loss
+    loss = torch.compile(trial_losses, dynamic=False) if compiled else trial_losses
 
     def gradients(params, buffers, x, y):
         leaves = {name: p.detach().requires_grad_() for name, p in params.items()}
         with torch.enable_grad():
-            return dict(zip(leaves, torch.autograd.grad(loss(leaves, buffers, x, y), list(leaves.values()))))
+            losses, logits = loss(leaves, buffers, x, y)
+            # Trials share no parameter, so the gradient of the summed per-trial losses is each trial's own.
+            grads = dict(zip(leaves, torch.autograd.grad(losses.sum(), list(leaves.values()))))
+        return grads, losses.detach(), (logits.detach().argmax(dim=2) == y).sum(dim=1)
 
     def predict(params, buffers, x, own_inputs):
         return forward(params, buffers, x, False, not own_inputs)
@@ -325,6 +352,35 @@ def _predictions(compute: _Compute, finished: _Stack, shared: SharedData, wanted
     train = _predicted_labels(compute, finished, shared.x_train, finished.x_train).tolist()
     test = _predicted_labels(compute, finished, shared.x_test, finished.x_test).tolist()
     return [(a, b) if want else None for want, a, b in zip(wanted, train, test)]
+
+
+def _epoch_records(
+    compute: _Compute,
+    stack: _Stack,
+    shared: SharedData,
+    active: list[int],
+    screens: list[FitScreen],
+    epoch: int,
+    step: int,
+    running_losses: list[float],
+    running_accuracies: list[float],
+) -> dict[int, EpochRecord]:
+    """Each active trial's record of `epoch`: a full pass over the train split for the trials whose screen
+    asks for one (evaluated together; the others sit the pass out), the epoch's running means for the rest."""
+    records = {
+        i: EpochRecord(step, epoch, running_losses[row], running_accuracies[row], full_pass=False)
+        for row, i in enumerate(active)
+    }
+    due = [row for row, i in enumerate(active) if screens[i].full_pass_due(epoch, running_accuracies[row])]
+    if not due:
+        return records
+    evaluated = stack if len(due) == len(active) else stack.keep(torch.tensor(due, device=stack.y_train.device))
+    x_train, y_train, rows = evaluated.x_train, evaluated.y_train, evaluated.rows
+    losses, accuracies = _evaluate(compute, evaluated, shared.x_train, x_train, y_train, rows)
+    for row, loss, accuracy in zip(due, losses.tolist(), accuracies.tolist()):
+        screens[active[row]].observe(epoch, running_accuracies[row], accuracy)
+        records[active[row]] = EpochRecord(step, epoch, loss, accuracy)
+    return records
 
 
 def _finish(

@@ -7,7 +7,7 @@ Three strategies compute the same thing: `vmap` steps K stacked trials with one 
 how much work one step of one trial is (bench/engine_throughput.py measures it; bench/RESULTS.md
 has the numbers): on a GPU stacking wins by an order of magnitude; on a CPU it wins only while a
 step is small enough that Python overhead dominates. On the CPU the choice is a pure function of
-architecture, so an audit gives the same report every time; on an accelerator the stacking
+architecture and trial count, so an audit gives the same report every time; on an accelerator the stacking
 strategies are timed for a few steps on the real shapes and the faster one is kept (per
 architecture, device, trial count and batch size, for the life of the process).
 """
@@ -44,6 +44,9 @@ class EngineOptions:
     strategy: Strategy | None = None
     # Largest number of trials stacked in one batch; OOM halves it.
     max_trials_per_batch: int = 64
+    # False: a full pass over the train split after every epoch, as before fit_check.py screened them
+    # (same steps to fit; the tests and bench/fit_screen.py compare the two).
+    screen_fit_check: bool = True
 
 
 # Steps timed per candidate when an accelerator's strategy is measured (after one warm-up step).
@@ -51,14 +54,18 @@ PROBE_STEPS = 5
 _measured: dict[tuple[str, str, int, int, bool], Strategy] = {}
 
 
-def choose_strategy(architecture: ArchitectureSpec, device: torch.device) -> Strategy:
-    """The CPU rule, or on an accelerator the default before measuring: vmap (every family stacks).
+def choose_strategy(architecture: ArchitectureSpec, device: torch.device, trials: int) -> Strategy:
+    """The CPU rule for `trials` stacked trials, or on an accelerator the default before measuring: vmap.
 
     On the CPU small networks stack, folded into one grouped network where the family folds (1.2-1.6x vmap
-    there, bench/RESULTS.md), vmapped where it does not.
+    there, bench/RESULTS.md), vmapped where it does not. One trial alone has nothing to stack with: the
+    plain module is faster than a stack of one (bench/RESULTS.md, "Stacks of one"), and memorisation's
+    default of one seed makes every subset size such a batch.
     """
     if device.type != "cpu":
         return "vmap"
+    if trials == 1:
+        return "sequential"
     layers = layer_multiply_adds(build_model(architecture, device="meta"), architecture.input_shape)
     if sum(layers.values()) / len(layers) > CPU_STACK_MAX_MULTIPLY_ADDS_PER_LAYER:
         return "sequential"
@@ -91,7 +98,7 @@ def measure_strategy(architecture: ArchitectureSpec, shared: SharedData, trials:
 def _strategy_for(architecture: ArchitectureSpec, shared: SharedData, trials: list[TrialInputs], training: TrainingSpec, size: int) -> Strategy:
     device = shared.x_train.device
     if device.type == "cpu":
-        return choose_strategy(architecture, device)
+        return choose_strategy(architecture, device, min(size, len(trials)))
     candidates = stacking_candidates(architecture)
     if len(candidates) == 1:  # nothing to choose between: no probe
         return candidates[0]
@@ -133,11 +140,20 @@ def train_trials(
     outcomes: list[TrialOutcome] = []
     if strategy == "sequential":
         for index, trial in enumerate(trials):
-            outcomes.append(_train_one(architecture, shared, trial, training, init_state, index, on_epoch, on_trial_finished))
+            outcome = _train_one(
+                architecture, shared, trial, training, init_state, index, on_epoch, on_trial_finished,
+                options.screen_fit_check,
+            )
+            outcomes.append(outcome)
         return outcomes, strategy
     for start in range(0, len(trials), size):
         chunk = list(range(start, min(start + size, len(trials))))
-        outcomes.extend(_train_halving_on_oom(architecture, shared, trials, chunk, training, init_state, strategy, on_epoch, on_trial_finished))
+        outcomes.extend(
+            _train_halving_on_oom(
+                architecture, shared, trials, chunk, training, init_state, strategy, on_epoch, on_trial_finished,
+                options.screen_fit_check,
+            )
+        )
     return outcomes, strategy
 
 
@@ -151,6 +167,7 @@ def _train_halving_on_oom(
     stacking: Stacking,
     on_epoch: BatchEpochCallback | None,
     on_trial_finished: TrialFinishedCallback | None,
+    screen_fit_check: bool = True,
 ) -> list[TrialOutcome]:
     """Train the trials at `chunk`; out of memory, retry as two halves (never fail the audit for it).
 
@@ -174,6 +191,7 @@ def _train_halving_on_oom(
             on_epoch=None if on_epoch is None else lambda epoch, records: on_epoch(epoch, {chunk[row]: r for row, r in records.items()}),
             on_trial_finished=record,
             stacking=stacking,
+            screen_fit_check=screen_fit_check,
         )
     except torch.OutOfMemoryError:
         if len(chunk) == 1:
@@ -185,7 +203,11 @@ def _train_halving_on_oom(
     half = max(1, len(remaining) // 2)
     for part in (remaining[:half], remaining[half:]):
         if part:
-            finished.update(zip(part, _train_halving_on_oom(architecture, shared, trials, part, training, init_state, stacking, on_epoch, on_trial_finished)))
+            retrained = _train_halving_on_oom(
+                architecture, shared, trials, part, training, init_state, stacking, on_epoch, on_trial_finished,
+                screen_fit_check,
+            )
+            finished.update(zip(part, retrained))
     return [finished[i] for i in chunk]
 
 
@@ -198,6 +220,7 @@ def _train_one(
     index: int,
     on_epoch: BatchEpochCallback | None,
     on_trial_finished: TrialFinishedCallback | None,
+    screen_fit_check: bool,
 ) -> TrialOutcome:
     model = build_model(architecture, seed=trial.seed, device=shared.x_train.device)
     if init_state is not None:
@@ -213,7 +236,7 @@ def _train_one(
         if on_epoch is not None:
             on_epoch(record.epoch, {index: record})
 
-    outcome = train_trial(model, data, training, trial.seed, on_epoch=epoch_done)
+    outcome = train_trial(model, data, training, trial.seed, on_epoch=epoch_done, screen_fit_check=screen_fit_check)
     if trial.record_predictions:
         outcome.train_predictions, outcome.test_predictions = predicted_labels(model, x_train), predicted_labels(model, x_test)
     if on_trial_finished is not None:

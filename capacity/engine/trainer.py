@@ -1,7 +1,8 @@
 """One trial's life: initialise, train with SGD until fitted or out of budget, evaluate, record.
 
 The whole dataset sits on the device as tensors: batches are index gathers, not a DataLoader, and
-the only host synchronisation is the once-per-epoch evaluation that decides whether the trial fitted.
+the only host synchronisation is the once-per-epoch look at the running accuracy that decides whether
+the full evaluation, which decides whether the trial fitted, is worth its pass (fit_check.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from effcap.capacity.engine.fit_check import FitScreen, trains_at_random
 from effcap.capacity.seeding import data_order_seed
 from effcap.capacity.specs import TrainingSpec
 
@@ -32,10 +34,14 @@ class DeviceData:
 
 @dataclass(frozen=True)
 class EpochRecord:
+    """A trial's train loss and accuracy after an epoch: from a full pass over the train split, or
+    (`full_pass` False, never in a curve) the epoch's running means, each batch seen before its step."""
+
     step: int
     epoch: int
     train_loss: float
     train_accuracy: float
+    full_pass: bool = True
 
 
 @dataclass
@@ -49,6 +55,7 @@ class TrialOutcome:
     seconds_to_fit: float
     steps_run: int
     seconds_run: float
+    # The epochs evaluated in full (fit_check.py says which), ending with the last one run.
     curve: list[EpochRecord] = field(default_factory=list)
     # Predicted labels of the trained network on the whole train and test splits, when the trial asked
     # for them (TrialInputs.record_predictions; the memorisation scores); else None.
@@ -106,11 +113,12 @@ def train_trial(
     training: TrainingSpec,
     seed: int,
     on_epoch: EpochCallback | None = None,
+    screen_fit_check: bool = True,
 ) -> TrialOutcome:
     """Train `model` in place on (x_train, y_train); stop at the first epoch that fits.
 
     Data order comes from a CPU generator seeded from `seed` (its own stream), so the same seed gives the
-    same batches on any device.
+    same batches on any device. `screen_fit_check` False evaluates every epoch in full (fit_check.py).
     """
     order_rng = torch.Generator().manual_seed(data_order_seed(seed))
     optimizer = torch.optim.SGD(
@@ -121,23 +129,34 @@ def train_trial(
     step = 0
     started = time.perf_counter()
     outcome = TrialOutcome(0.0, 0.0, 0.0, False, 0, 0, 0.0, 0, 0.0)
+    screened = screen_fit_check and not trains_at_random(model)
+    screen = FitScreen(training.fit_threshold, training.max_epochs, enabled=screened)
     model.train()
     for epoch in range(1, training.max_epochs + 1):
         order = torch.randperm(n, generator=order_rng).to(data.x_train.device)
+        loss_sum = torch.zeros((), device=data.x_train.device)
+        correct = torch.zeros((), device=data.x_train.device, dtype=torch.long)
         for start in range(0, n, training.batch_size):
             batch = order[start : start + training.batch_size]
-            loss = F.cross_entropy(model(data.x_train[batch]), data.y_train[batch])
+            logits = model(data.x_train[batch])
+            loss = F.cross_entropy(logits, data.y_train[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             step += 1
+            loss_sum += loss.detach() * len(batch)
+            correct += (logits.detach().argmax(dim=1) == data.y_train[batch]).sum()
         schedule.step()
-        train_loss, train_accuracy = evaluate(model, data.x_train, data.y_train)
-        record = EpochRecord(step, epoch, train_loss, train_accuracy)
-        outcome.curve.append(record)
+        running_accuracy = correct.item() / n
+        if screen.full_pass_due(epoch, running_accuracy):
+            record = EpochRecord(step, epoch, *evaluate(model, data.x_train, data.y_train))
+            screen.observe(epoch, running_accuracy, record.train_accuracy)
+            outcome.curve.append(record)
+        else:
+            record = EpochRecord(step, epoch, loss_sum.item() / n, running_accuracy, full_pass=False)
         if on_epoch is not None:
             on_epoch(record)
-        if train_accuracy >= training.fit_threshold:
+        if record.full_pass and record.train_accuracy >= training.fit_threshold:
             outcome.fitted = True
             outcome.steps_to_fit, outcome.epochs_to_fit = step, epoch
             outcome.seconds_to_fit = time.perf_counter() - started

@@ -104,23 +104,36 @@ def test_out_of_memory_halves_the_stack_instead_of_failing(monkeypatch):
     assert sizes == [4, 2, 1, 1, 2, 1, 1]
 
 
-def test_strategy_depends_only_on_architecture_and_device():
+def test_strategy_depends_only_on_architecture_device_and_trial_count():
     small = parse_architecture({"family": "mlp", "input_shape": [64], "hidden_sizes": [128], "num_classes": 10})
     large = parse_architecture({"family": "mlp", "input_shape": [64], "hidden_sizes": [512, 512], "num_classes": 10})
     narrow_resnet = parse_architecture({"family": "resnet20", "input_shape": [1, 8, 8], "blocks_per_stage": 1, "stage_widths": [4, 8, 16], "num_classes": 10})
     cnn = parse_architecture({"family": "small_cnn", "input_shape": [1, 8, 8], "channels": [16, 32], "num_classes": 10})
-    assert choose_strategy(small, torch.device("cpu")) == "grouped"
-    assert choose_strategy(narrow_resnet, torch.device("cpu")) == "grouped"  # 48.5k multiply-adds, but 5.4k per layer
-    assert choose_strategy(cnn, torch.device("cpu")) == "sequential"  # 83k over 3 layers
-    assert choose_strategy(large, torch.device("cpu")) == "sequential"
-    assert choose_strategy(large, torch.device("cuda")) == "vmap"
+    assert choose_strategy(small, torch.device("cpu"), 8) == "grouped"
+    # 48.5k multiply-adds, but 5.4k per layer
+    assert choose_strategy(narrow_resnet, torch.device("cpu"), 8) == "grouped"
+    assert choose_strategy(cnn, torch.device("cpu"), 8) == "sequential"  # 83k over 3 layers
+    assert choose_strategy(large, torch.device("cpu"), 8) == "sequential"
+    assert choose_strategy(large, torch.device("cuda"), 8) == "vmap"
+
+
+def test_one_trial_on_the_cpu_trains_as_the_plain_module_not_as_a_stack_of_one():
+    small = parse_architecture({"family": "mlp", "input_shape": [64], "hidden_sizes": [128], "num_classes": 10})
+    assert choose_strategy(small, torch.device("cpu"), 1) == "sequential"
+    assert choose_strategy(small, torch.device("cpu"), 2) == "grouped"
+    assert choose_strategy(VIT, torch.device("cpu"), 1) == "sequential"
+    assert choose_strategy(small, torch.device("cuda"), 1) == "vmap"  # accelerators measure instead
+    shared, y = data(n=64)
+    _, alone = train_trials(MLP, shared, trials_for(y, k=1), TrainingSpec(max_epochs=1))
+    _, stacked = train_trials(MLP, shared, trials_for(y, k=2), TrainingSpec(max_epochs=1))
+    assert (alone, stacked) == ("sequential", "grouped")
 
 
 def test_families_that_do_not_fold_are_never_offered_the_grouped_strategy():
     assert not folds(VIT) and all(folds(FOLDED[name]) for name in FOLDED)
-    assert choose_strategy(VIT, torch.device("cpu")) == "vmap"  # small enough to stack, but it does not fold
+    assert choose_strategy(VIT, torch.device("cpu"), 8) == "vmap"  # small enough to stack, but it does not fold
     wide_vit = VIT.model_copy(update={"dim": 256, "heads": 4})  # 17 tokens x 256 x 1,024 multiply-adds per MLP Linear
-    assert choose_strategy(wide_vit, torch.device("cpu")) == "sequential"
+    assert choose_strategy(wide_vit, torch.device("cpu"), 8) == "sequential"
     assert stacking_candidates(VIT) == ("vmap",) and stacking_candidates(CNN_BN) == ("vmap", "grouped")
     shared, y = data(n=64)
     best, seconds = engine_strategy.measure_strategy(VIT, shared, trials_for(y, k=2), TrainingSpec(batch_size=16))
@@ -172,7 +185,7 @@ def test_the_folded_network_computes_vmaps_gradients_statistics_and_logits_exact
         own_buffers = {n: v.clone() for n, v in buffers.items()}
         compute = stack_compute(stacking, architecture, base, torch.device("cpu"))
         base.train()  # vmap's forward follows the module's mode; the folded one takes it as an argument
-        grads = compute.gradients(params, own_buffers, x, y)
+        grads, _, _ = compute.gradients(params, own_buffers, x, y)
         base.eval()
         results[stacking] = grads, own_buffers, compute.predict(params, own_buffers, x[0], False)
     (g_vmap, b_vmap, logits_vmap), (g_grouped, b_grouped, logits_grouped) = results["vmap"], results["grouped"]
@@ -227,7 +240,10 @@ def test_trials_finished_before_memory_ran_out_are_kept_not_retrained(monkeypatc
     real = engine_strategy.train_batched
     batches, reported = [], []
 
-    def first_finishes_then_oom(architecture, shared, batch, training, init_state, on_epoch=None, on_trial_finished=None, stacking="vmap"):
+    def first_finishes_then_oom(
+        architecture, shared, batch, training, init_state, on_epoch=None, on_trial_finished=None, stacking="vmap",
+        screen_fit_check=True,
+    ):
         batches.append([t.seed for t in batch])
         if len(batch) == 3:
             [outcome] = real(architecture, shared, batch[:1], training, init_state, stacking=stacking)
@@ -261,7 +277,9 @@ def test_the_compiled_folded_step_computes_the_eager_gradients():
         params = {n: p.detach() for n, p in params.items()}
         base = build_model(architecture, device="meta")
         grads = [
-            stack_compute(stacking, architecture, base, torch.device("cpu")).gradients(params, {n: v.clone() for n, v in buffers.items()}, x, y)
+            stack_compute(stacking, architecture, base, torch.device("cpu")).gradients(
+                params, {n: v.clone() for n, v in buffers.items()}, x, y
+            )[0]
             for stacking in ("grouped", "grouped-compiled")
         ]
         for name in grads[0]:

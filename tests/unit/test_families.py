@@ -153,7 +153,7 @@ def test_the_randomization_test_trains_each_family_under_the_engines_cpu_choice(
     run = RandomizationSpec(conditions=conditions, seeds_per_condition=2, training=FAST)
     result = run_randomization_test(spec, noise_dataset(), run, 0, torch.device("cpu"))
     expected = "vmap" if name == "vit" else "grouped"  # all small enough to stack; the ViT does not fold
-    assert result.engine_strategy == choose_strategy(spec, torch.device("cpu")) == expected
+    assert result.engine_strategy == choose_strategy(spec, torch.device("cpu"), 2) == expected
     trials = [t for c in result.conditions for t in c.trials]
     assert len(trials) == 4
     assert all(t.outcome.steps_run == 8 and np.isfinite(t.outcome.train_loss) for t in trials)
