@@ -204,7 +204,13 @@ class MemorizationScoresSpec(BaseModel):
     )
 
 
-ANALYSES = ("randomization", "memorization", "rademacher", "compressibility", "memorization_scores")
+class WeightsSpec(BaseModel):
+    """Spectra of the checkpoint's weight matrices (capacity/analyses/weights.py): nothing to tune yet."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+ANALYSES = ("randomization", "memorization", "rademacher", "compressibility", "memorization_scores", "weights")
 
 
 class AuditSpec(BaseModel):
@@ -217,6 +223,7 @@ class AuditSpec(BaseModel):
     rademacher: RademacherSpec | None = None
     compressibility: CompressibilitySpec | None = None
     memorization_scores: MemorizationScoresSpec | None = None
+    weights: WeightsSpec | None = None
 
     @model_validator(mode="after")
     def _at_least_one_analysis(self) -> AuditSpec:

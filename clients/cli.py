@@ -18,7 +18,7 @@ from rich.markup import escape
 from effcap.clients.errors import EffcapError
 
 # The analyses --analyses names (the AuditSpec fields; the client does not import the library).
-ANALYSES = ("randomization", "memorization", "rademacher", "compressibility", "memorization_scores")
+ANALYSES = ("randomization", "memorization", "rademacher", "compressibility", "memorization_scores", "weights")
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 EXIT_OK, EXIT_ERROR = 0, 2
@@ -215,6 +215,8 @@ def _spec_from_args(args: argparse.Namespace):
         if args.comp_train_examples is not None:
             compressibility.train_set_size = args.comp_train_examples
         spec.compressibility.CopyFrom(compressibility)
+    if "weights" in analyses:
+        spec.weights.SetInParent()
     if args.arch:
         spec.architecture.CopyFrom(architecture_struct(args.arch))
     return spec

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
-from effcap.clients import memorization_scores_view
+from effcap.clients import memorization_scores_view, weights_view
 from effcap.clients.card import card_lines, label_conditions
 from effcap.clients.formatting import (
     PUBLISHED_BITS_PER_PARAMETER,
@@ -225,6 +225,8 @@ def report_html(report: report_pb2.AuditReport) -> str:
         ]
     if report.HasField("memorization_scores"):
         body += memorization_scores_view.html_section(report.memorization_scores)
+    if report.HasField("weights"):
+        body += weights_view.html_section(report.weights)
     if report.warnings:
         body += ["<h2>Warnings</h2><ul>" + "".join(f'<li class="warning">{escape(w)}</li>' for w in report.warnings) + "</ul>"]
     title = escape(f"effcap audit {report.audit or '(local)'}")

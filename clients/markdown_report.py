@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from effcap.clients import memorization_scores_view
+from effcap.clients import memorization_scores_view, weights_view
 from effcap.clients.card import card_lines, label_conditions
 from effcap.clients.formatting import (
     PUBLISHED_BITS_PER_PARAMETER,
@@ -111,6 +111,8 @@ def report_markdown(report: report_pb2.AuditReport) -> str:
             ]
     if report.HasField("memorization_scores"):
         out += memorization_scores_view.markdown_lines(report.memorization_scores)
+    if report.HasField("weights"):
+        out += weights_view.markdown_lines(report.weights)
     if report.warnings:
         out += ["", "### Warnings", "", *[f"- ⚠️ {w}" for w in report.warnings]]
     return "\n".join(out) + "\n"

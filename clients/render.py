@@ -9,7 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from effcap.clients import memorization_scores_view
+from effcap.clients import memorization_scores_view, weights_view
 from effcap.clients.card import card_lines
 from effcap.clients.formatting import (
     device_summary,
@@ -142,6 +142,8 @@ def render_report(report: report_pb2.AuditReport) -> Group:
         parts.extend(compressibility_tables(report.compressibility))
     if report.HasField("memorization_scores"):
         parts.extend(memorization_scores_view.terminal_tables(report.memorization_scores))
+    if report.HasField("weights"):
+        parts.extend(weights_view.terminal_tables(report.weights))
     for warning in report.warnings:
         parts.append(Text(f"warning: {warning}", style="yellow"))
     return Group(*parts)

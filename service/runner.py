@@ -22,6 +22,7 @@ from effcap.capacity.analyses.progress import AnalysisProgress
 from effcap.capacity.analyses.rademacher import run_rademacher
 from effcap.capacity.analyses.randomization import run_randomization_test
 from effcap.capacity.analyses.trial_batch import TrialResult
+from effcap.capacity.analyses.weights import run_weights
 from effcap.capacity.checkpoint import Checkpoint, load_checkpoint
 from effcap.capacity.compression.structured import check_structured_supported
 from effcap.capacity.data.datasets import Dataset, builtin_dataset, load_dataset_file
@@ -32,7 +33,7 @@ from effcap.capacity.measures.rademacher import check_two_logit_head
 from effcap.capacity.models import ArchitectureSpec, build_model, check_fits_dataset, count_parameters
 from effcap.capacity.specs import ANALYSES, AuditSpec, ConditionKind
 from effcap.protos.v1 import artifact_pb2, report_pb2, spec_pb2
-from effcap.service import codec, memorization_scores_report
+from effcap.service import codec, memorization_scores_report, weights_report
 from effcap.service.executors.threads import ThreadPlan, wait_policy
 from effcap.service.progress import ProgressSink
 
@@ -140,6 +141,10 @@ def run_audit(job: AuditJob, sink: ProgressSink, threads: ThreadPlan | None = No
             scores = run_memorization_scores(architecture, inputs.dataset, spec.memorization_scores, spec.seed, device, progress)
             report.memorization_scores.CopyFrom(memorization_scores_report.memorization_scores_to_proto(scores, inputs.dataset))
             report.warnings.extend(memorization_scores_report.warnings(report.memorization_scores))
+        elif name == "weights":
+            spectra = run_weights(architecture, inputs.checkpoint.state_dict, progress)
+            report.weights.CopyFrom(weights_report.weights_to_proto(spectra))
+            report.warnings.extend(weights_report.warnings(report.weights))
         elif name == "compressibility":
             compression = run_compressibility(architecture, inputs.checkpoint.state_dict, inputs.dataset, spec.compressibility, spec.seed, device, progress)
             report.compressibility.CopyFrom(codec.compressibility_to_proto(compression))

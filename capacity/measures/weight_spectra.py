@@ -1,0 +1,128 @@
+"""Empirical spectral densities of weight matrices and their power-law fits (Martin & Mahoney).
+
+Martin & Mahoney ("Implicit self-regularization in deep neural networks", JMLR 2021; "Predicting
+trends in the quality of state-of-the-art neural networks without access to training or testing
+data", Nat. Commun. 2021) read a layer's training quality off the eigenvalues λ of X = WᵀW: well
+trained layers have a heavy tail p(λ) ∝ λ^(−α) with α in roughly [2, 6]; α < 2 is very heavy
+tailed (over-fitted or over-regularised), α > 6 barely different from random. The fit is Clauset,
+Shalizi & Newman's (SIAM Review 2009): for each candidate lower cut-off xmin, the maximum-likelihood
+exponent of a continuous power law on the tail λ ≥ xmin,
+
+    α̂ = 1 + n_tail / Σ ln(λᵢ / xmin),
+
+and the xmin whose fitted law is closest to the tail's empirical CDF in Kolmogorov–Smirnov distance
+D = max |F_emp(λ) − F_fit(λ)|, F_fit(λ) = 1 − (λ / xmin)^(1−α̂). D is reported as the fit's quality.
+
+Everything here is a pure function of the eigenvalues, so it is checked against closed forms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Fewer tail eigenvalues than this give no meaningful fit (a 3-point tail always "fits"); WeightWatcher
+# skips layers with fewer than 10 eigenvalues for the same reason.
+MIN_TAIL_EIGENVALUES = 10
+# Eigenvalues below this share of the largest are numerically zero (rank deficiency), not part of the ESD.
+ZERO_EIGENVALUE_RTOL = 1e-10
+HISTOGRAM_BINS = 30
+
+
+@dataclass(frozen=True)
+class PowerLawFit:
+    alpha: float
+    xmin: float
+    # Kolmogorov–Smirnov distance between the tail's empirical CDF and the fitted power law.
+    ks_distance: float
+    tail_eigenvalues: int
+
+
+@dataclass(frozen=True)
+class SpectrumSummary:
+    """What the ESD of one layer says: norms, stable rank, the power-law fit (None when too few eigenvalues)."""
+
+    eigenvalues: int
+    spectral_norm: float
+    frobenius_norm: float
+    stable_rank: float
+    fit: PowerLawFit | None
+    # log-spaced histogram of the positive eigenvalues: len(bin_edges) == len(counts) + 1.
+    bin_edges: list[float]
+    counts: list[int]
+
+
+def eigenvalues_of_gram(matrices: list[np.ndarray]) -> np.ndarray:
+    """Eigenvalues of WᵀW for each matrix (its squared singular values, min(N, M) of them), pooled and sorted."""
+    values = [np.linalg.svd(np.asarray(m, dtype=np.float64), compute_uv=False) ** 2 for m in matrices]
+    return np.sort(np.concatenate(values))
+
+
+def stable_rank(eigenvalues: np.ndarray) -> float:
+    """‖W‖_F² / ‖W‖₂² = Σλ / max λ: the number of directions that carry the matrix's energy (1 ≤ it ≤ rank)."""
+    largest = float(np.max(eigenvalues))
+    return float(np.sum(eigenvalues) / largest) if largest > 0 else 0.0
+
+
+def power_law_mle(tail: np.ndarray, xmin: float) -> float:
+    """Continuous power-law exponent on λ ≥ xmin by maximum likelihood: 1 + n / Σ ln(λ / xmin)."""
+    log_sum = float(np.sum(np.log(tail / xmin)))
+    return 1.0 + len(tail) / log_sum if log_sum > 0 else float("inf")
+
+
+def ks_distance(tail: np.ndarray, xmin: float, alpha: float) -> float:
+    """max |F_emp − F_fit| over the sorted tail, taking both sides of each step of the empirical CDF."""
+    n = len(tail)
+    fitted = 1.0 - (tail / xmin) ** (1.0 - alpha)
+    above = np.arange(1, n + 1) / n - fitted
+    below = fitted - np.arange(0, n) / n
+    return float(max(np.max(above), np.max(below)))
+
+
+def fit_power_law(eigenvalues: np.ndarray, min_tail: int = MIN_TAIL_EIGENVALUES) -> PowerLawFit | None:
+    """Clauset's method: the (xmin, α̂) of least KS distance over the xmins that leave ≥ `min_tail` points."""
+    values = np.sort(eigenvalues[eigenvalues > 0])
+    if len(values) < min_tail:
+        return None
+    best: PowerLawFit | None = None
+    for start in range(len(values) - min_tail + 1):
+        xmin = float(values[start])
+        if start > 0 and xmin == values[start - 1]:
+            continue  # the same cut-off as the previous candidate
+        tail = values[start:]
+        alpha = power_law_mle(tail, xmin)
+        if not np.isfinite(alpha):
+            continue  # every tail value equals xmin: no exponent
+        distance = ks_distance(tail, xmin, alpha)
+        if best is None or distance < best.ks_distance:
+            best = PowerLawFit(alpha=alpha, xmin=xmin, ks_distance=distance, tail_eigenvalues=len(tail))
+    return best
+
+
+def summarize_spectrum(eigenvalues: np.ndarray) -> SpectrumSummary:
+    """Norms, stable rank, power-law fit and a log-binned histogram of one layer's ESD."""
+    largest = float(np.max(eigenvalues)) if len(eigenvalues) else 0.0
+    positive = eigenvalues[eigenvalues > ZERO_EIGENVALUE_RTOL * largest] if largest > 0 else eigenvalues[:0]
+    edges, counts = _log_histogram(positive)
+    return SpectrumSummary(
+        eigenvalues=len(eigenvalues),
+        spectral_norm=float(np.sqrt(largest)),
+        frobenius_norm=float(np.sqrt(np.sum(eigenvalues))),
+        stable_rank=stable_rank(eigenvalues) if largest > 0 else 0.0,
+        fit=fit_power_law(positive),
+        bin_edges=edges,
+        counts=counts,
+    )
+
+
+def _log_histogram(values: np.ndarray) -> tuple[list[float], list[int]]:
+    """Counts over log-spaced bins: heavy-tailed ESDs span decades, which linear bins would flatten into one."""
+    if len(values) == 0:
+        return [], []
+    low, high = float(np.min(values)), float(np.max(values))
+    if high <= low:
+        high = low * (1 + 1e-9) + 1e-300
+    edges = np.geomspace(low, high, HISTOGRAM_BINS + 1)
+    counts, _ = np.histogram(values, bins=edges)
+    return edges.tolist(), counts.astype(int).tolist()
