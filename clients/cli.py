@@ -140,6 +140,11 @@ def _add_audit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--request-id", help="idempotency key: repeating it returns the same audit")
     parser.add_argument("--no-cache", action="store_true", help="run again even if the server has the report of an identical audit")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--mlflow",
+        action="store_true",
+        help="log the card's metrics, policy verdicts and the report to the active MLflow run (effcap[mlflow])",
+    )
     _add_spec_arguments(parser)
 
 
@@ -222,6 +227,27 @@ def _spec_from_args(args: argparse.Namespace):
     return spec
 
 
+def spec_from_options(analyses: str | list[str], **options: object):
+    """The AuditSpec `effcap audit --analyses ANALYSES --OPTION VALUE ...` builds, for callers without a command line.
+
+    Options are the flags' names with underscores (seeds=3, epochs=50, rad_draws=4; lists for the comma-separated
+    ones), so the notebook API and the CLI say the same things the same way.
+    """
+    parser = argparse.ArgumentParser(add_help=False)
+    _add_spec_arguments(parser)
+    args = parser.parse_args([])
+    unknown = sorted(set(options) - set(vars(args)))
+    if unknown:
+        raise EffcapError(f"unknown option(s) {unknown}; the options are {sorted(vars(args))}", "INVALID_ARGUMENT")
+    for name, value in options.items():
+        setattr(args, name, ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value)
+    args.analyses = analyses if isinstance(analyses, str) else ",".join(analyses)
+    try:
+        return _spec_from_args(args)
+    except TypeError as error:  # a value of the wrong type for its proto field
+        raise EffcapError(f"INVALID_ARGUMENT: {error}", "INVALID_ARGUMENT") from None
+
+
 def _serve(args: argparse.Namespace, console: Console) -> int:
     from effcap.capacity.graphs.onnx_wire import OnnxLimits
     from effcap.service.limits import AuditLimits
@@ -280,9 +306,12 @@ def _run_audit(args: argparse.Namespace, console: Console):
 
 
 def _audit(args: argparse.Namespace, console: Console) -> int:
+    _require_mlflow(args)
     report = _run_audit(args, console)
     _write_report(report, "json" if args.json else args.format, args.output)
     _write_scores(report, args.scores_out)
+    if args.mlflow:
+        _log_to_mlflow(report, console)
     return EXIT_OK
 
 
@@ -336,6 +365,7 @@ def _check(args: argparse.Namespace, console: Console) -> int:
     from effcap.clients.render import report_json
 
     policy = load_policy(args.policy)  # invalid policies fail before any audit runs
+    _require_mlflow(args)
     baseline = load_report(args.baseline) if args.baseline else None
     if args.report is not None:
         report = load_report(args.report)
@@ -354,7 +384,24 @@ def _check(args: argparse.Namespace, console: Console) -> int:
         args.junit_xml.write_text(junit_xml(results, args.strict))
     if args.markdown:
         args.markdown.write_text(markdown_summary(results, verdict))
+    if args.mlflow:
+        _log_to_mlflow(report, console, results, verdict)
     return code
+
+
+def _require_mlflow(args: argparse.Namespace) -> None:
+    """A missing mlflow fails before the audit runs, not after it."""
+    if args.mlflow:
+        from effcap.clients.mlflow_tracking import import_mlflow
+
+        import_mlflow()
+
+
+def _log_to_mlflow(report, console: Console, results: list | None = None, verdict: str | None = None) -> None:
+    from effcap.clients.mlflow_tracking import log_audit
+
+    run_id = log_audit(report, results, verdict)
+    console.print(f"logged to MLflow run {run_id}", highlight=False)
 
 
 def _diff(args: argparse.Namespace, console: Console) -> int:
