@@ -211,6 +211,8 @@ class WeightsSpec(BaseModel):
 
 
 ANALYSES = ("randomization", "memorization", "rademacher", "compressibility", "memorization_scores", "weights")
+# Analyses that read the checkpoint alone: an audit of only these needs no dataset.
+DATA_FREE_ANALYSES = ("weights",)
 
 
 class AuditSpec(BaseModel):
@@ -224,6 +226,10 @@ class AuditSpec(BaseModel):
     compressibility: CompressibilitySpec | None = None
     memorization_scores: MemorizationScoresSpec | None = None
     weights: WeightsSpec | None = None
+
+    @property
+    def needs_data(self) -> bool:
+        return any(getattr(self, a) is not None for a in ANALYSES if a not in DATA_FREE_ANALYSES)
 
     @model_validator(mode="after")
     def _at_least_one_analysis(self) -> AuditSpec:

@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 
     audit = commands.add_parser("audit", help="audit a checkpoint on a dataset")
     audit.add_argument("model", type=Path, help="safetensors checkpoint or ONNX model (.onnx)")
-    audit.add_argument("--data", required=True, help=".npz/safetensors file, or builtin:digits")
+    audit.add_argument("--data", help=".npz/safetensors file, or builtin:digits (not needed by --analyses weights)")
     _add_audit_arguments(audit)
     audit.add_argument("--json", action="store_true", help="print the report as JSON (protobuf JSON mapping)")
     audit.add_argument("--format", choices=FORMATS, default="text")
@@ -227,6 +227,11 @@ def _spec_from_args(args: argparse.Namespace):
     return spec
 
 
+def needs_data(spec) -> bool:
+    """Whether the spec asks for an analysis other than the data-free weights (capacity.specs.DATA_FREE_ANALYSES)."""
+    return any(spec.HasField(name) for name in ANALYSES if name != "weights")
+
+
 def spec_from_options(analyses: str | list[str], **options: object):
     """The AuditSpec `effcap audit --analyses ANALYSES --OPTION VALUE ...` builds, for callers without a command line.
 
@@ -273,7 +278,10 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
 
 def _run_audit(args: argparse.Namespace, console: Console):
     spec = _spec_from_args(args)
-    for path in (args.model, *([] if args.data.startswith("builtin:") else [Path(args.data)]), *([args.init_model] if args.init_model else [])):
+    if args.data is None and needs_data(spec):
+        raise EffcapError("--data is required: only --analyses weights runs without data", "INVALID_ARGUMENT", field="data")
+    files = [] if args.data is None or args.data.startswith("builtin:") else [Path(args.data)]
+    for path in (args.model, *files, *([args.init_model] if args.init_model else [])):
         if not path.is_file():
             raise EffcapError(f"{path}: no such file", "INVALID_ARGUMENT")
     if args.threads is not None and not args.local:
@@ -369,7 +377,7 @@ def _check(args: argparse.Namespace, console: Console) -> int:
     baseline = load_report(args.baseline) if args.baseline else None
     if args.report is not None:
         report = load_report(args.report)
-    elif args.model is not None and args.data:
+    elif args.model is not None:  # _run_audit says when --data is missing
         report = _run_audit(args, console)
     else:
         raise EffcapError("give MODEL --data DATA to audit, or --report REPORT.json", "INVALID_ARGUMENT")

@@ -8,6 +8,7 @@ from effcap.clients import memorization_scores_view, weights_view
 from effcap.clients.card import card_lines, label_conditions
 from effcap.clients.formatting import (
     PUBLISHED_BITS_PER_PARAMETER,
+    dataset_summary,
     device_summary,
     mean_std,
     memorization_summary,
@@ -158,13 +159,12 @@ def _compressibility_figures(c: report_pb2.CompressibilityReport) -> list[str]:
 
 def report_html(report: report_pb2.AuditReport) -> str:
     model, data = report.model, report.dataset
-    source = f"builtin:{data.source.builtin}" if data.source.builtin else f"sha256:{data.source.artifact.sha256[:12]}"
     body = [
         f"<h1>effcap audit {escape(report.audit or '(local)')}</h1>",
         f"<p><b>Model</b> {escape(model.family)}, {model.parameter_count:,} parameters, input {list(model.input_shape)}"
         f"{' · sha256:' + model.digest.sha256[:12] if model.digest.sha256 else ''}<br>"
         f"{escape(onnx_summary(model)) + '<br>' if model.HasField('onnx') else ''}"
-        f"<b>Data</b> {escape(source)}: {data.train_examples} train / {data.test_examples} test, {data.num_classes} classes<br>"
+        f"<b>Data</b> {escape(dataset_summary(data))}<br>"
         f"<b>Seed</b> {report.spec.seed} · effcap {escape(report.environment.effcap_version)} · torch {escape(report.environment.torch_version)} · {escape(device_summary(report.environment))}</p>",
         '<section class="card"><h2>Capacity card</h2><ul>' + "".join(f"<li>{escape(line)}</li>" for line in card_lines(report)) + "</ul></section>",
     ]

@@ -24,7 +24,7 @@ __all__ = ["AuditResult", "audit"]
 
 def audit(
     model: Any,
-    data: Any,
+    data: Any = None,
     analyses: str | list[str] = "randomization",
     server: str | None = None,
     *,
@@ -36,6 +36,8 @@ def audit(
 ) -> AuditResult:
     """Audit `model` on `data` and return the report.
 
+    data: "builtin:NAME", a .npz/.safetensors path, (x_train, y_train[, x_test, y_test]) as numpy arrays or
+        torch tensors, or a dict of them; None for the data-free `weights` analysis.
     analyses: names as `effcap audit --analyses` takes them (randomization, memorization, rademacher,
         compressibility, memorization_scores, weights), a list or a comma-separated string.
     server: None runs here (`--local`); "HOST:PORT" runs on an effcap server.
@@ -45,7 +47,8 @@ def audit(
     """
     from rich.console import Console
 
-    from effcap.clients.cli import spec_from_options
+    from effcap.clients.cli import needs_data, spec_from_options
+    from effcap.clients.errors import EffcapError
     from effcap.notebook.inputs import dataset_source, model_file
 
     if log_to not in (None, "mlflow"):
@@ -55,10 +58,12 @@ def audit(
 
         import_mlflow()  # fail before the audit, not after it
     spec = spec_from_options(analyses, seed=seed, **options)
+    if data is None and needs_data(spec):
+        raise EffcapError("data: required by every analysis but weights", "INVALID_ARGUMENT", field="data")
     console = Console(stderr=True)
     with tempfile.TemporaryDirectory(prefix="effcap-") as scratch:
         work_dir = Path(scratch)
-        data_source = dataset_source(data, work_dir)
+        data_source = dataset_source(data, work_dir) if data is not None else None
         model_path = model_file(model, work_dir, data_source)
         if server is None:
             from effcap.clients.local import run_local

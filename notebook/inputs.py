@@ -19,7 +19,7 @@ from effcap.clients.errors import EffcapError
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-def model_file(model: Any, work_dir: Path, data: str) -> Path:
+def model_file(model: Any, work_dir: Path, data: str | None) -> Path:
     """A path stays a path; a module is written into `work_dir` as safetensors + spec, or as ONNX."""
     if isinstance(model, (str, Path)):
         path = Path(model)
@@ -42,6 +42,9 @@ def model_file(model: Any, work_dir: Path, data: str) -> Path:
         path = work_dir / "model.safetensors"
         save_checkpoint(path, spec, model.state_dict())
         return path
+    if data is None:
+        message = f"model: exporting a {type(model).__name__} to ONNX needs an example's shape: pass data"
+        raise EffcapError(message, "INVALID_ARGUMENT", field="data")
     return export_onnx(model, input_shape(data), work_dir / "model.onnx")
 
 

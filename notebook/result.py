@@ -6,6 +6,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from effcap.clients.formatting import dataset_summary
 from effcap.clients.mlflow_tracking import ANALYSIS_SECTIONS
 from effcap.clients.policy import report_dict
 from effcap.clients.report_diff import flatten
@@ -31,7 +32,8 @@ class AuditResult:
     def __repr__(self) -> str:
         sections = ", ".join(name for name in ANALYSIS_SECTIONS if self.report.HasField(name))
         audit = self.report.audit or "(local)"
-        return f"<effcap AuditResult {audit}: {self.report.model.family} on {self._data_name()}; {sections}>"
+        data = dataset_summary(self.report.dataset).split(",")[0]
+        return f"<effcap AuditResult {audit}: {self.report.model.family}; data {data}; {sections}>"
 
     def _repr_html_(self) -> str:
         """The self-contained HTML report, in an iframe so its page styles do not restyle the notebook around it."""
@@ -87,10 +89,6 @@ class AuditResult:
         if not self.report.HasField(name):
             raise ValueError(f"to_dataframe: the report has no {name} section")
         return pd.DataFrame.from_records([_row(row) for row in self.to_dict()[name][rows]])
-
-    def _data_name(self) -> str:
-        source = self.report.dataset.source
-        return f"builtin:{source.builtin}" if source.builtin else f"sha256:{source.artifact.sha256[:12]}"
 
 
 def _row(row: dict[str, Any]) -> dict[str, Any]:

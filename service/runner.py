@@ -27,6 +27,7 @@ from effcap.capacity.checkpoint import Checkpoint, load_checkpoint
 from effcap.capacity.compression.structured import check_structured_supported
 from effcap.capacity.data.datasets import Dataset, builtin_dataset, load_dataset_file
 from effcap.capacity.engine.device import describe_device, pick_device
+from effcap.capacity.errors import InputError
 from effcap.capacity.graphs.onnx_wire import OnnxLimits
 from effcap.capacity.graphs.spec import GraphSpec
 from effcap.capacity.measures.rademacher import check_two_logit_head
@@ -85,7 +86,8 @@ class AuditJob:
 class AuditInputs:
     spec: AuditSpec
     checkpoint: Checkpoint
-    dataset: Dataset
+    # None only for an audit of data-free analyses (weights) sent without a dataset.
+    dataset: Dataset | None
     initial_state: dict | None = None
 
 
@@ -93,11 +95,16 @@ def load_inputs(job: AuditJob) -> AuditInputs:
     """Parse and cross-check spec, checkpoint and dataset; raises InputError naming the field."""
     spec = codec.audit_spec_from_proto(job.spec)
     checkpoint = load_checkpoint(job.model_path, spec.architecture, onnx_limits=job.onnx_limits)
+    dataset = None
     if job.dataset_path is not None:
         dataset = load_dataset_file(job.dataset_path, name=f"sha256:{job.dataset.artifact.sha256}")
-    else:
+    elif job.dataset.WhichOneof("source") is not None:
         dataset = builtin_dataset(job.dataset.builtin)
-    check_fits_dataset(checkpoint.architecture, dataset.input_shape, dataset.num_classes)
+    elif spec.needs_data:
+        what = "an uploaded artifact digest or a built-in name (only the weights analysis runs without data)"
+        raise InputError("dataset", f"is required: {what}", reason="FIELD_REQUIRED")
+    if dataset is not None:
+        check_fits_dataset(checkpoint.architecture, dataset.input_shape, dataset.num_classes)
     if spec.compressibility is not None:
         check_structured_supported(checkpoint.architecture, list(spec.compressibility.methods))
     if spec.rademacher is not None and spec.rademacher.fit_signs:
@@ -118,11 +125,12 @@ def run_audit(job: AuditJob, sink: ProgressSink, threads: ThreadPlan | None = No
     spec, architecture = inputs.spec, inputs.checkpoint.architecture
     report = report_pb2.AuditReport(audit=job.audit, spec=codec.audit_spec_to_proto(spec))
     report.model.CopyFrom(_model_info(job, inputs))
-    report.dataset.CopyFrom(_dataset_info(job, inputs.dataset))
+    if inputs.dataset is not None:
+        report.dataset.CopyFrom(_dataset_info(job, inputs.dataset))
     report.environment.CopyFrom(_environment(device, threads))
     if inputs.checkpoint.onnx is not None:
         report.warnings.extend(f"onnx: {note}" for note in inputs.checkpoint.onnx.notes)
-    if inputs.dataset.test_split_held_out:
+    if inputs.dataset is not None and inputs.dataset.test_split_held_out:
         report.warnings.append("the dataset has no test split: 20% of the train split was held out as test data")
     analyses = [name for name in ANALYSES if getattr(spec, name) is not None]
     for position, name in enumerate(analyses):
@@ -279,7 +287,7 @@ def _compressibility_warnings(result: CompressibilityResult) -> list[str]:
 
 
 def _capacity_card(report: report_pb2.AuditReport) -> report_pb2.CapacityCard:
-    card = report_pb2.CapacityCard(chance_accuracy=1.0 / report.dataset.num_classes)
+    card = report_pb2.CapacityCard(chance_accuracy=1.0 / (report.dataset.num_classes or report.model.num_classes))
     by_kind = {c.condition.kind: c for c in report.randomization.conditions}
     random_labels = by_kind.get(codec.condition_to_proto_kind(ConditionKind.RANDOM_LABELS))
     true_labels = by_kind.get(codec.condition_to_proto_kind(ConditionKind.TRUE_LABELS))

@@ -105,3 +105,13 @@ def test_unknown_options_and_bad_models_are_refused() -> None:
     with pytest.raises(EffcapError) as error:
         audit(object(), "builtin:digits", analyses="weights", progress=False)
     assert error.value.field == "model" and "nn.Module" in str(error.value)
+
+
+def test_weights_alone_need_no_data_and_other_analyses_say_they_do() -> None:
+    model = build_model(parse_architecture(MLP), seed=0)
+    result = audit(model, analyses="weights", progress=False, threads=1)
+    assert not result.report.HasField("dataset") and result.report.weights.layers_fitted == 2
+    assert "data none" in repr(result)
+    with pytest.raises(EffcapError) as error:
+        audit(model, analyses="weights,randomization", progress=False)
+    assert error.value.field == "data"
