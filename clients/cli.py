@@ -279,7 +279,8 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
 def _run_audit(args: argparse.Namespace, console: Console):
     spec = _spec_from_args(args)
     if args.data is None and needs_data(spec):
-        raise EffcapError("--data is required: only --analyses weights runs without data", "INVALID_ARGUMENT", field="data")
+        message = "--data is required: only --analyses weights runs without data"
+        raise EffcapError(message, "INVALID_ARGUMENT", field="data")
     files = [] if args.data is None or args.data.startswith("builtin:") else [Path(args.data)]
     for path in (args.model, *files, *([args.init_model] if args.init_model else [])):
         if not path.is_file():
