@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import onnx
 import pytest
@@ -115,3 +118,9 @@ def test_weights_alone_need_no_data_and_other_analyses_say_they_do() -> None:
     with pytest.raises(EffcapError) as error:
         audit(model, analyses="weights,randomization", progress=False)
     assert error.value.field == "data"
+
+
+def test_importing_the_api_loads_neither_torch_nor_mlflow() -> None:
+    code = "import sys, effcap.notebook, effcap.clients.mlflow_tracking; print(sorted({'torch', 'mlflow', 'pandas'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "[]", done.stderr
