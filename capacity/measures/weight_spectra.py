@@ -118,7 +118,9 @@ def _ks_distances(logs: np.ndarray, starts: np.ndarray, alphas: np.ndarray) -> n
     """`ks_distance` for a block of cut-offs at once: row k is the tail from starts[k], other entries masked."""
     rank = np.arange(len(logs))[None, :] - starts[:, None]  # position within each tail; negative before it
     sizes = (len(logs) - starts)[:, None]
-    fitted = 1.0 - np.exp((1.0 - alphas[:, None]) * (logs[None, :] - logs[starts][:, None]))
+    # ln(λ / xmin), clipped at 0 before the tail so the masked entries cannot overflow.
+    log_ratio = np.maximum(logs[None, :] - logs[starts][:, None], 0.0)
+    fitted = 1.0 - np.exp((1.0 - alphas[:, None]) * log_ratio)
     gaps = np.maximum((rank + 1) / sizes - fitted, fitted - rank / sizes)
     return np.where(rank >= 0, gaps, -np.inf).max(axis=1)
 
