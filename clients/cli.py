@@ -11,14 +11,21 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 
 from effcap.clients.errors import EffcapError
 
+if TYPE_CHECKING:
+    from effcap.clients.policy import RuleResult
+    from effcap.protos.v1 import report_pb2, spec_pb2
+
 # The analyses --analyses names (the AuditSpec fields; the client does not import the library).
 ANALYSES = ("randomization", "memorization", "rademacher", "compressibility", "memorization_scores", "weights")
+# Those that read the checkpoint alone (capacity.specs.DATA_FREE_ANALYSES): an audit of only these needs no --data.
+DATA_FREE_ANALYSES = ("weights",)
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 EXIT_OK, EXIT_ERROR = 0, 2
@@ -227,12 +234,12 @@ def _spec_from_args(args: argparse.Namespace):
     return spec
 
 
-def needs_data(spec) -> bool:
-    """Whether the spec asks for an analysis other than the data-free weights (capacity.specs.DATA_FREE_ANALYSES)."""
-    return any(spec.HasField(name) for name in ANALYSES if name != "weights")
+def needs_data(spec: spec_pb2.AuditSpec) -> bool:
+    """Whether the spec asks for an analysis that reads data."""
+    return any(spec.HasField(name) for name in ANALYSES if name not in DATA_FREE_ANALYSES)
 
 
-def spec_from_options(analyses: str | list[str], **options: object):
+def spec_from_options(analyses: str | list[str], **options: object) -> spec_pb2.AuditSpec:
     """The AuditSpec `effcap audit --analyses ANALYSES --OPTION VALUE ...` builds, for callers without a command line.
 
     Options are the flags' names with underscores (seeds=3, epochs=50, rad_draws=4; lists for the comma-separated
@@ -406,7 +413,9 @@ def _require_mlflow(args: argparse.Namespace) -> None:
         import_mlflow()
 
 
-def _log_to_mlflow(report, console: Console, results: list | None = None, verdict: str | None = None) -> None:
+def _log_to_mlflow(
+    report: report_pb2.AuditReport, console: Console, results: list[RuleResult] | None = None, verdict: str | None = None
+) -> None:
     from effcap.clients.mlflow_tracking import log_audit
 
     run_id = log_audit(report, results, verdict)
