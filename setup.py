@@ -12,6 +12,7 @@ FOLDER_TO_PACKAGE = {
     "service": "effcap.service",
     "clients": "effcap.clients",
     "protos": "effcap.protos",
+    "notebook": "effcap.notebook",
 }
 
 packages: list[str] = []

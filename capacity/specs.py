@@ -204,7 +204,15 @@ class MemorizationScoresSpec(BaseModel):
     )
 
 
-ANALYSES = ("randomization", "memorization", "rademacher", "compressibility", "memorization_scores")
+class WeightsSpec(BaseModel):
+    """Spectra of the checkpoint's weight matrices (capacity/analyses/weights.py): nothing to tune yet."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+ANALYSES = ("randomization", "memorization", "rademacher", "compressibility", "memorization_scores", "weights")
+# Analyses that read the checkpoint alone: an audit of only these needs no dataset.
+DATA_FREE_ANALYSES = ("weights",)
 
 
 class AuditSpec(BaseModel):
@@ -217,6 +225,11 @@ class AuditSpec(BaseModel):
     rademacher: RademacherSpec | None = None
     compressibility: CompressibilitySpec | None = None
     memorization_scores: MemorizationScoresSpec | None = None
+    weights: WeightsSpec | None = None
+
+    @property
+    def needs_data(self) -> bool:
+        return any(getattr(self, a) is not None for a in ANALYSES if a not in DATA_FREE_ANALYSES)
 
     @model_validator(mode="after")
     def _at_least_one_analysis(self) -> AuditSpec:

@@ -11,14 +11,21 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 
 from effcap.clients.errors import EffcapError
 
+if TYPE_CHECKING:
+    from effcap.clients.policy import RuleResult
+    from effcap.protos.v1 import report_pb2, spec_pb2
+
 # The analyses --analyses names (the AuditSpec fields; the client does not import the library).
-ANALYSES = ("randomization", "memorization", "rademacher", "compressibility", "memorization_scores")
+ANALYSES = ("randomization", "memorization", "rademacher", "compressibility", "memorization_scores", "weights")
+# Those that read the checkpoint alone (capacity.specs.DATA_FREE_ANALYSES): an audit of only these needs no --data.
+DATA_FREE_ANALYSES = ("weights",)
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 EXIT_OK, EXIT_ERROR = 0, 2
@@ -67,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
 
     audit = commands.add_parser("audit", help="audit a checkpoint on a dataset")
     audit.add_argument("model", type=Path, help="safetensors checkpoint or ONNX model (.onnx)")
-    audit.add_argument("--data", required=True, help=".npz/safetensors file, or builtin:digits")
+    audit.add_argument("--data", help=".npz/safetensors file, or builtin:digits (not needed by --analyses weights)")
     _add_audit_arguments(audit)
     audit.add_argument("--json", action="store_true", help="print the report as JSON (protobuf JSON mapping)")
     audit.add_argument("--format", choices=FORMATS, default="text")
@@ -140,6 +147,11 @@ def _add_audit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--request-id", help="idempotency key: repeating it returns the same audit")
     parser.add_argument("--no-cache", action="store_true", help="run again even if the server has the report of an identical audit")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--mlflow",
+        action="store_true",
+        help="log the card's metrics, policy verdicts and the report to the active MLflow run (effcap[mlflow])",
+    )
     _add_spec_arguments(parser)
 
 
@@ -215,9 +227,37 @@ def _spec_from_args(args: argparse.Namespace):
         if args.comp_train_examples is not None:
             compressibility.train_set_size = args.comp_train_examples
         spec.compressibility.CopyFrom(compressibility)
+    if "weights" in analyses:
+        spec.weights.SetInParent()
     if args.arch:
         spec.architecture.CopyFrom(architecture_struct(args.arch))
     return spec
+
+
+def needs_data(spec: spec_pb2.AuditSpec) -> bool:
+    """Whether the spec asks for an analysis that reads data."""
+    return any(spec.HasField(name) for name in ANALYSES if name not in DATA_FREE_ANALYSES)
+
+
+def spec_from_options(analyses: str | list[str], **options: object) -> spec_pb2.AuditSpec:
+    """The AuditSpec `effcap audit --analyses ANALYSES --OPTION VALUE ...` builds, for callers without a command line.
+
+    Options are the flags' names with underscores (seeds=3, epochs=50, rad_draws=4; lists for the comma-separated
+    ones), so the notebook API and the CLI say the same things the same way.
+    """
+    parser = argparse.ArgumentParser(add_help=False)
+    _add_spec_arguments(parser)
+    args = parser.parse_args([])
+    unknown = sorted(set(options) - set(vars(args)))
+    if unknown:
+        raise EffcapError(f"unknown option(s) {unknown}; the options are {sorted(vars(args))}", "INVALID_ARGUMENT")
+    for name, value in options.items():
+        setattr(args, name, ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value)
+    args.analyses = analyses if isinstance(analyses, str) else ",".join(analyses)
+    try:
+        return _spec_from_args(args)
+    except TypeError as error:  # a value of the wrong type for its proto field
+        raise EffcapError(f"INVALID_ARGUMENT: {error}", "INVALID_ARGUMENT") from None
 
 
 def _serve(args: argparse.Namespace, console: Console) -> int:
@@ -245,7 +285,11 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
 
 def _run_audit(args: argparse.Namespace, console: Console):
     spec = _spec_from_args(args)
-    for path in (args.model, *([] if args.data.startswith("builtin:") else [Path(args.data)]), *([args.init_model] if args.init_model else [])):
+    if args.data is None and needs_data(spec):
+        message = "--data is required: only --analyses weights runs without data"
+        raise EffcapError(message, "INVALID_ARGUMENT", field="data")
+    files = [] if args.data is None or args.data.startswith("builtin:") else [Path(args.data)]
+    for path in (args.model, *files, *([args.init_model] if args.init_model else [])):
         if not path.is_file():
             raise EffcapError(f"{path}: no such file", "INVALID_ARGUMENT")
     if args.threads is not None and not args.local:
@@ -278,9 +322,12 @@ def _run_audit(args: argparse.Namespace, console: Console):
 
 
 def _audit(args: argparse.Namespace, console: Console) -> int:
+    _require_mlflow(args)
     report = _run_audit(args, console)
     _write_report(report, "json" if args.json else args.format, args.output)
     _write_scores(report, args.scores_out)
+    if args.mlflow:
+        _log_to_mlflow(report, console)
     return EXIT_OK
 
 
@@ -334,10 +381,11 @@ def _check(args: argparse.Namespace, console: Console) -> int:
     from effcap.clients.render import report_json
 
     policy = load_policy(args.policy)  # invalid policies fail before any audit runs
+    _require_mlflow(args)
     baseline = load_report(args.baseline) if args.baseline else None
     if args.report is not None:
         report = load_report(args.report)
-    elif args.model is not None and args.data:
+    elif args.model is not None:  # _run_audit says when --data is missing
         report = _run_audit(args, console)
     else:
         raise EffcapError("give MODEL --data DATA to audit, or --report REPORT.json", "INVALID_ARGUMENT")
@@ -352,7 +400,26 @@ def _check(args: argparse.Namespace, console: Console) -> int:
         args.junit_xml.write_text(junit_xml(results, args.strict))
     if args.markdown:
         args.markdown.write_text(markdown_summary(results, verdict))
+    if args.mlflow:
+        _log_to_mlflow(report, console, results, verdict)
     return code
+
+
+def _require_mlflow(args: argparse.Namespace) -> None:
+    """A missing mlflow fails before the audit runs, not after it."""
+    if args.mlflow:
+        from effcap.clients.mlflow_tracking import import_mlflow
+
+        import_mlflow()
+
+
+def _log_to_mlflow(
+    report: report_pb2.AuditReport, console: Console, results: list[RuleResult] | None = None, verdict: str | None = None
+) -> None:
+    from effcap.clients.mlflow_tracking import log_audit
+
+    run_id = log_audit(report, results, verdict)
+    console.print(f"logged to MLflow run {run_id}", highlight=False)
 
 
 def _diff(args: argparse.Namespace, console: Console) -> int:

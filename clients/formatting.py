@@ -47,6 +47,15 @@ def device_summary(environment: report_pb2.Environment) -> str:
     return f"{environment.device}, {threads}"
 
 
+def dataset_summary(data: report_pb2.DatasetInfo) -> str:
+    """"builtin:digits, 1297 train / 500 test, 10 classes", or that the audit ran on the checkpoint alone."""
+    kind = data.source.WhichOneof("source")
+    if kind is None:
+        return "none (the weights analysis reads the checkpoint alone)"
+    source = f"builtin:{data.source.builtin}" if kind == "builtin" else f"sha256:{data.source.artifact.sha256[:12]}"
+    return f"{source}, {data.train_examples} train / {data.test_examples} test, {data.num_classes} classes"
+
+
 def onnx_summary(model: report_pb2.ModelInfo) -> str | None:
     """How an ONNX model was translated and checked, in one sentence; None for other checkpoints."""
     if not model.HasField("onnx"):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from html import escape
 
-from effcap.clients import memorization_scores_view
+from effcap.clients import memorization_scores_view, weights_view
 from effcap.clients.card import card_lines, label_conditions
 from effcap.clients.formatting import (
     PUBLISHED_BITS_PER_PARAMETER,
+    dataset_summary,
     device_summary,
     mean_std,
     memorization_summary,
@@ -158,13 +159,12 @@ def _compressibility_figures(c: report_pb2.CompressibilityReport) -> list[str]:
 
 def report_html(report: report_pb2.AuditReport) -> str:
     model, data = report.model, report.dataset
-    source = f"builtin:{data.source.builtin}" if data.source.builtin else f"sha256:{data.source.artifact.sha256[:12]}"
     body = [
         f"<h1>effcap audit {escape(report.audit or '(local)')}</h1>",
         f"<p><b>Model</b> {escape(model.family)}, {model.parameter_count:,} parameters, input {list(model.input_shape)}"
         f"{' · sha256:' + model.digest.sha256[:12] if model.digest.sha256 else ''}<br>"
         f"{escape(onnx_summary(model)) + '<br>' if model.HasField('onnx') else ''}"
-        f"<b>Data</b> {escape(source)}: {data.train_examples} train / {data.test_examples} test, {data.num_classes} classes<br>"
+        f"<b>Data</b> {escape(dataset_summary(data))}<br>"
         f"<b>Seed</b> {report.spec.seed} · effcap {escape(report.environment.effcap_version)} · torch {escape(report.environment.torch_version)} · {escape(device_summary(report.environment))}</p>",
         '<section class="card"><h2>Capacity card</h2><ul>' + "".join(f"<li>{escape(line)}</li>" for line in card_lines(report)) + "</ul></section>",
     ]
@@ -225,6 +225,8 @@ def report_html(report: report_pb2.AuditReport) -> str:
         ]
     if report.HasField("memorization_scores"):
         body += memorization_scores_view.html_section(report.memorization_scores)
+    if report.HasField("weights"):
+        body += weights_view.html_section(report.weights)
     if report.warnings:
         body += ["<h2>Warnings</h2><ul>" + "".join(f'<li class="warning">{escape(w)}</li>' for w in report.warnings) + "</ul>"]
     title = escape(f"effcap audit {report.audit or '(local)'}")

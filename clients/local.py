@@ -19,7 +19,7 @@ from effcap.protos.v1 import report_pb2, spec_pb2
 
 def run_local(
     model: Path,
-    data: str,
+    data: str | None,
     spec: spec_pb2.AuditSpec,
     console: Console,
     show_progress: bool = True,
@@ -36,13 +36,13 @@ def run_local(
         from effcap.service.runner import AuditJob, run_audit
     except ImportError as error:
         raise EffcapError(f"--local needs the server extras (pip install 'effcap[server]'): {error}", "FAILED_PRECONDITION") from None
-    builtin = data.startswith("builtin:")
+    data_file = data is not None and not data.startswith("builtin:")  # None: a data-free audit (weights)
     job = AuditJob(
         audit="",
         model_path=model,
         model_digest=file_digest(model),
-        dataset=dataset_ref(data, None if builtin else file_digest(data)),
-        dataset_path=None if builtin else Path(data),
+        dataset=dataset_ref(data, file_digest(data) if data_file else None),
+        dataset_path=Path(data) if data_file else None,
         spec=spec,
         initial_model_path=initial_model,
     )

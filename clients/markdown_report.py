@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from effcap.clients import memorization_scores_view
+from effcap.clients import memorization_scores_view, weights_view
 from effcap.clients.card import card_lines, label_conditions
 from effcap.clients.formatting import (
     PUBLISHED_BITS_PER_PARAMETER,
+    dataset_summary,
     device_summary,
     mean_std,
     memorization_summary,
@@ -19,14 +20,13 @@ from effcap.protos.v1 import report_pb2
 
 def report_markdown(report: report_pb2.AuditReport) -> str:
     model, data = report.model, report.dataset
-    source = f"builtin:{data.source.builtin}" if data.source.builtin else f"sha256:{data.source.artifact.sha256[:12]}"
     out = [
         f"## effcap audit {report.audit or '(local)'}",
         "",
         f"**Model** {model.family}, {model.parameter_count:,} parameters, input {list(model.input_shape)}"
         + (f", `sha256:{model.digest.sha256[:12]}`" if model.digest.sha256 else "")
         + (f"  \n{onnx_summary(model)}" if model.HasField("onnx") else "")
-        + f"  \n**Data** {source}: {data.train_examples} train / {data.test_examples} test, {data.num_classes} classes  \n"
+        + f"  \n**Data** {dataset_summary(data)}  \n"
         f"**Seed** {report.spec.seed} · effcap {report.environment.effcap_version} · torch {report.environment.torch_version} · {device_summary(report.environment)}",
         "",
         "### Capacity card",
@@ -111,6 +111,8 @@ def report_markdown(report: report_pb2.AuditReport) -> str:
             ]
     if report.HasField("memorization_scores"):
         out += memorization_scores_view.markdown_lines(report.memorization_scores)
+    if report.HasField("weights"):
+        out += weights_view.markdown_lines(report.weights)
     if report.warnings:
         out += ["", "### Warnings", "", *[f"- ⚠️ {w}" for w in report.warnings]]
     return "\n".join(out) + "\n"

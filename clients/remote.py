@@ -15,7 +15,7 @@ from effcap.protos.v1 import report_pb2, spec_pb2
 def run_remote(
     address: str,
     model: Path,
-    data: str,
+    data: str | None,
     spec: spec_pb2.AuditSpec,
     console: Console,
     request_id: str | None = None,
@@ -26,7 +26,8 @@ def run_remote(
     with EffcapClient(address) as client:
         client.wait_ready(timeout=10)
         model_digest = client.upload(model)
-        data_digest = None if data.startswith("builtin:") else client.upload(Path(data))
+        data_file = data is not None and not data.startswith("builtin:")  # None: a data-free audit (weights)
+        data_digest = client.upload(Path(data)) if data_file else None
         initial_digest = client.upload(initial_model) if initial_model is not None else None
         operation = client.create_audit(model_digest, dataset_ref(data, data_digest), spec, request_id, skip_cache=skip_cache, initial_model=initial_digest)
         if operation.done:

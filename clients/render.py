@@ -9,9 +9,10 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from effcap.clients import memorization_scores_view
+from effcap.clients import memorization_scores_view, weights_view
 from effcap.clients.card import card_lines
 from effcap.clients.formatting import (
+    dataset_summary,
     device_summary,
     mean_std,
     memorization_summary,
@@ -122,13 +123,12 @@ def compressibility_tables(section: report_pb2.CompressibilityReport) -> list[Ta
 
 def render_report(report: report_pb2.AuditReport) -> Group:
     model, data = report.model, report.dataset
-    source = f"builtin:{data.source.builtin}" if data.source.builtin else f"sha256:{data.source.artifact.sha256[:12]}"
     header = Text.from_markup(
         f"[b]effcap audit[/b] {report.audit or '(local)'}\n"
         f"model: {model.family}, {model.parameter_count:,} parameters, input {list(model.input_shape)}, {model.num_classes} classes"
         + (f", sha256:{model.digest.sha256[:12]}" if model.digest.sha256 else "")
         + (f"\n{onnx_summary(model)}" if model.HasField("onnx") else "")
-        + f"\ndata: {source}, {data.train_examples} train / {data.test_examples} test, {data.num_classes} classes\n"
+        + f"\ndata: {dataset_summary(data)}\n"
         f"seed {report.spec.seed}; effcap {report.environment.effcap_version}, torch {report.environment.torch_version}, {device_summary(report.environment)}"
     )
     parts: list = [header, capacity_card(report)]
@@ -142,6 +142,8 @@ def render_report(report: report_pb2.AuditReport) -> Group:
         parts.extend(compressibility_tables(report.compressibility))
     if report.HasField("memorization_scores"):
         parts.extend(memorization_scores_view.terminal_tables(report.memorization_scores))
+    if report.HasField("weights"):
+        parts.extend(weights_view.terminal_tables(report.weights))
     for warning in report.warnings:
         parts.append(Text(f"warning: {warning}", style="yellow"))
     return Group(*parts)

@@ -38,8 +38,10 @@ def parse_conditions(text: str) -> list[spec_pb2.Condition]:
     return [parse_condition(part) for part in text.split(",") if part.strip()]
 
 
-def dataset_ref(data: str, artifact_digest: artifact_pb2.Digest | None = None) -> spec_pb2.DatasetRef:
-    """"builtin:NAME" names a built-in; anything else is a file, referenced by its digest."""
+def dataset_ref(data: str | None, artifact_digest: artifact_pb2.Digest | None = None) -> spec_pb2.DatasetRef:
+    """"builtin:NAME" names a built-in; anything else is a file, referenced by its digest; None, no data."""
+    if data is None:
+        return spec_pb2.DatasetRef()
     if data.startswith("builtin:"):
         return spec_pb2.DatasetRef(builtin=data.removeprefix("builtin:"))
     return spec_pb2.DatasetRef(artifact=artifact_digest)

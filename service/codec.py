@@ -48,6 +48,8 @@ def audit_spec_from_proto(message: spec_pb2.AuditSpec) -> specs.AuditSpec:
         data["compressibility"] = _set_fields(message.compressibility)
     if message.HasField("memorization_scores"):
         data["memorization_scores"] = _set_fields(message.memorization_scores)
+    if message.HasField("weights"):
+        data["weights"] = {}
     return validated(specs.AuditSpec, data, "spec")
 
 
@@ -113,6 +115,8 @@ def audit_spec_to_proto(spec: specs.AuditSpec) -> spec_pb2.AuditSpec:
         fields = spec.memorization_scores.model_dump(exclude={"training"})
         training = spec_pb2.TrainingSpec(**spec.memorization_scores.training.model_dump())
         message.memorization_scores.CopyFrom(spec_pb2.MemorizationScoresSpec(**fields, training=training))
+    if spec.weights is not None:
+        message.weights.SetInParent()
     return message
 
 

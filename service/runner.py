@@ -22,17 +22,19 @@ from effcap.capacity.analyses.progress import AnalysisProgress
 from effcap.capacity.analyses.rademacher import run_rademacher
 from effcap.capacity.analyses.randomization import run_randomization_test
 from effcap.capacity.analyses.trial_batch import TrialResult
+from effcap.capacity.analyses.weights import run_weights
 from effcap.capacity.checkpoint import Checkpoint, load_checkpoint
 from effcap.capacity.compression.structured import check_structured_supported
 from effcap.capacity.data.datasets import Dataset, builtin_dataset, load_dataset_file
 from effcap.capacity.engine.device import describe_device, pick_device
+from effcap.capacity.errors import InputError
 from effcap.capacity.graphs.onnx_wire import OnnxLimits
 from effcap.capacity.graphs.spec import GraphSpec
 from effcap.capacity.measures.rademacher import check_two_logit_head
 from effcap.capacity.models import ArchitectureSpec, build_model, check_fits_dataset, count_parameters
 from effcap.capacity.specs import ANALYSES, AuditSpec, ConditionKind
 from effcap.protos.v1 import artifact_pb2, report_pb2, spec_pb2
-from effcap.service import codec, memorization_scores_report
+from effcap.service import codec, memorization_scores_report, weights_report
 from effcap.service.executors.threads import ThreadPlan, wait_policy
 from effcap.service.progress import ProgressSink
 
@@ -84,7 +86,8 @@ class AuditJob:
 class AuditInputs:
     spec: AuditSpec
     checkpoint: Checkpoint
-    dataset: Dataset
+    # None only for an audit of data-free analyses (weights) sent without a dataset.
+    dataset: Dataset | None
     initial_state: dict | None = None
 
 
@@ -92,11 +95,16 @@ def load_inputs(job: AuditJob) -> AuditInputs:
     """Parse and cross-check spec, checkpoint and dataset; raises InputError naming the field."""
     spec = codec.audit_spec_from_proto(job.spec)
     checkpoint = load_checkpoint(job.model_path, spec.architecture, onnx_limits=job.onnx_limits)
+    dataset = None
     if job.dataset_path is not None:
         dataset = load_dataset_file(job.dataset_path, name=f"sha256:{job.dataset.artifact.sha256}")
-    else:
+    elif job.dataset.WhichOneof("source") is not None:
         dataset = builtin_dataset(job.dataset.builtin)
-    check_fits_dataset(checkpoint.architecture, dataset.input_shape, dataset.num_classes)
+    elif spec.needs_data:
+        what = "an uploaded artifact digest or a built-in name (only the weights analysis runs without data)"
+        raise InputError("dataset", f"is required: {what}", reason="FIELD_REQUIRED")
+    if dataset is not None:
+        check_fits_dataset(checkpoint.architecture, dataset.input_shape, dataset.num_classes)
     if spec.compressibility is not None:
         check_structured_supported(checkpoint.architecture, list(spec.compressibility.methods))
     if spec.rademacher is not None and spec.rademacher.fit_signs:
@@ -117,11 +125,12 @@ def run_audit(job: AuditJob, sink: ProgressSink, threads: ThreadPlan | None = No
     spec, architecture = inputs.spec, inputs.checkpoint.architecture
     report = report_pb2.AuditReport(audit=job.audit, spec=codec.audit_spec_to_proto(spec))
     report.model.CopyFrom(_model_info(job, inputs))
-    report.dataset.CopyFrom(_dataset_info(job, inputs.dataset))
+    if inputs.dataset is not None:
+        report.dataset.CopyFrom(_dataset_info(job, inputs.dataset))
     report.environment.CopyFrom(_environment(device, threads))
     if inputs.checkpoint.onnx is not None:
         report.warnings.extend(f"onnx: {note}" for note in inputs.checkpoint.onnx.notes)
-    if inputs.dataset.test_split_held_out:
+    if inputs.dataset is not None and inputs.dataset.test_split_held_out:
         report.warnings.append("the dataset has no test split: 20% of the train split was held out as test data")
     analyses = [name for name in ANALYSES if getattr(spec, name) is not None]
     for position, name in enumerate(analyses):
@@ -140,6 +149,10 @@ def run_audit(job: AuditJob, sink: ProgressSink, threads: ThreadPlan | None = No
             scores = run_memorization_scores(architecture, inputs.dataset, spec.memorization_scores, spec.seed, device, progress)
             report.memorization_scores.CopyFrom(memorization_scores_report.memorization_scores_to_proto(scores, inputs.dataset))
             report.warnings.extend(memorization_scores_report.warnings(report.memorization_scores))
+        elif name == "weights":
+            spectra = run_weights(architecture, inputs.checkpoint.state_dict, progress)
+            report.weights.CopyFrom(weights_report.weights_to_proto(spectra))
+            report.warnings.extend(weights_report.warnings(report.weights))
         elif name == "compressibility":
             compression = run_compressibility(architecture, inputs.checkpoint.state_dict, inputs.dataset, spec.compressibility, spec.seed, device, progress)
             report.compressibility.CopyFrom(codec.compressibility_to_proto(compression))
@@ -274,7 +287,7 @@ def _compressibility_warnings(result: CompressibilityResult) -> list[str]:
 
 
 def _capacity_card(report: report_pb2.AuditReport) -> report_pb2.CapacityCard:
-    card = report_pb2.CapacityCard(chance_accuracy=1.0 / report.dataset.num_classes)
+    card = report_pb2.CapacityCard(chance_accuracy=1.0 / (report.dataset.num_classes or report.model.num_classes))
     by_kind = {c.condition.kind: c for c in report.randomization.conditions}
     random_labels = by_kind.get(codec.condition_to_proto_kind(ConditionKind.RANDOM_LABELS))
     true_labels = by_kind.get(codec.condition_to_proto_kind(ConditionKind.TRUE_LABELS))

@@ -85,7 +85,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
                 return operation_for(cached)
         inputs = load_inputs(self._job_for_validation(request))  # InputError -> INVALID_ARGUMENT naming the field
         parameters = count_parameters(build_model(inputs.checkpoint.architecture, device="meta"))
-        check_audit_size(inputs.spec, len(inputs.dataset.x_train), parameters, self._limits)
+        train_examples = len(inputs.dataset.x_train) if inputs.dataset is not None else 0
+        check_audit_size(inputs.spec, train_examples, parameters, self._limits)
         record, created = self._store.create_audit(request, request_hash)
         if not created and record.request_hash != request_hash:
             raise _request_id_reused(request.request_id)
@@ -132,9 +133,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             what = "the digest of an uploaded safetensors checkpoint or ONNX model"
             raise invalid_argument("model", f"is required: {what}", "FIELD_REQUIRED")
         _, model_path = self._artifacts.require(request.model, "model")
-        source = request.dataset.WhichOneof("source")
-        if source is None:
-            raise invalid_argument("dataset", "is required: an uploaded artifact digest or a built-in name", "FIELD_REQUIRED")
+        source = request.dataset.WhichOneof("source")  # none: load_inputs refuses it unless the spec needs no data
         dataset_path = self._artifacts.require(request.dataset.artifact, "dataset.artifact")[1] if source == "artifact" else None
         initial_path = self._artifacts.require(request.initial_model, "initial_model")[1] if request.HasField("initial_model") else None
         return AuditJob(

@@ -47,8 +47,16 @@ MODULES: dict[str, type[nn.Module]] = {
 }
 
 
+# The attribute that carries a built module's spec (see _instantiate).
+ARCHITECTURE_ATTRIBUTE = "effcap_architecture"
+
+
 def _instantiate(spec: ArchitectureSpec) -> nn.Module:
-    return MODULES[spec.family](spec)
+    module = MODULES[spec.family](spec)
+    # The spec travels with the module, so a network built here (and trained anywhere) can be written back as
+    # safetensors + spec without its caller keeping the spec: that is how the notebook API audits a module.
+    setattr(module, ARCHITECTURE_ATTRIBUTE, spec)
+    return module
 
 
 def parse_architecture(obj: object, field: str = "spec.architecture") -> ArchitectureSpec:

@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AuditReport(_message.Message):
-    __slots__ = ("audit", "model", "dataset", "environment", "spec", "card", "randomization", "warnings", "memorization", "rademacher", "compressibility", "memorization_scores")
+    __slots__ = ("audit", "model", "dataset", "environment", "spec", "card", "randomization", "warnings", "memorization", "rademacher", "compressibility", "memorization_scores", "weights")
     AUDIT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,7 @@ class AuditReport(_message.Message):
     RADEMACHER_FIELD_NUMBER: _ClassVar[int]
     COMPRESSIBILITY_FIELD_NUMBER: _ClassVar[int]
     MEMORIZATION_SCORES_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     audit: str
     model: ModelInfo
     dataset: DatasetInfo
@@ -35,7 +36,8 @@ class AuditReport(_message.Message):
     rademacher: RademacherReport
     compressibility: CompressibilityReport
     memorization_scores: MemorizationScoresReport
-    def __init__(self, audit: _Optional[str] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., dataset: _Optional[_Union[DatasetInfo, _Mapping]] = ..., environment: _Optional[_Union[Environment, _Mapping]] = ..., spec: _Optional[_Union[_spec_pb2.AuditSpec, _Mapping]] = ..., card: _Optional[_Union[CapacityCard, _Mapping]] = ..., randomization: _Optional[_Union[RandomizationReport, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., memorization: _Optional[_Union[MemorizationReport, _Mapping]] = ..., rademacher: _Optional[_Union[RademacherReport, _Mapping]] = ..., compressibility: _Optional[_Union[CompressibilityReport, _Mapping]] = ..., memorization_scores: _Optional[_Union[MemorizationScoresReport, _Mapping]] = ...) -> None: ...
+    weights: WeightsReport
+    def __init__(self, audit: _Optional[str] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., dataset: _Optional[_Union[DatasetInfo, _Mapping]] = ..., environment: _Optional[_Union[Environment, _Mapping]] = ..., spec: _Optional[_Union[_spec_pb2.AuditSpec, _Mapping]] = ..., card: _Optional[_Union[CapacityCard, _Mapping]] = ..., randomization: _Optional[_Union[RandomizationReport, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., memorization: _Optional[_Union[MemorizationReport, _Mapping]] = ..., rademacher: _Optional[_Union[RademacherReport, _Mapping]] = ..., compressibility: _Optional[_Union[CompressibilityReport, _Mapping]] = ..., memorization_scores: _Optional[_Union[MemorizationScoresReport, _Mapping]] = ..., weights: _Optional[_Union[WeightsReport, _Mapping]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("digest", "architecture", "family", "parameter_count", "input_shape", "num_classes", "onnx")
@@ -626,3 +628,51 @@ class MemorizationScoresReport(_message.Message):
     scores: ScoresArchive
     definitions: str
     def __init__(self, models: _Optional[int] = ..., subset_fraction: _Optional[float] = ..., subset_size: _Optional[int] = ..., train_examples: _Optional[int] = ..., histogram_edges: _Optional[_Iterable[float]] = ..., histogram_counts: _Optional[_Iterable[int]] = ..., share_above_0_25: _Optional[float] = ..., share_above_0_5: _Optional[float] = ..., mean_memorization: _Optional[float] = ..., mean_consistency: _Optional[float] = ..., mean_standard_error: _Optional[float] = ..., undefined_examples: _Optional[int] = ..., top_memorized: _Optional[_Iterable[_Union[ExampleScore, _Mapping]]] = ..., top_influence: _Optional[_Iterable[_Union[InfluencePair, _Mapping]]] = ..., subset_accuracy: _Optional[_Union[Statistic, _Mapping]] = ..., test_accuracy: _Optional[_Union[Statistic, _Mapping]] = ..., fitted_fraction: _Optional[float] = ..., fit_threshold: _Optional[float] = ..., max_epochs: _Optional[int] = ..., engine_strategy: _Optional[str] = ..., scores: _Optional[_Union[ScoresArchive, _Mapping]] = ..., definitions: _Optional[str] = ...) -> None: ...
+
+class WeightsReport(_message.Message):
+    __slots__ = ("layers", "mean_alpha", "layers_alpha_outside_range", "layers_fitted")
+    LAYERS_FIELD_NUMBER: _ClassVar[int]
+    MEAN_ALPHA_FIELD_NUMBER: _ClassVar[int]
+    LAYERS_ALPHA_OUTSIDE_RANGE_FIELD_NUMBER: _ClassVar[int]
+    LAYERS_FITTED_FIELD_NUMBER: _ClassVar[int]
+    layers: _containers.RepeatedCompositeFieldContainer[LayerSpectrum]
+    mean_alpha: float
+    layers_alpha_outside_range: int
+    layers_fitted: int
+    def __init__(self, layers: _Optional[_Iterable[_Union[LayerSpectrum, _Mapping]]] = ..., mean_alpha: _Optional[float] = ..., layers_alpha_outside_range: _Optional[int] = ..., layers_fitted: _Optional[int] = ...) -> None: ...
+
+class LayerSpectrum(_message.Message):
+    __slots__ = ("name", "kind", "rows", "columns", "matrices", "eigenvalues", "spectral_norm", "frobenius_norm", "stable_rank", "alpha", "alpha_weighted", "xmin", "ks_distance", "tail_eigenvalues", "esd_bin_edges", "esd_counts")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    MATRICES_FIELD_NUMBER: _ClassVar[int]
+    EIGENVALUES_FIELD_NUMBER: _ClassVar[int]
+    SPECTRAL_NORM_FIELD_NUMBER: _ClassVar[int]
+    FROBENIUS_NORM_FIELD_NUMBER: _ClassVar[int]
+    STABLE_RANK_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_WEIGHTED_FIELD_NUMBER: _ClassVar[int]
+    XMIN_FIELD_NUMBER: _ClassVar[int]
+    KS_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    TAIL_EIGENVALUES_FIELD_NUMBER: _ClassVar[int]
+    ESD_BIN_EDGES_FIELD_NUMBER: _ClassVar[int]
+    ESD_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    rows: int
+    columns: int
+    matrices: int
+    eigenvalues: int
+    spectral_norm: float
+    frobenius_norm: float
+    stable_rank: float
+    alpha: float
+    alpha_weighted: float
+    xmin: float
+    ks_distance: float
+    tail_eigenvalues: int
+    esd_bin_edges: _containers.RepeatedScalarFieldContainer[float]
+    esd_counts: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., rows: _Optional[int] = ..., columns: _Optional[int] = ..., matrices: _Optional[int] = ..., eigenvalues: _Optional[int] = ..., spectral_norm: _Optional[float] = ..., frobenius_norm: _Optional[float] = ..., stable_rank: _Optional[float] = ..., alpha: _Optional[float] = ..., alpha_weighted: _Optional[float] = ..., xmin: _Optional[float] = ..., ks_distance: _Optional[float] = ..., tail_eigenvalues: _Optional[int] = ..., esd_bin_edges: _Optional[_Iterable[float]] = ..., esd_counts: _Optional[_Iterable[int]] = ...) -> None: ...

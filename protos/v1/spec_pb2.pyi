@@ -36,7 +36,7 @@ INIT_MODE_REINIT: InitMode
 INIT_MODE_CHECKPOINT: InitMode
 
 class AuditSpec(_message.Message):
-    __slots__ = ("architecture", "seed", "randomization", "memorization", "rademacher", "compressibility", "memorization_scores")
+    __slots__ = ("architecture", "seed", "randomization", "memorization", "rademacher", "compressibility", "memorization_scores", "weights")
     ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     RANDOMIZATION_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +44,7 @@ class AuditSpec(_message.Message):
     RADEMACHER_FIELD_NUMBER: _ClassVar[int]
     COMPRESSIBILITY_FIELD_NUMBER: _ClassVar[int]
     MEMORIZATION_SCORES_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     architecture: _struct_pb2.Struct
     seed: int
     randomization: RandomizationSpec
@@ -51,7 +52,8 @@ class AuditSpec(_message.Message):
     rademacher: RademacherSpec
     compressibility: CompressibilitySpec
     memorization_scores: MemorizationScoresSpec
-    def __init__(self, architecture: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., seed: _Optional[int] = ..., randomization: _Optional[_Union[RandomizationSpec, _Mapping]] = ..., memorization: _Optional[_Union[MemorizationSpec, _Mapping]] = ..., rademacher: _Optional[_Union[RademacherSpec, _Mapping]] = ..., compressibility: _Optional[_Union[CompressibilitySpec, _Mapping]] = ..., memorization_scores: _Optional[_Union[MemorizationScoresSpec, _Mapping]] = ...) -> None: ...
+    weights: WeightsSpec
+    def __init__(self, architecture: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., seed: _Optional[int] = ..., randomization: _Optional[_Union[RandomizationSpec, _Mapping]] = ..., memorization: _Optional[_Union[MemorizationSpec, _Mapping]] = ..., rademacher: _Optional[_Union[RademacherSpec, _Mapping]] = ..., compressibility: _Optional[_Union[CompressibilitySpec, _Mapping]] = ..., memorization_scores: _Optional[_Union[MemorizationScoresSpec, _Mapping]] = ..., weights: _Optional[_Union[WeightsSpec, _Mapping]] = ...) -> None: ...
 
 class DatasetRef(_message.Message):
     __slots__ = ("artifact", "builtin")
@@ -180,3 +182,7 @@ class MemorizationScoresSpec(_message.Message):
     top_influence_pairs: int
     training: TrainingSpec
     def __init__(self, models: _Optional[int] = ..., subset_fraction: _Optional[float] = ..., top_examples: _Optional[int] = ..., top_influence_pairs: _Optional[int] = ..., training: _Optional[_Union[TrainingSpec, _Mapping]] = ...) -> None: ...
+
+class WeightsSpec(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
