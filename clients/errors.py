@@ -47,3 +47,8 @@ class EffcapError(Exception):
                 retry_after_s = retry.retry_delay.ToTimedelta().total_seconds()
         suffix = f" [{reason}]" if reason else ""
         return cls(f"{code}: {status.message}{suffix}", code, reason, field, retry_after_s)
+
+
+def server_extras_missing(command: str, error: ImportError) -> EffcapError:
+    """The light client (no torch) runs commands that need the library only with the extra named here."""
+    return EffcapError(f"{command} needs the server extras (pip install 'effcap[server]'): {error}", "FAILED_PRECONDITION")

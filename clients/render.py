@@ -11,6 +11,7 @@ from rich.text import Text
 
 from effcap.clients import memorization_scores_view
 from effcap.clients.card import card_lines
+from effcap.clients.console import output_console
 from effcap.clients.formatting import (
     device_summary,
     mean_std,
@@ -30,7 +31,8 @@ def report_json(report: report_pb2.AuditReport) -> str:
 
 
 def capacity_card(report: report_pb2.AuditReport) -> Panel:
-    return Panel("\n".join(card_lines(report)), title="capacity card", box=box.ROUNDED)
+    # Text, not markup; fitted to its lines rather than stretched to a wide non-terminal console.
+    return Panel(Text("\n".join(card_lines(report))), title="capacity card", box=box.ROUNDED, expand=False)
 
 
 def randomization_table(section: report_pb2.RandomizationReport) -> Table:
@@ -148,8 +150,4 @@ def render_report(report: report_pb2.AuditReport) -> Group:
 
 
 def print_report(report: report_pb2.AuditReport, console: Console | None = None) -> None:
-    if console is None:
-        console = Console()
-        if not console.is_terminal:  # piped to a file or a CI log: no terminal width to fit
-            console = Console(width=120)
-    console.print(render_report(report))
+    (console or output_console()).print(render_report(report))
