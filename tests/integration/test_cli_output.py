@@ -46,7 +46,9 @@ def save(report: report_pb2.AuditReport, path: Path) -> Path:
 
 
 def test_diff_prints_bracketed_labels_as_written(tmp_path):
-    result = effcap("diff", str(save(make_report(0.9), tmp_path / "a.json")), str(save(make_report(0.8), tmp_path / "b.json")))
+    result = effcap(
+        "diff", str(save(make_report(0.9), tmp_path / "a.json")), str(save(make_report(0.8), tmp_path / "b.json"))
+    )
     assert result.returncode == 0, result.stderr
     for label in ("true", "corrupt(0.5)", "random"):
         assert f"randomization.conditions[{label}].test_accuracy.mean" in result.stdout, result.stdout
@@ -60,7 +62,11 @@ def test_diff_labels_list_elements_says_when_nothing_changed_and_when_reports_ar
     assert same.returncode == 0 and "No metric changed." in same.stdout and "metric(s) changed" not in same.stdout
     other = save(make_report(0.5, family="lenet5", parameters=61_706), tmp_path / "c.json")
     unrelated = effcap("diff", str(a), str(other))
-    assert unrelated.returncode == 0 and "unrelated" in unrelated.stdout and "mlp with 301,066 parameters vs lenet5" in unrelated.stdout
+    assert (
+        unrelated.returncode == 0
+        and "unrelated" in unrelated.stdout
+        and "mlp with 301,066 parameters vs lenet5" in unrelated.stdout
+    )
     assert "metric(s) changed" not in unrelated.stdout
 
 
@@ -96,7 +102,24 @@ def test_report_of_a_missing_file_says_so_instead_of_asking_a_server(tmp_path):
 
 
 def test_audit_help_lists_every_analysis():
-    result = subprocess.run([*CLI, "audit", "--help"], capture_output=True, text=True, timeout=60, env={"COLUMNS": "300", "PATH": ""})
+    result = subprocess.run(
+        [*CLI, "audit", "--help"], capture_output=True, text=True, timeout=60, env={"COLUMNS": "300", "PATH": ""}
+    )
     line = next(x for x in result.stdout.splitlines() if x.strip().startswith("--analyses ANALYSES"))
     for analysis in ("randomization", "memorization", "rademacher", "compressibility", "memorization_scores"):
         assert analysis in line
+
+
+def test_the_documented_ci_policy_passes_a_first_run_without_a_baseline(tmp_path):
+    """docs/ci.md passes --baseline only when one exists; examples/policy.yaml has a baseline rule."""
+    report = make_report(0.95)
+    report.card.random_labels_test_accuracy = 0.1
+    report.card.true_labels_test_accuracy = 0.95  # no random_labels_slowdown: nothing fitted (a warn rule)
+    policy = Path(__file__).parents[2] / "examples" / "policy.yaml"
+    junit = tmp_path / "junit.xml"
+    result = effcap(
+        "check", "--report", str(save(report, tmp_path / "r.json")), "--policy", str(policy), "--junit-xml", str(junit)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SKIP" in result.stdout and "no --baseline given" in result.stdout and "WARN" in result.stdout
+    assert 'skipped="1"' in junit.read_text()
