@@ -95,7 +95,10 @@ def load_policy(path: Path) -> Policy:
     except ValidationError as error:
         first = error.errors()[0]
         location = _describe_location(data, first["loc"])
-        raise EffcapError(f"policy {path}: {location}: {first['msg']}", "INVALID_ARGUMENT", field=location) from None
+        # A validator's own words, not pydantic's "Value error, ..." (clients do not import the library's helper).
+        raised = first.get("ctx", {}).get("error")
+        text = str(raised) if first["type"] == "value_error" and raised is not None else first["msg"]
+        raise EffcapError(f"policy {path}: {location}: {text}", "INVALID_ARGUMENT", field=location) from None
 
 
 def _describe_location(data: Any, loc: tuple) -> str:

@@ -123,3 +123,9 @@ def test_the_documented_ci_policy_passes_a_first_run_without_a_baseline(tmp_path
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SKIP" in result.stdout and "no --baseline given" in result.stdout and "WARN" in result.stdout
     assert 'skipped="1"' in junit.read_text()
+
+
+def test_an_unreachable_server_gets_a_hint_to_start_one_or_run_locally():
+    result = effcap("report", "0123abcd", "--server", "127.0.0.1:1")
+    assert result.returncode == 2 and "UNAVAILABLE" in result.stderr
+    assert "effcap serve" in result.stderr and "--local" in result.stderr
