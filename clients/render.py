@@ -13,6 +13,9 @@ from effcap.clients import memorization_scores_view
 from effcap.clients.card import card_lines
 from effcap.clients.console import output_console
 from effcap.clients.formatting import (
+    COMPRESSION_COLUMNS,
+    best_within_tolerance,
+    compression_row,
     device_summary,
     mean_std,
     memorization_summary,
@@ -110,6 +113,14 @@ def compressibility_tables(section: report_pb2.CompressibilityReport) -> list[Ta
     for m in section.methods:
         methods.add_row(m.method, f"{100 * m.sparsity:.1f}%", f"{m.compression_ratio:.1f}×", f"{100 * m.train_sparsity:.1f}%")
     tables = [methods]
+    others = best_within_tolerance(section)
+    if others:
+        table = Table(title="Quantisation and low rank: the shortest code within tolerance", box=box.SIMPLE_HEAD)
+        for column in COMPRESSION_COLUMNS:
+            table.add_column(column, justify="left" if column == "method" else "right")
+        for method, point in others:
+            table.add_row(*compression_row(section, method, point))
+        tables.append(table)
     if section.HasField("bound"):
         b = section.bound
         bound = Table(title=f"Compression bound (δ = {b.delta:g}): {b.method} at {b.level:g}, {b.code_bits:,.0f} bits, n = {b.n}, train error {b.train_error:.4f}", box=box.SIMPLE_HEAD)
