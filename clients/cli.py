@@ -308,7 +308,8 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     if source.is_file():
         report = load_report(source)
     elif _names_a_file(args.source):
-        raise EffcapError(f"{args.source}: no such file (a saved report; an audit is named audits/ID or ID)", "INVALID_ARGUMENT")
+        message = f"{args.source}: no such file (a saved report; an audit is named audits/ID or ID)"
+        raise EffcapError(message, "INVALID_ARGUMENT")
     else:
         from effcap.clients.sdk import EffcapClient
 

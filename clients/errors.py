@@ -55,4 +55,5 @@ class EffcapError(Exception):
 
 def server_extras_missing(command: str, error: ImportError) -> EffcapError:
     """The light client (no torch) runs commands that need the library only with the extra named here."""
-    return EffcapError(f"{command} needs the server extras (pip install 'effcap[server]'): {error}", "FAILED_PRECONDITION")
+    message = f"{command} needs the server extras (pip install 'effcap[server]'): {error}"
+    return EffcapError(message, "FAILED_PRECONDITION")

@@ -64,7 +64,8 @@ def memorization_summary(m: report_pb2.MemorizationReport) -> str:
     bound = "≥ " if m.reached_max_size else ""
     relation = "≥" if m.reached_max_size else "="  # "m* ≥ 1024", never "m* = ≥ 1024"
     return (
-        f"m* {relation} {m.largest_fitted_size} random labels {relation} {m.capacity_bits:.0f} bits, {bound}{m.bits_per_parameter:.4f} bits/parameter "
+        f"m* {relation} {m.largest_fitted_size} random labels {relation} {m.capacity_bits:.0f} bits, "
+        f"{bound}{m.bits_per_parameter:.4f} bits/parameter "
         f"(budget {m.budget_steps:,} SGD steps per subset size = {m.max_epochs} epochs of the train split; threshold {m.fit_threshold:g})"
     )
 
@@ -88,7 +89,9 @@ def best_within_tolerance(c: report_pb2.CompressibilityReport) -> list[tuple[str
     return list(best.items())
 
 
-def compression_row(c: report_pb2.CompressibilityReport, method: str, point: report_pb2.CompressionPoint | None) -> list[str]:
+def compression_row(
+    c: report_pb2.CompressibilityReport, method: str, point: report_pb2.CompressionPoint | None
+) -> list[str]:
     """method, level, accuracy, code size and its factor against float32 weights; dashes when nothing qualified."""
     if point is None:
         return [method, "none within tolerance", "—", "—", "—"]

@@ -84,7 +84,8 @@ def _capacity_figure(m: report_pb2.MemorizationReport) -> str:
     bound = "at least " if m.reached_max_size else ""
     return _figure(
         chart,
-        f"Memorisation capacity curve. The largest subset fitted within the budget is m* {'≥' if bound else '='} {m.largest_fitted_size} "
+        "Memorisation capacity curve. The largest subset fitted within the budget is "
+        f"m* {'≥' if bound else '='} {m.largest_fitted_size} "
         f"({bound}{m.capacity_bits:.0f} bits); beyond it the network runs out of capacity (or of budget: m* is a lower estimate).",
         "capacity-curve",
     )
@@ -229,7 +230,9 @@ def report_html(report: report_pb2.AuditReport) -> str:
         header = "".join(f"<th>{escape(column)}</th>" for column in COMPRESSION_COLUMNS)
         body += [
             "<h2>Compressibility</h2>",
-            f"<table><tr><th>method</th><th>s*</th><th>ratio</th><th>s* on train</th></tr>{rows}</table>" if rows else "",
+            f"<table><tr><th>method</th><th>s*</th><th>ratio</th><th>s* on train</th></tr>{rows}</table>"
+            if rows
+            else "",
             f'<table class="other-methods"><tr>{header}</tr>{others}</table>' if others else "",
             bound,
             *_compressibility_figures(c),

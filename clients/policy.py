@@ -195,7 +195,8 @@ def _evaluate_rule(rule: Rule, current: dict[str, Any], baseline: dict[str, Any]
         value = metric_value(current, rule.metric)
     except KeyError as error:
         # Under a warn rule a missing metric (e.g. nothing fitted, so no slowdown) is a warning, not a broken CI.
-        return RuleResult(rule, "WARN" if rule.severity == "warn" else "ERROR", f"metric not in the report: {error.args[0]}")
+        status = "WARN" if rule.severity == "warn" else "ERROR"
+        return RuleResult(rule, status, f"metric not in the report: {error.args[0]}")
     problems = []
     if rule.min is not None and value < rule.min:
         problems.append(f"{value:g} < min {rule.min:g}")

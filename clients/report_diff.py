@@ -98,5 +98,6 @@ def diff_table(changes: list[tuple[str, float | None, float | None]]) -> Table:
     for path, old, new in changes:
         change = f"{new - old:+.4g}" if old is not None and new is not None else "—"
         # Text, not markup: [true] and [corrupt(0.5)] in a path are labels, not style tags.
-        table.add_row(Text(path), "—" if old is None else f"{old:.4g}", "—" if new is None else f"{new:.4g}", change)
+        values = ("—" if v is None else f"{v:.4g}" for v in (old, new))
+        table.add_row(Text(path), *values, change)
     return table

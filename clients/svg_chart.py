@@ -88,7 +88,8 @@ def render_svg(chart: Chart) -> str:
     def sy(y: float) -> float:
         return TOP + (1 - scale(y, y_lo, y_hi, chart.y_log)) * plot_h
 
-    svg = f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img">'
+    size = f'viewBox="0 0 {width} {height}" width="{width}" height="{height}"'
+    svg = f'<svg xmlns="http://www.w3.org/2000/svg" {size} role="img">'
     parts = [svg, f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#999"/>']
     x_ticks = chart.x_tick_labels or {t: _fmt(t) for t in _ticks(x_lo, x_hi, chart.x_log)}
     for t, label in x_ticks.items():
@@ -96,13 +97,17 @@ def render_svg(chart: Chart) -> str:
             x, y = sx(t), TOP + plot_h + 16
             parts.append(f'<line x1="{x:.1f}" y1="{TOP + plot_h}" x2="{x:.1f}" y2="{TOP + plot_h + 4}" stroke="#555"/>')
             # Names are turned so that neighbouring layers do not overlap.
-            turn = f' transform="rotate(-35 {x:.1f} {y})" text-anchor="end"' if chart.x_tick_labels else ' text-anchor="middle"'
+            turn = ' text-anchor="middle"'
+            if chart.x_tick_labels:
+                turn = f' transform="rotate(-35 {x:.1f} {y})" text-anchor="end"'
             parts.append(f'<text class="x-tick" x="{x:.1f}" y="{y}" font-size="11"{turn}>{escape(label)}</text>')
     for t in _ticks(y_lo, y_hi, chart.y_log):
         if y_lo <= t <= y_hi:
-            parts.append(f'<line x1="{LEFT - 4}" y1="{sy(t):.1f}" x2="{LEFT + plot_w}" y2="{sy(t):.1f}" stroke="#eee"/>')
-            parts.append(f'<text x="{LEFT - 6}" y="{sy(t) + 4:.1f}" font-size="11" text-anchor="end">{_fmt(t)}</text>')
-    parts.append(f'<text x="{LEFT + plot_w / 2}" y="{height - 8}" font-size="12" text-anchor="middle">{escape(chart.x_label)}</text>')
+            y = sy(t)
+            parts.append(f'<line x1="{LEFT - 4}" y1="{y:.1f}" x2="{LEFT + plot_w}" y2="{y:.1f}" stroke="#eee"/>')
+            parts.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{_fmt(t)}</text>')
+    x_label = escape(chart.x_label)
+    parts.append(f'<text x="{LEFT + plot_w / 2}" y="{height - 8}" font-size="12" text-anchor="middle">{x_label}</text>')
     parts.append(f'<text transform="translate(14 {TOP + plot_h / 2}) rotate(-90)" font-size="12" text-anchor="middle">{escape(chart.y_label)}</text>')
     for y, label in chart.reference_lines:
         if y_lo <= y <= y_hi and (y > 0 or not chart.y_log):
@@ -116,7 +121,8 @@ def render_svg(chart: Chart) -> str:
         for x, y in s.points:
             parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{colour}"/>')
         ly, lx = TOP + 14 + 16 * i, LEFT + plot_w
-        parts.append(f'<line x1="{lx + 10}" y1="{ly - 4}" x2="{lx + 28}" y2="{ly - 4}" stroke="{colour}" stroke-width="2"{dash}/>')
+        stroke = f'stroke="{colour}" stroke-width="2"{dash}'
+        parts.append(f'<line x1="{lx + 10}" y1="{ly - 4}" x2="{lx + 28}" y2="{ly - 4}" {stroke}/>')
         parts.append(f'<text class="legend" x="{lx + 32}" y="{ly}" font-size="11">{escape(s.name)}</text>')
     parts.append("</svg>")
     return "".join(parts)

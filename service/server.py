@@ -99,7 +99,8 @@ class EffcapServer:
         except RuntimeError:  # grpcio raises where older releases returned 0
             self.port = 0
         if self.port == 0:
-            raise SystemExit(f"cannot listen on {config.host}:{config.port}: the port is taken (another effcap serve?) or not ours to bind")
+            where = f"{config.host}:{config.port}"
+            raise SystemExit(f"cannot listen on {where}: the port is taken (another effcap serve?) or not ours to bind")
 
     def start(self) -> None:
         requeued, failed = self.store.requeue_interrupted(self.config.max_attempts)

@@ -94,7 +94,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         if not created and record.request_hash != request_hash:
             raise _request_id_reused(request.request_id)
         if created:
-            log_created(record.name, [f.name for f, _ in request.spec.ListFields() if f.message_type is not None], request.request_id)
+            analyses = [f.name for f, _ in request.spec.ListFields() if f.message_type and f.name != "architecture"]
+            log_created(record.name, analyses, request.request_id)
         self._scheduler.notify()
         return operation_for(record)
 

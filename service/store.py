@@ -187,7 +187,8 @@ class AuditStore:
         """The audit a request_id created, or the one it was answered with from the cache."""
         with self._lock:
             row = self._db.execute(
-                "SELECT id FROM audits WHERE request_id = ? UNION ALL SELECT audit_id FROM request_aliases WHERE request_id = ?",
+                "SELECT id FROM audits WHERE request_id = ? "
+                "UNION ALL SELECT audit_id FROM request_aliases WHERE request_id = ?",
                 (request_id, request_id),
             ).fetchone()
             return self._get_locked(row[0]) if row else None
@@ -195,7 +196,8 @@ class AuditStore:
     def record_request_id(self, request_id: str, audit_id: str) -> AuditRecord:
         """Remember that `request_id` was answered with `audit_id`; the audit it already names if it has one."""
         with self._transaction() as db:
-            db.execute("INSERT OR IGNORE INTO request_aliases (request_id, audit_id) VALUES (?, ?)", (request_id, audit_id))
+            insert = "INSERT OR IGNORE INTO request_aliases (request_id, audit_id) VALUES (?, ?)"
+            db.execute(insert, (request_id, audit_id))
         record = self.find_by_request_id(request_id)
         assert record is not None
         return record
@@ -258,9 +260,8 @@ class AuditStore:
     ) -> bool:
         """End an audit (once: a finished audit is never overwritten). Returns whether it changed."""
         with self._transaction() as db:
-            row = db.execute(
-                "SELECT state, last_sequence, attempts, progress, create_time, start_time FROM audits WHERE id = ?", (audit_id,)
-            ).fetchone()
+            columns = "state, last_sequence, attempts, progress, create_time, start_time"
+            row = db.execute(f"SELECT {columns} FROM audits WHERE id = ?", (audit_id,)).fetchone()
             if row is None or row[0] in TERMINAL_STATES:
                 return False
             progress = audit_pb2.AuditProgress.FromString(row[3])

@@ -175,7 +175,9 @@ def test_error_texts_help_the_user_fix_the_input(client, demo_files, tmp_path):
     """No pydantic prefix; the arrays a dataset holds; the tensor names a checkpoint holds (issue 16, defect 12)."""
     model = client.upload(demo_files[0])
     spec = digits_spec("true,true", seeds=1, epochs=1)
-    error = expect(lambda: create(client, model, spec_pb2.DatasetRef(builtin="digits"), spec), "INVALID_ARGUMENT", "INVALID_SPEC", "spec.randomization.conditions")
+    digits = spec_pb2.DatasetRef(builtin="digits")
+    field = "spec.randomization.conditions"
+    error = expect(lambda: create(client, model, digits, spec), "INVALID_ARGUMENT", "INVALID_SPEC", field)
     assert "conditions must be distinct" in str(error) and "Value error" not in str(error)
     x = np.zeros((40, 1, 8, 8), np.float32)
     renamed = npz(tmp_path, "renamed.npz", X=x, y=np.arange(40) % 10)
@@ -183,8 +185,10 @@ def test_error_texts_help_the_user_fix_the_input(client, demo_files, tmp_path):
     error = expect(lambda: create(client, model, data), "INVALID_ARGUMENT", "DATASET_ARRAY_MISSING", "dataset.x_train")
     assert "the file has 'X', 'y'" in str(error)
     spec = MLPSpec(input_shape=(1, 8, 8), num_classes=10, hidden_sizes=(16,))
-    sequential = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))
+    nn = torch.nn
+    sequential = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
     save_checkpoint(tmp_path / "seq.safetensors", spec, sequential.state_dict())
     bad = client.upload(tmp_path / "seq.safetensors")
-    error = expect(lambda: create(client, bad, spec_pb2.DatasetRef(builtin="digits")), "INVALID_ARGUMENT", "CHECKPOINT_SPEC_MISMATCH", "model")
-    assert "hidden.0.weight" in str(error) and "the checkpoint has instead: 1.bias, 1.weight, 3.bias, 3.weight" in str(error)
+    error = expect(lambda: create(client, bad, digits), "INVALID_ARGUMENT", "CHECKPOINT_SPEC_MISMATCH", "model")
+    found = "the checkpoint has instead: 1.bias, 1.weight, 3.bias, 3.weight"
+    assert "hidden.0.weight" in str(error) and found in str(error)

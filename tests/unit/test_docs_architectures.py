@@ -1,4 +1,4 @@
-"""The docs name every family's tensors, and the names they give are the ones the families build (issue 16, defect 15)."""
+"""The docs name every family's tensors, and the names given are those the families build (issue 16, defect 15)."""
 
 from __future__ import annotations
 
