@@ -88,7 +88,10 @@ def test_output_to_a_pipe_is_not_folded_at_80_columns(tmp_path):
 
 
 def test_commands_that_need_the_library_name_the_server_extra_on_a_light_install(tmp_path):
-    for command in (["serve", "--data-dir", str(tmp_path / "d")], ["demo", "--work-dir", str(tmp_path / "w")]):
+    model = tmp_path / "m.safetensors"
+    model.write_bytes(b"never read: the extras are checked first")
+    local = ["audit", str(model), "--data", "builtin:digits", "--local"]
+    for command in (["serve", "--data-dir", str(tmp_path / "d")], ["demo", "--work-dir", str(tmp_path / "w")], local):
         result = effcap(*command, code="sys.modules['torch'] = None")
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert "pip install 'effcap[server]'" in result.stderr
