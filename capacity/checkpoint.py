@@ -129,7 +129,11 @@ def _resolve_architecture(override: dict[str, Any] | None, metadata: dict[str, s
 def _check_tensor_names(present: set[str], expected: set[str], field: str) -> None:
     missing, unexpected = sorted(expected - present), sorted(present - expected)
     if missing:
-        raise InputError(field, f"missing {len(missing)} tensors required by the architecture: {_first_names(missing)}", reason="CHECKPOINT_SPEC_MISMATCH")
+        # The names found beside the names wanted: `1.weight` for `hidden.0.weight` means an nn.Sequential's
+        # state_dict saved for a family whose modules are named (docs/architectures.md lists the names).
+        found = f"; the checkpoint has instead: {_first_names(unexpected)}" if unexpected else ""
+        message = f"missing {len(missing)} tensors required by the architecture: {_first_names(missing)}{found}"
+        raise InputError(field, message, reason="CHECKPOINT_SPEC_MISMATCH")
     if unexpected:
         raise InputError(field, f"{len(unexpected)} tensors are not part of the architecture: {_first_names(unexpected)}", reason="CHECKPOINT_SPEC_MISMATCH")
 

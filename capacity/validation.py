@@ -17,7 +17,13 @@ def validated(model_cls: type[ModelT], data: Any, field_prefix: str) -> ModelT:
         return model_cls.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise InputError(field_path(field_prefix, first["loc"]), first["msg"], reason="INVALID_SPEC") from None
+        raise InputError(field_path(field_prefix, first["loc"]), error_text(first), reason="INVALID_SPEC") from None
+
+
+def error_text(error: dict[str, Any]) -> str:
+    """A validator's own message, without pydantic's "Value error, " prefix, which means nothing to users."""
+    raised = error.get("ctx", {}).get("error")
+    return str(raised) if error["type"] == "value_error" and raised is not None else error["msg"]
 
 
 def field_path(prefix: str, loc: tuple[int | str, ...]) -> str:

@@ -25,8 +25,16 @@ def card_lines(report: report_pb2.AuditReport) -> list[str]:
                 f"Fitting random labels takes at least {censored[0].slowdown_lower_bound:.2f}× the SGD steps of true labels "
                 "(not every trial fitted within the budget)."
             )
+    own = report.model.checkpoint_test_accuracy if report.model.HasField("checkpoint_test_accuracy") else None
     if card.HasField("true_labels_test_accuracy"):
-        lines.append(f"Test accuracy with true labels: {percent(card.true_labels_test_accuracy)}.")
+        # These are networks this audit trained afresh, not the user's checkpoint: say so, beside the checkpoint's.
+        checkpoint = f"; the checkpoint itself: {percent(own)}" if own is not None else ""
+        lines.append(
+            f"Test accuracy with true labels, of networks trained afresh by this audit: "
+            f"{percent(card.true_labels_test_accuracy)}{checkpoint}."
+        )
+    elif own is not None:
+        lines.append(f"Test accuracy of the checkpoint itself: {percent(own)}.")
     if card.HasField("memorized_examples"):
         bound = "at least " if report.memorization.reached_max_size else ""
         lines.append(

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
-from effcap.clients.errors import EffcapError
+from effcap.clients.console import output_console
+from effcap.clients.errors import EffcapError, server_extras_missing
 
 if TYPE_CHECKING:
     from effcap.clients.policy import RuleResult
@@ -35,7 +36,7 @@ FORMATS = ("text", "json", "md", "html")
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    console = Console(stderr=True)
+    console = output_console(stderr=True)
     try:
         return args.handler(args, console)
     except EffcapError as error:
@@ -261,9 +262,12 @@ def spec_from_options(analyses: str | list[str], **options: object) -> spec_pb2.
 
 
 def _serve(args: argparse.Namespace, console: Console) -> int:
-    from effcap.capacity.graphs.onnx_wire import OnnxLimits
-    from effcap.service.limits import AuditLimits
-    from effcap.service.server import ServerConfig, serve
+    try:
+        from effcap.capacity.graphs.onnx_wire import OnnxLimits
+        from effcap.service.limits import AuditLimits
+        from effcap.service.server import ServerConfig, serve
+    except ImportError as error:
+        raise server_extras_missing("effcap serve", error) from None
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = ServerConfig(
@@ -350,6 +354,9 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     source = Path(args.source)
     if source.is_file():
         report = load_report(source)
+    elif _names_a_file(args.source):
+        message = f"{args.source}: no such file (a saved report; an audit is named audits/ID or ID)"
+        raise EffcapError(message, "INVALID_ARGUMENT")
     else:
         from effcap.clients.sdk import EffcapClient
 
@@ -362,6 +369,11 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     _write_report(report, args.format, args.output)
     _write_scores(report, args.scores_out)
     return EXIT_OK
+
+
+def _names_a_file(source: str) -> bool:
+    """A path, not an audit id: audit ids are hex, so a suffix or a directory separator means a file."""
+    return not source.startswith("audits/") and ("/" in source or "\\" in source or Path(source).suffix != "")
 
 
 def _write_scores(report, path: Path | None) -> None:
@@ -394,8 +406,8 @@ def _check(args: argparse.Namespace, console: Console) -> int:
     results = evaluate(policy, report, baseline)
     code = exit_code(results, args.strict)
     verdict = {0: "passed", 1: "violated", 2: "error"}[code]
-    Console().print(results_table(results))
-    Console().print(f"policy {verdict}", highlight=False)
+    output_console().print(results_table(results))
+    output_console().print(f"policy {verdict}", highlight=False)
     if args.junit_xml:
         args.junit_xml.write_text(junit_xml(results, args.strict))
     if args.markdown:
@@ -425,15 +437,15 @@ def _log_to_mlflow(
 def _diff(args: argparse.Namespace, console: Console) -> int:
     from effcap.clients.policy import evaluate, exit_code, load_policy, load_report
     from effcap.clients.policy_output import results_table
-    from effcap.clients.report_diff import changed_metrics, diff_table
+    from effcap.clients.report_diff import diff_view
 
     policy = load_policy(args.policy) if args.policy else None
     baseline, current = load_report(args.baseline), load_report(args.current)
-    Console().print(diff_table(changed_metrics(baseline, current)))
+    output_console().print(diff_view(baseline, current))
     if policy is None:
         return EXIT_OK
     results = evaluate(policy, current, baseline)
-    Console().print(results_table(results))
+    output_console().print(results_table(results))
     return exit_code(results, args.strict)
 
 
@@ -453,7 +465,7 @@ def _write_report(report, fmt: str, output: Path | None) -> None:
             print_report(report)
         else:
             with output.open("w") as handle:
-                print_report(report, Console(file=handle, width=120))
+                print_report(report, output_console(file=handle))
         return
     if fmt == "json":
         text = report_json(report) + "\n"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from effcap.clients.errors import EffcapError
+from effcap.clients.errors import EffcapError, server_extras_missing
 from effcap.clients.progress_view import ProgressView
 from effcap.clients.sdk import EffcapClient
 from effcap.clients.spec_args import dataset_ref, randomization_spec
@@ -36,7 +36,10 @@ def run_demo(work_dir: Path | None, console: Console) -> report_pb2.AuditReport:
         root.mkdir(parents=True, exist_ok=True)
         model_path, data_path = root / "mlp-digits.safetensors", root / "digits.npz"
         console.print("writing the demo checkpoint (MLP 2x512, briefly trained on digits) and the digits dataset", highlight=False)
-        from effcap.capacity.demo_assets import write_demo_checkpoint, write_digits_npz
+        try:
+            from effcap.capacity.demo_assets import write_demo_checkpoint, write_digits_npz
+        except ImportError as error:
+            raise server_extras_missing("effcap demo", error) from None
 
         write_demo_checkpoint(model_path)
         write_digits_npz(data_path)

@@ -6,6 +6,9 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+# What a user who has not started a server needs to read when none answers.
+UNREACHABLE_HINT = " (is a server running there? start one with `effcap serve`, or run in this process with --local)"
+
 
 class EffcapError(Exception):
     """A failed call or audit, with the server's reason and the offending field when there is one."""
@@ -23,8 +26,9 @@ class EffcapError(Exception):
         status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None
         code = error.code().name if isinstance(error, grpc.Call) else "UNKNOWN"
         message = error.details() if isinstance(error, grpc.Call) else str(error)
-        if status is None:
-            return cls(f"{code}: {message}", code)
+        if status is None:  # no status from a server: the connection itself failed
+            hint = UNREACHABLE_HINT if code == "UNAVAILABLE" else ""
+            return cls(f"{code}: {message}{hint}", code)
         return cls.from_status(status, code)
 
     @classmethod
@@ -47,3 +51,9 @@ class EffcapError(Exception):
                 retry_after_s = retry.retry_delay.ToTimedelta().total_seconds()
         suffix = f" [{reason}]" if reason else ""
         return cls(f"{code}: {status.message}{suffix}", code, reason, field, retry_after_s)
+
+
+def server_extras_missing(command: str, error: ImportError) -> EffcapError:
+    """The light client (no torch) runs commands that need the library only with the extra named here."""
+    message = f"{command} needs the server extras (pip install 'effcap[server]'): {error}"
+    return EffcapError(message, "FAILED_PRECONDITION")

@@ -71,7 +71,43 @@ def onnx_summary(model: report_pb2.ModelInfo) -> str | None:
 def memorization_summary(m: report_pb2.MemorizationReport) -> str:
     """m*, its bits and bits per parameter, and the budget they depend on, in one sentence."""
     bound = "≥ " if m.reached_max_size else ""
+    relation = "≥" if m.reached_max_size else "="  # "m* ≥ 1024", never "m* = ≥ 1024"
     return (
-        f"m* = {bound}{m.largest_fitted_size} random labels = {bound}{m.capacity_bits:.0f} bits, {m.bits_per_parameter:.4f} bits/parameter "
+        f"m* {relation} {m.largest_fitted_size} random labels {relation} {m.capacity_bits:.0f} bits, "
+        f"{bound}{m.bits_per_parameter:.4f} bits/parameter "
         f"(budget {m.budget_steps:,} SGD steps per subset size = {m.max_epochs} epochs of the train split; threshold {m.fit_threshold:g})"
     )
+
+
+# What CompressionPoint.level means for the methods that have no sparsity s*.
+LEVEL_MEANINGS = {"quantization": "bits per weight", "low_rank": "energy kept", "low_rank_by_rank": "rank share kept"}
+
+
+def best_within_tolerance(c: report_pb2.CompressibilityReport) -> list[tuple[str, report_pb2.CompressionPoint | None]]:
+    """For each method without an s* row (quantisation, low rank): its shortest code whose accuracy stays
+    within tolerance, or None. The plot shows these methods; the tables must too."""
+    with_s_star = {m.method for m in c.methods}
+    floor = c.baseline_accuracy - c.tolerance
+    best: dict[str, report_pb2.CompressionPoint | None] = {}
+    for point in c.points:
+        if point.method in with_s_star:
+            continue
+        current = best.setdefault(point.method, None)
+        if point.accuracy >= floor and (current is None or point.code_bits < current.code_bits):
+            best[point.method] = point
+    return list(best.items())
+
+
+def compression_row(
+    c: report_pb2.CompressibilityReport, method: str, point: report_pb2.CompressionPoint | None
+) -> list[str]:
+    """method, level, accuracy, code size and its factor against float32 weights; dashes when nothing qualified."""
+    if point is None:
+        return [method, "none within tolerance", "—", "—", "—"]
+    float32_bits = 32 * c.parameter_count
+    factor = f"{float32_bits / point.code_bits:.1f}×" if point.code_bits > 0 and float32_bits else "—"
+    level = f"{point.level:g} {LEVEL_MEANINGS.get(method, 'level')}"
+    return [method, level, percent(point.accuracy), f"{point.code_bits / 8 / 1024:,.1f} KiB", factor]
+
+
+COMPRESSION_COLUMNS = ("method", "most compressed within tolerance", "accuracy", "code size", "vs float32")

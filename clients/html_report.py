@@ -7,7 +7,10 @@ from html import escape
 from effcap.clients import memorization_scores_view, weights_view
 from effcap.clients.card import card_lines, label_conditions
 from effcap.clients.formatting import (
+    COMPRESSION_COLUMNS,
     PUBLISHED_BITS_PER_PARAMETER,
+    best_within_tolerance,
+    compression_row,
     dataset_summary,
     device_summary,
     mean_std,
@@ -82,7 +85,8 @@ def _capacity_figure(m: report_pb2.MemorizationReport) -> str:
     bound = "at least " if m.reached_max_size else ""
     return _figure(
         chart,
-        f"Memorisation capacity curve. The largest subset fitted within the budget is m* = {bound}{m.largest_fitted_size} "
+        "Memorisation capacity curve. The largest subset fitted within the budget is "
+        f"m* {'≥' if bound else '='} {m.largest_fitted_size} "
         f"({bound}{m.capacity_bits:.0f} bits); beyond it the network runs out of capacity (or of budget: m* is a lower estimate).",
         "capacity-curve",
     )
@@ -91,13 +95,14 @@ def _capacity_figure(m: report_pb2.MemorizationReport) -> str:
 def _rademacher_figures(r: report_pb2.RademacherReport) -> list[str]:
     curve = Chart(
         "ball radius r / ‖w₀‖ (log scale)",
-        "empirical Rademacher complexity R̂",
+        "empirical Rademacher complexity R̂ (log scale)",
         [
             Series("R̂ of the ball about the checkpoint", [(p.relative_radius, p.estimate.mean) for p in r.local]),
             Series("upper end of interval", [(p.relative_radius, p.estimate.ci_high) for p in r.local], dashed=True),
             Series("layer-wise Frobenius balls", [(p.relative_radius, p.estimate.mean) for p in r.local_per_layer]),
         ],
         x_log=True,
+        y_log=True,  # R̂ grows with r over decades: on a linear axis the small radii lie flat on zero
         reference_lines=[(r.global_estimate.mean, "fitted random signs")] if r.HasField("global_estimate") else [],
     )
     layers = Chart(
@@ -108,6 +113,7 @@ def _rademacher_figures(r: report_pb2.RademacherReport) -> list[str]:
             Series("spectral (reshaped kernel)", [(i, x.spectral_reshaped_kernel) for i, x in enumerate(r.layers)], dashed=True),
             Series("Frobenius", [(i, x.frobenius) for i, x in enumerate(r.layers)]),
         ],
+        x_tick_labels={i: x.name for i, x in enumerate(r.layers)},
     )
     return [
         _figure(
@@ -217,9 +223,17 @@ def report_html(report: report_pb2.AuditReport) -> str:
                 f"<p>Compression bound ({escape(b.method)} at {b.level:g}, {b.code_bits:,.0f} bits, n = {b.n}, δ = {b.delta:g}): kl {b.kl_bound:.4f}"
                 f"{' (vacuous)' if b.vacuous else ''}, Catoni {b.catoni_bound:.4f}, Hoeffding {b.hoeffding_bound:.4f}.</p>"
             )
+        others = "".join(
+            "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in compression_row(c, method, point)) + "</tr>"
+            for method, point in best_within_tolerance(c)
+        )
+        header = "".join(f"<th>{escape(column)}</th>" for column in COMPRESSION_COLUMNS)
         body += [
             "<h2>Compressibility</h2>",
-            f"<table><tr><th>method</th><th>s*</th><th>ratio</th><th>s* on train</th></tr>{rows}</table>",
+            f"<table><tr><th>method</th><th>s*</th><th>ratio</th><th>s* on train</th></tr>{rows}</table>"
+            if rows
+            else "",
+            f'<table class="other-methods"><tr>{header}</tr>{others}</table>' if others else "",
             bound,
             *_compressibility_figures(c),
         ]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from effcap.clients.errors import EffcapError
+from effcap.clients.errors import EffcapError, server_extras_missing
 from effcap.clients.progress_view import ProgressView
 from effcap.clients.sdk import file_digest
 from effcap.clients.spec_args import dataset_ref
@@ -35,7 +35,7 @@ def run_local(
         from effcap.capacity.errors import InputError
         from effcap.service.runner import AuditJob, run_audit
     except ImportError as error:
-        raise EffcapError(f"--local needs the server extras (pip install 'effcap[server]'): {error}", "FAILED_PRECONDITION") from None
+        raise server_extras_missing("--local", error) from None
     data_file = data is not None and not data.startswith("builtin:")  # None: a data-free audit (weights)
     job = AuditJob(
         audit="",

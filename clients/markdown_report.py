@@ -5,7 +5,10 @@ from __future__ import annotations
 from effcap.clients import memorization_scores_view, weights_view
 from effcap.clients.card import card_lines, label_conditions
 from effcap.clients.formatting import (
+    COMPRESSION_COLUMNS,
     PUBLISHED_BITS_PER_PARAMETER,
+    best_within_tolerance,
+    compression_row,
     dataset_summary,
     device_summary,
     mean_std,
@@ -95,6 +98,10 @@ def report_markdown(report: report_pb2.AuditReport) -> str:
             "| --- | ---: | ---: | ---: |",
             *[f"| {m.method} | {percent(m.sparsity)} | {m.compression_ratio:.1f}× | {percent(m.train_sparsity)} |" for m in c.methods],
         ]
+        others = best_within_tolerance(c)
+        if others:
+            out += ["", f"| {' | '.join(COMPRESSION_COLUMNS)} |", "| --- | --- | ---: | ---: | ---: |"]
+            out += [f"| {' | '.join(compression_row(c, method, point))} |" for method, point in others]
         if c.ranks:
             out += ["", "| layer | full rank | stable rank | effective rank | sensitivity integral |", "| --- | ---: | ---: | ---: | ---: |"]
             integrals = {s.layer: s.integral for s in c.sensitivities}

@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from effcap.clients.errors import EffcapError
 from effcap.protos.v1 import report_pb2
 
-Status = Literal["PASS", "WARN", "FAIL", "ERROR"]
+# SKIP: a baseline rule on a first run, when there is no baseline yet (it passes, with a note).
+Status = Literal["PASS", "WARN", "FAIL", "ERROR", "SKIP"]
 EXIT_PASS, EXIT_VIOLATED, EXIT_ERROR = 0, 1, 2
 _SEGMENT = re.compile(r"^(?P<field>[A-Za-z_][A-Za-z0-9_]*)(?:\[(?P<selector>[^\]]+)\])?$")
 
@@ -94,7 +95,10 @@ def load_policy(path: Path) -> Policy:
     except ValidationError as error:
         first = error.errors()[0]
         location = _describe_location(data, first["loc"])
-        raise EffcapError(f"policy {path}: {location}: {first['msg']}", "INVALID_ARGUMENT", field=location) from None
+        # A validator's own words, not pydantic's "Value error, ..." (clients do not import the library's helper).
+        raised = first.get("ctx", {}).get("error")
+        text = str(raised) if first["type"] == "value_error" and raised is not None else first["msg"]
+        raise EffcapError(f"policy {path}: {location}: {text}", "INVALID_ARGUMENT", field=location) from None
 
 
 def _describe_location(data: Any, loc: tuple) -> str:
@@ -135,7 +139,7 @@ def metric_value(data: dict[str, Any], path: str) -> float:
     [key=value] (e.g. points[size=256]) or [label] for [label=label] (e.g. conditions[random]).
     Raises KeyError saying what is missing."""
     node: Any = data
-    for segment in path.split("."):
+    for segment in _segments(path):
         match = _SEGMENT.match(segment)
         if match is None:
             raise KeyError(f"malformed segment {segment!r}")
@@ -151,6 +155,18 @@ def metric_value(data: dict[str, Any], path: str) -> float:
         return float(node)  # int64 fields arrive as strings in the JSON mapping
     except ValueError:
         raise KeyError(f"{path!r} is not a number") from None
+
+
+def _segments(path: str) -> list[str]:
+    """Split a path at the dots outside brackets: `conditions[corrupt(0.5)]` is one segment."""
+    segments, depth, start = [], 0, 0
+    for i, char in enumerate(path):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "." and depth == 0:
+            segments.append(path[start:i])
+            start = i + 1
+    segments.append(path[start:])
+    return segments
 
 
 def _select(items: Any, selector: str, path: str) -> Any:
@@ -178,7 +194,9 @@ def _evaluate_rule(rule: Rule, current: dict[str, Any], baseline: dict[str, Any]
     try:
         value = metric_value(current, rule.metric)
     except KeyError as error:
-        return RuleResult(rule, "ERROR", f"metric not in the report: {error.args[0]}")
+        # Under a warn rule a missing metric (e.g. nothing fitted, so no slowdown) is a warning, not a broken CI.
+        status = "WARN" if rule.severity == "warn" else "ERROR"
+        return RuleResult(rule, status, f"metric not in the report: {error.args[0]}")
     problems = []
     if rule.min is not None and value < rule.min:
         problems.append(f"{value:g} < min {rule.min:g}")
@@ -187,7 +205,9 @@ def _evaluate_rule(rule: Rule, current: dict[str, Any], baseline: dict[str, Any]
     reference = None
     if rule.needs_baseline:
         if baseline is None:
-            return RuleResult(rule, "ERROR", "the rule compares with a baseline: pass --baseline REPORT.json", value)
+            # A first run has no baseline yet (docs/ci.md passes --baseline only when one exists).
+            note = "skipped: no --baseline given (a first run); the rule applies once a baseline report exists"
+            return RuleResult(rule, "SKIP", note, value)
         try:
             reference = metric_value(baseline, rule.metric)
         except KeyError as error:

@@ -72,4 +72,4 @@ class ProgressView:
 
     def _print(self, line: str) -> None:
         if self._enabled:
-            self._progress.console.print(line, highlight=False)
+            self._progress.console.print(line, highlight=False, markup=False)  # messages may quote [labels]

@@ -11,7 +11,11 @@ from rich.text import Text
 
 from effcap.clients import memorization_scores_view, weights_view
 from effcap.clients.card import card_lines
+from effcap.clients.console import output_console
 from effcap.clients.formatting import (
+    COMPRESSION_COLUMNS,
+    best_within_tolerance,
+    compression_row,
     dataset_summary,
     device_summary,
     mean_std,
@@ -31,7 +35,8 @@ def report_json(report: report_pb2.AuditReport) -> str:
 
 
 def capacity_card(report: report_pb2.AuditReport) -> Panel:
-    return Panel("\n".join(card_lines(report)), title="capacity card", box=box.ROUNDED)
+    # Text, not markup; fitted to its lines rather than stretched to a wide non-terminal console.
+    return Panel(Text("\n".join(card_lines(report))), title="capacity card", box=box.ROUNDED, expand=False)
 
 
 def randomization_table(section: report_pb2.RandomizationReport) -> Table:
@@ -109,6 +114,14 @@ def compressibility_tables(section: report_pb2.CompressibilityReport) -> list[Ta
     for m in section.methods:
         methods.add_row(m.method, f"{100 * m.sparsity:.1f}%", f"{m.compression_ratio:.1f}×", f"{100 * m.train_sparsity:.1f}%")
     tables = [methods]
+    others = best_within_tolerance(section)
+    if others:
+        table = Table(title="Quantisation and low rank: the shortest code within tolerance", box=box.SIMPLE_HEAD)
+        for column in COMPRESSION_COLUMNS:
+            table.add_column(column, justify="left" if column == "method" else "right")
+        for method, point in others:
+            table.add_row(*compression_row(section, method, point))
+        tables.append(table)
     if section.HasField("bound"):
         b = section.bound
         bound = Table(title=f"Compression bound (δ = {b.delta:g}): {b.method} at {b.level:g}, {b.code_bits:,.0f} bits, n = {b.n}, train error {b.train_error:.4f}", box=box.SIMPLE_HEAD)
@@ -150,8 +163,4 @@ def render_report(report: report_pb2.AuditReport) -> Group:
 
 
 def print_report(report: report_pb2.AuditReport, console: Console | None = None) -> None:
-    if console is None:
-        console = Console()
-        if not console.is_terminal:  # piped to a file or a CI log: no terminal width to fit
-            console = Console(width=120)
-    console.print(render_report(report))
+    (console or output_console()).print(render_report(report))

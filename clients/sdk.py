@@ -12,7 +12,7 @@ from google.longrunning import operations_pb2_grpc
 from google.longrunning import operations_proto_pb2 as operations_pb2
 from google.protobuf import duration_pb2
 
-from effcap.clients.errors import EffcapError
+from effcap.clients.errors import UNREACHABLE_HINT, EffcapError
 from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc, report_pb2, spec_pb2
 
 CHUNK_BYTES = 1 << 20
@@ -62,7 +62,8 @@ class EffcapClient:
         try:
             grpc.channel_ready_future(self._channel).result(timeout=timeout)
         except grpc.FutureTimeoutError:
-            raise EffcapError(f"UNAVAILABLE: no effcap server answered at {self.address} within {timeout:g} s", "UNAVAILABLE") from None
+            message = f"UNAVAILABLE: no effcap server answered at {self.address} within {timeout:g} s{UNREACHABLE_HINT}"
+            raise EffcapError(message, "UNAVAILABLE") from None
 
     def upload(self, path: Path | str) -> artifact_pb2.Digest:
         """Upload a file unless the server already holds its digest; returns the digest."""

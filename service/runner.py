@@ -24,6 +24,7 @@ from effcap.capacity.analyses.randomization import run_randomization_test
 from effcap.capacity.analyses.trial_batch import TrialResult
 from effcap.capacity.analyses.weights import run_weights
 from effcap.capacity.checkpoint import Checkpoint, load_checkpoint
+from effcap.capacity.checkpoint_accuracy import checkpoint_test_accuracy
 from effcap.capacity.compression.structured import check_structured_supported
 from effcap.capacity.data.datasets import Dataset, builtin_dataset, load_dataset_file
 from effcap.capacity.engine.device import describe_device, pick_device
@@ -126,6 +127,9 @@ def run_audit(job: AuditJob, sink: ProgressSink, threads: ThreadPlan | None = No
     report = report_pb2.AuditReport(audit=job.audit, spec=codec.audit_spec_to_proto(spec))
     report.model.CopyFrom(_model_info(job, inputs))
     if inputs.dataset is not None:
+        own_accuracy = checkpoint_test_accuracy(architecture, inputs.checkpoint.state_dict, inputs.dataset, device)
+        if own_accuracy is not None:
+            report.model.checkpoint_test_accuracy = own_accuracy
         report.dataset.CopyFrom(_dataset_info(job, inputs.dataset))
     report.environment.CopyFrom(_environment(device, threads))
     if inputs.checkpoint.onnx is not None:

@@ -19,6 +19,7 @@ import grpc
 
 from effcap.protos.v1 import audit_pb2, report_pb2
 from effcap.service.artifacts import ArtifactStore
+from effcap.service.audit_log import log_started
 from effcap.service.errors import ApiError
 from effcap.service.executors.threads import ThreadPlan, plan_threads
 from effcap.service.runner import AuditJob
@@ -137,6 +138,7 @@ class Scheduler:
             worker.cancelled.set()
             process.terminate()
         self._store.append_event(record.id, self._progress(record.name, "worker started", 0, 0, 0.0), message=f"attempt {record.attempts} started")
+        log_started(record.name, record.attempts, process.pid)
         threading.Thread(target=self._monitor, args=(record, worker), name=f"effcap-monitor-{record.id}", daemon=True).start()
 
     def _cancelled_since_claim(self, record: AuditRecord) -> bool:

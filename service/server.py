@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from effcap.capacity.graphs.onnx_wire import OnnxLimits
 from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc
 from effcap.service.artifacts import ArtifactStore
+from effcap.service.data_dir_lock import DataDirInUse, DataDirLock
 from effcap.service.executors.threads import plan_threads
 from effcap.service.limits import AuditLimits, LongCallSlots
 from effcap.service.scheduler import Scheduler
@@ -63,6 +64,10 @@ class EffcapServer:
         if os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"):
             raise SystemExit("refusing to start: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD is set, which would let torch.load run pickled code")
         self.config = config
+        try:  # before the store opens: a second server must not re-queue the first one's running audits
+            self._data_dir_lock = DataDirLock(config.data_dir).acquire()
+        except DataDirInUse as error:
+            raise SystemExit(f"refusing to start: {error}") from None
         self.store = AuditStore(config.data_dir / "effcap.sqlite3")
         artifacts_dir = config.data_dir / "artifacts"
         self.artifacts = ArtifactStore(artifacts_dir, self.store, config.max_artifact_bytes, config.onnx_limits)
@@ -78,6 +83,8 @@ class EffcapServer:
                 ("grpc.keepalive_timeout_ms", 10_000),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
                 ("grpc.keepalive_permit_without_calls", 1),
+                # Without this, Linux lets a second server bind the same port and requests alternate between them.
+                ("grpc.so_reuseport", 0),
             ],
         )
         long_calls = LongCallSlots(min(config.max_long_calls, config.rpc_threads - 1))
@@ -87,9 +94,13 @@ class EffcapServer:
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server)
-        self.port = self._server.add_insecure_port(f"{config.host}:{config.port}")
+        try:
+            self.port = self._server.add_insecure_port(f"{config.host}:{config.port}")
+        except RuntimeError:  # grpcio raises where older releases returned 0
+            self.port = 0
         if self.port == 0:
-            raise SystemExit(f"cannot listen on {config.host}:{config.port}")
+            where = f"{config.host}:{config.port}"
+            raise SystemExit(f"cannot listen on {where}: the port is taken (another effcap serve?) or not ours to bind")
 
     def start(self) -> None:
         requeued, failed = self.store.requeue_interrupted(self.config.max_attempts)
@@ -107,6 +118,7 @@ class EffcapServer:
         self._server.stop(grace).wait()
         self.scheduler.stop()
         self.store.close()
+        self._data_dir_lock.release()
 
     def wait(self) -> None:
         self._server.wait_for_termination()

@@ -16,6 +16,7 @@ from google.protobuf import empty_pb2
 from effcap.capacity.models import build_model, count_parameters
 from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc
 from effcap.service.artifacts import ArtifactStore, check_digest
+from effcap.service.audit_log import log_created, log_reused
 from effcap.service.errors import ApiError, handle_errors, invalid_argument, not_found
 from effcap.service.limits import AuditLimits, LongCallSlots, cancel_when_idle, check_audit_size
 from effcap.service.runner import AuditJob, load_inputs
@@ -82,6 +83,9 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         if not request.skip_cache:
             cached = self._store.find_succeeded(request_hash)
             if cached is not None:  # identical inputs, spec and version: the same report, at once
+                if request.request_id:  # kept, so that a retry (even with skip_cache) gets this audit again
+                    cached = self._store.record_request_id(request.request_id, cached.id)
+                log_reused(cached.name, request.request_id)
                 return operation_for(cached)
         inputs = load_inputs(self._job_for_validation(request))  # InputError -> INVALID_ARGUMENT naming the field
         parameters = count_parameters(build_model(inputs.checkpoint.architecture, device="meta"))
@@ -90,6 +94,9 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         record, created = self._store.create_audit(request, request_hash)
         if not created and record.request_hash != request_hash:
             raise _request_id_reused(request.request_id)
+        if created:
+            analyses = [f.name for f, _ in request.spec.ListFields() if f.message_type and f.name != "architecture"]
+            log_created(record.name, analyses, request.request_id)
         self._scheduler.notify()
         return operation_for(record)
 

@@ -21,6 +21,7 @@ from google.protobuf import timestamp_pb2
 from google.rpc import status_pb2
 
 from effcap.protos.v1 import audit_pb2, report_pb2
+from effcap.service.audit_log import log_finished
 from effcap.service.errors import ApiError
 
 SCHEMA = """
@@ -47,6 +48,11 @@ CREATE TABLE IF NOT EXISTS audits (
 );
 CREATE INDEX IF NOT EXISTS audits_by_state ON audits (state, create_time);
 CREATE INDEX IF NOT EXISTS audits_by_request_hash ON audits (request_hash, state);
+-- request_ids answered with another audit (a cached report): AIP-155 needs them kept as well.
+CREATE TABLE IF NOT EXISTS request_aliases (
+    request_id TEXT PRIMARY KEY,
+    audit_id TEXT NOT NULL REFERENCES audits (id) ON DELETE CASCADE
+);
 CREATE TABLE IF NOT EXISTS events (
     audit_id TEXT NOT NULL REFERENCES audits (id) ON DELETE CASCADE,
     sequence INTEGER NOT NULL,
@@ -178,9 +184,23 @@ class AuditStore:
             return self._get_locked(audit_id)
 
     def find_by_request_id(self, request_id: str) -> AuditRecord | None:
+        """The audit a request_id created, or the one it was answered with from the cache."""
         with self._lock:
-            row = self._db.execute("SELECT id FROM audits WHERE request_id = ?", (request_id,)).fetchone()
+            row = self._db.execute(
+                "SELECT id FROM audits WHERE request_id = ? "
+                "UNION ALL SELECT audit_id FROM request_aliases WHERE request_id = ?",
+                (request_id, request_id),
+            ).fetchone()
             return self._get_locked(row[0]) if row else None
+
+    def record_request_id(self, request_id: str, audit_id: str) -> AuditRecord:
+        """Remember that `request_id` was answered with `audit_id`; the audit it already names if it has one."""
+        with self._transaction() as db:
+            insert = "INSERT OR IGNORE INTO request_aliases (request_id, audit_id) VALUES (?, ?)"
+            db.execute(insert, (request_id, audit_id))
+        record = self.find_by_request_id(request_id)
+        assert record is not None
+        return record
 
     def find_succeeded(self, request_hash: str) -> AuditRecord | None:
         """The newest succeeded audit of an identical request (see servicers._request_hash)."""
@@ -240,7 +260,8 @@ class AuditStore:
     ) -> bool:
         """End an audit (once: a finished audit is never overwritten). Returns whether it changed."""
         with self._transaction() as db:
-            row = db.execute("SELECT state, last_sequence, attempts, progress FROM audits WHERE id = ?", (audit_id,)).fetchone()
+            columns = "state, last_sequence, attempts, progress, create_time, start_time"
+            row = db.execute(f"SELECT {columns} FROM audits WHERE id = ?", (audit_id,)).fetchone()
             if row is None or row[0] in TERMINAL_STATES:
                 return False
             progress = audit_pb2.AuditProgress.FromString(row[3])
@@ -252,7 +273,8 @@ class AuditStore:
                 (state, time.time(), report.SerializeToString() if report else None, error.SerializeToString() if error else None, audit_id),
             )
             self._insert_event(db, audit_id, row[1] + 1, progress, state, row[2], None, message or None)
-            return True
+        log_finished(audit_name(audit_id), State.Name(state), row[4], row[5], message)
+        return True
 
     def requeue_interrupted(self, max_attempts: int) -> tuple[list[str], list[str]]:
         """After a restart: RUNNING audits go back to the queue, or fail once out of attempts."""

@@ -123,12 +123,7 @@ def subset_rows(train_examples: int, size: int, seed: int) -> np.ndarray:
 
 def dataset_from_arrays(arrays: dict[str, np.ndarray], name: str, field: str = "dataset") -> Dataset:
     """Validate raw arrays; hold out a test split (seeded) when none is given."""
-    for key in ("x_train", "y_train"):
-        if key not in arrays:
-            raise InputError(f"{field}.{key}", "is required", reason="DATASET_ARRAY_MISSING")
-    if ("x_test" in arrays) != ("y_test" in arrays):
-        missing = "y_test" if "x_test" in arrays else "x_test"
-        raise InputError(f"{field}.{missing}", "is required when the other test array is given", reason="DATASET_ARRAY_MISSING")
+    check_array_names(list(arrays), field)
     x_train = _inputs(arrays["x_train"], f"{field}.x_train")
     y_train = _labels(arrays["y_train"], len(x_train), f"{field}.y_train", "x_train")
     num_classes = _num_classes(arrays, y_train, field)
@@ -166,11 +161,25 @@ def _read_arrays(path: Path, field: str) -> _FileContents:
     return _FileContents(_read_npz(path, field)) if magic.startswith(b"PK") else _read_safetensors(path, field)
 
 
+def check_array_names(held: list[str], field: str) -> None:
+    """x_train and y_train, and x_test with y_test or neither; a refusal lists the names the file does hold,
+    so a file saved with other names (X, y, images) says so at once."""
+    listed = f"; the file has {', '.join(repr(k[:60]) for k in sorted(held)[:12]) or 'no arrays'}"
+    for key in ("x_train", "y_train"):
+        if key not in held:
+            raise InputError(f"{field}.{key}", f"is required{listed}", reason="DATASET_ARRAY_MISSING")
+    if ("x_test" in held) != ("y_test" in held):
+        missing = "y_test" if "x_test" in held else "x_test"
+        message = f"is required when the other test array is given{listed}"
+        raise InputError(f"{field}.{missing}", message, reason="DATASET_ARRAY_MISSING")
+
+
 def _read_npz(path: Path, field: str) -> dict[str, np.ndarray]:
     """The dataset's arrays from a .npz, sizes checked from the .npy headers before decompressing."""
     try:
         with zipfile.ZipFile(path) as archive:
             members = {name.removesuffix(".npy"): name for name in archive.namelist()}
+            check_array_names(list(members), field)
             wanted = [key for key in DATASET_ARRAYS if key in members]
             shapes = {}
             for key in wanted:
@@ -211,6 +220,7 @@ def _read_safetensors(path: Path, field: str) -> _FileContents:
 
     try:
         with safe_open(str(path), framework="numpy") as tensors:
+            check_array_names(list(tensors.keys()), field)
             wanted = [key for key in DATASET_ARRAYS if key in tensors.keys()]
             dtypes = {key: tensors.get_slice(key).get_dtype() for key in wanted}
             for key, dtype in dtypes.items():

@@ -40,7 +40,7 @@ class AuditReport(_message.Message):
     def __init__(self, audit: _Optional[str] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., dataset: _Optional[_Union[DatasetInfo, _Mapping]] = ..., environment: _Optional[_Union[Environment, _Mapping]] = ..., spec: _Optional[_Union[_spec_pb2.AuditSpec, _Mapping]] = ..., card: _Optional[_Union[CapacityCard, _Mapping]] = ..., randomization: _Optional[_Union[RandomizationReport, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., memorization: _Optional[_Union[MemorizationReport, _Mapping]] = ..., rademacher: _Optional[_Union[RademacherReport, _Mapping]] = ..., compressibility: _Optional[_Union[CompressibilityReport, _Mapping]] = ..., memorization_scores: _Optional[_Union[MemorizationScoresReport, _Mapping]] = ..., weights: _Optional[_Union[WeightsReport, _Mapping]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("digest", "architecture", "family", "parameter_count", "input_shape", "num_classes", "onnx")
+    __slots__ = ("digest", "architecture", "family", "parameter_count", "input_shape", "num_classes", "onnx", "checkpoint_test_accuracy")
     DIGEST_FIELD_NUMBER: _ClassVar[int]
     ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
     FAMILY_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +48,7 @@ class ModelInfo(_message.Message):
     INPUT_SHAPE_FIELD_NUMBER: _ClassVar[int]
     NUM_CLASSES_FIELD_NUMBER: _ClassVar[int]
     ONNX_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_TEST_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     digest: _artifact_pb2.Digest
     architecture: _struct_pb2.Struct
     family: str
@@ -55,7 +56,8 @@ class ModelInfo(_message.Message):
     input_shape: _containers.RepeatedScalarFieldContainer[int]
     num_classes: int
     onnx: OnnxImport
-    def __init__(self, digest: _Optional[_Union[_artifact_pb2.Digest, _Mapping]] = ..., architecture: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., family: _Optional[str] = ..., parameter_count: _Optional[int] = ..., input_shape: _Optional[_Iterable[int]] = ..., num_classes: _Optional[int] = ..., onnx: _Optional[_Union[OnnxImport, _Mapping]] = ...) -> None: ...
+    checkpoint_test_accuracy: float
+    def __init__(self, digest: _Optional[_Union[_artifact_pb2.Digest, _Mapping]] = ..., architecture: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., family: _Optional[str] = ..., parameter_count: _Optional[int] = ..., input_shape: _Optional[_Iterable[int]] = ..., num_classes: _Optional[int] = ..., onnx: _Optional[_Union[OnnxImport, _Mapping]] = ..., checkpoint_test_accuracy: _Optional[float] = ...) -> None: ...
 
 class OnnxImport(_message.Message):
     __slots__ = ("opset", "producer", "onnx_nodes", "graph_nodes", "layers", "export_batch_size", "reference_evaluator", "examples_compared", "values_compared", "max_abs_difference", "max_scaled_difference")

@@ -169,3 +169,26 @@ def test_the_server_is_still_serving_after_all_of_that(server, client, demo_file
     assert status == health_pb2.HealthCheckResponse.SERVING
     assert server.process.poll() is None
     assert client.upload(demo_files[0]).size_bytes > 0
+
+
+def test_error_texts_help_the_user_fix_the_input(client, demo_files, tmp_path):
+    """No pydantic prefix; the arrays a dataset holds; the tensor names a checkpoint holds (issue 16, defect 12)."""
+    model = client.upload(demo_files[0])
+    spec = digits_spec("true,true", seeds=1, epochs=1)
+    digits = spec_pb2.DatasetRef(builtin="digits")
+    field = "spec.randomization.conditions"
+    error = expect(lambda: create(client, model, digits, spec), "INVALID_ARGUMENT", "INVALID_SPEC", field)
+    assert "conditions must be distinct" in str(error) and "Value error" not in str(error)
+    x = np.zeros((40, 1, 8, 8), np.float32)
+    renamed = npz(tmp_path, "renamed.npz", X=x, y=np.arange(40) % 10)
+    data = spec_pb2.DatasetRef(artifact=client.upload(renamed))
+    error = expect(lambda: create(client, model, data), "INVALID_ARGUMENT", "DATASET_ARRAY_MISSING", "dataset.x_train")
+    assert "the file has 'X', 'y'" in str(error)
+    spec = MLPSpec(input_shape=(1, 8, 8), num_classes=10, hidden_sizes=(16,))
+    nn = torch.nn
+    sequential = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+    save_checkpoint(tmp_path / "seq.safetensors", spec, sequential.state_dict())
+    bad = client.upload(tmp_path / "seq.safetensors")
+    error = expect(lambda: create(client, bad, digits), "INVALID_ARGUMENT", "CHECKPOINT_SPEC_MISMATCH", "model")
+    found = "the checkpoint has instead: 1.bias, 1.weight, 3.bias, 3.weight"
+    assert "hidden.0.weight" in str(error) and found in str(error)

@@ -86,14 +86,41 @@ rules:
     regressed = evaluate(policy, make_report(true_test=0.93, memorized=600), baseline)
     assert [r.status for r in regressed] == ["FAIL", "FAIL"]
     assert "fell by 0.02" in regressed[0].message and "allowed 0.1 of the baseline" in regressed[1].message
-    missing = evaluate(policy, make_report())
-    assert {r.status for r in missing} == {"ERROR"} and exit_code(missing) == 2
+    first_run = evaluate(policy, make_report())  # no baseline yet: skipped with a note, not an error
+    assert {r.status for r in first_run} == {"SKIP"}
+    assert exit_code(first_run) == 0 and exit_code(first_run, strict=True) == 0
+    assert all("no --baseline" in r.message for r in first_run)
+    suite = ElementTree.fromstring(junit_xml(first_run))
+    assert suite.get("skipped") == "2" and len(list(suite.iter("skipped"))) == 2
 
 
 def test_a_metric_missing_from_the_report_is_an_error_not_a_pass(tmp_path):
     policy = load_policy(write_policy(tmp_path, "rules: [{name: r, metric: rademacher.estimate, max: 0.5}]"))
     [result] = evaluate(policy, make_report())
     assert result.status == "ERROR" and "rademacher" in result.message
+
+
+def test_a_metric_missing_under_a_warn_rule_warns(tmp_path):
+    """Nothing fitted means no slowdown in the report: a warn rule on it must not break CI (exit 2)."""
+    text = "rules: [{name: r, metric: card.random_labels_slowdown, min: 1.5, severity: warn}]"
+    policy = load_policy(write_policy(tmp_path, text))
+    report = make_report()
+    report.card.ClearField("random_labels_slowdown")
+    [result] = evaluate(policy, report)
+    assert result.status == "WARN" and "random_labels_slowdown" in result.message
+    assert exit_code([result]) == 0 and exit_code([result], strict=True) == 1
+
+
+def test_metric_paths_select_conditions_whose_label_has_dots_and_parentheses():
+    """docs/ci.md lists conditions[corrupt(0.5)]: the dot inside the brackets is not a separator."""
+    report = make_report()
+    corrupt = report.randomization.conditions.add(label="corrupt(0.5)")
+    corrupt.test_accuracy.mean = 0.6
+    data = report_dict(report)
+    assert metric_value(data, "randomization.conditions[corrupt(0.5)].test_accuracy.mean") == 0.6
+    assert metric_value(data, "randomization.conditions[label=corrupt(0.5)].test_accuracy.mean") == 0.6
+    with pytest.raises(KeyError, match="no element"):
+        metric_value(data, "randomization.conditions[corrupt(0.2)].test_accuracy.mean")
 
 
 @pytest.mark.parametrize(
