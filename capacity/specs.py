@@ -217,6 +217,8 @@ class AuditSpec(BaseModel):
     rademacher: RademacherSpec | None = None
     compressibility: CompressibilitySpec | None = None
     memorization_scores: MemorizationScoresSpec | None = None
+    # Defaults for the options left unset (capacity/presets.py): quick, standard or paper.
+    preset: Literal["quick", "standard", "paper"] = "standard"
 
     @model_validator(mode="after")
     def _at_least_one_analysis(self) -> AuditSpec:

@@ -21,6 +21,7 @@ from effcap.clients.errors import EffcapError
 ANALYSES = ("randomization", "memorization", "rademacher", "compressibility", "memorization_scores")
 
 DEFAULT_SERVER = "127.0.0.1:50051"
+PRESETS = ("quick", "standard", "paper")
 EXIT_OK, EXIT_ERROR = 0, 2
 FORMATS = ("text", "json", "md", "html")
 
@@ -73,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--format", choices=FORMATS, default="text")
     audit.add_argument("-o", "--output", type=Path, help="write the report here instead of standard output")
     audit.add_argument("--scores-out", type=Path, help="memorization_scores: write every example's scores here (.npz)")
+    audit.add_argument(
+        "--dry-run", action="store_true", help="print the trials, SGD steps and estimated time per analysis on the server's device; train nothing"
+    )
     audit.set_defaults(handler=_audit)
 
     watch = commands.add_parser("watch", help="follow a running audit's progress, then print its report")
@@ -150,6 +154,12 @@ def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--analyses", default="randomization", help=f"comma-separated: {', '.join(ANALYSES)}")
     group.add_argument("--arch", type=Path, help="architecture JSON; default: the checkpoint's embedded effcap.arch")
     group.add_argument("--seed", type=int, default=0)
+    group.add_argument(
+        "--preset",
+        choices=PRESETS,
+        help="defaults for unset options: quick (true and random labels, 1 seed: minutes on a CPU), standard (the default: "
+        "a schedule in SGD steps and a probed learning rate, so trials fit), paper (Zhang et al.'s conditions and schedule)",
+    )
     group.add_argument("--conditions", help=CONDITION_HELP)
     group.add_argument("--seeds", type=int, help="trials per condition")
     group.add_argument("--lr", type=float)
@@ -183,7 +193,7 @@ def _spec_from_args(args: argparse.Namespace):
     unknown = analyses - set(ANALYSES)
     if unknown or not analyses:
         raise EffcapError(f"--analyses: unknown {sorted(unknown)}; choose from {', '.join(ANALYSES)}", "INVALID_ARGUMENT")
-    spec = spec_pb2.AuditSpec(seed=args.seed)
+    spec = spec_pb2.AuditSpec(seed=args.seed, preset=args.preset or "")
     if "randomization" in analyses:
         try:
             spec.randomization.CopyFrom(
@@ -243,11 +253,15 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def _run_audit(args: argparse.Namespace, console: Console):
-    spec = _spec_from_args(args)
+def _check_input_files(args: argparse.Namespace) -> None:
     for path in (args.model, *([] if args.data.startswith("builtin:") else [Path(args.data)]), *([args.init_model] if args.init_model else [])):
         if not path.is_file():
             raise EffcapError(f"{path}: no such file", "INVALID_ARGUMENT")
+
+
+def _run_audit(args: argparse.Namespace, console: Console):
+    spec = _spec_from_args(args)
+    _check_input_files(args)
     if args.threads is not None and not args.local:
         raise EffcapError("--threads applies to --local runs; a server sizes its workers with --worker-threads", "INVALID_ARGUMENT")
     if args.local:
@@ -278,9 +292,28 @@ def _run_audit(args: argparse.Namespace, console: Console):
 
 
 def _audit(args: argparse.Namespace, console: Console) -> int:
+    if args.dry_run:
+        return _dry_run(args)
     report = _run_audit(args, console)
     _write_report(report, "json" if args.json else args.format, args.output)
     _write_scores(report, args.scores_out)
+    return EXIT_OK
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    from effcap.clients.estimate_view import estimate_lines
+
+    spec = _spec_from_args(args)
+    _check_input_files(args)
+    if args.local:
+        from effcap.clients.local import estimate_local
+
+        estimate = estimate_local(args.model, args.data, spec, args.threads)
+    else:
+        from effcap.clients.remote import estimate_remote
+
+        estimate = estimate_remote(args.server, args.model, args.data, spec)
+    sys.stdout.write("\n".join(estimate_lines(estimate)) + "\n")
     return EXIT_OK
 
 

@@ -6,6 +6,7 @@ from html import escape
 
 from effcap.clients import memorization_scores_view
 from effcap.clients.card import card_lines, label_conditions
+from effcap.clients.defaults_view import settings_lines
 from effcap.clients.formatting import (
     PUBLISHED_BITS_PER_PARAMETER,
     device_summary,
@@ -166,6 +167,7 @@ def report_html(report: report_pb2.AuditReport) -> str:
         f"{escape(onnx_summary(model)) + '<br>' if model.HasField('onnx') else ''}"
         f"<b>Data</b> {escape(source)}: {data.train_examples} train / {data.test_examples} test, {data.num_classes} classes<br>"
         f"<b>Seed</b> {report.spec.seed} · effcap {escape(report.environment.effcap_version)} · torch {escape(report.environment.torch_version)} · {escape(device_summary(report.environment))}</p>",
+        "<ul>" + "".join(f"<li>{escape(line)}</li>" for line in settings_lines(report)) + "</ul>",
         '<section class="card"><h2>Capacity card</h2><ul>' + "".join(f"<li>{escape(line)}</li>" for line in card_lines(report)) + "</ul></section>",
     ]
     if report.HasField("randomization"):

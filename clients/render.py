@@ -11,6 +11,7 @@ from rich.text import Text
 
 from effcap.clients import memorization_scores_view
 from effcap.clients.card import card_lines
+from effcap.clients.defaults_view import settings_lines
 from effcap.clients.formatting import (
     device_summary,
     mean_std,
@@ -131,7 +132,7 @@ def render_report(report: report_pb2.AuditReport) -> Group:
         + f"\ndata: {source}, {data.train_examples} train / {data.test_examples} test, {data.num_classes} classes\n"
         f"seed {report.spec.seed}; effcap {report.environment.effcap_version}, torch {report.environment.torch_version}, {device_summary(report.environment)}"
     )
-    parts: list = [header, capacity_card(report)]
+    parts: list = [header, Text("\n".join(settings_lines(report)), style="dim"), capacity_card(report)]
     if report.HasField("randomization"):
         parts.append(randomization_table(report.randomization))
     if report.HasField("memorization"):

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from effcap.capacity.analyses.compressibility import CompressibilityResult, run_compressibility
+from effcap.capacity.analyses.learning_rate_probe import probe_learning_rate
 from effcap.capacity.analyses.memorization import run_memorization
 from effcap.capacity.analyses.memorization_scores import run_memorization_scores
 from effcap.capacity.analyses.progress import AnalysisProgress
@@ -30,6 +31,7 @@ from effcap.capacity.graphs.onnx_wire import OnnxLimits
 from effcap.capacity.graphs.spec import GraphSpec
 from effcap.capacity.measures.rademacher import check_two_logit_head
 from effcap.capacity.models import ArchitectureSpec, build_model, check_fits_dataset, count_parameters
+from effcap.capacity.presets import apply_preset, needs_learning_rate_probe, with_learning_rate
 from effcap.capacity.specs import ANALYSES, AuditSpec, ConditionKind
 from effcap.protos.v1 import artifact_pb2, report_pb2, spec_pb2
 from effcap.service import codec, memorization_scores_report
@@ -114,8 +116,15 @@ def run_audit(job: AuditJob, sink: ProgressSink, threads: ThreadPlan | None = No
     """Run every analysis the spec asks for; `threads` is the thread plan this process was set up with."""
     inputs = load_inputs(job)
     device = pick_device(job.device)
-    spec, architecture = inputs.spec, inputs.checkpoint.architecture
-    report = report_pb2.AuditReport(audit=job.audit, spec=codec.audit_spec_to_proto(spec))
+    architecture = inputs.checkpoint.architecture
+    spec, defaults_chosen = apply_preset(inputs.spec, len(inputs.dataset.x_train))
+    if needs_learning_rate_probe(spec):
+        sink.progress("randomization: probing learning rates on true labels", 0, 0, 0.0)
+        init_state = inputs.checkpoint.state_dict if spec.randomization.init == "checkpoint" else None
+        probe = probe_learning_rate(architecture, inputs.dataset, spec.randomization.training, spec.seed, device, init_state)
+        spec = with_learning_rate(spec, probe.learning_rate)
+        defaults_chosen.append(f"randomization: {probe.describe()}")
+    report = report_pb2.AuditReport(audit=job.audit, spec=codec.audit_spec_to_proto(spec), defaults_chosen=defaults_chosen)
     report.model.CopyFrom(_model_info(job, inputs))
     report.dataset.CopyFrom(_dataset_info(job, inputs.dataset))
     report.environment.CopyFrom(_environment(device, threads))
