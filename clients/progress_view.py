@@ -114,7 +114,9 @@ class ProgressView:
         if now - self._last_line < self._interval_s and not queued_anew:
             return
         self._last_line = now
-        self._print(progress_line(stage, trials_done, trials_total, fraction, now - self._started))
+        # Not wrapped: a log line cut at 80 columns splits the stage from its numbers.
+        line = progress_line(stage, trials_done, trials_total, fraction, now - self._started)
+        self._progress.console.print(line, highlight=False, soft_wrap=True, markup=False)
 
     def _print(self, line: str) -> None:
         if self._enabled:

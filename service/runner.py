@@ -140,7 +140,7 @@ def run_audit(job: AuditJob, sink: ProgressSink, threads: ThreadPlan | None = No
                 architecture, inputs.dataset, spec.randomization, spec.seed, device, inputs.checkpoint.state_dict, progress
             )
             report.randomization.CopyFrom(codec.randomization_to_proto(result))
-            report.warnings.extend(_randomization_warnings(report.randomization))
+            report.warnings.extend(_randomization_warnings(report.randomization, spec))
         elif name == "memorization":
             memorization = run_memorization(architecture, inputs.dataset, spec.memorization, spec.seed, device, progress)
             report.memorization.CopyFrom(codec.memorization_to_proto(memorization))
@@ -247,13 +247,28 @@ def _environment(device: torch.device, threads: ThreadPlan | None) -> report_pb2
     )
 
 
-def _randomization_warnings(report: report_pb2.RandomizationReport) -> list[str]:
+def _randomization_warnings(report: report_pb2.RandomizationReport, spec: AuditSpec) -> list[str]:
     return [
         f"{c.label}: {round((1 - c.fitted_fraction) * len(c.trials))} of {len(c.trials)} trials did not reach train accuracy "
-        f"{report.fit_threshold:g} within {report.max_epochs} epochs; failing to fit is a lower estimate of capacity, not a proof"
+        f"{report.fit_threshold:g} within {report.max_epochs} epochs; failing to fit is a lower estimate of capacity, not a proof. "
+        f"{unfitted_advice(spec, report.steps_per_epoch)}"
         for c in report.conditions
         if c.fitted_fraction < 1
     ]
+
+
+def unfitted_advice(spec: AuditSpec, steps_per_epoch: int) -> str:
+    """What to change, with the CLI flags (and spec fields), when randomization trials ran out of budget."""
+    training = spec.randomization.training
+    epochs = training.max_epochs
+    advice = [f"--epochs {2 * epochs} (now {epochs} = {epochs * steps_per_epoch} SGD steps; spec.randomization.training.max_epochs)"]
+    if training.lr_decay_per_epoch < 1:
+        left = training.lr_decay_per_epoch**epochs
+        advice.append(f"--lr-decay 1 (now {training.lr_decay_per_epoch:.4g} per epoch, which leaves {left:.2g} of the rate at the end)")
+    advice.append(f"a larger --lr (now {training.learning_rate:g})")
+    if spec.preset == "paper":
+        advice.append("or --preset standard (a schedule counted in SGD steps, a probed learning rate)")
+    return "To fit, try " + ", ".join(advice)
 
 
 def _memorization_warnings(report: report_pb2.MemorizationReport, min_subset_size: int) -> list[str]:
