@@ -17,7 +17,7 @@ from effcap.capacity.engine.device import pick_device
 from effcap.capacity.estimate import estimate_audit
 from effcap.capacity.models import build_model
 from effcap.capacity.models.flops import multiply_adds
-from effcap.capacity.presets import apply_preset
+from effcap.capacity.presets import apply_preset, needs_learning_rate_probe
 from effcap.protos.v1 import audit_pb2
 from effcap.service import codec
 from effcap.service.executors.threads import ThreadPlan, apply_thread_plan
@@ -69,8 +69,10 @@ def audit_estimate(
         )
         for e in estimate_audit(inputs.spec, n, len(dataset.x_test), madds, calibration)
     ]
-    if resolved.randomization is not None and "learning_rate" not in resolved.randomization.training.model_fields_set:
+    spec = codec.audit_spec_to_proto(resolved)
+    if needs_learning_rate_probe(resolved):
         chosen.append("randomization: learning rate to be chosen by a short probe on true labels")
+        spec.randomization.training.ClearField("learning_rate")  # not the 0.01 a spec without a preset would get
     return audit_pb2.AuditEstimate(
         analyses=analyses,
         training_examples=sum(a.training_examples for a in analyses),
@@ -78,7 +80,7 @@ def audit_estimate(
         estimated_seconds=sum(a.estimated_seconds for a in analyses),
         expected_seconds=sum(a.expected_seconds for a in analyses),
         calibration=calibration.describe(),
-        spec=codec.audit_spec_to_proto(resolved),
+        spec=spec,
         audits_ahead=audits_ahead,
         defaults_chosen=chosen,
     )
