@@ -4,24 +4,30 @@ The unit is training examples processed (one forward and backward pass of one ex
 bound per analysis from its spec and the train split's size: it ignores early stopping, which
 only makes audits cheaper. Forward-only work is left out: the per-epoch evaluation passes (about a
 third of an epoch each), and compressibility's sweeps, which train nothing unless fine-tuning is
-asked for and are bounded by `max_eval_examples` instead.
+asked for and are bounded by `max_eval_examples` instead. The spec's preset is applied first
+(capacity/presets.py), so the count is that of the audit as it will run, learning-rate probe included.
 """
 
 from __future__ import annotations
 
+from effcap.capacity.analyses.learning_rate_probe import CANDIDATE_RATES, probe_epochs
 from effcap.capacity.analyses.memorization import budget_steps, size_grid
 from effcap.capacity.analyses.memorization_scores import subset_size
 from effcap.capacity.engine.trainer import steps_per_epoch
+from effcap.capacity.presets import apply_preset, needs_learning_rate_probe
 from effcap.capacity.specs import AuditSpec
 
 
 def training_examples(spec: AuditSpec, train_examples: int) -> dict[str, int]:
     """Upper bound of training examples processed, per analysis in the spec."""
     n = train_examples
+    spec, _ = apply_preset(spec, n)
     cost: dict[str, int] = {}
     if spec.randomization is not None:
         r = spec.randomization
         cost["randomization"] = len(r.conditions) * r.seeds_per_condition * r.training.max_epochs * n
+        if needs_learning_rate_probe(spec):
+            cost["randomization"] += len(CANDIDATE_RATES) * probe_epochs(n, r.training.batch_size) * n
     if spec.memorization is not None:
         m = spec.memorization
         grid = size_grid(m, n)

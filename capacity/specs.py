@@ -225,6 +225,8 @@ class AuditSpec(BaseModel):
     rademacher: RademacherSpec | None = None
     compressibility: CompressibilitySpec | None = None
     memorization_scores: MemorizationScoresSpec | None = None
+    # Defaults for the options left unset (capacity/presets.py): quick, standard or paper.
+    preset: Literal["quick", "standard", "paper"] = "standard"
     weights: WeightsSpec | None = None
 
     @property

@@ -29,6 +29,7 @@ ANALYSES = ("randomization", "memorization", "rademacher", "compressibility", "m
 DATA_FREE_ANALYSES = ("weights",)
 
 DEFAULT_SERVER = "127.0.0.1:50051"
+PRESETS = ("quick", "standard", "paper")
 EXIT_OK, EXIT_ERROR = 0, 2
 FORMATS = ("text", "json", "md", "html")
 
@@ -81,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--format", choices=FORMATS, default="text")
     audit.add_argument("-o", "--output", type=Path, help="write the report here instead of standard output")
     audit.add_argument("--scores-out", type=Path, help="memorization_scores: write every example's scores here (.npz)")
+    audit.add_argument(
+        "--dry-run", action="store_true", help="print the trials, SGD steps and estimated time per analysis on the server's device; train nothing"
+    )
     audit.set_defaults(handler=_audit)
 
     watch = commands.add_parser("watch", help="follow a running audit's progress, then print its report")
@@ -163,6 +167,12 @@ def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--analyses", default="randomization", help=f"comma-separated: {', '.join(ANALYSES)}")
     group.add_argument("--arch", type=Path, help="architecture JSON; default: the checkpoint's embedded effcap.arch")
     group.add_argument("--seed", type=int, default=0)
+    group.add_argument(
+        "--preset",
+        choices=PRESETS,
+        help="defaults for unset options: quick (true and random labels, 1 seed: minutes on a CPU), standard (the default: "
+        "a schedule in SGD steps and a probed learning rate, so trials fit), paper (Zhang et al.'s conditions and schedule)",
+    )
     group.add_argument("--conditions", help=CONDITION_HELP)
     group.add_argument("--seeds", type=int, help="trials per condition")
     group.add_argument("--lr", type=float)
@@ -196,7 +206,7 @@ def _spec_from_args(args: argparse.Namespace):
     unknown = analyses - set(ANALYSES)
     if unknown or not analyses:
         raise EffcapError(f"--analyses: unknown {sorted(unknown)}; choose from {', '.join(ANALYSES)}", "INVALID_ARGUMENT")
-    spec = spec_pb2.AuditSpec(seed=args.seed)
+    spec = spec_pb2.AuditSpec(seed=args.seed, preset=args.preset or "")
     if "randomization" in analyses:
         try:
             spec.randomization.CopyFrom(
@@ -287,8 +297,8 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def _run_audit(args: argparse.Namespace, console: Console):
-    spec = _spec_from_args(args)
+def _check_input_files(args: argparse.Namespace, spec) -> None:
+    """The files named on the command line exist, and data is given unless every analysis runs without it."""
     if args.data is None and needs_data(spec):
         message = "--data is required: only --analyses weights runs without data"
         raise EffcapError(message, "INVALID_ARGUMENT", field="data")
@@ -296,6 +306,11 @@ def _run_audit(args: argparse.Namespace, console: Console):
     for path in (args.model, *files, *([args.init_model] if args.init_model else [])):
         if not path.is_file():
             raise EffcapError(f"{path}: no such file", "INVALID_ARGUMENT")
+
+
+def _run_audit(args: argparse.Namespace, console: Console):
+    spec = _spec_from_args(args)
+    _check_input_files(args, spec)
     if args.threads is not None and not args.local:
         raise EffcapError("--threads applies to --local runs; a server sizes its workers with --worker-threads", "INVALID_ARGUMENT")
     if args.local:
@@ -326,12 +341,31 @@ def _run_audit(args: argparse.Namespace, console: Console):
 
 
 def _audit(args: argparse.Namespace, console: Console) -> int:
+    if args.dry_run:
+        return _dry_run(args)
     _require_mlflow(args)
     report = _run_audit(args, console)
     _write_report(report, "json" if args.json else args.format, args.output)
     _write_scores(report, args.scores_out)
     if args.mlflow:
         _log_to_mlflow(report, console)
+    return EXIT_OK
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    from effcap.clients.estimate_view import estimate_lines
+
+    spec = _spec_from_args(args)
+    _check_input_files(args, spec)
+    if args.local:
+        from effcap.clients.local import estimate_local
+
+        estimate = estimate_local(args.model, args.data, spec, args.threads)
+    else:
+        from effcap.clients.remote import estimate_remote
+
+        estimate = estimate_remote(args.server, args.model, args.data, spec)
+    sys.stdout.write("\n".join(estimate_lines(estimate)) + "\n")
     return EXIT_OK
 
 

@@ -6,6 +6,7 @@ from html import escape
 
 from effcap.clients import memorization_scores_view, weights_view
 from effcap.clients.card import card_lines, label_conditions
+from effcap.clients.defaults_view import settings_lines
 from effcap.clients.formatting import (
     COMPRESSION_COLUMNS,
     PUBLISHED_BITS_PER_PARAMETER,
@@ -172,6 +173,7 @@ def report_html(report: report_pb2.AuditReport) -> str:
         f"{escape(onnx_summary(model)) + '<br>' if model.HasField('onnx') else ''}"
         f"<b>Data</b> {escape(dataset_summary(data))}<br>"
         f"<b>Seed</b> {report.spec.seed} · effcap {escape(report.environment.effcap_version)} · torch {escape(report.environment.torch_version)} · {escape(device_summary(report.environment))}</p>",
+        "<ul>" + "".join(f"<li>{escape(line)}</li>" for line in settings_lines(report)) + "</ul>",
         '<section class="card"><h2>Capacity card</h2><ul>' + "".join(f"<li>{escape(line)}</li>" for line in card_lines(report)) + "</ul></section>",
     ]
     if report.HasField("randomization"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from effcap.clients import memorization_scores_view, weights_view
 from effcap.clients.card import card_lines, label_conditions
+from effcap.clients.defaults_view import settings_lines
 from effcap.clients.formatting import (
     COMPRESSION_COLUMNS,
     PUBLISHED_BITS_PER_PARAMETER,
@@ -31,6 +32,8 @@ def report_markdown(report: report_pb2.AuditReport) -> str:
         + (f"  \n{onnx_summary(model)}" if model.HasField("onnx") else "")
         + f"  \n**Data** {dataset_summary(data)}  \n"
         f"**Seed** {report.spec.seed} · effcap {report.environment.effcap_version} · torch {report.environment.torch_version} · {device_summary(report.environment)}",
+        "",
+        *[f"- {line}" for line in settings_lines(report)],
         "",
         "### Capacity card",
         "",

@@ -1,6 +1,13 @@
-"""Live progress in the terminal, for server events and for --local runs alike."""
+"""Live progress, for server events and for --local runs alike.
+
+In a terminal: a bar. Elsewhere (a CI log, a file, a notebook's captured output) a bar draws nothing
+useful, so one plain line is printed every few seconds instead: stage, trials done/total, share
+done, elapsed time and an ETA extrapolated from them; a queued audit's line shows its place in line.
+"""
 
 from __future__ import annotations
+
+import time
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -34,14 +41,39 @@ def trial_line(trial: report_pb2.TrialResult) -> str:
     )
 
 
-class ProgressView:
-    """A progress bar plus one line per finished trial. Use as a context manager."""
+# Seconds between plain progress lines outside a terminal.
+PLAIN_INTERVAL_S = 5.0
 
-    def __init__(self, console: Console, enabled: bool = True) -> None:
+
+def progress_line(stage: str, trials_done: int, trials_total: int, fraction: float, elapsed_s: float) -> str:
+    """"randomization: random seed 1 finished | trials 3/6 | 52% | elapsed 1:05 | ETA 1:00"."""
+    parts = [stage or "starting"]
+    if trials_total:
+        parts.append(f"trials {trials_done}/{trials_total}")
+    parts += [f"{100 * fraction:.0f}%", f"elapsed {_clock(elapsed_s)}"]
+    if 0 < fraction < 1:
+        parts.append(f"ETA {_clock(elapsed_s * (1 - fraction) / fraction)}")
+    return " | ".join(parts)
+
+
+def _clock(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class ProgressView:
+    """A progress bar (plain lines outside a terminal) plus one line per finished trial. Use as a context manager."""
+
+    def __init__(self, console: Console, enabled: bool = True, interval_s: float = PLAIN_INTERVAL_S) -> None:
         self._console = console
+        self._plain = enabled and not console.is_terminal
+        self._interval_s = interval_s
+        self._started = time.monotonic()
+        self._last_line = -interval_s
+        self._last_stage = ""
         self._progress = Progress(
             TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-            console=console, disable=not enabled, transient=True,
+            console=console, disable=not enabled or self._plain, transient=True,
         )
         self._task = self._progress.add_task("waiting", total=1.0)
         self._enabled = enabled
@@ -58,6 +90,7 @@ class ProgressView:
         p = event.progress
         description = f"{p.stage} [{p.trials_done}/{p.trials_total}]" if p.trials_total else p.stage
         self._progress.update(self._task, completed=p.fraction, description=description)
+        self._plain_line(p.stage, p.trials_done, p.trials_total, p.fraction)
         if event.HasField("trial_finished"):
             self._print(trial_line(event.trial_finished))
         elif event.message:
@@ -66,9 +99,24 @@ class ProgressView:
     # ProgressSink for in-process (--local) runs.
     def progress(self, stage: str, trials_done: int, trials_total: int, fraction: float) -> None:
         self._progress.update(self._task, completed=fraction, description=f"{stage} [{trials_done}/{trials_total}]")
+        self._plain_line(stage, trials_done, trials_total, fraction)
 
     def trial_finished(self, trial: report_pb2.TrialResult) -> None:
         self._print(trial_line(trial))
+
+    def _plain_line(self, stage: str, trials_done: int, trials_total: int, fraction: float) -> None:
+        """Outside a terminal: a line when the interval has passed, or at once when the audit is queued anew."""
+        if not self._plain:
+            return
+        now = time.monotonic()
+        queued_anew = stage.startswith("queued") and stage != self._last_stage
+        self._last_stage = stage
+        if now - self._last_line < self._interval_s and not queued_anew:
+            return
+        self._last_line = now
+        # Not wrapped: a log line cut at 80 columns splits the stage from its numbers.
+        line = progress_line(stage, trials_done, trials_total, fraction, now - self._started)
+        self._progress.console.print(line, highlight=False, soft_wrap=True, markup=False)
 
     def _print(self, line: str) -> None:
         if self._enabled:

@@ -9,7 +9,7 @@ from rich.console import Console
 from effcap.clients.progress_view import ProgressView
 from effcap.clients.sdk import EffcapClient
 from effcap.clients.spec_args import dataset_ref
-from effcap.protos.v1 import report_pb2, spec_pb2
+from effcap.protos.v1 import audit_pb2, report_pb2, spec_pb2
 
 
 def run_remote(
@@ -37,3 +37,12 @@ def run_remote(
         with ProgressView(console, enabled=show_progress) as view:
             operation = client.wait(operation.name, on_event=view.on_event)
         return client.report_of(operation)
+
+
+def estimate_remote(address: str, model: Path, data: str, spec: spec_pb2.AuditSpec) -> audit_pb2.AuditEstimate:
+    """The server's estimate of the audit (`--dry-run`): the inputs are uploaded, nothing is queued."""
+    with EffcapClient(address) as client:
+        client.wait_ready(timeout=10)
+        model_digest = client.upload(model)
+        data_digest = None if data.startswith("builtin:") else client.upload(Path(data))
+        return client.estimate_audit(model_digest, dataset_ref(data, data_digest), spec)

@@ -12,6 +12,7 @@ from rich.text import Text
 from effcap.clients import memorization_scores_view, weights_view
 from effcap.clients.card import card_lines
 from effcap.clients.console import output_console
+from effcap.clients.defaults_view import settings_lines
 from effcap.clients.formatting import (
     COMPRESSION_COLUMNS,
     best_within_tolerance,
@@ -144,7 +145,7 @@ def render_report(report: report_pb2.AuditReport) -> Group:
         + f"\ndata: {dataset_summary(data)}\n"
         f"seed {report.spec.seed}; effcap {report.environment.effcap_version}, torch {report.environment.torch_version}, {device_summary(report.environment)}"
     )
-    parts: list = [header, capacity_card(report)]
+    parts: list = [header, Text("\n".join(settings_lines(report)), style="dim"), capacity_card(report)]
     if report.HasField("randomization"):
         parts.append(randomization_table(report.randomization))
     if report.HasField("memorization"):

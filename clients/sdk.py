@@ -88,6 +88,14 @@ class EffcapClient:
         )
         return self._call(self.audits.CreateAudit, request)
 
+    def estimate_audit(self, model: artifact_pb2.Digest, dataset: spec_pb2.DatasetRef, spec: spec_pb2.AuditSpec) -> audit_pb2.AuditEstimate:
+        """Trials, SGD steps and the wall time the audit would take on the server's device; nothing runs.
+
+        The server's first estimate on a device measures its calibration (seconds): no short timeout.
+        """
+        request = audit_pb2.EstimateAuditRequest(model=model, dataset=dataset, spec=spec)
+        return self._call(self.audits.EstimateAudit, request, timeout=None)
+
     def get_audit(self, name: str) -> audit_pb2.Audit:
         return self._call(self.audits.GetAudit, audit_pb2.GetAuditRequest(name=name))
 

@@ -36,6 +36,8 @@ _INIT_TO_PROTO = {"reinit": spec_pb2.INIT_MODE_REINIT, "checkpoint": spec_pb2.IN
 def audit_spec_from_proto(message: spec_pb2.AuditSpec) -> specs.AuditSpec:
     """Validate an AuditSpec message; InputError names the field (e.g. spec.randomization.training.batch_size)."""
     data: dict[str, Any] = {"seed": message.seed}
+    if message.preset:
+        data["preset"] = message.preset
     if message.HasField("architecture"):
         data["architecture"] = json_format.MessageToDict(message.architecture)
     if message.HasField("randomization"):
@@ -87,7 +89,7 @@ def _condition_dict(message: spec_pb2.Condition, field: str) -> dict[str, Any]:
 # ---- specs: library -> proto (the resolved spec echoed in reports; clients building requests) ----
 
 def audit_spec_to_proto(spec: specs.AuditSpec) -> spec_pb2.AuditSpec:
-    message = spec_pb2.AuditSpec(seed=spec.seed)
+    message = spec_pb2.AuditSpec(seed=spec.seed, preset=spec.preset)
     if spec.architecture is not None:
         message.architecture.CopyFrom(dict_to_struct(spec.architecture))
     if spec.randomization is not None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from effcap.capacity.analyses.compressibility import CompressibilityResult, run_compressibility
+from effcap.capacity.analyses.learning_rate_probe import probe_learning_rate
 from effcap.capacity.analyses.memorization import run_memorization
 from effcap.capacity.analyses.memorization_scores import run_memorization_scores
 from effcap.capacity.analyses.progress import AnalysisProgress
@@ -33,6 +34,7 @@ from effcap.capacity.graphs.onnx_wire import OnnxLimits
 from effcap.capacity.graphs.spec import GraphSpec
 from effcap.capacity.measures.rademacher import check_two_logit_head
 from effcap.capacity.models import ArchitectureSpec, build_model, check_fits_dataset, count_parameters
+from effcap.capacity.presets import apply_preset, needs_learning_rate_probe, with_learning_rate
 from effcap.capacity.specs import ANALYSES, AuditSpec, ConditionKind
 from effcap.protos.v1 import artifact_pb2, report_pb2, spec_pb2
 from effcap.service import codec, memorization_scores_report, weights_report
@@ -123,8 +125,15 @@ def run_audit(job: AuditJob, sink: ProgressSink, threads: ThreadPlan | None = No
     """Run every analysis the spec asks for; `threads` is the thread plan this process was set up with."""
     inputs = load_inputs(job)
     device = pick_device(job.device)
-    spec, architecture = inputs.spec, inputs.checkpoint.architecture
-    report = report_pb2.AuditReport(audit=job.audit, spec=codec.audit_spec_to_proto(spec))
+    architecture = inputs.checkpoint.architecture
+    spec, defaults_chosen = apply_preset(inputs.spec, len(inputs.dataset.x_train))
+    if needs_learning_rate_probe(spec):
+        sink.progress("randomization: probing learning rates on true labels", 0, 0, 0.0)
+        init_state = inputs.checkpoint.state_dict if spec.randomization.init == "checkpoint" else None
+        probe = probe_learning_rate(architecture, inputs.dataset, spec.randomization.training, spec.seed, device, init_state)
+        spec = with_learning_rate(spec, probe.learning_rate)
+        defaults_chosen.append(f"randomization: {probe.describe()}")
+    report = report_pb2.AuditReport(audit=job.audit, spec=codec.audit_spec_to_proto(spec), defaults_chosen=defaults_chosen)
     report.model.CopyFrom(_model_info(job, inputs))
     if inputs.dataset is not None:
         own_accuracy = checkpoint_test_accuracy(architecture, inputs.checkpoint.state_dict, inputs.dataset, device)
@@ -144,7 +153,7 @@ def run_audit(job: AuditJob, sink: ProgressSink, threads: ThreadPlan | None = No
                 architecture, inputs.dataset, spec.randomization, spec.seed, device, inputs.checkpoint.state_dict, progress
             )
             report.randomization.CopyFrom(codec.randomization_to_proto(result))
-            report.warnings.extend(_randomization_warnings(report.randomization))
+            report.warnings.extend(_randomization_warnings(report.randomization, spec))
         elif name == "memorization":
             memorization = run_memorization(architecture, inputs.dataset, spec.memorization, spec.seed, device, progress)
             report.memorization.CopyFrom(codec.memorization_to_proto(memorization))
@@ -255,13 +264,28 @@ def _environment(device: torch.device, threads: ThreadPlan | None) -> report_pb2
     )
 
 
-def _randomization_warnings(report: report_pb2.RandomizationReport) -> list[str]:
+def _randomization_warnings(report: report_pb2.RandomizationReport, spec: AuditSpec) -> list[str]:
     return [
         f"{c.label}: {round((1 - c.fitted_fraction) * len(c.trials))} of {len(c.trials)} trials did not reach train accuracy "
-        f"{report.fit_threshold:g} within {report.max_epochs} epochs; failing to fit is a lower estimate of capacity, not a proof"
+        f"{report.fit_threshold:g} within {report.max_epochs} epochs; failing to fit is a lower estimate of capacity, not a proof. "
+        f"{unfitted_advice(spec, report.steps_per_epoch)}"
         for c in report.conditions
         if c.fitted_fraction < 1
     ]
+
+
+def unfitted_advice(spec: AuditSpec, steps_per_epoch: int) -> str:
+    """What to change, with the CLI flags (and spec fields), when randomization trials ran out of budget."""
+    training = spec.randomization.training
+    epochs = training.max_epochs
+    advice = [f"--epochs {2 * epochs} (now {epochs} = {epochs * steps_per_epoch} SGD steps; spec.randomization.training.max_epochs)"]
+    if training.lr_decay_per_epoch < 1:
+        left = training.lr_decay_per_epoch**epochs
+        advice.append(f"--lr-decay 1 (now {training.lr_decay_per_epoch:.4g} per epoch, which leaves {left:.2g} of the rate at the end)")
+    advice.append(f"a larger --lr (now {training.learning_rate:g})")
+    if spec.preset == "paper":
+        advice.append("or --preset standard (a schedule counted in SGD steps, a probed learning rate)")
+    return "To fit, try " + ", ".join(advice)
 
 
 def _memorization_warnings(report: report_pb2.MemorizationReport, min_subset_size: int) -> list[str]:

@@ -19,6 +19,7 @@ from effcap.capacity.graphs.onnx_wire import OnnxLimits
 from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc
 from effcap.service.artifacts import ArtifactStore
 from effcap.service.data_dir_lock import DataDirInUse, DataDirLock
+from effcap.service.estimator import AuditEstimator
 from effcap.service.executors.threads import plan_threads
 from effcap.service.limits import AuditLimits, LongCallSlots
 from effcap.service.scheduler import Scheduler
@@ -89,7 +90,8 @@ class EffcapServer:
         )
         long_calls = LongCallSlots(min(config.max_long_calls, config.rpc_threads - 1))
         artifact_pb2_grpc.add_ArtifactServiceServicer_to_server(ArtifactServicer(self.artifacts, long_calls, config.upload_idle_s), self._server)
-        audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.store, self.artifacts, self.scheduler, long_calls, config.audit_limits), self._server)
+        estimator = AuditEstimator(config.data_dir, config.device, self.worker_threads)
+        audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.store, self.artifacts, self.scheduler, long_calls, config.audit_limits, estimator), self._server)
         operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(self.store, self.scheduler, long_calls), self._server)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)

@@ -18,6 +18,7 @@ from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_p
 from effcap.service.artifacts import ArtifactStore, check_digest
 from effcap.service.audit_log import log_created, log_reused
 from effcap.service.errors import ApiError, handle_errors, invalid_argument, not_found
+from effcap.service.estimator import AuditEstimator
 from effcap.service.limits import AuditLimits, LongCallSlots, cancel_when_idle, check_audit_size
 from effcap.service.runner import AuditJob, load_inputs
 from effcap.service.scheduler import Scheduler
@@ -65,12 +66,21 @@ class ArtifactServicer(artifact_pb2_grpc.ArtifactServiceServicer):
 
 
 class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
-    def __init__(self, store: AuditStore, artifacts: ArtifactStore, scheduler: Scheduler, long_calls: LongCallSlots, limits: AuditLimits) -> None:
+    def __init__(
+        self,
+        store: AuditStore,
+        artifacts: ArtifactStore,
+        scheduler: Scheduler,
+        long_calls: LongCallSlots,
+        limits: AuditLimits,
+        estimator: AuditEstimator,
+    ) -> None:
         self._store = store
         self._artifacts = artifacts
         self._scheduler = scheduler
         self._long_calls = long_calls
         self._limits = limits
+        self._estimator = estimator
 
     @handle_errors
     def CreateAudit(self, request, context):  # noqa: N802
@@ -101,6 +111,12 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         return operation_for(record)
 
     @handle_errors
+    def EstimateAudit(self, request, context):  # noqa: N802
+        create = audit_pb2.CreateAuditRequest(model=request.model, dataset=request.dataset, spec=request.spec)
+        inputs = load_inputs(self._job_for_validation(create))  # InputError -> INVALID_ARGUMENT naming the field
+        return self._estimator.estimate(inputs, self._limits.max_training_examples, self._store.unfinished_count())
+
+    @handle_errors
     def GetAudit(self, request, context):  # noqa: N802
         return find_audit(self._store, request.name).to_proto()
 
@@ -113,6 +129,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     def StreamAuditEvents(self, request, context):  # noqa: N802
         record = find_audit(self._store, request.name)
         sequence = request.after_sequence
+        queue_position = 0
         with self._long_calls.held("StreamAuditEvents"):
             while context.is_active():
                 events = self._store.events_after(record.id, sequence)
@@ -124,6 +141,11 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
                 record = self._store.get(record.id)
                 if record is None or (record.done and sequence >= record.last_sequence):
                     return
+                if record.state == State.AUDIT_STATE_QUEUED:
+                    position = self._store.queue_position(record.id)
+                    if position != queue_position:
+                        queue_position = position
+                        yield queue_event(record, sequence, position)
                 self._store.wait_for_change(STREAM_POLL_S)
 
     def _existing_by_request_id(self, request: audit_pb2.CreateAuditRequest, request_hash: str) -> AuditRecord | None:
@@ -209,6 +231,18 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):
                 self._store.wait_for_change(min(remaining, STREAM_POLL_S))
                 record = find_audit(self._store, request.name)
         return operation_for(record)
+
+
+def queue_event(record: AuditRecord, sequence: int, position: int) -> audit_pb2.AuditEvent:
+    """A queued audit's place in line, sent on its event stream whenever it changes.
+
+    Not stored: it repeats the last stored event's sequence, so a client resuming after it misses nothing.
+    """
+    progress = audit_pb2.AuditProgress(
+        audit=record.name, state=State.AUDIT_STATE_QUEUED, stage=f"queued: position {position}", queue_position=position
+    )
+    progress.update_time.GetCurrentTime()
+    return audit_pb2.AuditEvent(sequence=sequence, progress=progress)
 
 
 def find_audit(store: AuditStore, name: str) -> AuditRecord:

@@ -222,6 +222,23 @@ class AuditStore:
                 ).fetchall()
             return [self._get_locked(r[0]) for r in rows]
 
+    def queue_position(self, audit_id: str) -> int:
+        """1 + the QUEUED audits that run before this one (claim_next_queued's order); 0 if it is not queued."""
+        with self._lock:
+            row = self._db.execute("SELECT state, create_time FROM audits WHERE id = ?", (audit_id,)).fetchone()
+            if row is None or row[0] != State.AUDIT_STATE_QUEUED:
+                return 0
+            ahead = self._db.execute(
+                "SELECT COUNT(*) FROM audits WHERE state = ? AND (create_time, id) < (?, ?)", (State.AUDIT_STATE_QUEUED, row[1], audit_id)
+            ).fetchone()[0]
+            return ahead + 1
+
+    def unfinished_count(self) -> int:
+        """Audits queued or running: those a new audit would wait behind."""
+        with self._lock:
+            states = (State.AUDIT_STATE_QUEUED, State.AUDIT_STATE_RUNNING)
+            return self._db.execute("SELECT COUNT(*) FROM audits WHERE state IN (?, ?)", states).fetchone()[0]
+
     def claim_next_queued(self) -> AuditRecord | None:
         """Move the oldest QUEUED audit to RUNNING and count the attempt."""
         with self._transaction() as db:

@@ -30,7 +30,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x65\x66\x66\x63\x61p/v1/audit.proto\x12\teffcap.v1\x1a\x18\x65\x66\x66\x63\x61p/v1/artifact.proto\x1a\x16\x65\x66\x66\x63\x61p/v1/report.proto\x1a\x14\x65\x66\x66\x63\x61p/v1/spec.proto\x1a#google/longrunning/operations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xd4\x01\n\x12\x43reateAuditRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12 \n\x05model\x18\x02 \x01(\x0b\x32\x11.effcap.v1.Digest\x12&\n\x07\x64\x61taset\x18\x03 \x01(\x0b\x32\x15.effcap.v1.DatasetRef\x12\"\n\x04spec\x18\x04 \x01(\x0b\x32\x14.effcap.v1.AuditSpec\x12\x12\n\nskip_cache\x18\x05 \x01(\x08\x12(\n\rinitial_model\x18\x06 \x01(\x0b\x32\x11.effcap.v1.Digest\"\xd2\x01\n\rAuditProgress\x12\r\n\x05\x61udit\x18\x01 \x01(\t\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.effcap.v1.AuditState\x12\r\n\x05stage\x18\x03 \x01(\t\x12\x13\n\x0btrials_done\x18\x04 \x01(\x05\x12\x14\n\x0ctrials_total\x18\x05 \x01(\x05\x12\x10\n\x08\x66raction\x18\x06 \x01(\x01\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc3\x03\n\x05\x41udit\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.effcap.v1.AuditState\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12 \n\x05model\x18\x04 \x01(\x0b\x32\x11.effcap.v1.Digest\x12&\n\x07\x64\x61taset\x18\x05 \x01(\x0b\x32\x15.effcap.v1.DatasetRef\x12\"\n\x04spec\x18\x06 \x01(\x0b\x32\x14.effcap.v1.AuditSpec\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x08progress\x18\n \x01(\x0b\x32\x18.effcap.v1.AuditProgress\x12!\n\x05\x65rror\x18\x0b \x01(\x0b\x32\x12.google.rpc.Status\x12&\n\x06report\x18\x0c \x01(\x0b\x32\x16.effcap.v1.AuditReport\"\xc3\x01\n\nAuditEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x08progress\x18\x03 \x01(\x0b\x32\x18.effcap.v1.AuditProgress\x12\x30\n\x0etrial_finished\x18\x04 \x01(\x0b\x32\x16.effcap.v1.TrialResultH\x00\x12\x11\n\x07message\x18\x05 \x01(\tH\x00\x42\x08\n\x06\x64\x65tail\"\x1f\n\x0fGetAuditRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\":\n\x11ListAuditsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"O\n\x12ListAuditsResponse\x12 \n\x06\x61udits\x18\x01 \x03(\x0b\x32\x10.effcap.v1.Audit\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"@\n\x18StreamAuditEventsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03*\xa8\x01\n\nAuditState\x12\x1b\n\x17\x41UDIT_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41UDIT_STATE_QUEUED\x10\x01\x12\x17\n\x13\x41UDIT_STATE_RUNNING\x10\x02\x12\x19\n\x15\x41UDIT_STATE_SUCCEEDED\x10\x03\x12\x16\n\x12\x41UDIT_STATE_FAILED\x10\x04\x12\x19\n\x15\x41UDIT_STATE_CANCELLED\x10\x05\x32\xe9\x02\n\x0c\x41uditService\x12\x80\x01\n\x0b\x43reateAudit\x12\x1d.effcap.v1.CreateAuditRequest\x1a\x1d.google.longrunning.Operation\"3\xca\x41\x30\n\x15\x65\x66\x66\x63\x61p.v1.AuditReport\x12\x17\x65\x66\x66\x63\x61p.v1.AuditProgress\x12\x38\n\x08GetAudit\x12\x1a.effcap.v1.GetAuditRequest\x1a\x10.effcap.v1.Audit\x12I\n\nListAudits\x12\x1c.effcap.v1.ListAuditsRequest\x1a\x1d.effcap.v1.ListAuditsResponse\x12Q\n\x11StreamAuditEvents\x12#.effcap.v1.StreamAuditEventsRequest\x1a\x15.effcap.v1.AuditEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x65\x66\x66\x63\x61p/v1/audit.proto\x12\teffcap.v1\x1a\x18\x65\x66\x66\x63\x61p/v1/artifact.proto\x1a\x16\x65\x66\x66\x63\x61p/v1/report.proto\x1a\x14\x65\x66\x66\x63\x61p/v1/spec.proto\x1a#google/longrunning/operations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xd4\x01\n\x12\x43reateAuditRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12 \n\x05model\x18\x02 \x01(\x0b\x32\x11.effcap.v1.Digest\x12&\n\x07\x64\x61taset\x18\x03 \x01(\x0b\x32\x15.effcap.v1.DatasetRef\x12\"\n\x04spec\x18\x04 \x01(\x0b\x32\x14.effcap.v1.AuditSpec\x12\x12\n\nskip_cache\x18\x05 \x01(\x08\x12(\n\rinitial_model\x18\x06 \x01(\x0b\x32\x11.effcap.v1.Digest\"\xea\x01\n\rAuditProgress\x12\r\n\x05\x61udit\x18\x01 \x01(\t\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.effcap.v1.AuditState\x12\r\n\x05stage\x18\x03 \x01(\t\x12\x13\n\x0btrials_done\x18\x04 \x01(\x05\x12\x14\n\x0ctrials_total\x18\x05 \x01(\x05\x12\x10\n\x08\x66raction\x18\x06 \x01(\x01\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0equeue_position\x18\t \x01(\x05\"\xc3\x03\n\x05\x41udit\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.effcap.v1.AuditState\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12 \n\x05model\x18\x04 \x01(\x0b\x32\x11.effcap.v1.Digest\x12&\n\x07\x64\x61taset\x18\x05 \x01(\x0b\x32\x15.effcap.v1.DatasetRef\x12\"\n\x04spec\x18\x06 \x01(\x0b\x32\x14.effcap.v1.AuditSpec\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x08progress\x18\n \x01(\x0b\x32\x18.effcap.v1.AuditProgress\x12!\n\x05\x65rror\x18\x0b \x01(\x0b\x32\x12.google.rpc.Status\x12&\n\x06report\x18\x0c \x01(\x0b\x32\x16.effcap.v1.AuditReport\"\xc3\x01\n\nAuditEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x08progress\x18\x03 \x01(\x0b\x32\x18.effcap.v1.AuditProgress\x12\x30\n\x0etrial_finished\x18\x04 \x01(\x0b\x32\x16.effcap.v1.TrialResultH\x00\x12\x11\n\x07message\x18\x05 \x01(\tH\x00\x42\x08\n\x06\x64\x65tail\"\x1f\n\x0fGetAuditRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\":\n\x11ListAuditsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"O\n\x12ListAuditsResponse\x12 \n\x06\x61udits\x18\x01 \x03(\x0b\x32\x10.effcap.v1.Audit\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"@\n\x18StreamAuditEventsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"\x84\x01\n\x14\x45stimateAuditRequest\x12 \n\x05model\x18\x01 \x01(\x0b\x32\x11.effcap.v1.Digest\x12&\n\x07\x64\x61taset\x18\x02 \x01(\x0b\x32\x15.effcap.v1.DatasetRef\x12\"\n\x04spec\x18\x03 \x01(\x0b\x32\x14.effcap.v1.AuditSpec\"\x97\x01\n\x10\x41nalysisEstimate\x12\x10\n\x08\x61nalysis\x18\x01 \x01(\t\x12\x0e\n\x06trials\x18\x02 \x01(\x03\x12\x11\n\tsgd_steps\x18\x03 \x01(\x03\x12\x19\n\x11training_examples\x18\x04 \x01(\x03\x12\x19\n\x11\x65stimated_seconds\x18\x05 \x01(\x01\x12\x18\n\x10\x65xpected_seconds\x18\x06 \x01(\x01\"\x95\x02\n\rAuditEstimate\x12-\n\x08\x61nalyses\x18\x01 \x03(\x0b\x32\x1b.effcap.v1.AnalysisEstimate\x12\x19\n\x11training_examples\x18\x02 \x01(\x03\x12\x1d\n\x15max_training_examples\x18\x03 \x01(\x03\x12\x19\n\x11\x65stimated_seconds\x18\x04 \x01(\x01\x12\x13\n\x0b\x63\x61libration\x18\x05 \x01(\t\x12\"\n\x04spec\x18\x06 \x01(\x0b\x32\x14.effcap.v1.AuditSpec\x12\x14\n\x0c\x61udits_ahead\x18\x07 \x01(\x05\x12\x17\n\x0f\x64\x65\x66\x61ults_chosen\x18\x08 \x03(\t\x12\x18\n\x10\x65xpected_seconds\x18\t \x01(\x01*\xa8\x01\n\nAuditState\x12\x1b\n\x17\x41UDIT_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41UDIT_STATE_QUEUED\x10\x01\x12\x17\n\x13\x41UDIT_STATE_RUNNING\x10\x02\x12\x19\n\x15\x41UDIT_STATE_SUCCEEDED\x10\x03\x12\x16\n\x12\x41UDIT_STATE_FAILED\x10\x04\x12\x19\n\x15\x41UDIT_STATE_CANCELLED\x10\x05\x32\xb5\x03\n\x0c\x41uditService\x12\x80\x01\n\x0b\x43reateAudit\x12\x1d.effcap.v1.CreateAuditRequest\x1a\x1d.google.longrunning.Operation\"3\xca\x41\x30\n\x15\x65\x66\x66\x63\x61p.v1.AuditReport\x12\x17\x65\x66\x66\x63\x61p.v1.AuditProgress\x12\x38\n\x08GetAudit\x12\x1a.effcap.v1.GetAuditRequest\x1a\x10.effcap.v1.Audit\x12I\n\nListAudits\x12\x1c.effcap.v1.ListAuditsRequest\x1a\x1d.effcap.v1.ListAuditsResponse\x12Q\n\x11StreamAuditEvents\x12#.effcap.v1.StreamAuditEventsRequest\x1a\x15.effcap.v1.AuditEvent0\x01\x12J\n\rEstimateAudit\x12\x1f.effcap.v1.EstimateAuditRequest\x1a\x18.effcap.v1.AuditEstimateb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,24 +39,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_AUDITSERVICE'].methods_by_name['CreateAudit']._loaded_options = None
   _globals['_AUDITSERVICE'].methods_by_name['CreateAudit']._serialized_options = b'\312A0\n\025effcap.v1.AuditReport\022\027effcap.v1.AuditProgress'
-  _globals['_AUDITSTATE']._serialized_start=1524
-  _globals['_AUDITSTATE']._serialized_end=1692
+  _globals['_AUDITSTATE']._serialized_start=2117
+  _globals['_AUDITSTATE']._serialized_end=2285
   _globals['_CREATEAUDITREQUEST']._serialized_start=204
   _globals['_CREATEAUDITREQUEST']._serialized_end=416
   _globals['_AUDITPROGRESS']._serialized_start=419
-  _globals['_AUDITPROGRESS']._serialized_end=629
-  _globals['_AUDIT']._serialized_start=632
-  _globals['_AUDIT']._serialized_end=1083
-  _globals['_AUDITEVENT']._serialized_start=1086
-  _globals['_AUDITEVENT']._serialized_end=1281
-  _globals['_GETAUDITREQUEST']._serialized_start=1283
-  _globals['_GETAUDITREQUEST']._serialized_end=1314
-  _globals['_LISTAUDITSREQUEST']._serialized_start=1316
-  _globals['_LISTAUDITSREQUEST']._serialized_end=1374
-  _globals['_LISTAUDITSRESPONSE']._serialized_start=1376
-  _globals['_LISTAUDITSRESPONSE']._serialized_end=1455
-  _globals['_STREAMAUDITEVENTSREQUEST']._serialized_start=1457
-  _globals['_STREAMAUDITEVENTSREQUEST']._serialized_end=1521
-  _globals['_AUDITSERVICE']._serialized_start=1695
-  _globals['_AUDITSERVICE']._serialized_end=2056
+  _globals['_AUDITPROGRESS']._serialized_end=653
+  _globals['_AUDIT']._serialized_start=656
+  _globals['_AUDIT']._serialized_end=1107
+  _globals['_AUDITEVENT']._serialized_start=1110
+  _globals['_AUDITEVENT']._serialized_end=1305
+  _globals['_GETAUDITREQUEST']._serialized_start=1307
+  _globals['_GETAUDITREQUEST']._serialized_end=1338
+  _globals['_LISTAUDITSREQUEST']._serialized_start=1340
+  _globals['_LISTAUDITSREQUEST']._serialized_end=1398
+  _globals['_LISTAUDITSRESPONSE']._serialized_start=1400
+  _globals['_LISTAUDITSRESPONSE']._serialized_end=1479
+  _globals['_STREAMAUDITEVENTSREQUEST']._serialized_start=1481
+  _globals['_STREAMAUDITEVENTSREQUEST']._serialized_end=1545
+  _globals['_ESTIMATEAUDITREQUEST']._serialized_start=1548
+  _globals['_ESTIMATEAUDITREQUEST']._serialized_end=1680
+  _globals['_ANALYSISESTIMATE']._serialized_start=1683
+  _globals['_ANALYSISESTIMATE']._serialized_end=1834
+  _globals['_AUDITESTIMATE']._serialized_start=1837
+  _globals['_AUDITESTIMATE']._serialized_end=2114
+  _globals['_AUDITSERVICE']._serialized_start=2288
+  _globals['_AUDITSERVICE']._serialized_end=2725
 # @@protoc_insertion_point(module_scope)

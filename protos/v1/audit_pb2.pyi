@@ -47,7 +47,7 @@ class CreateAuditRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., model: _Optional[_Union[_artifact_pb2.Digest, _Mapping]] = ..., dataset: _Optional[_Union[_spec_pb2.DatasetRef, _Mapping]] = ..., spec: _Optional[_Union[_spec_pb2.AuditSpec, _Mapping]] = ..., skip_cache: _Optional[bool] = ..., initial_model: _Optional[_Union[_artifact_pb2.Digest, _Mapping]] = ...) -> None: ...
 
 class AuditProgress(_message.Message):
-    __slots__ = ("audit", "state", "stage", "trials_done", "trials_total", "fraction", "attempt", "update_time")
+    __slots__ = ("audit", "state", "stage", "trials_done", "trials_total", "fraction", "attempt", "update_time", "queue_position")
     AUDIT_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     STAGE_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +56,7 @@ class AuditProgress(_message.Message):
     FRACTION_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
     audit: str
     state: AuditState
     stage: str
@@ -64,7 +65,8 @@ class AuditProgress(_message.Message):
     fraction: float
     attempt: int
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, audit: _Optional[str] = ..., state: _Optional[_Union[AuditState, str]] = ..., stage: _Optional[str] = ..., trials_done: _Optional[int] = ..., trials_total: _Optional[int] = ..., fraction: _Optional[float] = ..., attempt: _Optional[int] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    queue_position: int
+    def __init__(self, audit: _Optional[str] = ..., state: _Optional[_Union[AuditState, str]] = ..., stage: _Optional[str] = ..., trials_done: _Optional[int] = ..., trials_total: _Optional[int] = ..., fraction: _Optional[float] = ..., attempt: _Optional[int] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., queue_position: _Optional[int] = ...) -> None: ...
 
 class Audit(_message.Message):
     __slots__ = ("name", "state", "request_id", "model", "dataset", "spec", "create_time", "start_time", "end_time", "progress", "error", "report")
@@ -137,3 +139,51 @@ class StreamAuditEventsRequest(_message.Message):
     name: str
     after_sequence: int
     def __init__(self, name: _Optional[str] = ..., after_sequence: _Optional[int] = ...) -> None: ...
+
+class EstimateAuditRequest(_message.Message):
+    __slots__ = ("model", "dataset", "spec")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    model: _artifact_pb2.Digest
+    dataset: _spec_pb2.DatasetRef
+    spec: _spec_pb2.AuditSpec
+    def __init__(self, model: _Optional[_Union[_artifact_pb2.Digest, _Mapping]] = ..., dataset: _Optional[_Union[_spec_pb2.DatasetRef, _Mapping]] = ..., spec: _Optional[_Union[_spec_pb2.AuditSpec, _Mapping]] = ...) -> None: ...
+
+class AnalysisEstimate(_message.Message):
+    __slots__ = ("analysis", "trials", "sgd_steps", "training_examples", "estimated_seconds", "expected_seconds")
+    ANALYSIS_FIELD_NUMBER: _ClassVar[int]
+    TRIALS_FIELD_NUMBER: _ClassVar[int]
+    SGD_STEPS_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    analysis: str
+    trials: int
+    sgd_steps: int
+    training_examples: int
+    estimated_seconds: float
+    expected_seconds: float
+    def __init__(self, analysis: _Optional[str] = ..., trials: _Optional[int] = ..., sgd_steps: _Optional[int] = ..., training_examples: _Optional[int] = ..., estimated_seconds: _Optional[float] = ..., expected_seconds: _Optional[float] = ...) -> None: ...
+
+class AuditEstimate(_message.Message):
+    __slots__ = ("analyses", "training_examples", "max_training_examples", "estimated_seconds", "calibration", "spec", "audits_ahead", "defaults_chosen", "expected_seconds")
+    ANALYSES_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    MAX_TRAINING_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    AUDITS_AHEAD_FIELD_NUMBER: _ClassVar[int]
+    DEFAULTS_CHOSEN_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    analyses: _containers.RepeatedCompositeFieldContainer[AnalysisEstimate]
+    training_examples: int
+    max_training_examples: int
+    estimated_seconds: float
+    calibration: str
+    spec: _spec_pb2.AuditSpec
+    audits_ahead: int
+    defaults_chosen: _containers.RepeatedScalarFieldContainer[str]
+    expected_seconds: float
+    def __init__(self, analyses: _Optional[_Iterable[_Union[AnalysisEstimate, _Mapping]]] = ..., training_examples: _Optional[int] = ..., max_training_examples: _Optional[int] = ..., estimated_seconds: _Optional[float] = ..., calibration: _Optional[str] = ..., spec: _Optional[_Union[_spec_pb2.AuditSpec, _Mapping]] = ..., audits_ahead: _Optional[int] = ..., defaults_chosen: _Optional[_Iterable[str]] = ..., expected_seconds: _Optional[float] = ...) -> None: ...

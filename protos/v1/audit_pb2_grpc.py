@@ -61,6 +61,11 @@ class AuditServiceStub:
                 request_serializer=effcap_dot_v1_dot_audit__pb2.StreamAuditEventsRequest.SerializeToString,
                 response_deserializer=effcap_dot_v1_dot_audit__pb2.AuditEvent.FromString,
                 _registered_method=True)
+        self.EstimateAudit = channel.unary_unary(
+                '/effcap.v1.AuditService/EstimateAudit',
+                request_serializer=effcap_dot_v1_dot_audit__pb2.EstimateAuditRequest.SerializeToString,
+                response_deserializer=effcap_dot_v1_dot_audit__pb2.AuditEstimate.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
@@ -97,6 +102,15 @@ class AuditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EstimateAudit(self, request, context):
+        """What an audit would cost, without running it: trials and SGD steps per analysis (the count the
+        server admits audits by) and the wall time they would take on this server's device, from a
+        calibration measured once per device and cached in the server's data dir.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -119,6 +133,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.StreamAuditEvents,
                     request_deserializer=effcap_dot_v1_dot_audit__pb2.StreamAuditEventsRequest.FromString,
                     response_serializer=effcap_dot_v1_dot_audit__pb2.AuditEvent.SerializeToString,
+            ),
+            'EstimateAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.EstimateAudit,
+                    request_deserializer=effcap_dot_v1_dot_audit__pb2.EstimateAuditRequest.FromString,
+                    response_serializer=effcap_dot_v1_dot_audit__pb2.AuditEstimate.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -235,6 +254,33 @@ class AuditService:
             '/effcap.v1.AuditService/StreamAuditEvents',
             effcap_dot_v1_dot_audit__pb2.StreamAuditEventsRequest.SerializeToString,
             effcap_dot_v1_dot_audit__pb2.AuditEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EstimateAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/effcap.v1.AuditService/EstimateAudit',
+            effcap_dot_v1_dot_audit__pb2.EstimateAuditRequest.SerializeToString,
+            effcap_dot_v1_dot_audit__pb2.AuditEstimate.FromString,
             options,
             channel_credentials,
             insecure,

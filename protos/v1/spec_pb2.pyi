@@ -36,7 +36,7 @@ INIT_MODE_REINIT: InitMode
 INIT_MODE_CHECKPOINT: InitMode
 
 class AuditSpec(_message.Message):
-    __slots__ = ("architecture", "seed", "randomization", "memorization", "rademacher", "compressibility", "memorization_scores", "weights")
+    __slots__ = ("architecture", "seed", "randomization", "memorization", "rademacher", "compressibility", "memorization_scores", "weights", "preset")
     ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     RANDOMIZATION_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +45,7 @@ class AuditSpec(_message.Message):
     COMPRESSIBILITY_FIELD_NUMBER: _ClassVar[int]
     MEMORIZATION_SCORES_FIELD_NUMBER: _ClassVar[int]
     WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    PRESET_FIELD_NUMBER: _ClassVar[int]
     architecture: _struct_pb2.Struct
     seed: int
     randomization: RandomizationSpec
@@ -53,7 +54,8 @@ class AuditSpec(_message.Message):
     compressibility: CompressibilitySpec
     memorization_scores: MemorizationScoresSpec
     weights: WeightsSpec
-    def __init__(self, architecture: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., seed: _Optional[int] = ..., randomization: _Optional[_Union[RandomizationSpec, _Mapping]] = ..., memorization: _Optional[_Union[MemorizationSpec, _Mapping]] = ..., rademacher: _Optional[_Union[RademacherSpec, _Mapping]] = ..., compressibility: _Optional[_Union[CompressibilitySpec, _Mapping]] = ..., memorization_scores: _Optional[_Union[MemorizationScoresSpec, _Mapping]] = ..., weights: _Optional[_Union[WeightsSpec, _Mapping]] = ...) -> None: ...
+    preset: str
+    def __init__(self, architecture: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., seed: _Optional[int] = ..., randomization: _Optional[_Union[RandomizationSpec, _Mapping]] = ..., memorization: _Optional[_Union[MemorizationSpec, _Mapping]] = ..., rademacher: _Optional[_Union[RademacherSpec, _Mapping]] = ..., compressibility: _Optional[_Union[CompressibilitySpec, _Mapping]] = ..., memorization_scores: _Optional[_Union[MemorizationScoresSpec, _Mapping]] = ..., weights: _Optional[_Union[WeightsSpec, _Mapping]] = ..., preset: _Optional[str] = ...) -> None: ...
 
 class DatasetRef(_message.Message):
     __slots__ = ("artifact", "builtin")
