@@ -14,14 +14,19 @@ import grpc
 from google.longrunning import operations_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry
 
 from effcap.capacity.graphs.onnx_wire import OnnxLimits
 from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc
 from effcap.service.artifacts import ArtifactStore
+from effcap.service.call_guard import CallGuard
 from effcap.service.executors.threads import plan_threads
+from effcap.service.health_listing import ListingHealthServicer
 from effcap.service.limits import AuditLimits, LongCallSlots
+from effcap.service.observability import AuditStateCollector, CallObserver, WorkerExits, serve_metrics
 from effcap.service.scheduler import Scheduler
 from effcap.service.servicers import ArtifactServicer, AuditServicer, OperationsServicer
+from effcap.service.storage_health import StorageProbe
 from effcap.service.store import AuditStore
 
 log = logging.getLogger("effcap.service")
@@ -56,6 +61,8 @@ class ServerConfig:
     audit_limits: AuditLimits = AuditLimits()
     # What an uploaded ONNX model may hold, checked before its weights are parsed.
     onnx_limits: OnnxLimits = OnnxLimits()
+    # Prometheus /metrics on this port (same host); None serves none, 0 picks a free port.
+    metrics_port: int | None = None
 
 
 class EffcapServer:
@@ -67,9 +74,19 @@ class EffcapServer:
         artifacts_dir = config.data_dir / "artifacts"
         self.artifacts = ArtifactStore(artifacts_dir, self.store, config.max_artifact_bytes, config.onnx_limits)
         self.worker_threads = plan_threads(config.max_running_audits, config.worker_threads)
-        self.scheduler = Scheduler(self.store, self.artifacts, config.max_running_audits, config.device, self.worker_threads)
+        # ---- observability and fault handling (issue 13) ----
+        self.metrics = CollectorRegistry()
+        self.metrics.register(AuditStateCollector(self.store.count_by_state))
+        self.metrics_port: int | None = None
+        self._storage = StorageProbe(config.data_dir, self._storage_changed)
+        long_calls = LongCallSlots(min(config.max_long_calls, config.rpc_threads - 1))
+        guard = CallGuard(long_calls, CallObserver(self.metrics), lambda: self._storage.writable)
+        exits = WorkerExits(self.metrics)
+        # ---- end ----
+        self.scheduler = Scheduler(self.store, self.artifacts, config.max_running_audits, config.device, self.worker_threads, exits)
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.rpc_threads, thread_name_prefix="effcap-rpc"),
+            interceptors=[guard],
             options=[
                 ("grpc.max_receive_message_length", config.max_message_bytes),
                 ("grpc.max_send_message_length", config.max_message_bytes),
@@ -80,11 +97,10 @@ class EffcapServer:
                 ("grpc.keepalive_permit_without_calls", 1),
             ],
         )
-        long_calls = LongCallSlots(min(config.max_long_calls, config.rpc_threads - 1))
         artifact_pb2_grpc.add_ArtifactServiceServicer_to_server(ArtifactServicer(self.artifacts, long_calls, config.upload_idle_s), self._server)
         audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.store, self.artifacts, self.scheduler, long_calls, config.audit_limits), self._server)
         operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(self.store, self.scheduler, long_calls), self._server)
-        self._health = health.HealthServicer()
+        self._health = ListingHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server)
         self.port = self._server.add_insecure_port(f"{config.host}:{config.port}")
@@ -99,14 +115,25 @@ class EffcapServer:
         self._server.start()
         for name in ("", *SERVICE_NAMES):
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._storage.start()
+        if self.config.metrics_port is not None:
+            self.metrics_port = serve_metrics(self.metrics, self.config.host, self.config.metrics_port)
+            log.info("metrics on http://%s:%d/metrics", self.config.host, self.metrics_port)
         log.info("effcap listening on %s:%d, data in %s", self.config.host, self.port, self.config.data_dir)
         log.info("each worker uses %d torch thread(s): %s", self.worker_threads.threads, self.worker_threads.source)
 
     def stop(self, grace: float = 5.0) -> None:
         self._health.enter_graceful_shutdown()
         self._server.stop(grace).wait()
+        self._storage.stop()
         self.scheduler.stop()
         self.store.close()
+
+    def _storage_changed(self, writable: bool) -> None:
+        """NOT_SERVING while the data directory cannot take writes; SERVING again once it can."""
+        status = health_pb2.HealthCheckResponse.SERVING if writable else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", *SERVICE_NAMES):
+            self._health.set(name, status)
 
     def wait(self) -> None:
         self._server.wait_for_termination()

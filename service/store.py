@@ -137,10 +137,13 @@ class AuditStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # A COMMIT refused (a full disk: SQLITE_FULL) leaves the transaction open; rolled back
+                # here, or every later BEGIN would fail and the store stay stuck after space returns.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
             self.changed.notify_all()
 
     # ---- artifacts -------------------------------------------------------------------------
@@ -201,6 +204,11 @@ class AuditStore:
                     "SELECT id FROM audits WHERE (create_time, id) > (?, ?) ORDER BY create_time, id LIMIT ?", (*after, page_size)
                 ).fetchall()
             return [self._get_locked(r[0]) for r in rows]
+
+    def count_by_state(self) -> dict[int, int]:
+        """How many audits are in each state (for metrics)."""
+        with self._lock:
+            return dict(self._db.execute("SELECT state, COUNT(*) FROM audits GROUP BY state").fetchall())
 
     def claim_next_queued(self) -> AuditRecord | None:
         """Move the oldest QUEUED audit to RUNNING and count the attempt."""
