@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
 
 from effcap.clients.errors import EffcapError
 
-T = TypeVar("T")
 FIRST_DELAY_S = 0.5
 MAX_DELAY_S = 5.0
 # How long a client waits for a restarting server before giving up (a busy machine takes ~20 s to start it).
@@ -40,14 +38,3 @@ class Backoff:
         self._sleep(self._delay)
         self._delay = min(2 * self._delay, MAX_DELAY_S)
 
-
-def retry_unavailable(call: Callable[[], T], backoff: Backoff) -> T:
-    """`call()`, retried while it fails with UNAVAILABLE and the backoff's budget lasts."""
-    while True:
-        try:
-            result = call()
-        except EffcapError as error:
-            backoff.wait_or_raise(error)
-            continue
-        backoff.succeeded()
-        return result

@@ -139,8 +139,8 @@ class AuditStore:
                 yield self._db
                 self._db.execute("COMMIT")
             except BaseException:
-                # A COMMIT refused (a full disk: SQLITE_FULL) leaves the transaction open; rolled back
-                # here, or every later BEGIN would fail and the store stay stuck after space returns.
+                # After SQLITE_FULL or an I/O error SQLite may or may not have rolled back by itself (its
+                # docs ask for an explicit ROLLBACK): one left open would make every later BEGIN fail.
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise

@@ -4,7 +4,6 @@ with a file until the kernel answers ENOSPC."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 
@@ -16,31 +15,14 @@ from effcap.clients.errors import EffcapError
 from effcap.clients.sdk import EffcapClient
 from effcap.protos.v1 import audit_pb2, spec_pb2
 
+from ..full_disk import fill, small_tmpfs
 from .conftest import ServerProcess, digits_spec, wait_for
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path):
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {mounted.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    """Write until the kernel refuses for lack of space; the filler file is returned for freeing."""
-    filler = disk / "filler"
-    with filler.open("wb") as out:
-        try:
-            while True:
-                out.write(b"\0" * (64 << 10))
-                out.flush()
-        except OSError as error:
-            assert error.errno == 28, error  # ENOSPC
-    return filler
+    with small_tmpfs(tmp_path / "disk") as mount:
+        yield mount
 
 
 def health(address: str) -> int:
