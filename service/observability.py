@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator
+from wsgiref.simple_server import WSGIServer
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -86,7 +87,7 @@ class AuditStateCollector(Collector):
         )
 
 
-def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> int:
-    """Serve /metrics over HTTP on a daemon thread; the port it listens on (0 picks a free one)."""
+def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> WSGIServer:
+    """Serve /metrics over HTTP on a daemon thread (port 0 picks a free one: `server_address[1]`)."""
     server, _thread = start_http_server(port, addr=host, registry=registry)
-    return server.server_address[1]
+    return server

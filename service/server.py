@@ -9,6 +9,7 @@ import time
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
+from wsgiref.simple_server import WSGIServer
 
 import grpc
 from google.longrunning import operations_pb2_grpc
@@ -77,7 +78,7 @@ class EffcapServer:
         # ---- observability and fault handling (issue 13) ----
         self.metrics = CollectorRegistry()
         self.metrics.register(AuditStateCollector(self.store.count_by_state))
-        self.metrics_port: int | None = None
+        self._metrics_http: WSGIServer | None = None
         self._storage = StorageProbe(config.data_dir, self._storage_changed)
         long_calls = LongCallSlots(min(config.max_long_calls, config.rpc_threads - 1))
         guard = CallGuard(long_calls, CallObserver(self.metrics), lambda: self._storage.writable)
@@ -117,8 +118,8 @@ class EffcapServer:
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._storage.start()
         if self.config.metrics_port is not None:
-            self.metrics_port = serve_metrics(self.metrics, self.config.host, self.config.metrics_port)
-            log.info("metrics on http://%s:%d/metrics", self.config.host, self.metrics_port)
+            self._metrics_http = serve_metrics(self.metrics, self.config.host, self.config.metrics_port)
+            log.info("metrics on http://%s:%d/metrics", self.config.host, self._metrics_http.server_address[1])
         log.info("effcap listening on %s:%d, data in %s", self.config.host, self.port, self.config.data_dir)
         log.info("each worker uses %d torch thread(s): %s", self.worker_threads.threads, self.worker_threads.source)
 
@@ -126,6 +127,8 @@ class EffcapServer:
         self._health.enter_graceful_shutdown()
         self._server.stop(grace).wait()
         self._storage.stop()
+        if self._metrics_http is not None:
+            self._metrics_http.shutdown()
         self.scheduler.stop()
         self.store.close()
 

@@ -35,7 +35,7 @@ def test_a_full_disk_refuses_writes_reports_not_serving_and_recovers_by_itself(s
     try:
         with EffcapClient(server.address) as client:
             model = client.upload(demo_files[0])
-            running = client.create_audit(model, spec_pb2.DatasetRef(builtin="digits"), digits_spec("true,random", seeds=1, epochs=40))
+            running = client.create_audit(model, spec_pb2.DatasetRef(builtin="digits"), digits_spec("true,random", seeds=1, epochs=25))
             wait_for(lambda: client.get_audit(running.name).state == audit_pb2.AUDIT_STATE_RUNNING, timeout=120)
 
             filler = fill(small_disk)
