@@ -238,7 +238,8 @@ def main() -> int:
     total = sum(sum(codes.values()) for codes in results.values())
     print(
         f"{total} calls in {elapsed:.1f} s; INTERNAL/UNKNOWN: {failures}; server alive: {alive}; "
-        f"log: {tracebacks} tracebacks, {deserializing} 'Exception deserializing', {undecodable} undecodable-request lines"
+        f"log: {tracebacks} tracebacks, {deserializing} 'Exception deserializing', "
+        f"{undecodable} undecodable-request lines"
     )
     return 0 if failures == 0 and alive and tracebacks == 0 and deserializing == 0 else 1
 

@@ -37,4 +37,3 @@ class Backoff:
             raise error
         self._sleep(self._delay)
         self._delay = min(2 * self._delay, MAX_DELAY_S)
-

@@ -8,7 +8,8 @@ hold an RPC thread for as long as the client keeps them open, so they share the 
 with uploads and event streams (limits.LongCallSlots): the threads beyond those stay free for health
 and short calls. While the data directory cannot take writes (storage_health.py), calls that store
 something are refused with RESOURCE_EXHAUSTED before they start: SQLite can go on committing into
-space it already holds, so waiting for a write to fail would let some creates in and not others. Finally each call's method, status and latency go to the metrics and the access log.
+space it already holds, so waiting for a write to fail would let some creates in and not others.
+Finally each call's method, status and latency go to the metrics and the access log.
 """
 
 from __future__ import annotations

@@ -15,7 +15,9 @@ import pytest
 def small_tmpfs(mount: Path, size: str = "8m") -> Iterator[Path]:
     """Mount a tmpfs of `size` at `mount` (skipping the test where mounting is not permitted)."""
     mount.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {mounted.stderr.strip()}")
     try:

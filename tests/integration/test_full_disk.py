@@ -35,7 +35,9 @@ def test_a_full_disk_refuses_writes_reports_not_serving_and_recovers_by_itself(s
     try:
         with EffcapClient(server.address) as client:
             model = client.upload(demo_files[0])
-            running = client.create_audit(model, spec_pb2.DatasetRef(builtin="digits"), digits_spec("true,random", seeds=1, epochs=25))
+            running = client.create_audit(
+                model, spec_pb2.DatasetRef(builtin="digits"), digits_spec("true,random", seeds=1, epochs=25)
+            )
             wait_for(lambda: client.get_audit(running.name).state == audit_pb2.AUDIT_STATE_RUNNING, timeout=120)
 
             filler = fill(small_disk)
@@ -44,11 +46,17 @@ def test_a_full_disk_refuses_writes_reports_not_serving_and_recovers_by_itself(s
             other.write_bytes(demo_files[1].read_bytes()[:-1] + b"\0")  # a digest the server does not hold
             for call in (
                 lambda: client.upload(other),
-                lambda: client.create_audit(model, spec_pb2.DatasetRef(builtin="digits"), digits_spec("true", 1, 1), skip_cache=True),
+                lambda: client.create_audit(
+                    model, spec_pb2.DatasetRef(builtin="digits"), digits_spec("true", 1, 1), skip_cache=True
+                ),
             ):
                 with pytest.raises(EffcapError) as info:
                     call()
-                assert (info.value.code, info.value.reason, info.value.retry_after_s) == ("RESOURCE_EXHAUSTED", "STORAGE_FULL", 5.0)
+                assert (info.value.code, info.value.reason, info.value.retry_after_s) == (
+                    "RESOURCE_EXHAUSTED",
+                    "STORAGE_FULL",
+                    5.0,
+                )
             time.sleep(3)  # the running audit's progress meets the full disk meanwhile
 
             filler.unlink()
@@ -57,7 +65,9 @@ def test_a_full_disk_refuses_writes_reports_not_serving_and_recovers_by_itself(s
             assert time.monotonic() - freed < 5
             assert client.report_of(client.wait(running.name)).model.parameter_count > 0
             # The scheduler lived through it: a new audit is taken and finishes.
-            again = client.create_audit(model, spec_pb2.DatasetRef(builtin="digits"), digits_spec("true", 1, 1), skip_cache=True)
+            again = client.create_audit(
+                model, spec_pb2.DatasetRef(builtin="digits"), digits_spec("true", 1, 1), skip_cache=True
+            )
             assert client.report_of(client.wait(again.name)).model.parameter_count > 0
     finally:
         server.stop()

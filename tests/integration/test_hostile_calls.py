@@ -108,7 +108,10 @@ def test_headerless_pickles_are_refused_as_pickles(metered, tmp_path, protocol):
     ("arch", "field"),
     [
         ("[" * 5000 + "]" * 5000, "model.metadata.effcap.arch"),
-        ('{"family": "mlp", "input_shape": [1, 8, 8], "num_classes": 10, "hidden_sizes": [NaN]}', "model.metadata.effcap.arch"),
+        (
+            '{"family": "mlp", "input_shape": [1, 8, 8], "num_classes": 10, "hidden_sizes": [NaN]}',
+            "model.metadata.effcap.arch",
+        ),
         ('{"family": "mlp", "input_shape": [1, 8, Infinity], "num_classes": 10}', "model.metadata.effcap.arch"),
     ],
 )
@@ -116,7 +119,12 @@ def test_bad_json_in_an_embedded_architecture_is_named(metered, tmp_path, arch, 
     path = tiny_safetensors(tmp_path / "m.safetensors", {"effcap.arch": arch})
     with EffcapClient(metered.address) as client:
         model = client.upload(path)
-        error = expect(lambda: client.create_audit(model, spec_pb2.DatasetRef(builtin="digits"), digits_spec("true", 1, 1)), "INVALID_ARGUMENT", "INVALID_SPEC", field)
+        error = expect(
+            lambda: client.create_audit(model, spec_pb2.DatasetRef(builtin="digits"), digits_spec("true", 1, 1)),
+            "INVALID_ARGUMENT",
+            "INVALID_SPEC",
+            field,
+        )
     assert "JSON" in str(error) or "finite" in str(error)
 
 
@@ -124,28 +132,51 @@ def test_a_non_finite_number_in_a_requested_architecture_is_named(metered, tmp_p
     path = tiny_safetensors(tmp_path / "plain.safetensors")
     spec = digits_spec("true", 1, 1)
     spec.architecture.CopyFrom(struct_pb2.Struct())
-    spec.architecture.update({"family": "mlp", "input_shape": [1, 8, 8], "num_classes": 10, "hidden_sizes": [float("nan")]})
+    spec.architecture.update(
+        {"family": "mlp", "input_shape": [1, 8, 8], "num_classes": 10, "hidden_sizes": [float("nan")]}
+    )
     with EffcapClient(metered.address) as client:
         model = client.upload(path)
-        error = expect(lambda: client.create_audit(model, spec_pb2.DatasetRef(builtin="digits"), spec), "INVALID_ARGUMENT", "INVALID_SPEC", "spec.architecture.hidden_sizes[0]")
+        error = expect(
+            lambda: client.create_audit(model, spec_pb2.DatasetRef(builtin="digits"), spec),
+            "INVALID_ARGUMENT",
+            "INVALID_SPEC",
+            "spec.architecture.hidden_sizes[0]",
+        )
     assert "finite" in str(error)
 
 
 @pytest.mark.parametrize(
     "token_json",
-    [b"[1" + b"0" * 400 + b', "x"]', b'[1e999, "x"]', b"[" * 50_000 + b"]" * 50_000, b'[NaN, "x"]', b"[1" + b"0" * 5000 + b', "x"]'],
+    [
+        b"[1" + b"0" * 400 + b', "x"]',
+        b'[1e999, "x"]',
+        b"[" * 50_000 + b"]" * 50_000,
+        b'[NaN, "x"]',
+        b"[1" + b"0" * 5000 + b', "x"]',
+    ],
 )
 def test_page_tokens_with_huge_non_finite_or_nested_numbers_are_refused(metered, token_json):
     token = base64.urlsafe_b64encode(token_json).decode()
     with EffcapClient(metered.address) as client:
-        expect(lambda: client._call(client.audits.ListAudits, audit_pb2.ListAuditsRequest(page_token=token)), "INVALID_ARGUMENT", "INVALID_PAGE_TOKEN", "page_token")
+        expect(
+            lambda: client._call(client.audits.ListAudits, audit_pb2.ListAuditsRequest(page_token=token)),
+            "INVALID_ARGUMENT",
+            "INVALID_PAGE_TOKEN",
+            "page_token",
+        )
 
 
 def test_a_digest_with_trailing_whitespace_is_refused(metered):
     digest = artifact_pb2.Digest(sha256="a" * 64 + "\n", size_bytes=10)
     with EffcapClient(metered.address) as client:
         request = artifact_pb2.FindMissingArtifactsRequest(digests=[digest])
-        expect(lambda: client._call(client.artifacts.FindMissingArtifacts, request), "INVALID_ARGUMENT", "INVALID_DIGEST", "digests[0].sha256")
+        expect(
+            lambda: client._call(client.artifacts.FindMissingArtifacts, request),
+            "INVALID_ARGUMENT",
+            "INVALID_DIGEST",
+            "digests[0].sha256",
+        )
 
 
 def test_health_list_answers_with_every_service(metered):
@@ -167,7 +198,9 @@ def test_idle_reflection_streams_do_not_block_health_or_get_operation(metered):
         yield  # a generator that sends nothing until released
 
     channels = [grpc.insecure_channel(metered.address) for _ in range(32)]
-    calls = [reflection_pb2_grpc.ServerReflectionStub(c).ServerReflectionInfo(idle_requests(), timeout=60) for c in channels]
+    calls = [
+        reflection_pb2_grpc.ServerReflectionStub(c).ServerReflectionInfo(idle_requests(), timeout=60) for c in channels
+    ]
 
     def drain(call):
         try:
@@ -223,8 +256,12 @@ def test_metrics_count_calls_by_method_and_status_and_the_access_log_has_one_lin
     assert sample(text, timed) - sample(before, timed) == 3
     assert re.search(r'effcap_audits\{state="queued"\} \d', text)
     assert re.search(r"effcap_audit_queue_depth \d", text)
-    lines = [json.loads(line.split(" INFO ", 1)[1]) for line in metered.log().splitlines() if "effcap.access INFO" in line]
-    get_audit = [line for line in lines if line["method"] == "/effcap.v1.AuditService/GetAudit" and line["code"] == "NOT_FOUND"]
+    lines = [
+        json.loads(line.split(" INFO ", 1)[1]) for line in metered.log().splitlines() if "effcap.access INFO" in line
+    ]
+    get_audit = [
+        line for line in lines if line["method"] == "/effcap.v1.AuditService/GetAudit" and line["code"] == "NOT_FOUND"
+    ]
     assert len(get_audit) == 3
     assert {(line["principal"], line["code"]) for line in get_audit} == {("anonymous", "NOT_FOUND")}
     assert all(line["latency_ms"] >= 0 for line in get_audit)
@@ -233,7 +270,9 @@ def test_metrics_count_calls_by_method_and_status_and_the_access_log_has_one_lin
 def test_worker_exits_are_counted_by_cause(metered, demo_files):
     with EffcapClient(metered.address) as client:
         model = client.upload(demo_files[0])
-        operation = client.create_audit(model, spec_pb2.DatasetRef(builtin="digits"), digits_spec("true", seeds=1, epochs=1), skip_cache=True)
+        operation = client.create_audit(
+            model, spec_pb2.DatasetRef(builtin="digits"), digits_spec("true", seeds=1, epochs=1), skip_cache=True
+        )
         done = client.wait(operation.name)
     assert done.done and not done.HasField("error")
     # The report is stored before the worker process has exited: its exit is counted a moment later.

@@ -19,14 +19,44 @@ def test_the_cli_and_the_sdk_follow_an_audit_across_a_server_restart(tmp_path, d
     port = free_port()
     server = ServerProcess(tmp_path / "server", "--port", str(port)).start()
     report_path = tmp_path / "report.json"
-    audit = [sys.executable, "-m", "effcap.clients.cli", "audit", str(demo_files[0]), "--data", "builtin:digits", "--server", server.address]
-    options = ["--conditions", "true,random", "--seeds", "1", "--epochs", "80", "--lr", "0.1", "--lr-decay", "1", "--no-progress"]
-    cli = subprocess.Popen([*audit, *options, "--format", "json", "-o", str(report_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    audit = [
+        sys.executable,
+        "-m",
+        "effcap.clients.cli",
+        "audit",
+        str(demo_files[0]),
+        "--data",
+        "builtin:digits",
+        "--server",
+        server.address,
+    ]
+    options = [
+        "--conditions",
+        "true,random",
+        "--seeds",
+        "1",
+        "--epochs",
+        "80",
+        "--lr",
+        "0.1",
+        "--lr-decay",
+        "1",
+        "--no-progress",
+    ]
+    cli = subprocess.Popen(
+        [*audit, *options, "--format", "json", "-o", str(report_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen: list[audit_pb2.AuditEvent] = []
     outcome: dict[str, object] = {}
     try:
         with EffcapClient(server.address) as client:
-            name = wait_for(lambda: [a.name for a in client.audits.ListAudits(audit_pb2.ListAuditsRequest(), timeout=10).audits], timeout=120)[0]
+            name = wait_for(
+                lambda: [a.name for a in client.audits.ListAudits(audit_pb2.ListAuditsRequest(), timeout=10).audits],
+                timeout=120,
+            )[0]
             wait_for(lambda: client.get_audit(name).state == audit_pb2.AUDIT_STATE_RUNNING, timeout=120)
 
         def follow() -> None:

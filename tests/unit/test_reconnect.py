@@ -30,4 +30,3 @@ def test_the_error_is_raised_once_the_budget_is_spent():
     backoff = Backoff(budget_s=0.1, sleep=lambda s: None)
     with pytest.raises(EffcapError, match="UNAVAILABLE"):
         backoff.wait_or_raise(EffcapError("UNAVAILABLE: gone", "UNAVAILABLE"))
-
