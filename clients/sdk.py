@@ -131,7 +131,8 @@ class EffcapClient:
                 if operation.done:
                     return operation
                 # The stream ended early (e.g. the server stopping): wait for a change, then resume events.
-                wait = operations_pb2.WaitOperationRequest(name=name, timeout=duration_pb2.Duration(seconds=int(timeout_per_wait)))
+                timeout = duration_pb2.Duration(seconds=int(timeout_per_wait))
+                wait = operations_pb2.WaitOperationRequest(name=name, timeout=timeout)
                 self._call(self.operations.WaitOperation, wait, timeout=timeout_per_wait + 30)
             except EffcapError as error:
                 backoff.wait_or_raise(error)

@@ -127,14 +127,16 @@ def sniff_format(path: Path, onnx_limits: OnnxLimits = OnnxLimits()) -> int:
         if len(head) == 9 and head[8:9] == b"{":
             (header_length,) = struct.unpack("<Q", head[:8])
             if header_length > min(MAX_SAFETENSORS_HEADER, size - 8):
-                what = f"the file has {size} bytes" if header_length > size - 8 else f"at most {MAX_SAFETENSORS_HEADER} bytes are read"
+                too_long = header_length > size - 8
+                what = f"the file has {size} bytes" if too_long else f"at most {MAX_SAFETENSORS_HEADER} bytes are read"
                 message = f"a safetensors header that claims {header_length} bytes, but {what}"
                 raise invalid_argument("chunk", message, "SAFETENSORS_HEADER_TOO_LARGE")
             handle.seek(8)
             try:
                 load_json(handle.read(header_length).decode(), "chunk", "INVALID_SAFETENSORS_HEADER")
             except UnicodeDecodeError:
-                raise invalid_argument("chunk", "a safetensors header that is not UTF-8", "INVALID_SAFETENSORS_HEADER") from None
+                message = "a safetensors header that is not UTF-8"
+                raise invalid_argument("chunk", message, "INVALID_SAFETENSORS_HEADER") from None
             return Format.ARTIFACT_FORMAT_SAFETENSORS
     if looks_like_onnx(head):
         try:

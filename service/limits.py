@@ -88,7 +88,8 @@ def cancel_when_idle(requests: Iterator[T], context: grpc.ServicerContext, idle_
                 kind, value = handed.get(timeout=idle_s)
             except queue.Empty:
                 message = f"no data for {idle_s:g} seconds; upload cancelled"
-                raise ApiError(grpc.StatusCode.CANCELLED, "UPLOAD_IDLE", message, metadata={"idle_seconds": f"{idle_s:g}"}) from None
+                idle = {"idle_seconds": f"{idle_s:g}"}
+                raise ApiError(grpc.StatusCode.CANCELLED, "UPLOAD_IDLE", message, metadata=idle) from None
             if kind == "end":
                 return
             if kind == "error":

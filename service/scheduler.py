@@ -140,7 +140,8 @@ class Scheduler:
             child_end.close()
         except Exception as error:  # noqa: BLE001 - the audit fails with the reason; the scheduler lives on
             log.exception("cannot start %s", record.name)
-            failure = ApiError(grpc.StatusCode.INTERNAL, "WORKER_START_FAILED", f"cannot start a worker for the audit: {error}")
+            message = f"cannot start a worker for the audit: {error}"
+            failure = ApiError(grpc.StatusCode.INTERNAL, "WORKER_START_FAILED", message)
             retry_until_stored(lambda: self._fail(record.id, failure), self._stopping, f"the failure of {record.name}")
             return
         worker = _Running(process, parent_end)
@@ -183,7 +184,8 @@ class Scheduler:
                 except (EOFError, OSError):
                     break
                 # A full disk holds the message (and, through the pipe, the worker) until it is stored.
-                retry_until_stored(lambda message=message: ended.extend(self._handle(record, message)), self._stopping, f"an event of {record.name}")
+                store = lambda message=message: ended.extend(self._handle(record, message))  # noqa: E731
+                retry_until_stored(store, self._stopping, f"an event of {record.name}")
         finally:
             worker.connection.close()
             worker.process.join()
