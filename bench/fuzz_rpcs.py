@@ -3,8 +3,9 @@
     python bench/fuzz_rpcs.py --per-method 200 --seed 0
 
 starts a real `effcap serve` on loopback (real SQLite in a temporary directory), sends each method
-`--per-method` requests — half random bytes, half a valid request with bytes flipped, inserted,
-deleted or truncated — as raw bytes (no client-side serializer, so the server decodes them), and
+`--per-method` requests — in turn random bytes, a valid request with bytes flipped, inserted,
+deleted or truncated, and a well-formed request whose fields hold edge values (empty, huge, negative,
+NaN, odd strings) — as raw bytes (no client-side serializer, so the server decodes them), and
 counts the status codes per method. Streaming-request methods get one to three such messages. It
 fails (exit 1) on any INTERNAL or UNKNOWN status, on a server that stopped, or on a traceback or
 grpc's "Exception deserializing" in the server log.
@@ -26,6 +27,9 @@ from pathlib import Path
 import grpc
 from google.longrunning import operations_proto_pb2 as operations_pb2
 from google.protobuf import duration_pb2
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
@@ -33,24 +37,24 @@ from effcap.protos.v1 import artifact_pb2, audit_pb2, spec_pb2
 
 DIGEST = artifact_pb2.Digest(sha256="ab" * 32, size_bytes=1234)
 # (method, request streaming, response streaming, a valid request to mutate)
-METHODS: list[tuple[str, bool, bool, bytes]] = [
+METHODS: list[tuple[str, bool, bool, Message]] = [
     (
         "/effcap.v1.ArtifactService/FindMissingArtifacts",
         False,
         False,
-        artifact_pb2.FindMissingArtifactsRequest(digests=[DIGEST]).SerializeToString(),
+        artifact_pb2.FindMissingArtifactsRequest(digests=[DIGEST]),
     ),
     (
         "/effcap.v1.ArtifactService/UploadArtifact",
         True,
         False,
-        artifact_pb2.UploadArtifactRequest(header=artifact_pb2.UploadHeader(digest=DIGEST)).SerializeToString(),
+        artifact_pb2.UploadArtifactRequest(header=artifact_pb2.UploadHeader(digest=DIGEST)),
     ),
     (
         "/effcap.v1.ArtifactService/GetArtifact",
         False,
         False,
-        artifact_pb2.GetArtifactRequest(digest=DIGEST).SerializeToString(),
+        artifact_pb2.GetArtifactRequest(digest=DIGEST),
     ),
     (
         "/effcap.v1.AuditService/CreateAudit",
@@ -58,71 +62,69 @@ METHODS: list[tuple[str, bool, bool, bytes]] = [
         False,
         audit_pb2.CreateAuditRequest(
             request_id="r", model=DIGEST, dataset=spec_pb2.DatasetRef(builtin="digits"), spec=spec_pb2.AuditSpec(seed=1)
-        ).SerializeToString(),
+        ),
     ),
     (
         "/effcap.v1.AuditService/GetAudit",
         False,
         False,
-        audit_pb2.GetAuditRequest(name="audits/abc").SerializeToString(),
+        audit_pb2.GetAuditRequest(name="audits/abc"),
     ),
     (
         "/effcap.v1.AuditService/ListAudits",
         False,
         False,
-        audit_pb2.ListAuditsRequest(page_size=5, page_token="WzEuMCwgImEiXQ==").SerializeToString(),
+        audit_pb2.ListAuditsRequest(page_size=5, page_token="WzEuMCwgImEiXQ=="),
     ),
     (
         "/effcap.v1.AuditService/StreamAuditEvents",
         False,
         True,
-        audit_pb2.StreamAuditEventsRequest(name="audits/abc", after_sequence=3).SerializeToString(),
+        audit_pb2.StreamAuditEventsRequest(name="audits/abc", after_sequence=3),
     ),
     (
         "/google.longrunning.Operations/GetOperation",
         False,
         False,
-        operations_pb2.GetOperationRequest(name="audits/abc").SerializeToString(),
+        operations_pb2.GetOperationRequest(name="audits/abc"),
     ),
     (
         "/google.longrunning.Operations/ListOperations",
         False,
         False,
-        operations_pb2.ListOperationsRequest(page_size=3).SerializeToString(),
+        operations_pb2.ListOperationsRequest(page_size=3),
     ),
     (
         "/google.longrunning.Operations/CancelOperation",
         False,
         False,
-        operations_pb2.CancelOperationRequest(name="audits/abc").SerializeToString(),
+        operations_pb2.CancelOperationRequest(name="audits/abc"),
     ),
     (
         "/google.longrunning.Operations/DeleteOperation",
         False,
         False,
-        operations_pb2.DeleteOperationRequest(name="audits/abc").SerializeToString(),
+        operations_pb2.DeleteOperationRequest(name="audits/abc"),
     ),
     (
         "/google.longrunning.Operations/WaitOperation",
         False,
         False,
-        operations_pb2.WaitOperationRequest(
-            name="audits/abc", timeout=duration_pb2.Duration(seconds=1)
-        ).SerializeToString(),
+        operations_pb2.WaitOperationRequest(name="audits/abc", timeout=duration_pb2.Duration(seconds=1)),
     ),
     (
         "/grpc.health.v1.Health/Check",
         False,
         False,
-        health_pb2.HealthCheckRequest(service="effcap.v1.AuditService").SerializeToString(),
+        health_pb2.HealthCheckRequest(service="effcap.v1.AuditService"),
     ),
-    ("/grpc.health.v1.Health/List", False, False, health_pb2.HealthListRequest().SerializeToString()),
-    ("/grpc.health.v1.Health/Watch", False, True, health_pb2.HealthCheckRequest(service="").SerializeToString()),
+    ("/grpc.health.v1.Health/List", False, False, health_pb2.HealthListRequest()),
+    ("/grpc.health.v1.Health/Watch", False, True, health_pb2.HealthCheckRequest(service="")),
     (
         "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
         True,
         True,
-        reflection_pb2.ServerReflectionRequest(file_containing_symbol="effcap.v1.AuditService").SerializeToString(),
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol="effcap.v1.AuditService"),
     ),
 ]
 FAILING_CODES = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
@@ -146,8 +148,79 @@ def mutate(valid: bytes, rng: random.Random) -> bytes:
     return bytes(data)
 
 
-def payload(valid: bytes, rng: random.Random, index: int) -> bytes:
-    return rng.randbytes(rng.randint(0, 512)) if index % 2 == 0 else mutate(valid, rng)
+STRINGS = (
+    "",
+    "audits/",
+    "audits/abc",
+    "a" * 64,
+    "ab" * 32 + "\n",
+    "builtin:digits",
+    "\u0000",
+    "\u00e9" * 3,
+    "x" * 20_000,
+)
+NUMBERS = {
+    "int32": (0, -1, 1, 2**31 - 1, -(2**31)),
+    "uint32": (0, 1, 2**32 - 1),
+    "int64": (0, -1, 1, 2**63 - 1, -(2**63)),
+    "uint64": (0, 1, 2**64 - 1),
+    "double": (0.0, -1.0, 0.5, 1e308, float("nan"), float("inf"), float("-inf")),
+}
+FIELD_KINDS = {
+    FieldDescriptor.TYPE_INT32: "int32",
+    FieldDescriptor.TYPE_SINT32: "int32",
+    FieldDescriptor.TYPE_SFIXED32: "int32",
+    FieldDescriptor.TYPE_ENUM: "int32",
+    FieldDescriptor.TYPE_UINT32: "uint32",
+    FieldDescriptor.TYPE_FIXED32: "uint32",
+    FieldDescriptor.TYPE_INT64: "int64",
+    FieldDescriptor.TYPE_SINT64: "int64",
+    FieldDescriptor.TYPE_SFIXED64: "int64",
+    FieldDescriptor.TYPE_UINT64: "uint64",
+    FieldDescriptor.TYPE_FIXED64: "uint64",
+    FieldDescriptor.TYPE_DOUBLE: "double",
+    FieldDescriptor.TYPE_FLOAT: "double",
+}
+
+
+def random_message(cls: type[Message], rng: random.Random, depth: int = 0) -> Message:
+    """A well-formed message of `cls` whose fields hold edge values: empty, huge, negative, NaN, odd strings."""
+    message = cls()
+    for field in cls.DESCRIPTOR.fields:
+        if rng.random() < 0.4 or (field.message_type is not None and field.message_type.GetOptions().map_entry):
+            continue
+        repeated = field.is_repeated
+        for _ in range(rng.randint(1, 3) if repeated else 1):
+            target = getattr(message, field.name)
+            if field.message_type is not None:
+                if depth >= 3:
+                    break
+                value = random_message(GetMessageClass(field.message_type), rng, depth + 1)
+                (target.add() if repeated else target).CopyFrom(value)
+                continue
+            if field.type == FieldDescriptor.TYPE_STRING:
+                value = rng.choice(STRINGS)
+            elif field.type == FieldDescriptor.TYPE_BYTES:
+                value = rng.randbytes(rng.randint(0, 64))
+            elif field.type == FieldDescriptor.TYPE_BOOL:
+                value = rng.random() < 0.5
+            else:
+                value = rng.choice(NUMBERS[FIELD_KINDS[field.type]])
+            if repeated:
+                target.append(value)
+            else:
+                setattr(message, field.name, value)
+    return message
+
+
+def payload(valid: Message, rng: random.Random, index: int) -> bytes:
+    """Random bytes, a valid request with bytes mutated, or a well-formed request with edge values, in turn."""
+    kind = index % 3
+    if kind == 0:
+        return rng.randbytes(rng.randint(0, 512))
+    if kind == 1:
+        return mutate(valid.SerializeToString(), rng)
+    return random_message(type(valid), rng).SerializeToString()
 
 
 def call_once(
