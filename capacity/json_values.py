@@ -21,12 +21,12 @@ MAX_DEPTH = 32
 def load_json(text: str | bytes, field: str, reason: str = "INVALID_JSON") -> Any:
     """Parse JSON, refusing invalid text, NaN/Infinity and nesting deeper than MAX_DEPTH."""
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text)  # NaN/Infinity parse, and check_json_value names where they are
     except RecursionError:
         raise InputError(
             field, f"is nested too deeply to be JSON effcap reads (at most {MAX_DEPTH} levels)", reason=reason
         ) from None
-    except ValueError as error:  # JSONDecodeError, non-finite constants, integers past Python's digit limit
+    except ValueError as error:  # JSONDecodeError, integers past Python's digit limit
         raise InputError(field, f"is not valid JSON: {error}", reason=reason) from None
     check_json_value(value, field, reason)
     return value
@@ -40,12 +40,9 @@ def check_json_value(value: Any, field: str, reason: str = "INVALID_JSON") -> No
         if depth > MAX_DEPTH:
             raise InputError(field, f"is nested more than {MAX_DEPTH} levels deep (at {path})", reason=reason)
         if isinstance(item, float) and not math.isfinite(item):
-            raise InputError(path, f"is {item}; numbers must be finite", reason=reason)
+            raise InputError(path, f"must be a finite number, got {item}", reason=reason)
         if isinstance(item, dict):
             stack.extend((child, f"{path}.{key}", depth + 1) for key, child in item.items())
         elif isinstance(item, list | tuple):
             stack.extend((child, f"{path}[{index}]", depth + 1) for index, child in enumerate(item))
 
-
-def _refuse_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a finite number")

@@ -110,9 +110,12 @@ def test_headerless_pickles_are_refused_as_pickles(metered, tmp_path, protocol):
         ("[" * 5000 + "]" * 5000, "model.metadata.effcap.arch"),
         (
             '{"family": "mlp", "input_shape": [1, 8, 8], "num_classes": 10, "hidden_sizes": [NaN]}',
-            "model.metadata.effcap.arch",
+            "model.metadata.effcap.arch.hidden_sizes[0]",
         ),
-        ('{"family": "mlp", "input_shape": [1, 8, Infinity], "num_classes": 10}', "model.metadata.effcap.arch"),
+        (
+            '{"family": "mlp", "input_shape": [1, 8, Infinity], "num_classes": 10}',
+            "model.metadata.effcap.arch.input_shape[2]",
+        ),
     ],
 )
 def test_bad_json_in_an_embedded_architecture_is_named(metered, tmp_path, arch, field):

@@ -25,14 +25,15 @@ def test_nesting_past_the_interpreters_recursion_limit_is_an_input_error():
     assert (info.value.field, info.value.reason) == ("spec.architecture", "INVALID_SPEC")
 
 
-@pytest.mark.parametrize("text", ["NaN", "[Infinity]", '{"a": -Infinity}'])
-def test_non_finite_constants_are_refused(text):
-    with pytest.raises(InputError, match="not a finite number"):
+@pytest.mark.parametrize(("text", "field"), [("NaN", "f"), ("[Infinity]", "f[0]"), ('{"a": -Infinity}', "f.a")])
+def test_non_finite_constants_are_refused_where_they_are(text, field):
+    with pytest.raises(InputError, match="must be a finite number") as info:
         load_json(text, "f")
+    assert info.value.field == field
 
 
 def test_an_overflowing_float_literal_is_refused_where_it_is():
-    with pytest.raises(InputError, match="must be finite") as info:
+    with pytest.raises(InputError, match="must be a finite number") as info:
         load_json('{"layers": [1, 1e999]}', "f")
     assert info.value.field == "f.layers[1]"
 
