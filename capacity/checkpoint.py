@@ -8,7 +8,6 @@ graph is translated into a spec of the `graph` family from an allow-list of oper
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from effcap.capacity.errors import InputError
 from effcap.capacity.graphs.onnx_model import OnnxProvenance, is_onnx_file, load_onnx
 from effcap.capacity.graphs.onnx_wire import OnnxLimits
 from effcap.capacity.graphs.spec import GraphSpec
+from effcap.capacity.json_values import load_json
 from effcap.capacity.models import ArchitectureSpec, build_model, parse_architecture
 from effcap.capacity.programs import program_refusal
 
@@ -119,10 +119,7 @@ def _resolve_architecture(override: dict[str, Any] | None, metadata: dict[str, s
             "(effcap audit --arch spec.json; docs/architectures.md)",
             reason="ARCHITECTURE_MISSING",
         )
-    try:
-        embedded = json.loads(metadata[ARCH_METADATA_KEY])
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{field}.metadata.{ARCH_METADATA_KEY}", f"is not valid JSON: {exc}", reason="INVALID_SPEC") from None
+    embedded = load_json(metadata[ARCH_METADATA_KEY], f"{field}.metadata.{ARCH_METADATA_KEY}", reason="INVALID_SPEC")
     return parse_architecture(embedded, f"{field}.metadata.{ARCH_METADATA_KEY}")
 
 

@@ -65,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
         help="torch threads per worker (default: the CPUs the server is given, divided among --max-running-audits)",
     )
     serve.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    serve.add_argument(
+        "--metrics-port", type=int, default=None, help="serve Prometheus metrics at http://HOST:PORT/metrics"
+    )
     serve.add_argument("--max-long-calls", type=int, default=24, help="uploads, event streams and waits at once; more are refused with a retry hint")
     serve.add_argument("--upload-idle-seconds", type=float, default=60.0, help="cancel an upload that sends nothing for this long")
     serve.add_argument("--max-training-examples", type=int, default=10**10, help="refuse audits that would train on more examples than this")
@@ -290,6 +293,7 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
         device=args.device,
         max_long_calls=args.max_long_calls,
         upload_idle_s=args.upload_idle_seconds,
+        metrics_port=args.metrics_port,
         audit_limits=AuditLimits(max_training_examples=args.max_training_examples, max_parameters=args.max_parameters),
         onnx_limits=OnnxLimits(max_nodes=args.max_graph_nodes, max_weight_bytes=args.max_graph_weight_bytes),
     )

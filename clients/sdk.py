@@ -13,6 +13,7 @@ from google.longrunning import operations_proto_pb2 as operations_pb2
 from google.protobuf import duration_pb2
 
 from effcap.clients.errors import UNREACHABLE_HINT, EffcapError
+from effcap.clients.reconnect import DEFAULT_BUDGET_S, Backoff
 from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc, report_pb2, spec_pb2
 
 CHUNK_BYTES = 1 << 20
@@ -34,15 +35,20 @@ def file_digest(path: Path | str) -> artifact_pb2.Digest:
 class EffcapClient:
     """A connection to an effcap server. Every failed call raises EffcapError."""
 
-    def __init__(self, address: str, timeout: float = 60.0) -> None:
+    def __init__(self, address: str, timeout: float = 60.0, reconnect_budget_s: float = DEFAULT_BUDGET_S) -> None:
         self.address = address
         self.timeout = timeout
+        # How long `wait` keeps reconnecting to a server that went away (a restart) before giving up.
+        self.reconnect_budget_s = reconnect_budget_s
         self._channel = grpc.insecure_channel(
             address,
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.keepalive_time_ms", 30_000),
+                # After a server restart, look for it again within seconds (grpc's default backs off to 120 s).
+                ("grpc.initial_reconnect_backoff_ms", 500),
+                ("grpc.max_reconnect_backoff_ms", 5_000),
             ],
         )
         self.artifacts = artifact_pb2_grpc.ArtifactServiceStub(self._channel)
@@ -106,7 +112,7 @@ class EffcapClient:
         self._call(self.operations.CancelOperation, operations_pb2.CancelOperationRequest(name=name))
 
     def events(self, name: str, after_sequence: int = 0) -> Iterator[audit_pb2.AuditEvent]:
-        """The audit's events from `after_sequence` on, until it ends."""
+        """The audit's events from `after_sequence` on, until it ends (or the stream breaks)."""
         try:
             yield from self.audits.StreamAuditEvents(audit_pb2.StreamAuditEventsRequest(name=name, after_sequence=after_sequence))
         except grpc.RpcError as error:
@@ -115,21 +121,30 @@ class EffcapClient:
     def wait(
         self, name: str, on_event: Callable[[audit_pb2.AuditEvent], None] | None = None, timeout_per_wait: float = 60.0
     ) -> operations_pb2.Operation:
-        """Follow the audit's events (calling `on_event`) until its operation is done."""
+        """Follow the audit's events (calling `on_event` once per event) until its operation is done.
+
+        A server restart breaks the stream with UNAVAILABLE: the client reconnects with backoff
+        (reconnect.py, within `reconnect_budget_s`) and resumes after the last sequence it saw, so no
+        event is delivered twice and none is missed."""
+        backoff = Backoff(self.reconnect_budget_s)
         last = 0
-        for event in self.events(name):
-            last = event.sequence
-            if on_event is not None:
-                on_event(event)
-        operation = self.get_operation(name)
-        while not operation.done:  # the stream ended early (e.g. a server restart): wait, then resume events
-            wait = operations_pb2.WaitOperationRequest(name=name, timeout=duration_pb2.Duration(seconds=int(timeout_per_wait)))
-            operation = self._call(self.operations.WaitOperation, wait, timeout=timeout_per_wait + 30)
-            for event in self.events(name, last):
-                last = event.sequence
-                if on_event is not None:
-                    on_event(event)
-        return operation
+        while True:
+            try:
+                for event in self.events(name, last):
+                    backoff.succeeded()
+                    last = event.sequence
+                    if on_event is not None:
+                        on_event(event)
+                operation = self.get_operation(name)
+                backoff.succeeded()
+                if operation.done:
+                    return operation
+                # The stream ended early (e.g. the server stopping): wait for a change, then resume events.
+                timeout = duration_pb2.Duration(seconds=int(timeout_per_wait))
+                wait = operations_pb2.WaitOperationRequest(name=name, timeout=timeout)
+                self._call(self.operations.WaitOperation, wait, timeout=timeout_per_wait + 30)
+            except EffcapError as error:
+                backoff.wait_or_raise(error)
 
     @staticmethod
     def report_of(operation: operations_pb2.Operation) -> report_pb2.AuditReport:

@@ -8,7 +8,6 @@ pickles (including torch.save archives) are refused without being read as anythi
 from __future__ import annotations
 
 import hashlib
-import json
 import mmap
 import os
 import re
@@ -21,6 +20,7 @@ from pathlib import Path
 import grpc
 
 from effcap.capacity.graphs.onnx_wire import OnnxLimits, WireError, looks_like_onnx, scan_onnx
+from effcap.capacity.json_values import load_json
 from effcap.capacity.programs import program_refusal
 from effcap.protos.v1 import artifact_pb2
 from effcap.service.errors import ApiError, invalid_argument, not_found
@@ -32,7 +32,7 @@ Format = artifact_pb2.ArtifactFormat
 
 
 def check_digest(digest: artifact_pb2.Digest, field: str, max_bytes: int) -> None:
-    if not SHA256_PATTERN.match(digest.sha256):
+    if not SHA256_PATTERN.fullmatch(digest.sha256):  # match() would let a trailing newline through
         raise invalid_argument(f"{field}.sha256", "must be 64 lowercase hexadecimal characters", "INVALID_DIGEST")
     if digest.size_bytes <= 0:
         raise invalid_argument(f"{field}.size_bytes", "must be positive", "INVALID_DIGEST")
@@ -126,13 +126,18 @@ def sniff_format(path: Path, onnx_limits: OnnxLimits = OnnxLimits()) -> int:
             return _sniff_zip(path)
         if len(head) == 9 and head[8:9] == b"{":
             (header_length,) = struct.unpack("<Q", head[:8])
-            if header_length <= min(MAX_SAFETENSORS_HEADER, size - 8):
-                handle.seek(8)
-                try:
-                    json.loads(handle.read(header_length))
-                    return Format.ARTIFACT_FORMAT_SAFETENSORS
-                except (ValueError, UnicodeDecodeError):
-                    pass
+            if header_length > min(MAX_SAFETENSORS_HEADER, size - 8):
+                too_long = header_length > size - 8
+                what = f"the file has {size} bytes" if too_long else f"at most {MAX_SAFETENSORS_HEADER} bytes are read"
+                message = f"a safetensors header that claims {header_length} bytes, but {what}"
+                raise invalid_argument("chunk", message, "SAFETENSORS_HEADER_TOO_LARGE")
+            handle.seek(8)
+            try:
+                load_json(handle.read(header_length).decode(), "chunk", "INVALID_SAFETENSORS_HEADER")
+            except UnicodeDecodeError:
+                message = "a safetensors header that is not UTF-8"
+                raise invalid_argument("chunk", message, "INVALID_SAFETENSORS_HEADER") from None
+            return Format.ARTIFACT_FORMAT_SAFETENSORS
     if looks_like_onnx(head):
         try:
             with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
 
 from effcap.capacity import specs
 from effcap.capacity.analyses.compressibility import CompressibilityResult
@@ -39,7 +39,7 @@ def audit_spec_from_proto(message: spec_pb2.AuditSpec) -> specs.AuditSpec:
     if message.preset:
         data["preset"] = message.preset
     if message.HasField("architecture"):
-        data["architecture"] = json_format.MessageToDict(message.architecture)
+        data["architecture"] = struct_to_dict(message.architecture)
     if message.HasField("randomization"):
         data["randomization"] = _randomization_dict(message.randomization)
     if message.HasField("memorization"):
@@ -53,6 +53,21 @@ def audit_spec_from_proto(message: spec_pb2.AuditSpec) -> specs.AuditSpec:
     if message.HasField("weights"):
         data["weights"] = {}
     return validated(specs.AuditSpec, data, "spec")
+
+
+def struct_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
+    """A Struct's plain value, non-finite numbers kept (json_format raises a ValueError that names no field),
+    so that validation can name where they are."""
+
+    def plain(value: struct_pb2.Value) -> Any:
+        kind = value.WhichOneof("kind")
+        if kind == "struct_value":
+            return {key: plain(item) for key, item in value.struct_value.fields.items()}
+        if kind == "list_value":
+            return [plain(item) for item in value.list_value.values]
+        return None if kind in (None, "null_value") else getattr(value, kind)
+
+    return {key: plain(item) for key, item in message.fields.items()}
 
 
 def _set_fields(message: Any) -> dict[str, Any]:

@@ -20,8 +20,11 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from effcap.capacity.errors import InputError
+from effcap.service.storage_health import is_storage_full
 
 DOMAIN = "effcap.dev"
+# Seconds a client refused for a full disk is told to wait (the server notices free space within one).
+STORAGE_RETRY_AFTER_S = 5.0
 log = logging.getLogger("effcap.service")
 
 HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
@@ -78,6 +81,16 @@ def from_input_error(error: InputError) -> ApiError:
     return invalid_argument(error.field, error.message, error.reason)
 
 
+def storage_full() -> ApiError:
+    """A write refused for lack of space: the client may retry later; nothing was stored."""
+    return ApiError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "STORAGE_FULL",
+        "the server's storage is full; nothing was stored. Retry once space has been freed",
+        retry_after_s=STORAGE_RETRY_AFTER_S,
+    )
+
+
 def internal_status(message: str) -> status_pb2.Status:
     return status_pb2.Status(code=code_pb2.INTERNAL, message=message)
 
@@ -88,6 +101,9 @@ def handle_errors(method: HandlerT) -> HandlerT:
     def abort(context: grpc.ServicerContext, error: Exception) -> None:
         if isinstance(error, InputError):
             error = from_input_error(error)
+        elif is_storage_full(error):
+            log.error("%s: storage full (%s)", method.__name__, error)
+            error = storage_full()
         if not isinstance(error, ApiError):
             log.exception("unexpected error in %s", method.__name__)
             error = ApiError(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error; see the server log")

@@ -12,8 +12,8 @@ for years.
 
 from __future__ import annotations
 
+import queue
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,32 +54,47 @@ class LongCallSlots:
 
 
 def cancel_when_idle(requests: Iterator[T], context: grpc.ServicerContext, idle_s: float) -> Iterator[T]:
-    """The client's messages; the call is cancelled once `idle_s` pass with none arriving.
+    """The client's messages; once `idle_s` pass with none arriving, CANCELLED with reason UPLOAD_IDLE.
 
-    A watchdog thread does the cancelling (the handler's thread is blocked waiting for the next
-    message); the blocked read then fails, the handler ends with an UPLOAD_IDLE error that no one
-    receives, and the client sees CANCELLED. Close the generator when done with it: that stops
-    the watchdog.
+    A reader thread takes the messages from grpc and hands them over a small queue, so the handler's
+    own thread can stop waiting after `idle_s` and end the call itself, with a status that tells the
+    client why (cancelling the call from another thread reached the client as a bare CANCELLED).
+    Once the call has ended, grpc's iterator stops and the reader with it. Close the generator
+    when done with it: that releases the reader.
     """
-    last = time.monotonic()
-    done, fired = threading.Event(), threading.Event()
+    handed: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=2)  # the reader runs at most two messages ahead
+    done = threading.Event()
 
-    def watch() -> None:
-        while not done.wait(min(1.0, idle_s)):
-            if time.monotonic() - last > idle_s:
-                fired.set()
-                context.cancel()
+    def hand(kind: str, value: object) -> None:
+        while not done.is_set():
+            try:
+                handed.put((kind, value), timeout=0.5)
                 return
+            except queue.Full:
+                continue
 
-    threading.Thread(target=watch, name="effcap-upload-idle", daemon=True).start()
+    def read() -> None:
+        try:
+            for request in requests:
+                hand("message", request)
+            hand("end", None)
+        except Exception as error:  # noqa: BLE001 - handed to the handler's thread, raised there
+            hand("error", error)
+
+    threading.Thread(target=read, name="effcap-upload-reader", daemon=True).start()
     try:
-        for request in requests:
-            last = time.monotonic()
-            yield request
-    except grpc.RpcError:
-        if fired.is_set():
-            raise ApiError(grpc.StatusCode.DEADLINE_EXCEEDED, "UPLOAD_IDLE", f"no data for {idle_s:g} seconds; upload cancelled") from None
-        raise
+        while True:
+            try:
+                kind, value = handed.get(timeout=idle_s)
+            except queue.Empty:
+                message = f"no data for {idle_s:g} seconds; upload cancelled"
+                idle = {"idle_seconds": f"{idle_s:g}"}
+                raise ApiError(grpc.StatusCode.CANCELLED, "UPLOAD_IDLE", message, metadata=idle) from None
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value  # type: ignore[misc]
+            yield value  # type: ignore[misc]
     finally:
         done.set()
 

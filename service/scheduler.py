@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -23,6 +24,7 @@ from effcap.service.audit_log import log_started
 from effcap.service.errors import ApiError
 from effcap.service.executors.threads import ThreadPlan, plan_threads
 from effcap.service.runner import AuditJob
+from effcap.service.storage_health import retry_until_stored
 from effcap.service.store import AuditRecord, AuditStore, State
 from effcap.service.worker import worker_main
 
@@ -46,6 +48,7 @@ class Scheduler:
         max_running: int = 1,
         device: str = "auto",
         worker_threads: ThreadPlan | None = None,
+        on_worker_exit: Callable[[str], None] = lambda cause: None,
     ) -> None:
         self._store = store
         self._artifacts = artifacts
@@ -53,6 +56,8 @@ class Scheduler:
         self._device = device
         # Each worker's share of the CPUs, so that `max_running` workers never claim more threads than cores.
         self._worker_threads = worker_threads or plan_threads(max_running)
+        # Called with why each worker ended (metrics: succeeded, invalid_input, analysis_error, crashed, cancelled).
+        self._on_worker_exit = on_worker_exit
         self._context = multiprocessing.get_context("spawn")
         self._running: dict[str, _Running] = {}
         self._lock = threading.Lock()
@@ -105,12 +110,19 @@ class Scheduler:
             return {audit_id: w.process.pid for audit_id, w in self._running.items()}
 
     def _loop(self) -> None:
+        failing = False
         while not self._stopping.is_set():
-            while self._has_free_slot() and not self._stopping.is_set():
-                record = self._store.claim_next_queued()
-                if record is None:
-                    break
-                self._launch(record)
+            try:
+                while self._has_free_slot() and not self._stopping.is_set():
+                    record = self._store.claim_next_queued()
+                    if record is None:
+                        break
+                    self._launch(record)
+                failing = False
+            except Exception as error:  # noqa: BLE001 - a store error (a full disk) must not end the scheduler
+                if not failing:
+                    log.error("scheduling paused by a store error (%s: %s); retrying", type(error).__name__, error)
+                failing = True
             self._wake.wait(self.POLL_INTERVAL_S)
             self._wake.clear()
 
@@ -129,7 +141,9 @@ class Scheduler:
             child_end.close()
         except Exception as error:  # noqa: BLE001 - the audit fails with the reason; the scheduler lives on
             log.exception("cannot start %s", record.name)
-            self._fail(record.id, ApiError(grpc.StatusCode.INTERNAL, "WORKER_START_FAILED", f"cannot start a worker for the audit: {error}"))
+            message = f"cannot start a worker for the audit: {error}"
+            failure = ApiError(grpc.StatusCode.INTERNAL, "WORKER_START_FAILED", message)
+            retry_until_stored(lambda: self._fail(record.id, failure), self._stopping, f"the failure of {record.name}")
             return
         worker = _Running(process, parent_end)
         with self._lock:
@@ -137,9 +151,10 @@ class Scheduler:
         if self._cancelled_since_claim(record):  # while the worker was starting
             worker.cancelled.set()
             process.terminate()
-        self._store.append_event(record.id, self._progress(record.name, "worker started", 0, 0, 0.0), message=f"attempt {record.attempts} started")
-        log_started(record.name, record.attempts, process.pid)
         threading.Thread(target=self._monitor, args=(record, worker), name=f"effcap-monitor-{record.id}", daemon=True).start()
+        started = self._progress(record.name, "worker started", 0, 0, 0.0)
+        self._store.append_event(record.id, started, message=f"attempt {record.attempts} started")
+        log_started(record.name, record.attempts, process.pid)
 
     def _cancelled_since_claim(self, record: AuditRecord) -> bool:
         current = self._store.get(record.id)
@@ -163,14 +178,16 @@ class Scheduler:
         )
 
     def _monitor(self, record: AuditRecord, worker: _Running) -> None:
-        ended = False
+        ended: list[str] = []  # the cause, once a message ended the audit
         try:
             while True:
                 try:
                     message = worker.connection.recv()
                 except (EOFError, OSError):
                     break
-                ended = self._handle(record, message) or ended
+                # A full disk holds the message (and, through the pipe, the worker) until it is stored.
+                store = lambda message=message: ended.extend(self._handle(record, message))  # noqa: E731
+                retry_until_stored(store, self._stopping, f"an event of {record.name}")
         finally:
             worker.connection.close()
             worker.process.join()
@@ -178,15 +195,16 @@ class Scheduler:
                 self._running.pop(record.id, None)
             self._wake.set()
         if ended or worker.cancelled.is_set() or self._stopping.is_set():
+            self._on_worker_exit(ended[0] if ended else "cancelled" if worker.cancelled.is_set() else "server_stopping")
             return
         exit_code = worker.process.exitcode
-        self._fail(
-            record.id,
-            ApiError(grpc.StatusCode.INTERNAL, "WORKER_EXITED", f"the worker process exited with code {exit_code} before finishing", metadata={"exit_code": str(exit_code)}),
-        )
+        self._on_worker_exit("crashed")
+        message = f"the worker process exited with code {exit_code} before finishing"
+        failure = ApiError(grpc.StatusCode.INTERNAL, "WORKER_EXITED", message, metadata={"exit_code": str(exit_code)})
+        retry_until_stored(lambda: self._fail(record.id, failure), self._stopping, f"the failure of {record.name}")
 
-    def _handle(self, record: AuditRecord, message: tuple) -> bool:
-        """Store one worker message; True when it ended the audit."""
+    def _handle(self, record: AuditRecord, message: tuple) -> list[str]:
+        """Store one worker message; the cause when it ended the audit, else nothing."""
         kind = message[0]
         if kind == "progress":
             _, stage, done, total, fraction = message
@@ -196,15 +214,15 @@ class Scheduler:
         elif kind == "report":
             report = report_pb2.AuditReport.FromString(message[1])
             self._store.finish(record.id, State.AUDIT_STATE_SUCCEEDED, report=report, message="succeeded")
-            return True
+            return ["succeeded"]
         elif kind == "invalid":
             _, field_path, text, reason = message
             self._fail(record.id, ApiError(grpc.StatusCode.INVALID_ARGUMENT, reason, f"{field_path}: {text} ({reason})", field=field_path))
-            return True
+            return ["invalid_input"]
         elif kind == "error":
             self._fail(record.id, ApiError(grpc.StatusCode.INTERNAL, "ANALYSIS_FAILED", f"the analysis failed: {message[1]}"))
-            return True
-        return False
+            return ["analysis_error"]
+        return []
 
     def _fail(self, audit_id: str, error: ApiError) -> None:
         """End the audit FAILED with a status that carries ErrorInfo (and the field, when bad input)."""

@@ -9,21 +9,27 @@ import time
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
+from wsgiref.simple_server import WSGIServer
 
 import grpc
 from google.longrunning import operations_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry
 
 from effcap.capacity.graphs.onnx_wire import OnnxLimits
 from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc
 from effcap.service.artifacts import ArtifactStore
+from effcap.service.call_guard import CallGuard
 from effcap.service.data_dir_lock import DataDirInUse, DataDirLock
 from effcap.service.estimator import AuditEstimator
 from effcap.service.executors.threads import plan_threads
+from effcap.service.health_listing import ListingHealthServicer
 from effcap.service.limits import AuditLimits, LongCallSlots
+from effcap.service.observability import AuditStateCollector, CallObserver, WorkerExits, serve_metrics
 from effcap.service.scheduler import Scheduler
 from effcap.service.servicers import ArtifactServicer, AuditServicer, OperationsServicer
+from effcap.service.storage_health import StorageProbe
 from effcap.service.store import AuditStore
 
 log = logging.getLogger("effcap.service")
@@ -58,6 +64,8 @@ class ServerConfig:
     audit_limits: AuditLimits = AuditLimits()
     # What an uploaded ONNX model may hold, checked before its weights are parsed.
     onnx_limits: OnnxLimits = OnnxLimits()
+    # Prometheus /metrics on this port (same host); None serves none, 0 picks a free port.
+    metrics_port: int | None = None
 
 
 class EffcapServer:
@@ -73,9 +81,21 @@ class EffcapServer:
         artifacts_dir = config.data_dir / "artifacts"
         self.artifacts = ArtifactStore(artifacts_dir, self.store, config.max_artifact_bytes, config.onnx_limits)
         self.worker_threads = plan_threads(config.max_running_audits, config.worker_threads)
-        self.scheduler = Scheduler(self.store, self.artifacts, config.max_running_audits, config.device, self.worker_threads)
+        # ---- observability and fault handling (issue 13) ----
+        self.metrics = CollectorRegistry()
+        self.metrics.register(AuditStateCollector(self.store.count_by_state))
+        self._metrics_http: WSGIServer | None = None
+        self._storage = StorageProbe(config.data_dir, self._storage_changed)
+        long_calls = LongCallSlots(min(config.max_long_calls, config.rpc_threads - 1))
+        guard = CallGuard(long_calls, CallObserver(self.metrics), lambda: self._storage.writable)
+        exits = WorkerExits(self.metrics)
+        # ---- end ----
+        self.scheduler = Scheduler(
+            self.store, self.artifacts, config.max_running_audits, config.device, self.worker_threads, exits
+        )
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.rpc_threads, thread_name_prefix="effcap-rpc"),
+            interceptors=[guard],
             options=[
                 ("grpc.max_receive_message_length", config.max_message_bytes),
                 ("grpc.max_send_message_length", config.max_message_bytes),
@@ -88,12 +108,11 @@ class EffcapServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        long_calls = LongCallSlots(min(config.max_long_calls, config.rpc_threads - 1))
         artifact_pb2_grpc.add_ArtifactServiceServicer_to_server(ArtifactServicer(self.artifacts, long_calls, config.upload_idle_s), self._server)
         estimator = AuditEstimator(config.data_dir, config.device, self.worker_threads)
         audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.store, self.artifacts, self.scheduler, long_calls, config.audit_limits, estimator), self._server)
         operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(self.store, self.scheduler, long_calls), self._server)
-        self._health = health.HealthServicer()
+        self._health = ListingHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server)
         try:
@@ -112,15 +131,28 @@ class EffcapServer:
         self._server.start()
         for name in ("", *SERVICE_NAMES):
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._storage.start()
+        if self.config.metrics_port is not None:
+            self._metrics_http = serve_metrics(self.metrics, self.config.host, self.config.metrics_port)
+            log.info("metrics on http://%s:%d/metrics", self.config.host, self._metrics_http.server_address[1])
         log.info("effcap listening on %s:%d, data in %s", self.config.host, self.port, self.config.data_dir)
         log.info("each worker uses %d torch thread(s): %s", self.worker_threads.threads, self.worker_threads.source)
 
     def stop(self, grace: float = 5.0) -> None:
         self._health.enter_graceful_shutdown()
         self._server.stop(grace).wait()
+        self._storage.stop()
+        if self._metrics_http is not None:
+            self._metrics_http.shutdown()
         self.scheduler.stop()
         self.store.close()
         self._data_dir_lock.release()
+
+    def _storage_changed(self, writable: bool) -> None:
+        """NOT_SERVING while the data directory cannot take writes; SERVING again once it can."""
+        status = health_pb2.HealthCheckResponse.SERVING if writable else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", *SERVICE_NAMES):
+            self._health.set(name, status)
 
     def wait(self) -> None:
         self._server.wait_for_termination()

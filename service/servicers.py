@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import time
 from importlib import metadata
 
@@ -13,6 +14,7 @@ from google.longrunning import operations_pb2_grpc
 from google.longrunning import operations_proto_pb2 as operations_pb2
 from google.protobuf import empty_pb2
 
+from effcap.capacity.json_values import load_json
 from effcap.capacity.models import build_model, count_parameters
 from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc
 from effcap.service.artifacts import ArtifactStore, check_digest
@@ -287,11 +289,14 @@ def list_page(store: AuditStore, page_size: int, page_token: str) -> tuple[list[
     size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     after = None
     if page_token:
+        refused = invalid_argument("page_token", "is not a token this server issued", "INVALID_PAGE_TOKEN")
         try:
-            created, audit_id = json.loads(base64.urlsafe_b64decode(page_token.encode()))
+            created, audit_id = load_json(base64.urlsafe_b64decode(page_token.encode()), "page_token")
             after = (float(created), str(audit_id))
-        except (ValueError, TypeError):
-            raise invalid_argument("page_token", "is not a token this server issued", "INVALID_PAGE_TOKEN") from None
+        except (ValueError, TypeError, OverflowError):  # InputError is a ValueError; huge ints overflow float()
+            raise refused from None
+        if not math.isfinite(after[0]) or len(after[1]) > MAX_NAME_LENGTH:
+            raise refused
     records = store.list(size, after)
     return records, _token_after(records[-1]) if len(records) == size else ""
 

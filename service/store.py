@@ -143,10 +143,13 @@ class AuditStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # After SQLITE_FULL or an I/O error SQLite may or may not have rolled back by itself (its
+                # docs ask for an explicit ROLLBACK): one left open would make every later BEGIN fail.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
             self.changed.notify_all()
 
     # ---- artifacts -------------------------------------------------------------------------
@@ -238,6 +241,11 @@ class AuditStore:
         with self._lock:
             states = (State.AUDIT_STATE_QUEUED, State.AUDIT_STATE_RUNNING)
             return self._db.execute("SELECT COUNT(*) FROM audits WHERE state IN (?, ?)", states).fetchone()[0]
+
+    def count_by_state(self) -> dict[int, int]:
+        """How many audits are in each state (for metrics)."""
+        with self._lock:
+            return dict(self._db.execute("SELECT state, COUNT(*) FROM audits GROUP BY state").fetchall())
 
     def claim_next_queued(self) -> AuditRecord | None:
         """Move the oldest QUEUED audit to RUNNING and count the attempt."""

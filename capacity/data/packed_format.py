@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 
 from effcap.capacity.errors import InputError
+from effcap.capacity.json_values import load_json
 
 # JSON {"mean": [C floats], "std": [C floats]}: per-channel statistics of the train split in [0, 1] pixel units.
 NORMALIZATION_KEY = "effcap.normalization"
@@ -94,7 +95,4 @@ def parse_class_names(text: str, num_classes: int, field: str = "dataset") -> tu
 
 
 def _json(text: str, where: str):
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise InputError(where, f"is not valid JSON: {exc}", reason=REASON) from None
+    return load_json(text, where, reason=REASON)

@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 
 from effcap.capacity.errors import InputError
 from effcap.capacity.graphs.spec import GraphSpec
+from effcap.capacity.json_values import check_json_value
 from effcap.capacity.spec_base import SpecBase as _Spec
 from effcap.capacity.validation import validated
 
@@ -327,6 +328,7 @@ def parse_architecture(obj: Any, field: str = "spec.architecture") -> Architectu
     """Validate a JSON-like architecture description; errors name the field inside it."""
     if not isinstance(obj, dict):
         raise InputError(field, "must be a JSON object with a 'family' key", reason="INVALID_SPEC")
+    check_json_value(obj, field, reason="INVALID_SPEC")  # NaN/Infinity or absurd nesting, before pydantic sees them
     family = obj.get("family")
     if family not in FAMILIES:
         raise InputError(f"{field}.family", f"unknown family {family!r}; known: {', '.join(sorted(FAMILIES))}", reason="INVALID_SPEC")

@@ -35,13 +35,13 @@ def stalled_upload(address: str, index: int, outcome: dict, release: threading.E
         started = time.monotonic()
         try:
             artifact_pb2_grpc.ArtifactServiceStub(channel).UploadArtifact(requests(), timeout=30)
-            outcome[index] = ("OK", time.monotonic() - started)
+            outcome[index] = ("OK", time.monotonic() - started, "")
         except grpc.RpcError as error:
-            outcome[index] = (error.code().name, time.monotonic() - started)
+            outcome[index] = (error.code().name, time.monotonic() - started, EffcapError.from_rpc_error(error).reason)
 
 
 def test_stalled_uploads_neither_starve_other_calls_nor_hold_their_slots(small_server, demo_files):
-    outcome: dict[int, tuple[str, float]] = {}
+    outcome: dict[int, tuple[str, float, str]] = {}
     release = threading.Event()
     stalled = [threading.Thread(target=stalled_upload, args=(small_server.address, i, outcome, release)) for i in range(2)]
     for thread in stalled:
@@ -58,9 +58,9 @@ def test_stalled_uploads_neither_starve_other_calls_nor_hold_their_slots(small_s
         for thread in stalled:
             thread.join(timeout=20)
         release.set()
-        # The idle uploads were cancelled after about 2 s of silence, freeing their slots.
-        assert [code for code, _ in outcome.values()] == ["CANCELLED", "CANCELLED"]
-        assert all(1.5 < seconds < 10 for _, seconds in outcome.values())
+        # The idle uploads were cancelled after about 2 s of silence, saying why, freeing their slots.
+        assert [(code, reason) for code, _, reason in outcome.values()] == [("CANCELLED", "UPLOAD_IDLE")] * 2
+        assert all(1.5 < seconds < 10 for _, seconds, _ in outcome.values())
         assert client.upload(demo_files[0]).size_bytes > 0
     assert not list((small_server.data_dir / "artifacts" / "incoming").glob("*"))  # partial files removed
     assert "Traceback" not in small_server.log()

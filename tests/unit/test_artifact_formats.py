@@ -21,7 +21,7 @@ def test_safetensors_and_npz_are_recognised(tmp_path):
     assert sniff_format(tmp_path / "d.npz") == artifact_pb2.ARTIFACT_FORMAT_NPZ
 
 
-@pytest.mark.parametrize("protocol", [2, 4, 5])
+@pytest.mark.parametrize("protocol", [0, 1, 2, 4, 5])
 def test_pickles_are_refused(tmp_path, protocol):
     path = tmp_path / "p"
     path.write_bytes(pickle.dumps({"w": [1, 2, 3]}, protocol=protocol))
@@ -47,6 +47,21 @@ def test_other_bytes_and_other_zips_are_refused(tmp_path):
         with pytest.raises(ApiError) as info:
             sniff_format(tmp_path / name)
         assert info.value.reason == "UNSUPPORTED_FORMAT"
+
+
+def test_a_large_headerless_pickle_is_refused_from_its_first_mebibyte(tmp_path):
+    path = tmp_path / "big.pkl"
+    path.write_bytes(pickle.dumps(list(range(400_000)), protocol=0))  # 2.6 MB of protocol-0 opcodes
+    with pytest.raises(ApiError) as info:
+        sniff_format(path)
+    assert info.value.reason == "PICKLE_REFUSED"
+
+
+def test_text_that_starts_like_a_pickle_opcode_is_not_called_a_pickle(tmp_path):
+    (tmp_path / "notes").write_bytes(b"(see the attached model).")
+    with pytest.raises(ApiError) as info:
+        sniff_format(tmp_path / "notes")
+    assert info.value.reason == "UNSUPPORTED_FORMAT"
 
 
 def _program_files(tmp_path):
