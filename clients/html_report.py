@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from effcap.clients import memorization_scores_view
-from effcap.clients.card import card_lines, label_conditions
+from effcap.clients.card import bound_status, card_lines, label_conditions
 from effcap.clients.formatting import (
     PUBLISHED_BITS_PER_PARAMETER,
     device_summary,
@@ -193,7 +193,9 @@ def report_html(report: report_pb2.AuditReport) -> str:
     if report.HasField("rademacher"):
         r = report.rademacher
         rows = "".join(
-            f"<tr><td>{escape(b.name)}</td><td>{f'{b.value:.4g}' if b.HasField('value') else 'n/a'}</td><td>{'yes' if b.vacuous else 'no'}</td><td>{escape(b.inputs)}</td></tr>"
+            f"<tr><td>{escape(b.name)}</td><td>{f'{b.value:.4g}' if b.HasField('value') else 'n/a'}</td>"
+            f"<td>{'yes' if b.vacuous else 'no'}</td><td>{escape(bound_status(b))}</td>"
+            f"<td>{escape(b.inputs)}</td></tr>"
             for b in r.bounds
         )
         body += [
@@ -202,7 +204,8 @@ def report_html(report: report_pb2.AuditReport) -> str:
             + (f" Sharpness σ = {r.sharpness.sigma:.4g}, magnitude-aware σ′ = {r.sharpness.magnitude_aware_sigma:.4g} ({r.sharpness.forward_passes} forward passes)." if r.HasField("sharpness") else "")
             + (f" NTK complexity at initialisation: {r.ntk.true_labels:.4g} with the true labels, {r.ntk.random_labels:.4g} with random labels." if r.HasField("ntk") else "")
             + "</p>",
-            f"<table><tr><th>bound (δ = {r.delta:g})</th><th>test error ≤</th><th>vacuous</th><th>inputs</th></tr>{rows}</table>",
+            f"<table><tr><th>bound (δ = {r.delta:g})</th><th>test error ≤</th><th>vacuous</th><th>what it is</th>"
+            f"<th>inputs</th></tr>{rows}</table>",
             *_rademacher_figures(r),
         ]
     if report.HasField("compressibility"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from effcap.clients import memorization_scores_view
-from effcap.clients.card import card_lines, label_conditions
+from effcap.clients.card import bound_status, card_lines, label_conditions
 from effcap.clients.formatting import (
     PUBLISHED_BITS_PER_PARAMETER,
     device_summary,
@@ -79,8 +79,13 @@ def report_markdown(report: report_pb2.AuditReport) -> str:
             out.append(f"| distance from initialisation: Frobenius / Σ spectral | {r.distance_from_init_frobenius:.4g} | {r.distance_from_init_spectral:.4g} |")
         if r.HasField("ntk"):
             out.append(f"| NTK complexity at init ({r.ntk.examples} examples): true / random labels | {r.ntk.true_labels:.4g} | {r.ntk.random_labels:.4g} |")
-        out += ["", f"| bound (δ = {r.delta:g}) | test error ≤ | vacuous | inputs |", "| --- | ---: | --- | --- |"]
-        out += [f"| {b.name} | {f'{b.value:.4g}' if b.HasField('value') else 'n/a'} | {'yes' if b.vacuous else 'no'} | {b.inputs} |" for b in r.bounds]
+        out += ["", f"| bound (δ = {r.delta:g}) | test error ≤ | vacuous | what it is | inputs |"]
+        out.append("| --- | ---: | --- | --- | --- |")
+        out += [
+            f"| {b.name} | {f'{b.value:.4g}' if b.HasField('value') else 'n/a'} | {'yes' if b.vacuous else 'no'} "
+            f"| {bound_status(b)} | {b.inputs} |"
+            for b in r.bounds
+        ]
         out += ["", "| layer | input | spectral (operator) | spectral (reshaped kernel) | Frobenius |", "| --- | --- | ---: | ---: | ---: |"]
         out += [f"| {x.name} | {list(x.input_shape)} | {x.spectral:.4g} | {x.spectral_reshaped_kernel:.4g} | {x.frobenius:.4g} |" for x in r.layers]
     if report.HasField("compressibility"):

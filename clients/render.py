@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from effcap.clients import memorization_scores_view
-from effcap.clients.card import card_lines
+from effcap.clients.card import bound_status, card_lines
 from effcap.clients.formatting import (
     device_summary,
     mean_std,
@@ -85,10 +85,11 @@ def rademacher_tables(section: report_pb2.RademacherReport) -> list[Table]:
         f"‖w‖ = {section.parameter_norm:.4g}, margin γ = {margin}",
         box=box.SIMPLE_HEAD,
     )
-    for column in (f"bound (δ = {section.delta:g})", "test error ≤", "vacuous"):
-        bounds.add_column(column, justify="left" if column.startswith("bound") else "right")
+    for column in (f"bound (δ = {section.delta:g})", "test error ≤", "vacuous", "what it is"):
+        bounds.add_column(column, justify="right" if column in ("test error ≤", "vacuous") else "left")
     for b in section.bounds:
-        bounds.add_row(b.name, f"{b.value:.4g}" if b.HasField("value") else "n/a", "yes" if b.vacuous else "no")
+        value = f"{b.value:.4g}" if b.HasField("value") else "n/a"
+        bounds.add_row(b.name, value, "yes" if b.vacuous else "no", bound_status(b))
     if section.HasField("sharpness"):
         s = section.sharpness
         estimates.add_row(f"sharpness σ (accuracy drop {s.target_accuracy_drop:g})", f"{s.sigma:.4g}", f"σ′ = {s.magnitude_aware_sigma:.4g}")

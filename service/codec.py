@@ -265,7 +265,14 @@ def _radius_points(points: list[RadiusEstimate]) -> list[report_pb2.RadiusPoint]
 
 
 def bound_to_proto(b: Bound) -> report_pb2.BoundReport:
-    message = report_pb2.BoundReport(name=b.name, vacuous=b.vacuous, inputs=b.inputs, reference=b.reference)
+    message = report_pb2.BoundReport(
+        name=b.name,
+        vacuous=b.vacuous,
+        inputs=b.inputs,
+        reference=b.reference,
+        bounds_on=b.bounds_on,
+        fully_paid=b.fully_paid,
+    )
     if b.value is not None:
         message.value = b.value
     return message

@@ -300,9 +300,15 @@ def _capacity_card(report: report_pb2.AuditReport) -> report_pb2.CapacityCard:
             b = c.bound
             bounds.append(
                 report_pb2.BoundReport(
-                    name=f"occam_kl ({b.method} at {b.level:g})", value=b.kl_bound, vacuous=b.vacuous, inputs=f"{b.code_bits:.0f} bits, n = {b.n}"
+                    name=f"occam_kl ({b.method} at {b.level:g})",
+                    value=b.kl_bound,
+                    vacuous=b.vacuous,
+                    inputs=f"{b.code_bits:.0f} bits, n = {b.n}",
+                    bounds_on=f"the model compressed by {b.method} at {b.level:g}",
+                    fully_paid=True,
                 )
             )
+    bounds = [b for b in bounds if b.fully_paid]  # values with omitted constants or lower estimates are no bounds
     card.bounds_computed = len(bounds)
     card.bounds_vacuous = sum(b.vacuous for b in bounds)
     useful = [b for b in bounds if not b.vacuous]

@@ -25,7 +25,13 @@ from effcap.capacity.compression.finetune import finetune_masked
 from effcap.capacity.compression.structured import structured_prune
 from effcap.capacity.data.datasets import Dataset
 from effcap.capacity.engine.device import synchronize
-from effcap.capacity.measures.compression_bounds import catoni_bound, entropy_bits, hoeffding_bound, kl_bound, log2_binomial
+from effcap.capacity.measures.compression_bounds import (
+    catoni_bound,
+    entropy_code_bits,
+    hoeffding_bound,
+    kl_bound,
+    log2_binomial,
+)
 from effcap.capacity.models import ArchitectureSpec, build_model, count_parameters
 from effcap.capacity.models.flops import layer_multiply_adds
 from effcap.capacity.seeding import derive_seed
@@ -279,7 +285,8 @@ def _compressor(method: str, context: _Context, seed: int) -> Callable[[float], 
         codes = methods.quantized_symbols(variant, bits)
         symbols = torch.cat([c.flatten()[variant[name].flatten() != 0] if only_nonzero else c.flatten() for name, c in codes.items()])
         scales = sum(w.shape[0] for w in variant.values())
-        return entropy_bits(torch.bincount(symbols - symbols.min()).tolist() if len(symbols) else []) + FLOAT_BITS * scales
+        counts = torch.bincount(symbols - symbols.min()).tolist() if len(symbols) else []
+        return entropy_code_bits(counts) + FLOAT_BITS * scales
 
     pruners = {
         "magnitude_global": methods.global_magnitude,

@@ -2,7 +2,9 @@
 
 Norm-based bounds are stated for the margin loss at γ (the 10th-percentile margin) with the
 constants of their headline theorems where those are explicit, and without the O(·)/Õ(·)
-constants and log factors where they are not; each Bound says which.
+constants and log factors where they are not; each Bound says which. None of these is fully paid:
+Bartlett's and Neyshabur's omit constants, and γ (the Golowich bound's too) is chosen on the data with
+no union bound over it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,12 @@ class Bound:
     # The formula with its inputs, for a reader to check.
     inputs: str
     reference: str
+    # What the value bounds the test error of: the checkpoint, or another classifier (a posterior Q, a
+    # compressed model), named.
+    bounds_on: str = "the checkpoint"
+    # True only when every constant, every choice made on the data and every estimate's confidence is
+    # paid for: only such a value is a bound a reader can act on (the card counts no others).
+    fully_paid: bool = False
 
     @property
     def vacuous(self) -> bool:

@@ -322,18 +322,22 @@ class LayerNorm(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., input_shape: _Optional[_Iterable[int]] = ..., spectral: _Optional[float] = ..., spectral_reshaped_kernel: _Optional[float] = ..., frobenius: _Optional[float] = ..., l21_transpose: _Optional[float] = ..., width: _Optional[int] = ...) -> None: ...
 
 class BoundReport(_message.Message):
-    __slots__ = ("name", "value", "vacuous", "inputs", "reference")
+    __slots__ = ("name", "value", "vacuous", "inputs", "reference", "bounds_on", "fully_paid")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     VACUOUS_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    BOUNDS_ON_FIELD_NUMBER: _ClassVar[int]
+    FULLY_PAID_FIELD_NUMBER: _ClassVar[int]
     name: str
     value: float
     vacuous: bool
     inputs: str
     reference: str
-    def __init__(self, name: _Optional[str] = ..., value: _Optional[float] = ..., vacuous: _Optional[bool] = ..., inputs: _Optional[str] = ..., reference: _Optional[str] = ...) -> None: ...
+    bounds_on: str
+    fully_paid: bool
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[float] = ..., vacuous: _Optional[bool] = ..., inputs: _Optional[str] = ..., reference: _Optional[str] = ..., bounds_on: _Optional[str] = ..., fully_paid: _Optional[bool] = ...) -> None: ...
 
 class RademacherReport(_message.Message):
     __slots__ = ("examples", "confidence", "delta", "global_estimate", "local", "layers", "spectral_product", "spectral_sum", "frobenius_product", "frobenius_sum_of_squares", "parameter_norm", "path_norm", "margin", "misclassified_fraction", "margin_valid", "bounds", "note", "sharpness", "ntk", "local_per_layer", "distance_from_init_frobenius", "distance_from_init_spectral")

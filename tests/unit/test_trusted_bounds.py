@@ -1,5 +1,7 @@
 """Issue 18: local R̂ as an increment over w₀, fully paid PAC-Bayes values, and conv norms of the linear map."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -26,3 +28,77 @@ def test_local_rademacher_at_a_small_radius_is_the_first_order_increment_over_w0
     estimate = local_rademacher(model, x, radius, sigmas, steps=10)
     assert estimate.mean == pytest.approx(float(np.mean(exact)), rel=1e-3)
     assert 0 <= estimate.ci_low <= estimate.mean <= estimate.ci_high
+
+
+def _kl_upper(q: float, budget: float) -> float:
+    """An independent kl inverse: the root of kl(q ‖ p) = budget on (q, 1), by Brent's method."""
+    from scipy.optimize import brentq
+
+    def kl(p: float) -> float:
+        return (q * math.log(q / p) if q > 0 else 0.0) + (1 - q) * math.log((1 - q) / (1 - p)) - budget
+
+    return 1.0 if kl(1 - 1e-15) < 0 else brentq(kl, q + 1e-300 if q == 0 else q, 1 - 1e-15, xtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "error, samples, sigma, norm2, grid, n", [(0.119, 10, 0.05, 40.0, 32767, 1000), (0.0, 100, 0.3, 5.0, 7, 50_000)]
+)
+def test_gaussian_pac_bayes_pays_the_search_and_the_sampling(error, samples, sigma, norm2, grid, n):
+    from effcap.capacity.measures.pac_bayes import gaussian_pac_bayes
+
+    delta = 0.05
+    b = gaussian_pac_bayes(error, samples, sigma, norm2, grid, n, delta)
+    error_upper = _kl_upper(error, math.log(2 / (delta / 2)) / samples)  # Langford & Caruana at δ/2
+    budget = norm2 / (2 * sigma**2) + math.log(2 * math.sqrt(n) / (delta / 2 / grid))  # union over the σ grid
+    assert b.error_upper == pytest.approx(error_upper, abs=1e-9)
+    assert b.kl == pytest.approx(_kl_upper(error_upper, budget / n), abs=1e-9)
+    assert b.pinsker == pytest.approx(error_upper + math.sqrt(budget / (2 * n)), rel=1e-12)
+    # Paying costs: more than the unpaid McAllester value at the sampled error, with δ undivided.
+    unpaid = error + math.sqrt((norm2 / (2 * sigma**2) + math.log(2 * math.sqrt(n) / delta)) / (2 * n))
+    assert b.pinsker > unpaid and b.kl <= b.pinsker
+
+
+def test_every_pac_bayes_value_of_the_analysis_equals_its_recomputation_with_all_terms_paid():
+    from effcap.capacity.analyses.rademacher import run_rademacher
+    from effcap.capacity.data.datasets import Dataset
+    from effcap.capacity.engine.trainer import DeviceData, train_trial
+    from effcap.capacity.measures.layers import fold_batchnorm
+    from effcap.capacity.measures.sharpness import perturbed_error
+    from effcap.capacity.seeding import derive_seed
+    from effcap.capacity.specs import RademacherSpec, TrainingSpec
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((300, 5)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
+    data = Dataset("halfspace", x, y, x[:50], y[:50], num_classes=2)
+    spec = parse_architecture({"family": "mlp", "input_shape": [5], "hidden_sizes": [16], "num_classes": 2})
+    model = build_model(spec, seed=0)
+    training = TrainingSpec(learning_rate=0.1, lr_decay_per_epoch=1.0, batch_size=32, max_epochs=20)
+    train_trial(model, DeviceData(*(torch.from_numpy(a) for a in (x, y, x[:50], y[:50]))), training, seed=0)
+    rademacher = RademacherSpec(draws=2, fit_signs=False, relative_radii=[0.01], ascent_steps=2, ntk_examples=0)
+    result = run_rademacher(spec, model.state_dict(), data, rademacher, 7, torch.device("cpu"))
+    paid = [b for b in result.bounds if b.fully_paid]
+    assert [b.name for b in paid] == ["pac_bayes_sharpness"]
+    assert all(
+        not b.fully_paid for b in result.bounds if b.name != "pac_bayes_sharpness"
+    )  # omitted constants, unpaid γ
+    folded = fold_batchnorm(model)
+    sigma, n, delta = result.sharpness.sigma, 300, rademacher.delta
+    assert result.sharpness.grid_size == 2**15 - 1  # the dyadic midpoints the 15-step bisection can return
+    sampled = perturbed_error(
+        folded, torch.from_numpy(x), torch.from_numpy(y), sigma, 100, derive_seed(7, "pac-bayes-samples")
+    )
+    error_upper = _kl_upper(sampled, math.log(4 / delta) / 100)
+    norm2 = float(sum((p.detach().double() ** 2).sum() for p in folded.parameters()))
+    budget = norm2 / (2 * sigma**2) + math.log(2 * math.sqrt(n) * 2 * (2**15 - 1) / delta)
+    assert paid[0].value == pytest.approx(_kl_upper(error_upper, budget / n), abs=1e-9)
+    assert "posterior Q" in paid[0].bounds_on
+
+
+def test_an_entropy_code_pays_for_its_table():
+    from effcap.capacity.measures.compression_bounds import coder_table_bits, entropy_bits, entropy_code_bits
+
+    counts = [5, 0, 5]  # three symbols in the alphabet's span, ten in the sequence: each count in log2(11) bits
+    assert coder_table_bits(counts) == pytest.approx(64 + 3 * math.log2(11))
+    assert entropy_code_bits(counts) == pytest.approx(coder_table_bits(counts) + entropy_bits(counts))
+    assert entropy_code_bits([]) == 0
