@@ -279,7 +279,8 @@ def _compressor(method: str, context: _Context, seed: int) -> Callable[[float], 
 
     def pruned_bits(variant: dict[str, torch.Tensor], value_bits: float) -> float:
         kept = sum(int((w != 0).sum()) for w in variant.values())
-        return log2_binomial(total, kept) + value_bits + other_bits
+        # The decoder must learn how many are kept (0..total) before it can read which: log2(total + 1) bits.
+        return math.log2(total + 1) + log2_binomial(total, kept) + value_bits + other_bits
 
     def quantized_value_bits(variant: dict[str, torch.Tensor], bits: int, only_nonzero: bool) -> float:
         codes = methods.quantized_symbols(variant, bits)
@@ -306,7 +307,10 @@ def _compressor(method: str, context: _Context, seed: int) -> Callable[[float], 
             v = methods.quantize_per_channel(weights, int(level))
             return v, quantized_value_bits(weights, int(level), only_nonzero=False) + other_bits
         v, ranks = (methods.low_rank if method == "low_rank" else methods.low_rank_by_rank)(weights, level)
-        return v, FLOAT_BITS * sum(r * (w.shape[0] + w[0].numel()) for (name, w), r in zip(weights.items(), ranks.values())) + other_bits
+        factors = FLOAT_BITS * sum(r * (w.shape[0] + w[0].numel()) for w, r in zip(weights.values(), ranks.values()))
+        # Each rank (0..min dimension) is sent first, or the factors' sizes are unknown to the decoder.
+        rank_bits = sum(math.log2(min(w.shape[0], w[0].numel()) + 1) for w in weights.values())
+        return v, factors + rank_bits + other_bits
 
     return compress
 
