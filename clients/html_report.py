@@ -105,7 +105,8 @@ def _rademacher_figures(r: report_pb2.RademacherReport) -> list[str]:
         [
             Series("spectral (operator)", [(i, x.spectral) for i, x in enumerate(r.layers)]),
             Series("spectral (reshaped kernel)", [(i, x.spectral_reshaped_kernel) for i, x in enumerate(r.layers)], dashed=True),
-            Series("Frobenius", [(i, x.frobenius) for i, x in enumerate(r.layers)]),
+            Series("Frobenius (operator)", [(i, x.frobenius) for i, x in enumerate(r.layers)]),
+            Series("Frobenius (kernel)", [(i, x.frobenius_kernel) for i, x in enumerate(r.layers)], dashed=True),
         ],
     )
     return [
@@ -118,8 +119,9 @@ def _rademacher_figures(r: report_pb2.RademacherReport) -> list[str]:
         ),
         _figure(
             layers,
-            "Per-layer norms with BatchNorm folded in. The operator spectral norm is the one the bounds use; the reshaped-kernel "
-            "value, which other tools report, can be far from it for convolutions.",
+            "Per-layer norms with BatchNorm folded in. The operator norms (spectral and Frobenius, of the "
+            "layer's linear map) are the ones the bounds use; the reshaped-kernel and kernel values, which "
+            "other tools report, can be far from them for convolutions.",
             "layer-norms",
         ),
     ]

@@ -294,6 +294,7 @@ def rademacher_to_proto(result: RademacherResult) -> report_pb2.RademacherReport
                 spectral=layer.spectral,
                 spectral_reshaped_kernel=layer.spectral_reshaped_kernel,
                 frobenius=layer.frobenius,
+                frobenius_kernel=layer.frobenius_kernel,
                 l21_transpose=layer.l21_transpose,
                 width=layer.width,
             )

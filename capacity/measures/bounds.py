@@ -60,7 +60,8 @@ def norm_bounds(measures: NormMeasures, num_classes: int, delta: float) -> list[
             "golowich_frobenius",
             margin_error + 4 * k * golowich / gamma + confidence,
             f"L̂_γ + 4K·R̂/γ + √(ln(1/δ)/2n) with R̂ = B(√(2 ln2 d)+1)ΠW_F/√n = {golowich:.4g}, L̂_γ = {margin_error:.3g}, "
-            f"K = {k}, γ = {gamma:.4g}, B = {measures.input_norm_max:.4g}, ΠW_F = {measures.frobenius_product:.4g}, d = {d}, n = {n}, δ = {delta:g}",
+            f"K = {k}, γ = {gamma:.4g}, B = {measures.input_norm_max:.4g}, ΠW_F = {measures.frobenius_product:.4g} "
+            f"(Frobenius norms of the layers' linear maps), d = {d}, n = {n}, δ = {delta:g}",
             _REFERENCES["golowich_frobenius"],
         )
     ]
@@ -85,7 +86,8 @@ def norm_bounds(measures: NormMeasures, num_classes: int, delta: float) -> list[
             "neyshabur_pac_bayes",
             margin_error + math.sqrt(inner / (gamma**2 * n)),
             f"L̂_γ + √([B²d²h ln(dh) Πσ² Σ‖W‖_F²/σ² + ln(dn/δ)]/(γ²n)), O constant omitted; B = {measures.input_norm_max:.4g}, d = {d}, h = {h}, "
-            f"Πσ = {measures.spectral_product:.4g}, Σ‖W‖_F²/σ² = {stable:.4g}, γ = {gamma:.4g}, n = {n}",
+            f"Πσ = {measures.spectral_product:.4g}, Σ‖W‖_F²/σ² = {stable:.4g} (both norms of the layers' linear maps), "
+            f"γ = {gamma:.4g}, n = {n}",
             _REFERENCES["neyshabur_pac_bayes"],
         )
     )

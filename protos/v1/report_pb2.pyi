@@ -302,7 +302,7 @@ class RadiusPoint(_message.Message):
     def __init__(self, radius: _Optional[float] = ..., relative_radius: _Optional[float] = ..., estimate: _Optional[_Union[RademacherEstimate, _Mapping]] = ...) -> None: ...
 
 class LayerNorm(_message.Message):
-    __slots__ = ("name", "kind", "input_shape", "spectral", "spectral_reshaped_kernel", "frobenius", "l21_transpose", "width")
+    __slots__ = ("name", "kind", "input_shape", "spectral", "spectral_reshaped_kernel", "frobenius", "l21_transpose", "width", "frobenius_kernel")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     INPUT_SHAPE_FIELD_NUMBER: _ClassVar[int]
@@ -311,6 +311,7 @@ class LayerNorm(_message.Message):
     FROBENIUS_FIELD_NUMBER: _ClassVar[int]
     L21_TRANSPOSE_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
+    FROBENIUS_KERNEL_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: str
     input_shape: _containers.RepeatedScalarFieldContainer[int]
@@ -319,7 +320,8 @@ class LayerNorm(_message.Message):
     frobenius: float
     l21_transpose: float
     width: int
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., input_shape: _Optional[_Iterable[int]] = ..., spectral: _Optional[float] = ..., spectral_reshaped_kernel: _Optional[float] = ..., frobenius: _Optional[float] = ..., l21_transpose: _Optional[float] = ..., width: _Optional[int] = ...) -> None: ...
+    frobenius_kernel: float
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., input_shape: _Optional[_Iterable[int]] = ..., spectral: _Optional[float] = ..., spectral_reshaped_kernel: _Optional[float] = ..., frobenius: _Optional[float] = ..., l21_transpose: _Optional[float] = ..., width: _Optional[int] = ..., frobenius_kernel: _Optional[float] = ...) -> None: ...
 
 class BoundReport(_message.Message):
     __slots__ = ("name", "value", "vacuous", "inputs", "reference", "bounds_on", "fully_paid")

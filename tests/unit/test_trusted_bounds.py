@@ -102,3 +102,51 @@ def test_an_entropy_code_pays_for_its_table():
     assert coder_table_bits(counts) == pytest.approx(64 + 3 * math.log2(11))
     assert entropy_code_bits(counts) == pytest.approx(coder_table_bits(counts) + entropy_bits(counts))
     assert entropy_code_bits([]) == 0
+
+
+def _dense(layer: torch.nn.Module, shape: tuple[int, ...]) -> torch.Tensor:
+    """The layer's linear map as a matrix: its response (bias removed) to every basis vector."""
+    n = math.prod(shape)
+    basis = torch.eye(n, dtype=torch.float64).reshape(n, *shape)
+    with torch.no_grad():
+        out = layer(basis) - (layer(torch.zeros(1, *shape, dtype=torch.float64)) if layer.bias is not None else 0)
+    return out.reshape(n, -1).T
+
+
+@pytest.mark.parametrize(
+    "make, shape",
+    [
+        (lambda: torch.nn.Conv2d(3, 4, 3, stride=1, padding=1), (3, 5, 5)),
+        (lambda: torch.nn.Conv2d(3, 4, 3, stride=2, padding=1), (3, 6, 6)),
+        (lambda: torch.nn.Conv2d(3, 4, 3, stride=2, padding=2), (3, 5, 5)),
+        (lambda: torch.nn.Conv2d(3, 4, (3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2)), (3, 7, 6)),
+        (lambda: torch.nn.Conv2d(4, 6, 3, padding=1, groups=2), (4, 5, 5)),
+        (lambda: torch.nn.Conv2d(3, 4, 3, padding="same"), (3, 4, 4)),
+        (lambda: torch.nn.Conv1d(2, 3, 5, stride=3, padding=2), (2, 11)),
+        (lambda: torch.nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1, output_padding=1), (3, 4, 4)),
+        (lambda: torch.nn.Linear(7, 5), (7,)),
+    ],
+)
+def test_frobenius_norm_of_a_layer_is_that_of_its_dense_matrix(make, shape):
+    from effcap.capacity.measures.operator_frobenius import operator_frobenius_norm
+    from effcap.capacity.measures.spectral import operator_spectral_norm
+
+    torch.manual_seed(len(shape) * 7 + shape[-1])
+    layer = make().double()
+    dense = _dense(layer, shape)
+    assert operator_frobenius_norm(layer, shape) == pytest.approx(float(dense.norm()), rel=1e-12)
+    # One matrix's stable rank ‖A‖²_F/‖A‖²₂ is at least 1 (the kernel norm over the operator norm can be < 1).
+    assert operator_frobenius_norm(layer, shape) >= operator_spectral_norm(layer, shape) * (1 - 1e-6)
+
+
+def test_a_resnets_frobenius_terms_are_its_linear_maps():
+    from effcap.capacity.measures.norms import norm_measures
+
+    spec = parse_architecture({"family": "resnet20", "input_shape": [3, 8, 8], "num_classes": 10})
+    model = build_model(spec, seed=0)
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    measures = norm_measures(model, (3, 8, 8), x, torch.zeros(4, dtype=torch.long))
+    convs = [layer for layer in measures.layers if layer.kind == "Conv2d"]
+    assert all(layer.frobenius > layer.frobenius_kernel for layer in convs)  # every conv has ≥ 2 output positions
+    assert all(layer.frobenius**2 / layer.spectral**2 >= 1 - 1e-6 for layer in measures.layers)
+    assert measures.frobenius_product == pytest.approx(math.prod(layer.frobenius for layer in measures.layers))
