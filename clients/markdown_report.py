@@ -86,16 +86,22 @@ def report_markdown(report: report_pb2.AuditReport) -> str:
             f"| {bound_status(b)} | {b.inputs} |"
             for b in r.bounds
         ]
-        out += ["", "| layer | input | spectral (operator) | spectral (reshaped kernel) | Frobenius (operator) "]
-        out[-1] += "| Frobenius (kernel) |"
-        out.append("| --- | --- | ---: | ---: | ---: | ---: |")
+        out += [
+            "",
+            "| layer | input | spectral (operator) | spectral (reshaped kernel) | Frobenius (operator) "
+            "| Frobenius (kernel) |",
+            "| --- | --- | ---: | ---: | ---: | ---: |",
+        ]
         out += [
             f"| {x.name} | {list(x.input_shape)} | {x.spectral:.4g} | {x.spectral_reshaped_kernel:.4g} "
             f"| {x.frobenius:.4g} | {x.frobenius_kernel:.4g} |"
             for x in r.layers
         ]
-        out += ["", "The bounds use the operator norms (the layer's linear map at its input size); the kernel columns"]
-        out[-1] += " are for comparison."
+        out += [
+            "",
+            "The bounds use the operator norms (the layer's linear map at its input size); the kernel columns "
+            "are for comparison.",
+        ]
     if report.HasField("compressibility"):
         c = report.compressibility
         out += [
