@@ -22,6 +22,7 @@ from effcap.capacity.measures.ntk import ntk_complexity, ntk_gram
 from effcap.capacity.measures.pac_bayes import BOUND_SAMPLES, gaussian_pac_bayes
 from effcap.capacity.measures.rademacher import Estimate, global_rademacher, local_rademacher, sign_draws
 from effcap.capacity.measures.sharpness import Sharpness, perturbed_error, sharpness
+from effcap.capacity.measures.topology import chain_caveat
 from effcap.capacity.models import ArchitectureSpec, build_model
 from effcap.capacity.seeding import derive_seed
 from effcap.capacity.specs import RademacherSpec
@@ -79,7 +80,7 @@ def run_rademacher(
     units = 2 + len(spec.relative_radii)
     progress.update("rademacher: norms and margins", 0, units, 0.0)
     norms = norm_measures(model, architecture.input_shape, x, y)
-    bounds = norm_bounds(norms, dataset.num_classes, spec.delta)
+    bounds = norm_bounds(norms, dataset.num_classes, spec.delta, chain_caveat(architecture))
     sigmas = sign_draws(n, spec.draws, audit_seed)
     local, per_layer = [], []
     u_seed = derive_seed(audit_seed, "rademacher-u")

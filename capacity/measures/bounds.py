@@ -46,7 +46,15 @@ def golowich_rademacher(measures: NormMeasures) -> float:
     return measures.input_norm_max * (math.sqrt(2 * math.log(2) * d) + 1) * measures.frobenius_product / math.sqrt(n)
 
 
-def norm_bounds(measures: NormMeasures, num_classes: int, delta: float) -> list[Bound]:
+def norm_bounds(measures: NormMeasures, num_classes: int, delta: float, caveat: str | None = None) -> list[Bound]:
+    """The chain bounds; `caveat` (an architecture that is not a chain, see topology.py) is prefixed to each."""
+    bounds = _chain_bounds(measures, num_classes, delta)
+    if caveat is None:
+        return bounds
+    return [Bound(b.name, b.value, f"{caveat} {b.inputs}", b.reference, b.bounds_on, b.fully_paid) for b in bounds]
+
+
+def _chain_bounds(measures: NormMeasures, num_classes: int, delta: float) -> list[Bound]:
     gamma, n, d = measures.margin.value, measures.num_examples, measures.depth
     if not measures.margin.valid:
         reason = f"not applicable: {100 * measures.margin.misclassified_fraction:.1f}% of training examples are misclassified, so the 10th-percentile margin is {gamma:.3g} ≤ 0"
@@ -67,18 +75,20 @@ def norm_bounds(measures: NormMeasures, num_classes: int, delta: float) -> list[
     ]
     ratios = sum((layer.l21_transpose / layer.spectral) ** (2 / 3) for layer in measures.layers if layer.spectral > 0)
     spectral_complexity = measures.spectral_product * ratios**1.5
-    width = max(layer.width for layer in measures.layers)
+    # W counts every layer's units, the input's included (Bartlett et al.'s W is the widest layer of the network).
+    width = max(math.prod(measures.layers[0].input_shape), *(layer.width for layer in measures.layers))
     bartlett = margin_error + measures.input_norm_frobenius * spectral_complexity * math.log(width) / (gamma * n) + math.sqrt(math.log(1 / delta) / n)
     bounds.append(
         Bound(
             "bartlett_spectral",
             bartlett,
             f"L̂_γ + ‖X‖_F·R_A·ln W/(γn) + √(ln(1/δ)/n), Õ constants omitted; R_A = Πσ·(Σ(‖Wᵀ‖₂,₁/σ)^(2/3))^(3/2) = {spectral_complexity:.4g}, "
-            f"‖X‖_F = {measures.input_norm_frobenius:.4g}, W = {width}, γ = {gamma:.4g}, n = {n}",
+            f"‖X‖_F = {measures.input_norm_frobenius:.4g}, W = {width} (the widest layer, input included), "
+            f"γ = {gamma:.4g}, n = {n}",
             _REFERENCES["bartlett_spectral"],
         )
     )
-    h = width
+    h = max(layer.width for layer in measures.layers)
     stable = sum(layer.frobenius**2 / layer.spectral**2 for layer in measures.layers if layer.spectral > 0)
     inner = measures.input_norm_max**2 * d**2 * h * math.log(d * h) * measures.spectral_product**2 * stable + math.log(d * n / delta)
     bounds.append(

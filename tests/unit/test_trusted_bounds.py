@@ -150,3 +150,23 @@ def test_a_resnets_frobenius_terms_are_its_linear_maps():
     assert all(layer.frobenius > layer.frobenius_kernel for layer in convs)  # every conv has ≥ 2 output positions
     assert all(layer.frobenius**2 / layer.spectral**2 >= 1 - 1e-6 for layer in measures.layers)
     assert measures.frobenius_product == pytest.approx(math.prod(layer.frobenius for layer in measures.layers))
+
+
+def test_chain_bounds_say_where_they_do_not_hold_and_bartletts_width_counts_the_input():
+    from effcap.capacity.measures.bounds import norm_bounds
+    from effcap.capacity.measures.norms import norm_measures
+    from effcap.capacity.measures.topology import chain_caveat
+
+    assert chain_caveat(parse_architecture({"family": "mlp", "input_shape": [4], "num_classes": 2})) is None
+    resnet = chain_caveat(parse_architecture({"family": "resnet20", "input_shape": [3, 8, 8], "num_classes": 10}))
+    inception = chain_caveat(
+        parse_architecture({"family": "inception_small", "input_shape": [3, 16, 16], "num_classes": 10})
+    )
+    assert "skip connections" in resnet and "concatenated" in inception
+    spec = parse_architecture({"family": "mlp", "input_shape": [64], "hidden_sizes": [16], "num_classes": 3})
+    model = build_model(spec, seed=0)
+    x = torch.randn(30, 64, generator=torch.Generator().manual_seed(0))
+    y = model(x).argmax(1)  # every example classified right: the margin is positive
+    bounds = {b.name: b for b in norm_bounds(norm_measures(model, (64,), x, y), 3, 0.05, resnet)}
+    assert "W = 64 (the widest layer, input included)" in bounds["bartlett_spectral"].inputs
+    assert all(b.inputs.startswith(resnet) and not b.fully_paid for b in bounds.values())
