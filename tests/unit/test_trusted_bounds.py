@@ -170,3 +170,19 @@ def test_chain_bounds_say_where_they_do_not_hold_and_bartletts_width_counts_the_
     bounds = {b.name: b for b in norm_bounds(norm_measures(model, (64,), x, y), 3, 0.05, resnet)}
     assert "W = 64 (the widest layer, input included)" in bounds["bartlett_spectral"].inputs
     assert all(b.inputs.startswith(resnet) and not b.fully_paid for b in bounds.values())
+
+
+def test_conv_spectral_norm_is_exact_when_the_top_two_singular_values_are_close():
+    """A 1×1 conv is M ⊗ I over positions: its singular values are M's. With σ₁ = 1 and σ₂ = 0.9995, 500 power
+    iterations leave a 5e-4 gap; the Lanczos iteration stops at its tolerance."""
+    from effcap.capacity.measures.spectral import operator_spectral_norm
+
+    rng = np.random.default_rng(0)
+    u, _ = np.linalg.qr(rng.standard_normal((4, 4)))
+    v, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+    matrix = u[:, :3] @ np.diag([1.0, 0.9995, 0.5]) @ v.T
+    conv = torch.nn.Conv2d(3, 4, 1, bias=False).double()
+    with torch.no_grad():
+        conv.weight.copy_(torch.from_numpy(matrix).reshape(4, 3, 1, 1))
+    assert operator_spectral_norm(conv, (3, 6, 6)) == pytest.approx(1.0, rel=1e-8)
+    assert operator_spectral_norm(conv.float(), (3, 6, 6)) == pytest.approx(1.0, rel=1e-6)  # float32 weights too
