@@ -41,10 +41,14 @@ def card_lines(report: report_pb2.AuditReport) -> list[str]:
         )
     if card.HasField("compressibility"):
         c = report.compressibility
+        split = card.compressibility_split or c.eval_split
         lines.append(
             f"Compressibility: {100 * card.compressibility:.1f}% of weights can be removed by global magnitude pruning "
-            f"({card.compression_ratio:.1f}× fewer) within {100 * c.tolerance:g} point(s) of {c.eval_split} accuracy."
+            f"({card.compression_ratio:.1f}× fewer) within {100 * c.tolerance:g} point(s) of {split} accuracy"
+            + (f" ({card.compressibility_note})." if card.compressibility_note else ".")
         )
+    elif card.compressibility_note:
+        lines.append(f"Compressibility: {card.compressibility_note}.")
     if card.bounds_computed == 0:
         lines.append(
             "Generalisation bounds: none fully paid for (every constant, data-chosen parameter and estimate) "

@@ -69,7 +69,8 @@ def report_markdown(report: report_pb2.AuditReport) -> str:
         out += ["", "### Rademacher complexity and norm bounds", "", f"On {r.examples} training examples; {r.note}", "", "| hypothesis class | R̂ | interval |", "| --- | ---: | ---: |"]
         if r.HasField("global_estimate"):
             g = r.global_estimate
-            out.append(f"| sign classifiers (fitted signs) | {g.mean:.4g} | [{g.ci_low:.4g}, {g.ci_high:.4g}] |")
+            label = f"sign classifiers (fitted signs; {r.global_training})"
+            out.append(f"| {label} | {g.mean:.4g} | [{g.ci_low:.4g}, {g.ci_high:.4g}] |")
         out += [f"| ball ≤ {p.relative_radius:g}·‖w₀‖ | {p.estimate.mean:.4g} | [{p.estimate.ci_low:.4g}, {p.estimate.ci_high:.4g}] |" for p in r.local]
         out += [f"| layer-wise balls ≤ {p.relative_radius:g}·‖W₀‖_F | {p.estimate.mean:.4g} | [{p.estimate.ci_low:.4g}, {p.estimate.ci_high:.4g}] |" for p in r.local_per_layer]
         if r.HasField("sharpness"):

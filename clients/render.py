@@ -68,7 +68,8 @@ def rademacher_tables(section: report_pb2.RademacherReport) -> list[Table]:
         estimates.add_column(column, justify="left" if column == "hypothesis class" else "right")
     if section.HasField("global_estimate"):
         g = section.global_estimate
-        estimates.add_row("sign classifiers (fitted signs)", f"{g.mean:.4g}", f"[{g.ci_low:.4g}, {g.ci_high:.4g}]")
+        label = f"sign classifiers (fitted signs; {section.global_training})"
+        estimates.add_row(label, f"{g.mean:.4g}", f"[{g.ci_low:.4g}, {g.ci_high:.4g}]")
     for p in section.local:
         e = p.estimate
         estimates.add_row(f"ball ‖w − w₀‖ ≤ {p.relative_radius:g}·‖w₀‖", f"{e.mean:.4g}", f"[{e.ci_low:.4g}, {e.ci_high:.4g}]")

@@ -314,6 +314,12 @@ def rademacher_to_proto(result: RademacherResult) -> report_pb2.RademacherReport
     )
     if result.global_estimate is not None:
         message.global_estimate.CopyFrom(_estimate(result.global_estimate))
+        t = result.spec.training
+        message.global_training = (
+            f"each of {result.global_estimate.draws} draws trains a fresh two-logit network on {result.examples} "
+            f"examples for up to {t.max_epochs} epochs (batch {t.batch_size}, learning rate {t.learning_rate:g}, "
+            f"decay {t.lr_decay_per_epoch:g} per epoch); a budget too small to fit the signs lowers R̂"
+        )
     if result.sharpness is not None and result.magnitude_aware_sharpness is not None:
         plain, magnitude = result.sharpness, result.magnitude_aware_sharpness
         message.sharpness.CopyFrom(

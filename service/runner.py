@@ -33,6 +33,7 @@ from effcap.capacity.models import ArchitectureSpec, build_model, check_fits_dat
 from effcap.capacity.specs import ANALYSES, AuditSpec, ConditionKind
 from effcap.protos.v1 import artifact_pb2, report_pb2, spec_pb2
 from effcap.service import codec, memorization_scores_report
+from effcap.service.compressibility_headline import set_compressibility_headline
 from effcap.service.executors.threads import ThreadPlan, wait_policy
 from effcap.service.progress import ProgressSink
 
@@ -293,9 +294,7 @@ def _capacity_card(report: report_pb2.AuditReport) -> report_pb2.CapacityCard:
         bounds.extend(r.bounds)
     if report.HasField("compressibility"):
         c = report.compressibility
-        for m in c.methods:
-            if m.method == "magnitude_global":
-                card.compressibility, card.compression_ratio = m.sparsity, m.compression_ratio
+        set_compressibility_headline(card, c)
         if c.HasField("bound"):
             b = c.bound
             bounds.append(

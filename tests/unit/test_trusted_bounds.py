@@ -186,3 +186,66 @@ def test_conv_spectral_norm_is_exact_when_the_top_two_singular_values_are_close(
         conv.weight.copy_(torch.from_numpy(matrix).reshape(4, 3, 1, 1))
     assert operator_spectral_norm(conv, (3, 6, 6)) == pytest.approx(1.0, rel=1e-8)
     assert operator_spectral_norm(conv.float(), (3, 6, 6)) == pytest.approx(1.0, rel=1e-6)  # float32 weights too
+
+
+def _compressibility_report(test_accuracy: float, train_accuracy: float):
+    from effcap.protos.v1 import report_pb2
+
+    return report_pb2.CompressibilityReport(
+        eval_split="test",
+        baseline_accuracy=test_accuracy,
+        baseline_train_accuracy=train_accuracy,
+        tolerance=0.01,
+        methods=[
+            report_pb2.MethodCompressibility(
+                method="magnitude_global", sparsity=0.999, compression_ratio=900.0, train_sparsity=0.5
+            )
+        ],
+        points=[report_pb2.CompressionPoint(method="magnitude_global", level=0.5, compression_ratio=2.0)],
+    )
+
+
+@pytest.mark.parametrize(
+    "test_accuracy, train_accuracy, split, sparsity, phrase",
+    [
+        (0.95, 1.0, "test", 0.999, None),  # learnt: the test split's headline
+        (0.11, 1.0, "train", 0.5, "measured on the train split"),  # memorised random labels: at chance on test
+        (0.10, 0.12, "", None, "no compressibility headline"),  # at chance everywhere
+    ],
+)
+def test_a_model_at_chance_on_its_test_split_takes_no_compressibility_headline_from_it(
+    test_accuracy, train_accuracy, split, sparsity, phrase
+):
+    from effcap.clients.card import card_lines
+    from effcap.protos.v1 import report_pb2
+    from effcap.service.compressibility_headline import set_compressibility_headline
+
+    report = report_pb2.AuditReport(compressibility=_compressibility_report(test_accuracy, train_accuracy))
+    report.card.chance_accuracy = 0.1
+    set_compressibility_headline(report.card, report.compressibility)
+    card = report.card
+    assert card.compressibility_split == split
+    assert (card.compressibility if card.HasField("compressibility") else None) == sparsity
+    line = next(line for line in card_lines(report) if line.startswith("Compressibility"))
+    assert ("99.9%" in line) == (sparsity == 0.999)
+    if phrase:
+        assert phrase in card.compressibility_note and phrase in line
+    else:
+        assert card.compressibility_note == "" and "test accuracy." in line
+
+
+def test_the_global_estimates_training_budget_is_in_the_text_and_markdown_reports():
+    from rich.console import Console
+
+    from effcap.clients.markdown_report import report_markdown
+    from effcap.clients.render import rademacher_tables
+    from effcap.protos.v1 import report_pb2
+
+    budget = "each of 8 draws trains a fresh two-logit network on 1000 examples for up to 3 epochs"
+    section = report_pb2.RademacherReport(examples=1000, confidence=0.95, global_training=budget)
+    section.global_estimate.CopyFrom(report_pb2.RademacherEstimate(mean=0.4, ci_low=0.3, ci_high=0.5, draws=8))
+    assert budget in report_markdown(report_pb2.AuditReport(rademacher=section))
+    console = Console(record=True, width=400)
+    for table in rademacher_tables(section):
+        console.print(table)
+    assert budget in console.export_text()
