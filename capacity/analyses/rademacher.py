@@ -20,7 +20,7 @@ from effcap.capacity.measures.layers import fold_batchnorm
 from effcap.capacity.measures.norms import DistanceFromInit, NormMeasures, distance_from_init, norm_measures
 from effcap.capacity.measures.ntk import ntk_complexity, ntk_gram
 from effcap.capacity.measures.pac_bayes import BOUND_SAMPLES, gaussian_pac_bayes
-from effcap.capacity.measures.rademacher import Estimate, global_rademacher, local_rademacher, sign_draws
+from effcap.capacity.measures.rademacher import Estimate, global_rademacher, local_rademacher_radii, sign_draws
 from effcap.capacity.measures.sharpness import Sharpness, perturbed_error, sharpness
 from effcap.capacity.measures.topology import chain_caveat
 from effcap.capacity.models import ArchitectureSpec, build_model
@@ -77,18 +77,20 @@ def run_rademacher(
     y = torch.from_numpy(dataset.y_train[:n]).to(device)
     model = build_model(architecture, device=device)
     model.load_state_dict(checkpoint_state)
-    units = 2 + len(spec.relative_radii)
+    units = 4
     progress.update("rademacher: norms and margins", 0, units, 0.0)
     norms = norm_measures(model, architecture.input_shape, x, y)
     bounds = norm_bounds(norms, dataset.num_classes, spec.delta, chain_caveat(architecture))
     sigmas = sign_draws(n, spec.draws, audit_seed)
-    local, per_layer = [], []
     u_seed = derive_seed(audit_seed, "rademacher-u")
-    for i, relative in enumerate(spec.relative_radii):
-        progress.update(f"rademacher: balls of radius {relative:g}·‖w₀‖", 1 + i, units, (1 + i) / units)
-        radius = relative * norms.parameter_norm
-        local.append(RadiusEstimate(radius, relative, local_rademacher(model, x, radius, sigmas, spec.ascent_steps, seed=u_seed)))
-        per_layer.append(RadiusEstimate(relative, relative, local_rademacher(model, x, relative, sigmas, spec.ascent_steps, seed=u_seed, per_tensor=True)))
+    relative_radii = list(spec.relative_radii)
+    progress.update(f"rademacher: balls of {len(relative_radii)} radii about w₀, {spec.draws} draws each", 1, units, 1 / units)
+    radii = [relative * norms.parameter_norm for relative in relative_radii]
+    estimates = local_rademacher_radii(model, x, radii, sigmas, spec.ascent_steps, seed=u_seed)
+    local = [RadiusEstimate(r, relative, e) for r, relative, e in zip(radii, relative_radii, estimates)]
+    progress.update("rademacher: layer-wise balls about w₀", 2, units, 2 / units)
+    estimates = local_rademacher_radii(model, x, relative_radii, sigmas, spec.ascent_steps, seed=u_seed, per_tensor=True)
+    per_layer = [RadiusEstimate(relative, relative, e) for relative, e in zip(relative_radii, estimates)]
     global_estimate = None
     if spec.fit_signs:
         progress.update(f"rademacher: fitting {spec.draws} random sign vectors", units - 1, units, (units - 1) / units)

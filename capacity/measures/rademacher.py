@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from scipy import stats
 from torch import nn
-from torch.func import functional_call
 
 from effcap.capacity.engine.batched import SharedData, TrialInputs
 from effcap.capacity.engine.strategy import EngineOptions, train_trials
 from effcap.capacity.errors import InputError
+from effcap.capacity.measures.local_ascent import ascend_all
 from effcap.capacity.models import ArchitectureSpec, with_num_classes
 from effcap.capacity.seeding import derive_seed
 from effcap.capacity.specs import TrainingSpec
@@ -89,49 +89,22 @@ def local_rademacher(
     ‖W − W₀‖_F ≤ radius·‖W₀‖_F, one per parameter tensor (layer-wise Frobenius balls; `radius` is
     then relative).
     """
+    return local_rademacher_radii(model, x, [radius], sigmas, steps, seed, per_tensor)[0]
+
+
+def local_rademacher_radii(
+    model: nn.Module, x: torch.Tensor, radii: list[float], sigmas: list[torch.Tensor], steps: int, seed: int = 0, per_tensor: bool = False
+) -> list[Estimate]:
+    """`local_rademacher` at every radius, all (radius, draw) ascents stepped together (local_ascent.py)."""
     model = model.eval()
-    start = {name: p.detach().clone() for name, p in model.named_parameters()}
-    buffers = dict(model.named_buffers())
     outputs = model(x[:1]).shape[1]
     u = torch.randn(outputs, generator=torch.Generator().manual_seed(seed), dtype=x.dtype).to(x.device)
     u /= u.norm()
-    limits = {name: radius * float(w.norm()) for name, w in start.items()} if per_tensor else None
-
-    def correlation(shift: dict[str, torch.Tensor], sigma: torch.Tensor) -> torch.Tensor:
-        params = {name: start[name] + shift[name] for name in start}
-        return (sigma * (functional_call(model, (params, buffers), (x,)) @ u)).mean()
-
-    def project(offset: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        if limits is None:
-            return _shrink(offset, radius)
-        return {name: _shrink({name: o}, limits[name])[name] for name, o in offset.items()}
-
-    step = 2.0 * (radius if limits is None else max(limits.values())) / steps
-    return t_interval([_ascend(correlation, project, start, sigma.to(x.device, x.dtype), step, steps) for sigma in sigmas])
-
-
-def _shrink(offset: dict[str, torch.Tensor], limit: float) -> dict[str, torch.Tensor]:
-    """Euclidean projection of the joint vector `offset` onto the ball of radius `limit`."""
-    length = math.sqrt(sum(float((o**2).sum()) for o in offset.values()))
-    if length <= limit:
-        return offset
-    return {name: o * (limit / length) for name, o in offset.items()}
-
-
-def _ascend(correlation, project, start: dict[str, torch.Tensor], sigma: torch.Tensor, step: float, steps: int) -> float:
-    """Normalised gradient steps of length `step`, projected back onto the set; the best increment over w₀ seen
-    (the start is in the set, so never below 0)."""
-    offset = {name: torch.zeros_like(p) for name, p in start.items()}
-    base = float(correlation(offset, sigma))
-    best = base
-    for _ in range(steps):
-        for t in offset.values():
-            t.requires_grad_(True)
-        grads = torch.autograd.grad(correlation(offset, sigma), list(offset.values()))
-        norm = math.sqrt(sum(float((g**2).sum()) for g in grads))
-        if norm == 0:
-            break
-        with torch.no_grad():
-            offset = project({name: o.detach() + step * g / norm for (name, o), g in zip(offset.items(), grads)})
-            best = max(best, float(correlation(offset, sigma)))
-    return best - base
+    stacked = torch.stack([s.to(x.device, x.dtype) for s in sigmas])
+    radius_per_trial = torch.tensor(radii, dtype=x.dtype, device=x.device).repeat_interleave(len(sigmas))
+    limits = radius_per_trial
+    if per_tensor:
+        norms = torch.stack([p.detach().norm() for p in model.parameters()]).to(x.dtype)
+        limits = radius_per_trial[:, None] * norms[None, :]
+    increments = ascend_all(model, x, u, stacked.repeat(len(radii), 1), limits, steps).tolist()
+    return [t_interval(increments[i * len(sigmas) : (i + 1) * len(sigmas)]) for i in range(len(radii))]
