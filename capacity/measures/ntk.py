@@ -16,28 +16,37 @@ from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
 CHUNK = 64
+# Jacobian columns converted to float64 at a time when forming J_k J_kᵀ.
+COLUMN_BLOCK = 8192
 RIDGE = 1e-6
 
 
 def ntk_gram(model: nn.Module, x: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """H = J Jᵀ (n × n, float64), built from Jacobians of chunks of examples."""
+    """H = J Jᵀ (n × n, float64) as Σ over parameter tensors of J_k J_kᵀ.
+
+    Only one tensor's Jacobian columns are held at a time, in the model's precision (that is the precision
+    they are computed in), and multiplied in float64 in column blocks: the whole Jacobian, and a float64
+    copy of it, never exist at once (they took 1.6 GB on a digits MLP, issue 18)."""
     model = model.eval()
     params = {name: p.detach() for name, p in model.named_parameters()}
     buffers = dict(model.named_buffers())
     outputs = model(x[:1]).shape[1]
     u = torch.randn(outputs, generator=torch.Generator().manual_seed(seed), dtype=x.dtype).to(x.device)
     u /= u.norm()
+    gram = torch.zeros(len(x), len(x), dtype=torch.float64, device=x.device)
+    for name, tensor in params.items():
 
-    def scalar(p: dict[str, torch.Tensor], example: torch.Tensor) -> torch.Tensor:
-        return functional_call(model, (p, buffers), (example[None],))[0] @ u
+        def scalar(p: torch.Tensor, example: torch.Tensor, name: str = name) -> torch.Tensor:
+            return functional_call(model, ({**params, name: p}, buffers), (example[None],))[0] @ u
 
-    jacobian = vmap(jacrev(scalar), in_dims=(None, 0))
-    rows = []
-    for start in range(0, len(x), CHUNK):
-        per_param = jacobian(params, x[start : start + CHUNK])
-        rows.append(torch.cat([j.reshape(j.shape[0], -1) for j in per_param.values()], dim=1).double())
-    j = torch.cat(rows)
-    return j @ j.T
+        jacobian = vmap(jacrev(scalar), in_dims=(None, 0))
+        columns = torch.empty(len(x), tensor.numel(), dtype=tensor.dtype, device=x.device)
+        for start in range(0, len(x), CHUNK):
+            columns[start : start + CHUNK] = jacobian(tensor, x[start : start + CHUNK]).reshape(-1, tensor.numel())
+        for block in columns.split(COLUMN_BLOCK, dim=1):
+            block = block.double()
+            gram += block @ block.T
+    return gram
 
 
 def ntk_complexity(gram: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
