@@ -249,3 +249,24 @@ def test_the_global_estimates_training_budget_is_in_the_text_and_markdown_report
     for table in rademacher_tables(section):
         console.print(table)
     assert budget in console.export_text()
+
+
+def test_the_ntk_gram_built_block_pair_by_block_pair_equals_j_jt():
+    """With blocks far smaller than the Jacobian, every tensor goes through the block-pair path: still J Jᵀ."""
+    from effcap.capacity.measures import ntk
+
+    spec = parse_architecture({"family": "mlp", "input_shape": [5], "hidden_sizes": [7], "num_classes": 3})
+    model = build_model(spec, seed=0).double()
+    x = torch.from_numpy(np.random.default_rng(3).standard_normal((11, 5)))
+    whole = ntk.ntk_gram(model, x)
+    blocked = ntk.ntk_gram(model, x, block_bytes=8 * 7 * 3)  # three rows of the 7-wide bias, fewer of the weights
+    u = torch.randn(3, generator=torch.Generator().manual_seed(0), dtype=x.dtype)
+    u /= u.norm()
+    params = dict(model.named_parameters())
+    rows = []
+    for example in x:
+        grads = torch.autograd.grad(model(example[None])[0] @ u, list(params.values()))
+        rows.append(torch.cat([g.reshape(-1) for g in grads]))
+    j = torch.stack(rows)
+    torch.testing.assert_close(whole, j @ j.T, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(blocked, j @ j.T, rtol=1e-12, atol=1e-12)
