@@ -34,6 +34,10 @@ from effcap.capacity.seeding import derive_seed
 from effcap.capacity.specs import TrainingSpec
 
 CONFIDENCE = 0.95
+# Ascents stepped together in one vmapped call. On 2 CPU cores, digits MLP 2x512 on 1,000 examples, 20 steps of
+# 8 trials: 6.4 CPU-s one at a time, 4.5 s in groups of 4 or 8; 32 at once took 1.6x as long as 4 groups of 8
+# (memory traffic of the stacked activations) and 870 MiB.
+TRIALS_PER_CALL = 8
 
 
 @dataclass(frozen=True)
@@ -106,5 +110,11 @@ def local_rademacher_radii(
     if per_tensor:
         norms = torch.stack([p.detach().norm() for p in model.parameters()]).to(x.dtype)
         limits = radius_per_trial[:, None] * norms[None, :]
-    increments = ascend_all(model, x, u, stacked.repeat(len(radii), 1), limits, steps).tolist()
+    sigma_per_trial = stacked.repeat(len(radii), 1)
+    increments = torch.cat(
+        [
+            ascend_all(model, x, u, sigma_per_trial[start : start + TRIALS_PER_CALL], limits[start : start + TRIALS_PER_CALL], steps)
+            for start in range(0, len(limits), TRIALS_PER_CALL)
+        ]
+    ).tolist()
     return [t_interval(increments[i * len(sigmas) : (i + 1) * len(sigmas)]) for i in range(len(radii))]
