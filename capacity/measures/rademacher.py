@@ -111,10 +111,6 @@ def local_rademacher_radii(
         norms = torch.stack([p.detach().norm() for p in model.parameters()]).to(x.dtype)
         limits = radius_per_trial[:, None] * norms[None, :]
     sigma_per_trial = stacked.repeat(len(radii), 1)
-    increments = torch.cat(
-        [
-            ascend_all(model, x, u, sigma_per_trial[start : start + TRIALS_PER_CALL], limits[start : start + TRIALS_PER_CALL], steps)
-            for start in range(0, len(limits), TRIALS_PER_CALL)
-        ]
-    ).tolist()
+    groups = [slice(start, start + TRIALS_PER_CALL) for start in range(0, len(limits), TRIALS_PER_CALL)]
+    increments = torch.cat([ascend_all(model, x, u, sigma_per_trial[g], limits[g], steps) for g in groups]).tolist()
     return [t_interval(increments[i * len(sigmas) : (i + 1) * len(sigmas)]) for i in range(len(radii))]
