@@ -49,20 +49,40 @@ def card_lines(report: report_pb2.AuditReport) -> list[str]:
         )
     if card.HasField("compressibility"):
         c = report.compressibility
+        split = card.compressibility_split or c.eval_split
         lines.append(
             f"Compressibility: {100 * card.compressibility:.1f}% of weights can be removed by global magnitude pruning "
-            f"({card.compression_ratio:.1f}× fewer) within {100 * c.tolerance:g} point(s) of {c.eval_split} accuracy."
+            f"({card.compression_ratio:.1f}× fewer) within {100 * c.tolerance:g} point(s) of {split} accuracy"
+            + (f" ({card.compressibility_note})." if card.compressibility_note else ".")
         )
+    elif card.compressibility_note:
+        lines.append(f"Compressibility: {card.compressibility_note}.")
     if card.bounds_computed == 0:
-        lines.append("Generalisation bounds: none computed by the analyses in this audit.")
+        lines.append(
+            "Generalisation bounds: none fully paid for (every constant, data-chosen parameter and estimate) "
+            "in this audit."
+        )
     elif card.HasField("tightest_bound"):
         b = card.tightest_bound
-        lines.append(f"Tightest non-vacuous bound: test error ≤ {b.value:.3f} ({b.name}); {card.bounds_vacuous} of {card.bounds_computed} bounds are vacuous.")
+        lines.append(
+            f"Tightest non-vacuous bound: test error of {b.bounds_on or 'the checkpoint'} ≤ {b.value:.3f} ({b.name}); "
+            f"{card.bounds_vacuous} of {card.bounds_computed} fully paid bounds are vacuous."
+        )
     else:
-        lines.append(f"Generalisation bounds: all {card.bounds_computed} computed are vacuous (≥ 1), as effective capacity predicts.")
+        lines.append(
+            f"Generalisation bounds: all {card.bounds_computed} fully paid bounds are vacuous (≥ 1), as effective "
+            "capacity predicts; values with omitted constants or built on estimates are in the report, not counted here."
+        )
     if report.warnings:
         lines.append(f"{len(report.warnings)} warning(s): see the end of the report.")
     return lines
+
+
+def bound_status(bound: report_pb2.BoundReport) -> str:
+    """What a bound's value is, in the reports' bound tables: a paid bound on a named classifier, or not a bound."""
+    if bound.fully_paid:
+        return f"bound on {bound.bounds_on or 'the checkpoint'}"
+    return "not fully paid (omitted constants, an unpaid choice or an estimate): a guide, not a bound"
 
 
 def label_conditions(r: report_pb2.RandomizationReport) -> list[tuple[float, report_pb2.ConditionResult]]:

@@ -15,7 +15,8 @@ def randomization_protocol(r: report_pb2.RandomizationReport) -> str:
     """What "fitted" and "test accuracy" mean in this report, in one sentence every renderer shows."""
     return (
         f"Fit = train accuracy ≥ {r.fit_threshold:g} within {r.max_epochs} epochs of {r.steps_per_epoch} steps; test accuracy on clean labels "
-        "(pixel and Gaussian conditions transform the test inputs as they do the train inputs, so their test accuracy is near chance by design)"
+        "(input conditions transform the test inputs as they do the train inputs: with random pixels and Gaussian inputs "
+        "test accuracy is near chance by design; shuffled pixels apply one fixed permutation, which stays learnable)"
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from effcap.clients import memorization_scores_view, weights_view
-from effcap.clients.card import card_lines, label_conditions
+from effcap.clients.card import bound_status, card_lines, label_conditions
 from effcap.clients.defaults_view import settings_lines
 from effcap.clients.formatting import (
     COMPRESSION_COLUMNS,
@@ -112,7 +112,8 @@ def _rademacher_figures(r: report_pb2.RademacherReport) -> list[str]:
         [
             Series("spectral (operator)", [(i, x.spectral) for i, x in enumerate(r.layers)]),
             Series("spectral (reshaped kernel)", [(i, x.spectral_reshaped_kernel) for i, x in enumerate(r.layers)], dashed=True),
-            Series("Frobenius", [(i, x.frobenius) for i, x in enumerate(r.layers)]),
+            Series("Frobenius (operator)", [(i, x.frobenius) for i, x in enumerate(r.layers)]),
+            Series("Frobenius (kernel)", [(i, x.frobenius_kernel) for i, x in enumerate(r.layers)], dashed=True),
         ],
         x_tick_labels={i: x.name for i, x in enumerate(r.layers)},
     )
@@ -126,8 +127,9 @@ def _rademacher_figures(r: report_pb2.RademacherReport) -> list[str]:
         ),
         _figure(
             layers,
-            "Per-layer norms with BatchNorm folded in. The operator spectral norm is the one the bounds use; the reshaped-kernel "
-            "value, which other tools report, can be far from it for convolutions.",
+            "Per-layer norms with BatchNorm folded in. The operator norms (spectral and Frobenius, of the "
+            "layer's linear map) are the ones the bounds use; the reshaped-kernel and kernel values, which "
+            "other tools report, can be far from them for convolutions.",
             "layer-norms",
         ),
     ]
@@ -201,7 +203,9 @@ def report_html(report: report_pb2.AuditReport) -> str:
     if report.HasField("rademacher"):
         r = report.rademacher
         rows = "".join(
-            f"<tr><td>{escape(b.name)}</td><td>{f'{b.value:.4g}' if b.HasField('value') else 'n/a'}</td><td>{'yes' if b.vacuous else 'no'}</td><td>{escape(b.inputs)}</td></tr>"
+            f"<tr><td>{escape(b.name)}</td><td>{f'{b.value:.4g}' if b.HasField('value') else 'n/a'}</td>"
+            f"<td>{'yes' if b.vacuous else 'no'}</td><td>{escape(bound_status(b))}</td>"
+            f"<td>{escape(b.inputs)}</td></tr>"
             for b in r.bounds
         )
         body += [
@@ -210,7 +214,8 @@ def report_html(report: report_pb2.AuditReport) -> str:
             + (f" Sharpness σ = {r.sharpness.sigma:.4g}, magnitude-aware σ′ = {r.sharpness.magnitude_aware_sigma:.4g} ({r.sharpness.forward_passes} forward passes)." if r.HasField("sharpness") else "")
             + (f" NTK complexity at initialisation: {r.ntk.true_labels:.4g} with the true labels, {r.ntk.random_labels:.4g} with random labels." if r.HasField("ntk") else "")
             + "</p>",
-            f"<table><tr><th>bound (δ = {r.delta:g})</th><th>test error ≤</th><th>vacuous</th><th>inputs</th></tr>{rows}</table>",
+            f"<table><tr><th>bound (δ = {r.delta:g})</th><th>test error ≤</th><th>vacuous</th><th>what it is</th>"
+            f"<th>inputs</th></tr>{rows}</table>",
             *_rademacher_figures(r),
         ]
     if report.HasField("compressibility"):

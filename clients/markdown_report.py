@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from effcap.clients import memorization_scores_view, weights_view
-from effcap.clients.card import card_lines, label_conditions
+from effcap.clients.card import bound_status, card_lines, label_conditions
 from effcap.clients.defaults_view import settings_lines
 from effcap.clients.formatting import (
     COMPRESSION_COLUMNS,
@@ -75,7 +75,8 @@ def report_markdown(report: report_pb2.AuditReport) -> str:
         out += ["", "### Rademacher complexity and norm bounds", "", f"On {r.examples} training examples; {r.note}", "", "| hypothesis class | R̂ | interval |", "| --- | ---: | ---: |"]
         if r.HasField("global_estimate"):
             g = r.global_estimate
-            out.append(f"| sign classifiers (fitted signs) | {g.mean:.4g} | [{g.ci_low:.4g}, {g.ci_high:.4g}] |")
+            label = f"sign classifiers (fitted signs; {r.global_training})"
+            out.append(f"| {label} | {g.mean:.4g} | [{g.ci_low:.4g}, {g.ci_high:.4g}] |")
         out += [f"| ball ≤ {p.relative_radius:g}·‖w₀‖ | {p.estimate.mean:.4g} | [{p.estimate.ci_low:.4g}, {p.estimate.ci_high:.4g}] |" for p in r.local]
         out += [f"| layer-wise balls ≤ {p.relative_radius:g}·‖W₀‖_F | {p.estimate.mean:.4g} | [{p.estimate.ci_low:.4g}, {p.estimate.ci_high:.4g}] |" for p in r.local_per_layer]
         if r.HasField("sharpness"):
@@ -85,10 +86,29 @@ def report_markdown(report: report_pb2.AuditReport) -> str:
             out.append(f"| distance from initialisation: Frobenius / Σ spectral | {r.distance_from_init_frobenius:.4g} | {r.distance_from_init_spectral:.4g} |")
         if r.HasField("ntk"):
             out.append(f"| NTK complexity at init ({r.ntk.examples} examples): true / random labels | {r.ntk.true_labels:.4g} | {r.ntk.random_labels:.4g} |")
-        out += ["", f"| bound (δ = {r.delta:g}) | test error ≤ | vacuous | inputs |", "| --- | ---: | --- | --- |"]
-        out += [f"| {b.name} | {f'{b.value:.4g}' if b.HasField('value') else 'n/a'} | {'yes' if b.vacuous else 'no'} | {b.inputs} |" for b in r.bounds]
-        out += ["", "| layer | input | spectral (operator) | spectral (reshaped kernel) | Frobenius |", "| --- | --- | ---: | ---: | ---: |"]
-        out += [f"| {x.name} | {list(x.input_shape)} | {x.spectral:.4g} | {x.spectral_reshaped_kernel:.4g} | {x.frobenius:.4g} |" for x in r.layers]
+        out += ["", f"| bound (δ = {r.delta:g}) | test error ≤ | vacuous | what it is | inputs |"]
+        out.append("| --- | ---: | --- | --- | --- |")
+        out += [
+            f"| {b.name} | {f'{b.value:.4g}' if b.HasField('value') else 'n/a'} | {'yes' if b.vacuous else 'no'} "
+            f"| {bound_status(b)} | {b.inputs} |"
+            for b in r.bounds
+        ]
+        out += [
+            "",
+            "| layer | input | spectral (operator) | spectral (reshaped kernel) | Frobenius (operator) "
+            "| Frobenius (kernel) |",
+            "| --- | --- | ---: | ---: | ---: | ---: |",
+        ]
+        out += [
+            f"| {x.name} | {list(x.input_shape)} | {x.spectral:.4g} | {x.spectral_reshaped_kernel:.4g} "
+            f"| {x.frobenius:.4g} | {x.frobenius_kernel:.4g} |"
+            for x in r.layers
+        ]
+        out += [
+            "",
+            "The bounds use the operator norms (the layer's linear map at its input size); the kernel columns "
+            "are for comparison.",
+        ]
     if report.HasField("compressibility"):
         c = report.compressibility
         out += [

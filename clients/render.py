@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from effcap.clients import memorization_scores_view, weights_view
-from effcap.clients.card import card_lines
+from effcap.clients.card import bound_status, card_lines
 from effcap.clients.console import output_console
 from effcap.clients.defaults_view import settings_lines
 from effcap.clients.formatting import (
@@ -75,7 +75,8 @@ def rademacher_tables(section: report_pb2.RademacherReport) -> list[Table]:
         estimates.add_column(column, justify="left" if column == "hypothesis class" else "right")
     if section.HasField("global_estimate"):
         g = section.global_estimate
-        estimates.add_row("sign classifiers (fitted signs)", f"{g.mean:.4g}", f"[{g.ci_low:.4g}, {g.ci_high:.4g}]")
+        label = f"sign classifiers (fitted signs; {section.global_training})"
+        estimates.add_row(label, f"{g.mean:.4g}", f"[{g.ci_low:.4g}, {g.ci_high:.4g}]")
     for p in section.local:
         e = p.estimate
         estimates.add_row(f"ball ‖w − w₀‖ ≤ {p.relative_radius:g}·‖w₀‖", f"{e.mean:.4g}", f"[{e.ci_low:.4g}, {e.ci_high:.4g}]")
@@ -92,10 +93,11 @@ def rademacher_tables(section: report_pb2.RademacherReport) -> list[Table]:
         f"‖w‖ = {section.parameter_norm:.4g}, margin γ = {margin}",
         box=box.SIMPLE_HEAD,
     )
-    for column in (f"bound (δ = {section.delta:g})", "test error ≤", "vacuous"):
-        bounds.add_column(column, justify="left" if column.startswith("bound") else "right")
+    for column in (f"bound (δ = {section.delta:g})", "test error ≤", "vacuous", "what it is"):
+        bounds.add_column(column, justify="right" if column in ("test error ≤", "vacuous") else "left")
     for b in section.bounds:
-        bounds.add_row(b.name, f"{b.value:.4g}" if b.HasField("value") else "n/a", "yes" if b.vacuous else "no")
+        value = f"{b.value:.4g}" if b.HasField("value") else "n/a"
+        bounds.add_row(b.name, value, "yes" if b.vacuous else "no", bound_status(b))
     if section.HasField("sharpness"):
         s = section.sharpness
         estimates.add_row(f"sharpness σ (accuracy drop {s.target_accuracy_drop:g})", f"{s.sigma:.4g}", f"σ′ = {s.magnitude_aware_sigma:.4g}")

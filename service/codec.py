@@ -286,7 +286,14 @@ def _radius_points(points: list[RadiusEstimate]) -> list[report_pb2.RadiusPoint]
 
 
 def bound_to_proto(b: Bound) -> report_pb2.BoundReport:
-    message = report_pb2.BoundReport(name=b.name, vacuous=b.vacuous, inputs=b.inputs, reference=b.reference)
+    message = report_pb2.BoundReport(
+        name=b.name,
+        vacuous=b.vacuous,
+        inputs=b.inputs,
+        reference=b.reference,
+        bounds_on=b.bounds_on,
+        fully_paid=b.fully_paid,
+    )
     if b.value is not None:
         message.value = b.value
     return message
@@ -308,6 +315,7 @@ def rademacher_to_proto(result: RademacherResult) -> report_pb2.RademacherReport
                 spectral=layer.spectral,
                 spectral_reshaped_kernel=layer.spectral_reshaped_kernel,
                 frobenius=layer.frobenius,
+                frobenius_kernel=layer.frobenius_kernel,
                 l21_transpose=layer.l21_transpose,
                 width=layer.width,
             )
@@ -327,6 +335,12 @@ def rademacher_to_proto(result: RademacherResult) -> report_pb2.RademacherReport
     )
     if result.global_estimate is not None:
         message.global_estimate.CopyFrom(_estimate(result.global_estimate))
+        t = result.spec.training
+        message.global_training = (
+            f"each of {result.global_estimate.draws} draws trains a fresh two-logit network on {result.examples} "
+            f"examples for up to {t.max_epochs} epochs (batch {t.batch_size}, learning rate {t.learning_rate:g}, "
+            f"decay {t.lr_decay_per_epoch:g} per epoch); a budget too small to fit the signs lowers R̂"
+        )
     if result.sharpness is not None and result.magnitude_aware_sharpness is not None:
         plain, magnitude = result.sharpness, result.magnitude_aware_sharpness
         message.sharpness.CopyFrom(

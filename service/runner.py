@@ -38,6 +38,7 @@ from effcap.capacity.presets import apply_preset, needs_learning_rate_probe, wit
 from effcap.capacity.specs import ANALYSES, AuditSpec, ConditionKind
 from effcap.protos.v1 import artifact_pb2, report_pb2, spec_pb2
 from effcap.service import codec, memorization_scores_report, weights_report
+from effcap.service.compressibility_headline import set_compressibility_headline
 from effcap.service.executors.threads import ThreadPlan, wait_policy
 from effcap.service.progress import ProgressSink
 
@@ -334,16 +335,20 @@ def _capacity_card(report: report_pb2.AuditReport) -> report_pb2.CapacityCard:
         bounds.extend(r.bounds)
     if report.HasField("compressibility"):
         c = report.compressibility
-        for m in c.methods:
-            if m.method == "magnitude_global":
-                card.compressibility, card.compression_ratio = m.sparsity, m.compression_ratio
+        set_compressibility_headline(card, c)
         if c.HasField("bound"):
             b = c.bound
             bounds.append(
                 report_pb2.BoundReport(
-                    name=f"occam_kl ({b.method} at {b.level:g})", value=b.kl_bound, vacuous=b.vacuous, inputs=f"{b.code_bits:.0f} bits, n = {b.n}"
+                    name=f"occam_kl ({b.method} at {b.level:g})",
+                    value=b.kl_bound,
+                    vacuous=b.vacuous,
+                    inputs=f"{b.code_bits:.0f} bits, n = {b.n}",
+                    bounds_on=f"the model compressed by {b.method} at {b.level:g}",
+                    fully_paid=True,
                 )
             )
+    bounds = [b for b in bounds if b.fully_paid]  # values with omitted constants or lower estimates are no bounds
     card.bounds_computed = len(bounds)
     card.bounds_vacuous = sum(b.vacuous for b in bounds)
     useful = [b for b in bounds if not b.vacuous]

@@ -25,7 +25,13 @@ from effcap.capacity.compression.finetune import finetune_masked
 from effcap.capacity.compression.structured import structured_prune
 from effcap.capacity.data.datasets import Dataset
 from effcap.capacity.engine.device import synchronize
-from effcap.capacity.measures.compression_bounds import catoni_bound, entropy_bits, hoeffding_bound, kl_bound, log2_binomial
+from effcap.capacity.measures.compression_bounds import (
+    catoni_bound,
+    entropy_code_bits,
+    hoeffding_bound,
+    kl_bound,
+    log2_binomial,
+)
 from effcap.capacity.models import ArchitectureSpec, build_model, count_parameters
 from effcap.capacity.models.flops import layer_multiply_adds
 from effcap.capacity.seeding import derive_seed
@@ -273,13 +279,15 @@ def _compressor(method: str, context: _Context, seed: int) -> Callable[[float], 
 
     def pruned_bits(variant: dict[str, torch.Tensor], value_bits: float) -> float:
         kept = sum(int((w != 0).sum()) for w in variant.values())
-        return log2_binomial(total, kept) + value_bits + other_bits
+        # The decoder must learn how many are kept (0..total) before it can read which: log2(total + 1) bits.
+        return math.log2(total + 1) + log2_binomial(total, kept) + value_bits + other_bits
 
     def quantized_value_bits(variant: dict[str, torch.Tensor], bits: int, only_nonzero: bool) -> float:
         codes = methods.quantized_symbols(variant, bits)
         symbols = torch.cat([c.flatten()[variant[name].flatten() != 0] if only_nonzero else c.flatten() for name, c in codes.items()])
         scales = sum(w.shape[0] for w in variant.values())
-        return entropy_bits(torch.bincount(symbols - symbols.min()).tolist() if len(symbols) else []) + FLOAT_BITS * scales
+        counts = torch.bincount(symbols - symbols.min()).tolist() if len(symbols) else []
+        return entropy_code_bits(counts) + FLOAT_BITS * scales
 
     pruners = {
         "magnitude_global": methods.global_magnitude,
@@ -299,7 +307,10 @@ def _compressor(method: str, context: _Context, seed: int) -> Callable[[float], 
             v = methods.quantize_per_channel(weights, int(level))
             return v, quantized_value_bits(weights, int(level), only_nonzero=False) + other_bits
         v, ranks = (methods.low_rank if method == "low_rank" else methods.low_rank_by_rank)(weights, level)
-        return v, FLOAT_BITS * sum(r * (w.shape[0] + w[0].numel()) for (name, w), r in zip(weights.items(), ranks.values())) + other_bits
+        factors = FLOAT_BITS * sum(r * (w.shape[0] + w[0].numel()) for w, r in zip(weights.values(), ranks.values()))
+        # Each rank (0..min dimension) is sent first, or the factors' sizes are unknown to the decoder.
+        rank_bits = sum(math.log2(min(w.shape[0], w[0].numel()) + 1) for w in weights.values())
+        return v, factors + rank_bits + other_bits
 
     return compress
 

@@ -19,8 +19,10 @@ from effcap.capacity.measures.bounds import Bound, norm_bounds, rademacher_bound
 from effcap.capacity.measures.layers import fold_batchnorm
 from effcap.capacity.measures.norms import DistanceFromInit, NormMeasures, distance_from_init, norm_measures
 from effcap.capacity.measures.ntk import ntk_complexity, ntk_gram
-from effcap.capacity.measures.rademacher import Estimate, global_rademacher, local_rademacher, sign_draws
-from effcap.capacity.measures.sharpness import Sharpness, pac_bayes_sharpness_bound, sharpness
+from effcap.capacity.measures.pac_bayes import BOUND_SAMPLES, gaussian_pac_bayes
+from effcap.capacity.measures.rademacher import Estimate, global_rademacher, local_rademacher_radii, sign_draws
+from effcap.capacity.measures.sharpness import Sharpness, perturbed_error, sharpness
+from effcap.capacity.measures.topology import chain_caveat
 from effcap.capacity.models import ArchitectureSpec, build_model
 from effcap.capacity.seeding import derive_seed
 from effcap.capacity.specs import RademacherSpec
@@ -75,18 +77,20 @@ def run_rademacher(
     y = torch.from_numpy(dataset.y_train[:n]).to(device)
     model = build_model(architecture, device=device)
     model.load_state_dict(checkpoint_state)
-    units = 2 + len(spec.relative_radii)
+    units = 4
     progress.update("rademacher: norms and margins", 0, units, 0.0)
     norms = norm_measures(model, architecture.input_shape, x, y)
-    bounds = norm_bounds(norms, dataset.num_classes, spec.delta)
+    bounds = norm_bounds(norms, dataset.num_classes, spec.delta, chain_caveat(architecture))
     sigmas = sign_draws(n, spec.draws, audit_seed)
-    local, per_layer = [], []
     u_seed = derive_seed(audit_seed, "rademacher-u")
-    for i, relative in enumerate(spec.relative_radii):
-        progress.update(f"rademacher: balls of radius {relative:g}·‖w₀‖", 1 + i, units, (1 + i) / units)
-        radius = relative * norms.parameter_norm
-        local.append(RadiusEstimate(radius, relative, local_rademacher(model, x, radius, sigmas, spec.ascent_steps, seed=u_seed)))
-        per_layer.append(RadiusEstimate(relative, relative, local_rademacher(model, x, relative, sigmas, spec.ascent_steps, seed=u_seed, per_tensor=True)))
+    relative_radii = list(spec.relative_radii)
+    progress.update(f"rademacher: balls of {len(relative_radii)} radii about w₀, {spec.draws} draws each", 1, units, 1 / units)
+    radii = [relative * norms.parameter_norm for relative in relative_radii]
+    estimates = local_rademacher_radii(model, x, radii, sigmas, spec.ascent_steps, seed=u_seed)
+    local = [RadiusEstimate(r, relative, e) for r, relative, e in zip(radii, relative_radii, estimates)]
+    progress.update("rademacher: layer-wise balls about w₀", 2, units, 2 / units)
+    estimates = local_rademacher_radii(model, x, relative_radii, sigmas, spec.ascent_steps, seed=u_seed, per_tensor=True)
+    per_layer = [RadiusEstimate(relative, relative, e) for relative, e in zip(relative_radii, estimates)]
     global_estimate = None
     if spec.fit_signs:
         progress.update(f"rademacher: fitting {spec.draws} random sign vectors", units - 1, units, (units - 1) / units)
@@ -98,8 +102,10 @@ def run_rademacher(
             Bound(
                 "rademacher_sign_fit",
                 value,
-                f"L_S + 2L·R̂ + 3√(ln(2/δ)/2n) with the 0-1 loss of sign classifiers (L = 1/2), L_S = {train_error:.4g}, "
-                f"R̂ = {global_estimate.mean:.4g} (fitted signs, a lower estimate), n = {n}, δ = {spec.delta:g}",
+                f"An estimate, not a bound: L_S + 2L·R̂ + 3√(ln(2/δ)/2n) with the 0-1 loss of sign classifiers "
+                f"(L = 1/2), L_S = {train_error:.4g} (the K-class error, while R̂ is that of two-class sign "
+                f"classifiers: no multi-class reduction), R̂ = {global_estimate.mean:.4g} (an optimiser's lower "
+                f"estimate of a supremum, where a bound needs an upper one), n = {n}, δ = {spec.delta:g}",
                 "Bartlett and Mendelson 2002; Zhang et al. 2017, section 2.2",
             ),
         )
@@ -109,7 +115,7 @@ def run_rademacher(
         folded = fold_batchnorm(model)
         flat = sharpness(folded, x, y, seed=derive_seed(audit_seed, "sharpness"))
         flat_magnitude = sharpness(folded, x, y, magnitude_aware=True, seed=derive_seed(audit_seed, "sharpness-magnitude"))
-        bounds.append(_sharpness_bound(flat, norms.parameter_norm, n, spec.delta))
+        bounds.append(_sharpness_bound(folded, x, y, flat, n, spec.delta, derive_seed(audit_seed, "pac-bayes-samples")))
     ntk = None
     if spec.ntk_examples:
         progress.update("rademacher: NTK complexity at initialisation", units - 1, units, (units - 1) / units)
@@ -123,14 +129,26 @@ def run_rademacher(
     return RademacherResult(spec, n, norms, global_estimate, local, per_layer, bounds, flat, flat_magnitude, ntk, distance)
 
 
-def _sharpness_bound(flat: Sharpness, parameter_norm: float, n: int, delta: float) -> Bound:
-    value = pac_bayes_sharpness_bound(flat.perturbed_error, flat.sigma, parameter_norm**2, n, delta)
+def _sharpness_bound(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, flat: Sharpness, n: int, delta: float, seed: int
+) -> Bound:
+    """The PAC-Bayes bound at the σ the sharpness search found, with the search and the sampling paid for."""
+    weights_squared = float(sum((p.detach().double() ** 2).sum() for p in model.parameters()))
+    sampled = perturbed_error(model, x, y, flat.sigma, BOUND_SAMPLES, seed) if flat.sigma > 0 else 1.0
+    b = gaussian_pac_bayes(sampled, BOUND_SAMPLES, flat.sigma, weights_squared, flat.grid_size, n, delta)
     return Bound(
         "pac_bayes_sharpness",
-        value,
-        f"L̂(Q) + √((‖w‖²/(2σ²) + ln(2√n/δ))/(2n)), posterior N(w, σ²I), prior N(0, σ²I); σ = {flat.sigma:.4g}, "
-        f"L̂(Q) = {flat.perturbed_error:.4g}, ‖w‖ = {parameter_norm:.4g}, n = {n}, δ = {delta:g}",
-        "McAllester 1999; Dziugaite and Roy 2017; Jiang et al. 2020, section C",
+        b.kl,
+        f"kl⁻¹(ê⁺, (KL + ln(2√n·2|G|/δ))/n) with ê⁺ = kl⁻¹(ê_m, ln(4/δ)/m) = {b.error_upper:.4g} (the "
+        f"Monte-Carlo error, paid), ê_m = {b.sampled_error:.4g} over m = {b.samples} fresh draws, "
+        f"KL = ‖w‖²/(2σ²) = {b.divergence:.4g} (posterior N(w, σ²I), prior N(0, σ²I)), σ = {flat.sigma:.4g} "
+        f"searched on the data over |G| = {b.grid_size} values (union bound paid), n = {n}, δ = {delta:g}; "
+        f"Pinsker form {b.pinsker:.4g}. Bounds the stochastic classifier Q, not the checkpoint: the margin "
+        "derandomisation (Neyshabur et al. 2018, lemma 1) needs the noise to move every input's outputs by "
+        "< γ/4 with probability ≥ 1/2, which samples cannot certify",
+        "McAllester 1999; Langford and Caruana 2001; Maurer 2004; Dziugaite and Roy 2017; Jiang et al. 2020, section C",
+        bounds_on="the posterior Q = N(w, σ²I)",
+        fully_paid=True,
     )
 
 

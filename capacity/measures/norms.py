@@ -2,7 +2,8 @@
 
 Computed on the network with BatchNorm folded in. "Weights" are the Linear/Conv weight tensors, d of
 them; spectral norms are those of each layer's linear operator at its real input size (the
-reshaped-kernel approximation is reported beside it, labelled as such).
+reshaped-kernel approximation is reported beside it, labelled as such), and so are Frobenius norms
+(the kernel's norm is reported beside it, used by no bound).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 
 from effcap.capacity.measures.layers import WeightLayer, fold_batchnorm, weight_layers
+from effcap.capacity.measures.operator_frobenius import operator_frobenius_norm
 from effcap.capacity.measures.spectral import kernel_rows, operator_spectral_norm, reshaped_kernel_spectral_norm
 
 MARGIN_PERCENTILE = 10.0
@@ -31,11 +33,15 @@ class LayerNorms:
     # Spectral norm of the kernel reshaped to (c_out, rest): the common approximation; equal to
     # `spectral` for Linear layers.
     spectral_reshaped_kernel: float
+    # Frobenius norm of the layer's linear operator (exact at its input size); the bounds use this one.
     frobenius: float
     # Σ over output units of the ℓ2 norm of their incoming weights, counted once per output
     # position for convolutions (the (2,1) norm of the operator's transpose, up to padding).
     l21_transpose: float
     width: int
+    # Frobenius norm of the weight tensor (a conv's kernel): smaller than the operator's by up to √(output
+    # positions); reported, used by no bound.
+    frobenius_kernel: float
 
 
 @dataclass(frozen=True)
@@ -129,9 +135,10 @@ def layer_norms(layer: WeightLayer) -> LayerNorms:
         input_shape=layer.input_shape,
         spectral=operator_spectral_norm(layer.module, layer.input_shape),
         spectral_reshaped_kernel=reshaped_kernel_spectral_norm(layer.module),
-        frobenius=float(weight.norm()),
+        frobenius=operator_frobenius_norm(layer.module, layer.input_shape),
         l21_transpose=float(rows.norm(dim=1).sum()) * positions,
         width=int(rows.shape[0]),
+        frobenius_kernel=float(weight.norm()),
     )
 
 

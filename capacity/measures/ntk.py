@@ -15,29 +15,62 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
-CHUNK = 64
+# Examples per vmapped Jacobian call.
+CHUNK = 32
+# The most bytes of one tensor's Jacobian rows held in one block (two blocks are held at a time).
+BLOCK_BYTES = 48 * 2**20
+# Jacobian columns converted to float64 at a time when forming a block product.
+COLUMN_BLOCK = 8192
 RIDGE = 1e-6
 
 
-def ntk_gram(model: nn.Module, x: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """H = J Jᵀ (n × n, float64), built from Jacobians of chunks of examples."""
+def ntk_gram(model: nn.Module, x: torch.Tensor, seed: int = 0, block_bytes: int = BLOCK_BYTES) -> torch.Tensor:
+    """H = J Jᵀ (n × n, float64) as Σ over parameter tensors of J_k J_kᵀ.
+
+    The whole Jacobian, and a float64 copy of it, took 1.6 GB on a digits MLP (issue 18). Here at most
+    two blocks of one tensor's Jacobian rows are held, each within `block_bytes` in the model's precision (the
+    precision they are computed in), and multiplied in float64 column blocks. A tensor whose n rows do not
+    fit one block is done block pair by block pair, recomputing the later blocks' rows: time for memory."""
     model = model.eval()
     params = {name: p.detach() for name, p in model.named_parameters()}
     buffers = dict(model.named_buffers())
     outputs = model(x[:1]).shape[1]
     u = torch.randn(outputs, generator=torch.Generator().manual_seed(seed), dtype=x.dtype).to(x.device)
     u /= u.norm()
+    n = len(x)
+    gram = torch.zeros(n, n, dtype=torch.float64, device=x.device)
+    for name, tensor in params.items():
 
-    def scalar(p: dict[str, torch.Tensor], example: torch.Tensor) -> torch.Tensor:
-        return functional_call(model, (p, buffers), (example[None],))[0] @ u
+        def scalar(p: torch.Tensor, example: torch.Tensor, name: str = name) -> torch.Tensor:
+            return functional_call(model, ({**params, name: p}, buffers), (example[None],))[0] @ u
 
-    jacobian = vmap(jacrev(scalar), in_dims=(None, 0))
-    rows = []
+        jacobian = vmap(jacrev(scalar), in_dims=(None, 0))
+        rows = max(1, block_bytes // (tensor.numel() * tensor.element_size()))
+        blocks = [slice(start, min(start + rows, n)) for start in range(0, n, rows)]
+        for i, block in enumerate(blocks):
+            own = _rows(jacobian, tensor, x[block])
+            gram[block, block] += _times_transpose(own, own)
+            for later in blocks[i + 1 :]:
+                cross = _times_transpose(own, _rows(jacobian, tensor, x[later]))
+                gram[block, later] += cross
+                gram[later, block] += cross.T
+    return gram
+
+
+def _rows(jacobian, tensor: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """∂f(x_i)/∂tensor for the examples `x`, one flattened row each, computed CHUNK examples at a time."""
+    out = torch.empty(len(x), tensor.numel(), dtype=tensor.dtype, device=x.device)
     for start in range(0, len(x), CHUNK):
-        per_param = jacobian(params, x[start : start + CHUNK])
-        rows.append(torch.cat([j.reshape(j.shape[0], -1) for j in per_param.values()], dim=1).double())
-    j = torch.cat(rows)
-    return j @ j.T
+        out[start : start + CHUNK] = jacobian(tensor, x[start : start + CHUNK]).reshape(-1, tensor.numel())
+    return out
+
+
+def _times_transpose(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a bᵀ in float64, converting COLUMN_BLOCK columns at a time."""
+    product = torch.zeros(len(a), len(b), dtype=torch.float64, device=a.device)
+    for start in range(0, a.shape[1], COLUMN_BLOCK):
+        product += a[:, start : start + COLUMN_BLOCK].double() @ b[:, start : start + COLUMN_BLOCK].double().T
+    return product
 
 
 def ntk_complexity(gram: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:

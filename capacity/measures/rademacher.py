@@ -9,6 +9,10 @@ the true sup (the report says so).
 - Local: real-valued f_w = u·logits_w (u a fixed unit vector; u = 1 for one logit) over the ball
   ‖w − w₀‖₂ ≤ r about the checkpoint, by projected gradient ascent. For a linear f about 0 the
   supremum is exactly (r/n)‖Σ σ_i x_i‖₂, which the estimator reproduces (tests check it).
+  Each draw's value is the increment sup_w (1/n) Σ σ_i f_w(x_i) − (1/n) Σ σ_i f_{w₀}(x_i): the
+  subtracted term is known exactly and has expectation 0, so the mean is the same R̂, but without
+  that term's noise (per-draw sd ~0.2 around a trained MLP, which swamped the increment at small
+  radii and made estimates negative). Since the ball contains w₀, every draw's increment is ≥ 0.
 """
 
 from __future__ import annotations
@@ -20,16 +24,20 @@ import numpy as np
 import torch
 from scipy import stats
 from torch import nn
-from torch.func import functional_call
 
 from effcap.capacity.engine.batched import SharedData, TrialInputs
 from effcap.capacity.engine.strategy import EngineOptions, train_trials
 from effcap.capacity.errors import InputError
+from effcap.capacity.measures.local_ascent import ascend_all
 from effcap.capacity.models import ArchitectureSpec, with_num_classes
 from effcap.capacity.seeding import derive_seed
 from effcap.capacity.specs import TrainingSpec
 
 CONFIDENCE = 0.95
+# Ascents stepped together in one vmapped call. On 2 CPU cores, digits MLP 2x512 on 1,000 examples, 20 steps of
+# 8 trials: 6.4 CPU-s one at a time, 4.5 s in groups of 4 or 8; 32 at once took 1.6x as long as 4 groups of 8
+# (memory traffic of the stacked activations) and 870 MiB.
+TRIALS_PER_CALL = 8
 
 
 @dataclass(frozen=True)
@@ -78,53 +86,31 @@ def global_rademacher(
 def local_rademacher(
     model: nn.Module, x: torch.Tensor, radius: float, sigmas: list[torch.Tensor], steps: int, seed: int = 0, per_tensor: bool = False
 ) -> Estimate:
-    """Projected gradient ascent on (1/n) Σ σ_i f_w(x_i) about w₀, one run per σ draw.
+    """Projected gradient ascent on (1/n) Σ σ_i f_w(x_i) about w₀, one run per σ draw; each draw scores
+    its increment over w₀ (see the module docstring), so the estimate is ≥ 0.
 
     The set is the ball ‖w − w₀‖₂ ≤ radius, or with `per_tensor` the product of balls
     ‖W − W₀‖_F ≤ radius·‖W₀‖_F, one per parameter tensor (layer-wise Frobenius balls; `radius` is
     then relative).
     """
+    return local_rademacher_radii(model, x, [radius], sigmas, steps, seed, per_tensor)[0]
+
+
+def local_rademacher_radii(
+    model: nn.Module, x: torch.Tensor, radii: list[float], sigmas: list[torch.Tensor], steps: int, seed: int = 0, per_tensor: bool = False
+) -> list[Estimate]:
+    """`local_rademacher` at every radius, all (radius, draw) ascents stepped together (local_ascent.py)."""
     model = model.eval()
-    start = {name: p.detach().clone() for name, p in model.named_parameters()}
-    buffers = dict(model.named_buffers())
     outputs = model(x[:1]).shape[1]
     u = torch.randn(outputs, generator=torch.Generator().manual_seed(seed), dtype=x.dtype).to(x.device)
     u /= u.norm()
-    limits = {name: radius * float(w.norm()) for name, w in start.items()} if per_tensor else None
-
-    def correlation(shift: dict[str, torch.Tensor], sigma: torch.Tensor) -> torch.Tensor:
-        params = {name: start[name] + shift[name] for name in start}
-        return (sigma * (functional_call(model, (params, buffers), (x,)) @ u)).mean()
-
-    def project(offset: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        if limits is None:
-            return _shrink(offset, radius)
-        return {name: _shrink({name: o}, limits[name])[name] for name, o in offset.items()}
-
-    step = 2.0 * (radius if limits is None else max(limits.values())) / steps
-    return t_interval([_ascend(correlation, project, start, sigma.to(x.device, x.dtype), step, steps) for sigma in sigmas])
-
-
-def _shrink(offset: dict[str, torch.Tensor], limit: float) -> dict[str, torch.Tensor]:
-    """Euclidean projection of the joint vector `offset` onto the ball of radius `limit`."""
-    length = math.sqrt(sum(float((o**2).sum()) for o in offset.values()))
-    if length <= limit:
-        return offset
-    return {name: o * (limit / length) for name, o in offset.items()}
-
-
-def _ascend(correlation, project, start: dict[str, torch.Tensor], sigma: torch.Tensor, step: float, steps: int) -> float:
-    """Normalised gradient steps of length `step`, projected back onto the set; the best value seen."""
-    offset = {name: torch.zeros_like(p) for name, p in start.items()}
-    best = float(correlation(offset, sigma))
-    for _ in range(steps):
-        for t in offset.values():
-            t.requires_grad_(True)
-        grads = torch.autograd.grad(correlation(offset, sigma), list(offset.values()))
-        norm = math.sqrt(sum(float((g**2).sum()) for g in grads))
-        if norm == 0:
-            break
-        with torch.no_grad():
-            offset = project({name: o.detach() + step * g / norm for (name, o), g in zip(offset.items(), grads)})
-            best = max(best, float(correlation(offset, sigma)))
-    return best
+    stacked = torch.stack([s.to(x.device, x.dtype) for s in sigmas])
+    radius_per_trial = torch.tensor(radii, dtype=x.dtype, device=x.device).repeat_interleave(len(sigmas))
+    limits = radius_per_trial
+    if per_tensor:
+        norms = torch.stack([p.detach().norm() for p in model.parameters()]).to(x.dtype)
+        limits = radius_per_trial[:, None] * norms[None, :]
+    sigma_per_trial = stacked.repeat(len(radii), 1)
+    groups = [slice(start, start + TRIALS_PER_CALL) for start in range(0, len(limits), TRIALS_PER_CALL)]
+    increments = torch.cat([ascend_all(model, x, u, sigma_per_trial[g], limits[g], steps) for g in groups]).tolist()
+    return [t_interval(increments[i * len(sigmas) : (i + 1) * len(sigmas)]) for i in range(len(radii))]

@@ -8,7 +8,6 @@ the magnitude-aware σ′ scales each weight's noise by |w| + ε (ε = 1e-3). Fl
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +27,9 @@ class Sharpness:
     # Train error of the perturbed networks at `sigma` (the posterior's empirical error).
     perturbed_error: float
     forward_passes: int
+    # How many σ the search can return (the dyadic midpoints of [0, upper] at its depth): a bound that
+    # uses the σ found pays a union bound over all of them.
+    grid_size: int
 
 
 @torch.no_grad()
@@ -52,14 +54,8 @@ def sharpness(
 
     def mean_accuracy(sigma: float) -> float:
         nonlocal passes
-        total = 0.0
-        for _ in range(samples):
-            for p, w in zip(perturbed.parameters(), original):
-                scale = sigma * (w.abs() + MAGNITUDE_EPSILON) if magnitude_aware else sigma
-                p.copy_(w + scale * torch.randn(w.shape, generator=generator, device=w.device, dtype=w.dtype))
-            total += evaluate(perturbed, x, y)[1]
-            passes += 1
-        return total / samples
+        passes += samples
+        return _mean_perturbed_accuracy(perturbed, original, x, y, sigma, samples, generator, magnitude_aware)
 
     lo, hi = 0.0, upper
     best = (0.0, 0.0, 1.0 - base)
@@ -75,13 +71,27 @@ def sharpness(
         if abs(drop - target_drop) <= tolerance:
             best = (mid, drop, 1.0 - accuracy)
             break
-    return Sharpness(best[0], best[1], best[2], passes)
+    return Sharpness(best[0], best[1], best[2], passes, 2**steps - 1)
 
 
-def pac_bayes_sharpness_bound(perturbed_error: float, sigma: float, weights_squared_norm: float, n: int, delta: float) -> float:
-    """McAllester-style PAC-Bayes bound for the Gaussian posterior N(w, σ²I) and prior N(0, σ²I):
-    L_D(Q) ≤ L̂_S(Q) + √((KL + ln(2√n/δ)) / (2n)), KL = ‖w‖²/(2σ²)."""
-    if sigma <= 0:
-        return math.inf
-    kl = weights_squared_norm / (2 * sigma**2)
-    return perturbed_error + math.sqrt((kl + math.log(2 * math.sqrt(n) / delta)) / (2 * n))
+@torch.no_grad()
+def perturbed_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sigma: float, samples: int, seed: int) -> float:
+    """Mean train error of `samples` networks w + N(0, σ²I): a Monte-Carlo estimate of the posterior's error,
+    from draws the caller keeps independent of how σ was chosen."""
+    model = model.eval()
+    original = [p.detach().clone() for p in model.parameters()]
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    return 1.0 - _mean_perturbed_accuracy(copy.deepcopy(model), original, x, y, sigma, samples, generator, False)
+
+
+def _mean_perturbed_accuracy(
+    perturbed: nn.Module, original: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, sigma: float, samples: int,
+    generator: torch.Generator, magnitude_aware: bool,
+) -> float:  # fmt: skip
+    total = 0.0
+    for _ in range(samples):
+        for p, w in zip(perturbed.parameters(), original):
+            scale = sigma * (w.abs() + MAGNITUDE_EPSILON) if magnitude_aware else sigma
+            p.copy_(w + scale * torch.randn(w.shape, generator=generator, device=w.device, dtype=w.dtype))
+        total += evaluate(perturbed, x, y)[1]
+    return total / samples

@@ -62,8 +62,11 @@ class AlexNetSmall(nn.Module):
         (c1, c2), (f1, f2) = spec.conv_channels, spec.fc_sizes
 
         def block(c_in: int, c_out: int) -> nn.Sequential:
-            # TensorFlow's SAME max-pool 3x3/2 is padding 1 here; TF's LRN(depth_radius=4, alpha=1e-3/9)
-            # is size 9 with alpha 1e-3 in PyTorch's convention (PyTorch divides alpha by size).
+            # TensorFlow's SAME max-pool 3x3/2 is padding 1 here: the same output size, but on an even input TF
+            # pads only bottom and right, so TF's windows sit one pixel lower and to the right of these (the
+            # difference is documented in docs/architectures.md; kept, so checkpoints keep their function).
+            # TF's LRN(depth_radius=4, alpha=1e-3/9) is size 9 with alpha 1e-3 in PyTorch's convention (PyTorch
+            # divides alpha by size).
             return nn.Sequential(
                 conv_block(c_in, c_out, 5, spec.batch_norm), nn.MaxPool2d(3, 2, padding=1), nn.LocalResponseNorm(9, alpha=1e-3, beta=0.75, k=1.0)
             )

@@ -254,7 +254,7 @@ class MemorizationReport(_message.Message):
     def __init__(self, points: _Optional[_Iterable[_Union[SubsetFit, _Mapping]]] = ..., largest_fitted_size: _Optional[int] = ..., reached_max_size: _Optional[bool] = ..., capacity_bits: _Optional[float] = ..., bits_per_parameter: _Optional[float] = ..., parameter_count: _Optional[int] = ..., num_classes: _Optional[int] = ..., fit_threshold: _Optional[float] = ..., max_epochs: _Optional[int] = ..., engine_strategy: _Optional[str] = ..., budget_steps: _Optional[int] = ...) -> None: ...
 
 class CapacityCard(_message.Message):
-    __slots__ = ("random_labels_train_accuracy", "random_labels_test_accuracy", "random_labels_slowdown", "true_labels_test_accuracy", "chance_accuracy", "memorized_examples", "memorization_bits", "memorization_bits_per_parameter", "rademacher", "tightest_bound", "bounds_computed", "bounds_vacuous", "compressibility", "compression_ratio")
+    __slots__ = ("random_labels_train_accuracy", "random_labels_test_accuracy", "random_labels_slowdown", "true_labels_test_accuracy", "chance_accuracy", "memorized_examples", "memorization_bits", "memorization_bits_per_parameter", "rademacher", "tightest_bound", "bounds_computed", "bounds_vacuous", "compressibility", "compression_ratio", "compressibility_split", "compressibility_note")
     RANDOM_LABELS_TRAIN_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     RANDOM_LABELS_TEST_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     RANDOM_LABELS_SLOWDOWN_FIELD_NUMBER: _ClassVar[int]
@@ -269,6 +269,8 @@ class CapacityCard(_message.Message):
     BOUNDS_VACUOUS_FIELD_NUMBER: _ClassVar[int]
     COMPRESSIBILITY_FIELD_NUMBER: _ClassVar[int]
     COMPRESSION_RATIO_FIELD_NUMBER: _ClassVar[int]
+    COMPRESSIBILITY_SPLIT_FIELD_NUMBER: _ClassVar[int]
+    COMPRESSIBILITY_NOTE_FIELD_NUMBER: _ClassVar[int]
     random_labels_train_accuracy: float
     random_labels_test_accuracy: float
     random_labels_slowdown: float
@@ -283,7 +285,9 @@ class CapacityCard(_message.Message):
     bounds_vacuous: int
     compressibility: float
     compression_ratio: float
-    def __init__(self, random_labels_train_accuracy: _Optional[float] = ..., random_labels_test_accuracy: _Optional[float] = ..., random_labels_slowdown: _Optional[float] = ..., true_labels_test_accuracy: _Optional[float] = ..., chance_accuracy: _Optional[float] = ..., memorized_examples: _Optional[int] = ..., memorization_bits: _Optional[float] = ..., memorization_bits_per_parameter: _Optional[float] = ..., rademacher: _Optional[_Union[RademacherEstimate, _Mapping]] = ..., tightest_bound: _Optional[_Union[BoundReport, _Mapping]] = ..., bounds_computed: _Optional[int] = ..., bounds_vacuous: _Optional[int] = ..., compressibility: _Optional[float] = ..., compression_ratio: _Optional[float] = ...) -> None: ...
+    compressibility_split: str
+    compressibility_note: str
+    def __init__(self, random_labels_train_accuracy: _Optional[float] = ..., random_labels_test_accuracy: _Optional[float] = ..., random_labels_slowdown: _Optional[float] = ..., true_labels_test_accuracy: _Optional[float] = ..., chance_accuracy: _Optional[float] = ..., memorized_examples: _Optional[int] = ..., memorization_bits: _Optional[float] = ..., memorization_bits_per_parameter: _Optional[float] = ..., rademacher: _Optional[_Union[RademacherEstimate, _Mapping]] = ..., tightest_bound: _Optional[_Union[BoundReport, _Mapping]] = ..., bounds_computed: _Optional[int] = ..., bounds_vacuous: _Optional[int] = ..., compressibility: _Optional[float] = ..., compression_ratio: _Optional[float] = ..., compressibility_split: _Optional[str] = ..., compressibility_note: _Optional[str] = ...) -> None: ...
 
 class RademacherEstimate(_message.Message):
     __slots__ = ("mean", "ci_low", "ci_high", "draws")
@@ -308,7 +312,7 @@ class RadiusPoint(_message.Message):
     def __init__(self, radius: _Optional[float] = ..., relative_radius: _Optional[float] = ..., estimate: _Optional[_Union[RademacherEstimate, _Mapping]] = ...) -> None: ...
 
 class LayerNorm(_message.Message):
-    __slots__ = ("name", "kind", "input_shape", "spectral", "spectral_reshaped_kernel", "frobenius", "l21_transpose", "width")
+    __slots__ = ("name", "kind", "input_shape", "spectral", "spectral_reshaped_kernel", "frobenius", "l21_transpose", "width", "frobenius_kernel")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     INPUT_SHAPE_FIELD_NUMBER: _ClassVar[int]
@@ -317,6 +321,7 @@ class LayerNorm(_message.Message):
     FROBENIUS_FIELD_NUMBER: _ClassVar[int]
     L21_TRANSPOSE_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
+    FROBENIUS_KERNEL_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: str
     input_shape: _containers.RepeatedScalarFieldContainer[int]
@@ -325,24 +330,29 @@ class LayerNorm(_message.Message):
     frobenius: float
     l21_transpose: float
     width: int
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., input_shape: _Optional[_Iterable[int]] = ..., spectral: _Optional[float] = ..., spectral_reshaped_kernel: _Optional[float] = ..., frobenius: _Optional[float] = ..., l21_transpose: _Optional[float] = ..., width: _Optional[int] = ...) -> None: ...
+    frobenius_kernel: float
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., input_shape: _Optional[_Iterable[int]] = ..., spectral: _Optional[float] = ..., spectral_reshaped_kernel: _Optional[float] = ..., frobenius: _Optional[float] = ..., l21_transpose: _Optional[float] = ..., width: _Optional[int] = ..., frobenius_kernel: _Optional[float] = ...) -> None: ...
 
 class BoundReport(_message.Message):
-    __slots__ = ("name", "value", "vacuous", "inputs", "reference")
+    __slots__ = ("name", "value", "vacuous", "inputs", "reference", "bounds_on", "fully_paid")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     VACUOUS_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    BOUNDS_ON_FIELD_NUMBER: _ClassVar[int]
+    FULLY_PAID_FIELD_NUMBER: _ClassVar[int]
     name: str
     value: float
     vacuous: bool
     inputs: str
     reference: str
-    def __init__(self, name: _Optional[str] = ..., value: _Optional[float] = ..., vacuous: _Optional[bool] = ..., inputs: _Optional[str] = ..., reference: _Optional[str] = ...) -> None: ...
+    bounds_on: str
+    fully_paid: bool
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[float] = ..., vacuous: _Optional[bool] = ..., inputs: _Optional[str] = ..., reference: _Optional[str] = ..., bounds_on: _Optional[str] = ..., fully_paid: _Optional[bool] = ...) -> None: ...
 
 class RademacherReport(_message.Message):
-    __slots__ = ("examples", "confidence", "delta", "global_estimate", "local", "layers", "spectral_product", "spectral_sum", "frobenius_product", "frobenius_sum_of_squares", "parameter_norm", "path_norm", "margin", "misclassified_fraction", "margin_valid", "bounds", "note", "sharpness", "ntk", "local_per_layer", "distance_from_init_frobenius", "distance_from_init_spectral")
+    __slots__ = ("examples", "confidence", "delta", "global_estimate", "local", "layers", "spectral_product", "spectral_sum", "frobenius_product", "frobenius_sum_of_squares", "parameter_norm", "path_norm", "margin", "misclassified_fraction", "margin_valid", "bounds", "note", "sharpness", "ntk", "local_per_layer", "distance_from_init_frobenius", "distance_from_init_spectral", "global_training")
     EXAMPLES_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
@@ -365,6 +375,7 @@ class RademacherReport(_message.Message):
     LOCAL_PER_LAYER_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FROM_INIT_FROBENIUS_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FROM_INIT_SPECTRAL_FIELD_NUMBER: _ClassVar[int]
+    GLOBAL_TRAINING_FIELD_NUMBER: _ClassVar[int]
     examples: int
     confidence: float
     delta: float
@@ -387,7 +398,8 @@ class RademacherReport(_message.Message):
     local_per_layer: _containers.RepeatedCompositeFieldContainer[RadiusPoint]
     distance_from_init_frobenius: float
     distance_from_init_spectral: float
-    def __init__(self, examples: _Optional[int] = ..., confidence: _Optional[float] = ..., delta: _Optional[float] = ..., global_estimate: _Optional[_Union[RademacherEstimate, _Mapping]] = ..., local: _Optional[_Iterable[_Union[RadiusPoint, _Mapping]]] = ..., layers: _Optional[_Iterable[_Union[LayerNorm, _Mapping]]] = ..., spectral_product: _Optional[float] = ..., spectral_sum: _Optional[float] = ..., frobenius_product: _Optional[float] = ..., frobenius_sum_of_squares: _Optional[float] = ..., parameter_norm: _Optional[float] = ..., path_norm: _Optional[float] = ..., margin: _Optional[float] = ..., misclassified_fraction: _Optional[float] = ..., margin_valid: _Optional[bool] = ..., bounds: _Optional[_Iterable[_Union[BoundReport, _Mapping]]] = ..., note: _Optional[str] = ..., sharpness: _Optional[_Union[SharpnessReport, _Mapping]] = ..., ntk: _Optional[_Union[NtkReport, _Mapping]] = ..., local_per_layer: _Optional[_Iterable[_Union[RadiusPoint, _Mapping]]] = ..., distance_from_init_frobenius: _Optional[float] = ..., distance_from_init_spectral: _Optional[float] = ...) -> None: ...
+    global_training: str
+    def __init__(self, examples: _Optional[int] = ..., confidence: _Optional[float] = ..., delta: _Optional[float] = ..., global_estimate: _Optional[_Union[RademacherEstimate, _Mapping]] = ..., local: _Optional[_Iterable[_Union[RadiusPoint, _Mapping]]] = ..., layers: _Optional[_Iterable[_Union[LayerNorm, _Mapping]]] = ..., spectral_product: _Optional[float] = ..., spectral_sum: _Optional[float] = ..., frobenius_product: _Optional[float] = ..., frobenius_sum_of_squares: _Optional[float] = ..., parameter_norm: _Optional[float] = ..., path_norm: _Optional[float] = ..., margin: _Optional[float] = ..., misclassified_fraction: _Optional[float] = ..., margin_valid: _Optional[bool] = ..., bounds: _Optional[_Iterable[_Union[BoundReport, _Mapping]]] = ..., note: _Optional[str] = ..., sharpness: _Optional[_Union[SharpnessReport, _Mapping]] = ..., ntk: _Optional[_Union[NtkReport, _Mapping]] = ..., local_per_layer: _Optional[_Iterable[_Union[RadiusPoint, _Mapping]]] = ..., distance_from_init_frobenius: _Optional[float] = ..., distance_from_init_spectral: _Optional[float] = ..., global_training: _Optional[str] = ...) -> None: ...
 
 class SharpnessReport(_message.Message):
     __slots__ = ("sigma", "flatness", "magnitude_aware_sigma", "magnitude_aware_flatness", "target_accuracy_drop", "forward_passes")

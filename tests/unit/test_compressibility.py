@@ -1,6 +1,7 @@
 """Pruning-compressibility on cases with known answers (DESIGN.md section 8)."""
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -106,7 +107,8 @@ def test_every_point_carries_sizes_code_length_and_the_bound_pays_for_the_search
     result = run_compressibility(spec, model.state_dict(), DATA, CompressibilitySpec(sensitivity=True), 0, torch.device("cpu"))
     dense = next(p for p in result.points if p.method == "magnitude_global" and p.level == 0.0)
     assert dense.compression_ratio == 1.0 and dense.speedup == pytest.approx(1.0)
-    assert dense.code_bits == pytest.approx(32 * result.parameters)  # C(P, P) = 1: keeping everything costs no position bits
+    # C(P, P) = 1: keeping everything costs no position bits, only the count kept (log2(P + 1) bits).
+    assert dense.code_bits == pytest.approx(32 * result.parameters + math.log2(result.parameters + 1))
     assert {s.layer for s in result.sensitivities} == {"hidden.0", "head"}
     bound = result.bound
     assert bound.hyperparameter_bits > 0 and bound.n == 1297 and not result.n_from_spec

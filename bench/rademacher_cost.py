@@ -1,0 +1,91 @@
+"""Cost of the default rademacher analysis on the digits MLP: another git ref's code against this tree's, one run.
+
+    python bench/rademacher_cost.py [--ref main] [--threads 2]
+
+Each code runs in its own child process (the other ref exported with `git archive`, imported ahead of
+this tree), on the demo checkpoint (MLP 2x512 briefly trained on digits), the default RademacherSpec,
+on CPU with `--threads` torch threads. A child reports its wall and CPU seconds, its peak RSS
+(ru_maxrss) and the analysis' numbers, so the two codes' results are compared in the same run. Local
+R̂ differs by design (issue 18: this tree scores each draw's increment over w₀); every other number
+should agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def child(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    from effcap.capacity.analyses.rademacher import run_rademacher
+    from effcap.capacity.checkpoint import load_checkpoint
+    from effcap.capacity.data.datasets import digits
+    from effcap.capacity.demo_assets import DEMO_ARCHITECTURE, write_demo_checkpoint
+    from effcap.capacity.specs import RademacherSpec
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "mlp.safetensors"
+        write_demo_checkpoint(path)
+        state = load_checkpoint(path).state_dict
+    data = digits()
+    wall, usage = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+    result = run_rademacher(DEMO_ARCHITECTURE, state, data, RademacherSpec(), 0, torch.device("cpu"))
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({
+        "wall_s": time.perf_counter() - wall,
+        "cpu_s": after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime,
+        "peak_rss_mib": after.ru_maxrss / 1024,
+        "local": [p.estimate.mean for p in result.local],
+        "local_per_layer": [p.estimate.mean for p in result.local_per_layer],
+        "global": result.global_estimate.mean,
+        "sharpness_sigma": result.sharpness.sigma,
+        "ntk": [result.ntk.true_labels, result.ntk.random_labels],
+        "bounds": {b.name: b.value for b in result.bounds},
+    }))  # fmt: skip
+
+
+def run(code: Path, threads: int) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"}
+    out = subprocess.run([sys.executable, __file__, "--child", "--threads", str(threads)], env=env, check=True,
+                         capture_output=True, text=True, cwd=code)  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ref", default="main")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--child", action="store_true")
+    args = parser.parse_args()
+    if args.child:
+        return child(args.threads)
+    with tempfile.TemporaryDirectory() as folder:
+        old = Path(folder) / "old"
+        (old / "effcap").mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.ref], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(old / "effcap")], input=archive, check=True)
+        new = Path(folder) / "new"
+        new.mkdir()
+        (new / "effcap").symlink_to(ROOT)
+        before, after = run(old, args.threads), run(new, args.threads)
+    for key in before:
+        print(f"{key}: {args.ref} {before[key]}  |  this tree {after[key]}")
+    print(
+        f"speed-up (CPU s): {before['cpu_s'] / after['cpu_s']:.1f}x, (wall s): {before['wall_s'] / after['wall_s']:.1f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
