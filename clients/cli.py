@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
     serve.add_argument("--port", type=int, default=50051, help="0 picks a free port")
     serve.add_argument("--max-artifact-bytes", type=int, default=4 << 30)
-    serve.add_argument("--max-running-audits", type=int, default=1)
+    serve.add_argument("--max-running-audits", type=_positive_int, default=1, help="audits trained at once (default 1)")
     serve.add_argument(
         "--worker-threads",
         type=_positive_int,
@@ -174,7 +174,7 @@ def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
         "--preset",
         choices=PRESETS,
         help="defaults for unset options: quick (true and random labels, 1 seed: minutes on a CPU), standard (the default: "
-        "a schedule in SGD steps and a probed learning rate, so trials fit), paper (Zhang et al.'s conditions and schedule)",
+        "the randomization test's schedule in SGD steps with a probed learning rate, so its trials fit), paper (Zhang et al.'s conditions and schedule)",
     )
     group.add_argument("--conditions", help=CONDITION_HELP)
     group.add_argument("--seeds", type=int, help="trials per condition")
@@ -348,6 +348,10 @@ def _audit(args: argparse.Namespace, console: Console) -> int:
     if args.dry_run:
         return _dry_run(args)
     _require_mlflow(args)
+    analyses = {name.strip() for name in args.analyses.split(",")}
+    if args.scores_out is not None and "memorization_scores" not in analyses:
+        message = "--scores-out needs --analyses to include memorization_scores (nothing else writes scores)"
+        raise EffcapError(message, "INVALID_ARGUMENT", field="scores_out")
     report = _run_audit(args, console)
     _write_report(report, "json" if args.json else args.format, args.output)
     _write_scores(report, args.scores_out)

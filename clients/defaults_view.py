@@ -6,7 +6,8 @@ from effcap.protos.v1 import report_pb2
 
 PRESET_MEANINGS = {
     "quick": "a few conditions and seeds, minutes on a CPU",
-    "standard": "training scaled to SGD steps and a probed learning rate, so trials fit",
+    "standard": "the randomization test's training scaled to SGD steps with a probed learning rate, so its trials "
+    "fit; the other analyses keep their own training defaults",
     "paper": "Zhang et al.'s conditions and per-epoch schedule",
 }
 

@@ -45,7 +45,8 @@ def device_summary(environment: report_pb2.Environment) -> str:
     if environment.cpu_threads <= 0:
         return environment.device
     threads = f"{environment.cpu_threads} CPU thread{'s' if environment.cpu_threads != 1 else ''}"
-    return f"{environment.device}, {threads}"
+    source = f" ({environment.cpu_threads_source})" if environment.cpu_threads_source else ""
+    return f"{environment.device}, {threads}{source}"
 
 
 def dataset_summary(data: report_pb2.DatasetInfo) -> str:

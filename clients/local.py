@@ -51,7 +51,7 @@ def run_local(
             raise EffcapError(message, "INTERNAL", "ANALYSIS_FAILED") from None
 
 
-def estimate_local(model: Path, data: str, spec: spec_pb2.AuditSpec, threads: int | None = None) -> audit_pb2.AuditEstimate:
+def estimate_local(model: Path, data: str | None, spec: spec_pb2.AuditSpec, threads: int | None = None) -> audit_pb2.AuditEstimate:
     """`--local --dry-run`: the estimate a server would give, on this process's device and thread plan."""
     from effcap.service.executors.threads import apply_thread_plan, plan_threads
 

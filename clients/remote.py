@@ -39,10 +39,11 @@ def run_remote(
         return client.report_of(operation)
 
 
-def estimate_remote(address: str, model: Path, data: str, spec: spec_pb2.AuditSpec) -> audit_pb2.AuditEstimate:
+def estimate_remote(address: str, model: Path, data: str | None, spec: spec_pb2.AuditSpec) -> audit_pb2.AuditEstimate:
     """The server's estimate of the audit (`--dry-run`): the inputs are uploaded, nothing is queued."""
     with EffcapClient(address) as client:
         client.wait_ready(timeout=10)
         model_digest = client.upload(model)
-        data_digest = None if data.startswith("builtin:") else client.upload(Path(data))
+        data_file = data is not None and not data.startswith("builtin:")  # None: a data-free audit (weights)
+        data_digest = client.upload(Path(data)) if data_file else None
         return client.estimate_audit(model_digest, dataset_ref(data, data_digest), spec)

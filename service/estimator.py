@@ -55,7 +55,7 @@ def audit_estimate(
 ) -> audit_pb2.AuditEstimate:
     """The AuditEstimate message of validated inputs (also what `effcap audit --local --dry-run` prints)."""
     architecture, dataset = inputs.checkpoint.architecture, inputs.dataset
-    n = len(dataset.x_train)
+    n, n_test = (len(dataset.x_train), len(dataset.x_test)) if dataset is not None else (0, 0)  # None: weights only
     madds = multiply_adds(build_model(architecture, device="meta"), tuple(architecture.input_shape))
     resolved, chosen = apply_preset(inputs.spec, n)
     analyses = [
@@ -67,7 +67,7 @@ def audit_estimate(
             estimated_seconds=e.seconds,
             expected_seconds=e.expected_seconds,
         )
-        for e in estimate_audit(inputs.spec, n, len(dataset.x_test), madds, calibration)
+        for e in estimate_audit(inputs.spec, n, n_test, madds, calibration)
     ]
     spec = codec.audit_spec_to_proto(resolved)
     if needs_learning_rate_probe(resolved):

@@ -89,5 +89,8 @@ class AuditStateCollector(Collector):
 
 def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> WSGIServer:
     """Serve /metrics over HTTP on a daemon thread (port 0 picks a free one: `server_address[1]`)."""
-    server, _thread = start_http_server(port, addr=host, registry=registry)
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as error:
+        raise SystemExit(f"cannot serve metrics on {host}:{port}: {error.strerror or error}") from None
     return server

@@ -127,7 +127,8 @@ def run_audit(job: AuditJob, sink: ProgressSink, threads: ThreadPlan | None = No
     inputs = load_inputs(job)
     device = pick_device(job.device)
     architecture = inputs.checkpoint.architecture
-    spec, defaults_chosen = apply_preset(inputs.spec, len(inputs.dataset.x_train))
+    train_examples = len(inputs.dataset.x_train) if inputs.dataset is not None else 0  # None: data-free analyses only
+    spec, defaults_chosen = apply_preset(inputs.spec, train_examples)
     if needs_learning_rate_probe(spec):
         sink.progress("randomization: probing learning rates on true labels", 0, 0, 0.0)
         init_state = inputs.checkpoint.state_dict if spec.randomization.init == "checkpoint" else None

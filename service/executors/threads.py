@@ -82,7 +82,9 @@ def plan_threads(
     if requested is not None:
         if requested < 1:
             raise ValueError(f"threads must be at least 1, got {requested}")
-        return ThreadPlan(requested, f"{requested} requested")
+        cpus, where = available_cpus(cgroup_root)
+        beyond = f" (more than the {cpus} CPUs given: {where})" if requested > cpus else ""
+        return ThreadPlan(requested, f"{requested} set explicitly (--worker-threads or --threads){beyond}")
     from_environment = environ.get("OMP_NUM_THREADS", "").strip()
     if from_environment.isdigit() and int(from_environment) >= 1:
         return ThreadPlan(int(from_environment), f"OMP_NUM_THREADS={from_environment} in the environment")

@@ -76,3 +76,29 @@ def test_the_server_logs_each_audit_created_started_and_finished(
     cancelled = client.create_audit(model, DIGITS, digits_spec("true", seeds=1, epochs=300, seed=4344))
     client.cancel(cancelled.name)
     assert wait_for(lambda: f"audit {cancelled.name} finished CANCELLED" in server.log(), timeout=30)
+
+
+def test_a_taken_metrics_port_is_refused_with_a_message_not_a_traceback(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = second_serve("--port", "0", "--data-dir", str(tmp_path / "data"), "--metrics-port", str(port))
+    assert result.returncode != 0
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_server_that_could_run_no_audit_is_refused():
+    for count in ("0", "-1"):
+        result = second_serve("--max-running-audits", count)
+        assert result.returncode == 2 and "--max-running-audits: must be at least 1" in result.stderr
+
+
+def test_scores_out_without_memorization_scores_is_refused_before_anything_runs(demo_files, tmp_path):
+    model, _ = demo_files
+    command = [sys.executable, "-m", "effcap.clients.cli", "audit", str(model), "--data", "builtin:digits", "--local"]
+    result = subprocess.run([*command, "--scores-out", str(tmp_path / "s.npz")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--scores-out needs --analyses to include memorization_scores" in result.stderr
+    assert not (tmp_path / "s.npz").exists()

@@ -57,9 +57,13 @@ def test_a_quota_below_the_affinity_mask_caps_the_threads_rounding_down(tmp_path
     assert plan_threads(1, environ={}, cgroup_root=tiny).threads == 1  # never zero
 
 
-def test_an_explicit_request_wins_then_the_operators_omp_num_threads():
+def test_an_explicit_request_wins_then_the_operators_omp_num_threads(tmp_path):
     environ = {"OMP_NUM_THREADS": "3"}
-    assert plan_threads(4, requested=5, environ=environ) == ThreadPlan(5, "5 requested")
+    unlimited = write(tmp_path, {"cpu.max": "max 100000"})
+    many = affinity_cpus() + 1
+    plan = plan_threads(4, requested=many, environ=environ, cgroup_root=unlimited)
+    assert plan.threads == many and plan.source.startswith(f"{many} set explicitly (--worker-threads or --threads)")
+    assert f"more than the {many - 1} CPUs given" in plan.source
     assert plan_threads(4, environ=environ) == ThreadPlan(3, "OMP_NUM_THREADS=3 in the environment")
     # A value OpenMP itself would not take as one count is ignored, not guessed at.
     assert "affinity mask" in plan_threads(1, environ={"OMP_NUM_THREADS": "2,1"}).source
