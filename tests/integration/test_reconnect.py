@@ -4,6 +4,7 @@ event stream after the last sequence they saw, so no event arrives twice."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -36,7 +37,7 @@ def test_the_cli_and_the_sdk_follow_an_audit_across_a_server_restart(tmp_path, d
         "--seeds",
         "1",
         "--epochs",
-        "80",
+        "300",
         "--lr",
         "0.1",
         "--lr-decay",
@@ -66,7 +67,8 @@ def test_the_cli_and_the_sdk_follow_an_audit_across_a_server_restart(tmp_path, d
         follower = threading.Thread(target=follow)
         follower.start()
         wait_for(lambda: len(seen) >= 2, timeout=120)
-        server.stop()
+        # SIGKILL: a graceful stop waits up to 5 s for open streams, time enough for a short audit to finish.
+        server.stop(signal.SIGKILL)
         assert cli.poll() is None, "the CLI gave up when the server stopped"
         server.start()
         follower.join(timeout=600)
