@@ -25,6 +25,8 @@ def test_the_notebook_guide_runs_as_written(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     mlflow.set_tracking_uri(uri)
+    # mlflow keeps the active experiment in process state: another test's experiment id would not exist here.
+    mlflow.set_experiment("effcap-docs")
     cells = _blocks("python")
     assert len(cells) >= 5
     namespace: dict = {}
