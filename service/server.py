@@ -81,7 +81,6 @@ class EffcapServer:
         artifacts_dir = config.data_dir / "artifacts"
         self.artifacts = ArtifactStore(artifacts_dir, self.store, config.max_artifact_bytes, config.onnx_limits)
         self.worker_threads = plan_threads(config.max_running_audits, config.worker_threads)
-        # ---- observability and fault handling (issue 13) ----
         self.metrics = CollectorRegistry()
         self.metrics.register(AuditStateCollector(self.store.count_by_state))
         self._metrics_http: WSGIServer | None = None
@@ -89,7 +88,6 @@ class EffcapServer:
         long_calls = LongCallSlots(min(config.max_long_calls, config.rpc_threads - 1))
         guard = CallGuard(long_calls, CallObserver(self.metrics), lambda: self._storage.writable)
         exits = WorkerExits(self.metrics)
-        # ---- end ----
         self.scheduler = Scheduler(
             self.store, self.artifacts, config.max_running_audits, config.device, self.worker_threads, exits
         )
