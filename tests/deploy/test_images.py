@@ -43,7 +43,7 @@ def test_the_cpu_image_installs_the_cpu_torch() -> None:
 
 def test_the_build_context_leaves_secrets_out() -> None:
     ignored = (REPOSITORY / ".dockerignore").read_text().split()
-    assert {"deploy/secrets", "**/*.key", "**/*.pem", ".venv", ".git"} <= set(ignored)
+    assert {"deploy/secrets", "deploy/.env", "**/*.key", "**/*.pem", ".venv", ".git"} <= set(ignored)
 
 
 BROKEN = {
