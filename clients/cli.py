@@ -1,4 +1,4 @@
-"""The `effcap` command line: serve, audit (remote or --local), report, check, diff, demo.
+"""The `effcap` command line: serve, audit (remote or --local), report, check, diff, demo, health.
 
 Exit codes: 0 success, 1 a policy rule violated (check, diff), 2 error (bad input, unreachable
 server, failed audit, invalid policy). Heavy imports (torch, the server) happen only inside the
@@ -132,6 +132,9 @@ def _parser() -> argparse.ArgumentParser:
     from effcap.clients.data_pack.command import add_data_command
 
     add_data_command(commands)
+    from effcap.clients.health_command import add_health_command
+
+    add_health_command(commands)
     return parser
 
 
