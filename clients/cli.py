@@ -76,6 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-graph-nodes", type=int, default=20_000, help="refuse ONNX models with more nodes")
     serve.add_argument("--max-graph-weight-bytes", type=int, default=2 << 30, help="refuse ONNX models with more weight bytes")
     serve.add_argument("--ready-file", type=Path, help="write HOST:PORT here once listening")
+    serve.add_argument("--quota-stored-bytes", type=_positive_int, help="per principal: artifact bytes held (default unlimited)")
+    serve.add_argument("--quota-open-audits", type=_positive_int, help="per principal: audits queued or running at once")
+    serve.add_argument(
+        "--quota-daily-training-examples", type=_positive_int, help="per principal: training examples of audits created in 24 hours"
+    )
     serve.add_argument("--tls-cert", type=Path, help="serve over TLS with this certificate (PEM; with --tls-key)")
     serve.add_argument("--tls-key", type=Path, help="the private key of --tls-cert (PEM)")
     serve.add_argument(
@@ -324,6 +329,7 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
         raise server_extras_missing("effcap serve", error) from None
 
     from effcap.service.auth.tls import ServerTls
+    from effcap.service.quotas import Quotas
 
     if (args.tls_cert is None) != (args.tls_key is None):
         raise EffcapError("--tls-cert and --tls-key go together", "INVALID_ARGUMENT", field="tls_key")
@@ -334,6 +340,7 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
     config = ServerConfig(
         tls=tls,
         insecure=args.insecure,
+        quotas=Quotas(args.quota_stored_bytes, args.quota_open_audits, args.quota_daily_training_examples),
         data_dir=args.data_dir,
         host=args.host,
         port=args.port,

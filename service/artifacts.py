@@ -18,7 +18,7 @@ import re
 import struct
 import uuid
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -76,9 +76,14 @@ class ArtifactStore:
         return artifact, self.path(digest.sha256)
 
     def receive(
-        self, requests: Iterator[artifact_pb2.UploadArtifactRequest], principal: Principal
+        self,
+        requests: Iterator[artifact_pb2.UploadArtifactRequest],
+        principal: Principal,
+        admit: Callable[[artifact_pb2.Digest], None] = lambda digest: None,
     ) -> tuple[artifact_pb2.Artifact, bool]:
-        """Store an upload as `principal`'s: the artifact, and whether `principal` did not hold it before."""
+        """Store an upload as `principal`'s: the artifact, and whether `principal` did not hold it before.
+
+        `admit` sees the declared digest of an artifact new to `principal` before a byte is written (quotas)."""
         first = next(requests, None)
         if first is None or first.WhichOneof("payload") != "header":
             raise invalid_argument("header", "the first message of an upload must carry the header", "UPLOAD_HEADER_MISSING")
@@ -87,6 +92,7 @@ class ArtifactStore:
         existing = self.get(digest, principal)
         if existing is not None:
             return existing, False
+        admit(digest)
         partial = self._incoming / uuid.uuid4().hex
         try:
             self._write_verified(requests, digest, partial)

@@ -33,6 +33,7 @@ from effcap.service.executors.threads import plan_threads
 from effcap.service.health_listing import ListingHealthServicer
 from effcap.service.limits import AuditLimits, LongCallSlots
 from effcap.service.observability import AuditStateCollector, CallObserver, StoredBytesCollector, WorkerExits, serve_metrics
+from effcap.service.quotas import Quotas
 from effcap.service.scheduler import Scheduler
 from effcap.service.servicers import ArtifactServicer, AuditServicer, OperationsServicer
 from effcap.service.storage_health import StorageProbe
@@ -76,6 +77,7 @@ class ServerConfig:
     tls: ServerTls | None = None
     # Listen beyond loopback without TLS or authentication, and serve anonymous callers from anywhere while no key exists.
     insecure: bool = False
+    quotas: Quotas = Quotas()
 
 
 class EffcapServer:
@@ -121,9 +123,9 @@ class EffcapServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        artifact_pb2_grpc.add_ArtifactServiceServicer_to_server(ArtifactServicer(self.artifacts, long_calls, config.upload_idle_s, self.activity), self._server)
+        artifact_pb2_grpc.add_ArtifactServiceServicer_to_server(ArtifactServicer(self.artifacts, long_calls, config.upload_idle_s, self.activity, self.store, config.quotas), self._server)
         estimator = AuditEstimator(config.data_dir, config.device, self.worker_threads)
-        audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.store, self.artifacts, self.scheduler, long_calls, config.audit_limits, estimator, self.activity), self._server)
+        audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.store, self.artifacts, self.scheduler, long_calls, config.audit_limits, estimator, self.activity, config.quotas), self._server)
         operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(self.store, self.scheduler, long_calls, self.activity), self._server)
         self._health = ListingHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)

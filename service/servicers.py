@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import time
+from functools import partial
 from importlib import metadata
 
 import grpc
@@ -18,6 +19,7 @@ from google.longrunning import operations_pb2_grpc
 from google.longrunning import operations_proto_pb2 as operations_pb2
 from google.protobuf import empty_pb2
 
+from effcap.capacity.cost import training_examples
 from effcap.capacity.json_values import load_json
 from effcap.capacity.models import build_model, count_parameters
 from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc
@@ -28,6 +30,7 @@ from effcap.service.auth.principal import Principal, principal_of
 from effcap.service.errors import ApiError, handle_errors, invalid_argument, not_found
 from effcap.service.estimator import AuditEstimator
 from effcap.service.limits import AuditLimits, LongCallSlots, cancel_when_idle, check_audit_size
+from effcap.service.quotas import Quotas
 from effcap.service.runner import AuditJob, load_inputs
 from effcap.service.scheduler import Scheduler
 from effcap.service.store import AuditRecord, AuditStore, State
@@ -46,7 +49,17 @@ LIST_RESPONSE_BYTES = 4 << 20
 
 
 class ArtifactServicer(artifact_pb2_grpc.ArtifactServiceServicer):
-    def __init__(self, artifacts: ArtifactStore, long_calls: LongCallSlots, upload_idle_s: float, activity: ActivityLog) -> None:
+    def __init__(
+        self,
+        artifacts: ArtifactStore,
+        long_calls: LongCallSlots,
+        upload_idle_s: float,
+        activity: ActivityLog,
+        store: AuditStore,
+        quotas: Quotas,
+    ) -> None:
+        self._store = store
+        self._quotas = quotas
         self._artifacts = artifacts
         self._activity = activity
         self._long_calls = long_calls
@@ -66,12 +79,15 @@ class ArtifactServicer(artifact_pb2_grpc.ArtifactServiceServicer):
             requests = cancel_when_idle(request_iterator, context, self._upload_idle_s)
             principal = principal_of(context)
             try:
-                artifact, added = self._artifacts.receive(requests, principal)
+                artifact, added = self._artifacts.receive(requests, principal, partial(self._admit_upload, principal))
             finally:
                 requests.close()  # stops the idle watchdog now, whether or not receive read to the end
             if added:
                 self._activity.record(principal.name, "upload", f"sha256:{artifact.digest.sha256}")
             return artifact
+
+    def _admit_upload(self, principal: Principal, digest: artifact_pb2.Digest) -> None:
+        self._quotas.check_upload(self._store, principal, digest.size_bytes)
 
     @handle_errors
     def GetArtifact(self, request, context):  # noqa: N802
@@ -89,7 +105,9 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         limits: AuditLimits,
         estimator: AuditEstimator,
         activity: ActivityLog,
+        quotas: Quotas,
     ) -> None:
+        self._quotas = quotas
         self._activity = activity
         self._store = store
         self._artifacts = artifacts
@@ -120,7 +138,9 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         parameters = count_parameters(build_model(inputs.checkpoint.architecture, device="meta"))
         train_examples = len(inputs.dataset.x_train) if inputs.dataset is not None else 0
         check_audit_size(inputs.spec, train_examples, parameters, self._limits)
-        record, created = self._store.create_audit(request, request_hash, principal.name)
+        training = sum(training_examples(inputs.spec, train_examples).values())  # as check_audit_size counts it
+        self._quotas.check_audit(self._store, principal, training)
+        record, created = self._store.create_audit(request, request_hash, principal.name, training)
         if not created and record.request_hash != request_hash:
             raise _request_id_reused(request.request_id)
         if created:

@@ -48,7 +48,9 @@ CREATE TABLE IF NOT EXISTS audits (
     progress BLOB,
     error BLOB,
     report BLOB,
-    owner TEXT NOT NULL DEFAULT 'anonymous'
+    owner TEXT NOT NULL DEFAULT 'anonymous',
+    -- Training examples the audit was admitted for (capacity/cost.py): what the daily quota counts.
+    training_examples INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS audits_by_state ON audits (state, create_time);
 CREATE INDEX IF NOT EXISTS audits_by_request_hash ON audits (request_hash, state);
@@ -70,11 +72,15 @@ CREATE TABLE IF NOT EXISTS artifact_owners (
     PRIMARY KEY (sha256, owner)
 );
 """
-# Data dirs from before owners existed: their audits and artifacts become the anonymous principal's.
-OWNER_MIGRATION = """
+# Columns that data dirs from older versions lack, and what adds each. Without owners, audits and
+# artifacts become the anonymous principal's; audits from before quotas count no training.
+MIGRATIONS = {
+    "owner": """
 ALTER TABLE audits ADD COLUMN owner TEXT NOT NULL DEFAULT 'anonymous';
 INSERT OR IGNORE INTO artifact_owners (sha256, owner) SELECT sha256, 'anonymous' FROM artifacts;
-"""
+""",
+    "training_examples": "ALTER TABLE audits ADD COLUMN training_examples INTEGER NOT NULL DEFAULT 0;",
+}
 
 State = audit_pb2.AuditState
 TERMINAL_STATES = frozenset({State.AUDIT_STATE_SUCCEEDED, State.AUDIT_STATE_FAILED, State.AUDIT_STATE_CANCELLED})
@@ -153,8 +159,9 @@ class AuditStore:
         self._db.execute("PRAGMA foreign_keys=ON")
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(audits)")}
         self._db.executescript(SCHEMA)
-        if columns and "owner" not in columns:
-            self._db.executescript(f"BEGIN; {OWNER_MIGRATION} COMMIT;")
+        for column, migration in MIGRATIONS.items():
+            if columns and column not in columns:
+                self._db.executescript(f"BEGIN; {migration} COMMIT;")
         self._lock = threading.RLock()
         self.changed = threading.Condition(self._lock)
 
@@ -209,7 +216,7 @@ class AuditStore:
     # ---- audits ------------------------------------------------------------------------------
 
     def create_audit(
-        self, request: audit_pb2.CreateAuditRequest, request_hash: str, owner: str = ANONYMOUS_NAME
+        self, request: audit_pb2.CreateAuditRequest, request_hash: str, owner: str = ANONYMOUS_NAME, training_examples: int = 0
     ) -> tuple[AuditRecord, bool]:
         """Insert a QUEUED audit, or return `owner`'s existing one with the same request_id (created=False)."""
         key = request_key(owner, request.request_id) if request.request_id else None
@@ -221,8 +228,9 @@ class AuditStore:
             audit_id = uuid.uuid4().hex
             progress = audit_pb2.AuditProgress(audit=audit_name(audit_id), state=State.AUDIT_STATE_QUEUED, stage="queued")
             db.execute(
-                "INSERT INTO audits (id, request_id, request_hash, request, state, create_time, progress, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (audit_id, key, request_hash, request.SerializeToString(), State.AUDIT_STATE_QUEUED, time.time(), progress.SerializeToString(), owner),
+                "INSERT INTO audits (id, request_id, request_hash, request, state, create_time, progress, owner, training_examples) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (audit_id, key, request_hash, request.SerializeToString(), State.AUDIT_STATE_QUEUED, time.time(), progress.SerializeToString(), owner, training_examples),
             )
             return self._get_locked(audit_id), True
 
@@ -291,6 +299,20 @@ class AuditStore:
         with self._lock:
             states = (State.AUDIT_STATE_QUEUED, State.AUDIT_STATE_RUNNING)
             return self._db.execute("SELECT COUNT(*) FROM audits WHERE state IN (?, ?)", states).fetchone()[0]
+
+    def usage(self, owner: str, since: float) -> tuple[int, int, int]:
+        """What quotas count for `owner`: (artifact bytes held, audits queued or running, training examples of
+        audits created since `since`)."""
+        states = (State.AUDIT_STATE_QUEUED, State.AUDIT_STATE_RUNNING)
+        with self._lock:
+            stored = self._db.execute(
+                "SELECT COALESCE(SUM(a.size_bytes), 0) FROM artifact_owners o JOIN artifacts a USING (sha256) WHERE o.owner = ?", (owner,)
+            ).fetchone()[0]
+            open_audits = self._db.execute("SELECT COUNT(*) FROM audits WHERE owner = ? AND state IN (?, ?)", (owner, *states)).fetchone()[0]
+            trained = self._db.execute(
+                "SELECT COALESCE(SUM(training_examples), 0) FROM audits WHERE owner = ? AND create_time >= ?", (owner, since)
+            ).fetchone()[0]
+        return stored, open_audits, trained
 
     def count_by_state(self) -> dict[int, int]:
         """How many audits are in each state (for metrics)."""
