@@ -50,10 +50,11 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _store_path(args: argparse.Namespace) -> Path:
+def _store_path(args: argparse.Namespace, create: bool = False) -> Path:
+    """The store in --data-dir; only a first key may create the directory (before the first `effcap serve`)."""
     from effcap.service.auth.sqlite_file import STORE_FILE
 
-    if not args.data_dir.is_dir():
+    if not create and not args.data_dir.is_dir():
         raise EffcapError(f"--data-dir {args.data_dir}: no such directory", "INVALID_ARGUMENT", field="data_dir")
     return args.data_dir / STORE_FILE
 
@@ -61,7 +62,7 @@ def _store_path(args: argparse.Namespace) -> Path:
 def _create_key(args: argparse.Namespace, console: Console) -> int:
     from effcap.service.auth.keys import InvalidKeyName, KeyRing
 
-    keys = KeyRing(_store_path(args))
+    keys = KeyRing(_store_path(args, create=True))
     try:
         key, token = keys.create(args.name, admin=args.admin)
     except InvalidKeyName as error:

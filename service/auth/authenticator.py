@@ -35,7 +35,9 @@ class Authenticator:
         if method.startswith(UNAUTHENTICATED_PREFIXES):
             return ANONYMOUS
         token = _bearer_token(context)
-        if token is not None:
+        keys_issued = self._keys.any_issued()
+        # A server that never issued a key ignores tokens (a client's EFFCAP_TOKEN meant for another server).
+        if token is not None and keys_issued:
             key = self._keys.find(token)
             if key is None:
                 raise unauthenticated("TOKEN_UNKNOWN", "the bearer token is not a key this server issued")
@@ -45,7 +47,7 @@ class Authenticator:
         subject = _certificate_subject(context)
         if subject is not None:
             return Principal(subject)
-        if self._keys.any_issued():
+        if keys_issued:
             raise unauthenticated(
                 "TOKEN_REQUIRED",
                 "this server requires an API key: pass --token or set EFFCAP_TOKEN (from `effcap admin keys create`)",

@@ -252,6 +252,8 @@ def test_a_key_made_with_the_cli_is_used_by_the_cli(keyed: Keyed, demo_files, tm
 def test_the_first_key_ends_anonymous_access_on_loopback(tmp_path):
     server = ServerProcess(tmp_path / "first").start()
     try:
+        with EffcapClient(server.address, token="effcap_meant-for-another-server") as stray:
+            refused(lambda: stray.get_audit("audits/" + "0" * 32))  # no key issued here: the token is ignored
         with EffcapClient(server.address) as anonymous:
             refused(lambda: anonymous.get_audit("audits/" + "0" * 32))  # served: NOT_FOUND, not UNAUTHENTICATED
             token = create_key(server.data_dir, "dana")
