@@ -20,6 +20,7 @@ from effcap.clients.console import output_console
 from effcap.clients.errors import EffcapError, server_extras_missing
 
 if TYPE_CHECKING:
+    from effcap.clients.credentials import ClientTls
     from effcap.clients.policy import RuleResult
     from effcap.protos.v1 import report_pb2, spec_pb2
 
@@ -75,6 +76,21 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-graph-nodes", type=int, default=20_000, help="refuse ONNX models with more nodes")
     serve.add_argument("--max-graph-weight-bytes", type=int, default=2 << 30, help="refuse ONNX models with more weight bytes")
     serve.add_argument("--ready-file", type=Path, help="write HOST:PORT here once listening")
+    serve.add_argument("--quota-stored-bytes", type=_positive_int, help="per principal: artifact bytes held (default unlimited)")
+    serve.add_argument("--quota-open-audits", type=_positive_int, help="per principal: audits queued or running at once")
+    serve.add_argument(
+        "--quota-daily-training-examples", type=_positive_int, help="per principal: training examples of audits created in 24 hours"
+    )
+    serve.add_argument("--tls-cert", type=Path, help="serve over TLS with this certificate (PEM; with --tls-key)")
+    serve.add_argument("--tls-key", type=Path, help="the private key of --tls-cert (PEM)")
+    serve.add_argument(
+        "--tls-client-ca", type=Path, help="mutual TLS: require client certificates signed by this CA; a certificate's subject is its principal"
+    )
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback --host without TLS or API keys, and anonymous callers from anywhere until a key exists",
+    )
     serve.set_defaults(handler=_serve)
 
     audit = commands.add_parser("audit", help="audit a checkpoint on a dataset")
@@ -93,12 +109,14 @@ def _parser() -> argparse.ArgumentParser:
     watch = commands.add_parser("watch", help="follow a running audit's progress, then print its report")
     watch.add_argument("audit", help="an audit name (audits/ID) or ID")
     watch.add_argument("--server", default=DEFAULT_SERVER)
+    _add_connection_arguments(watch)
     watch.add_argument("--format", choices=FORMATS, default="text")
     watch.set_defaults(handler=_watch)
 
     report = commands.add_parser("report", help="render a report: a saved JSON file, or an audit on the server")
     report.add_argument("source", help="REPORT.json, or an audit name (audits/ID) or ID")
     report.add_argument("--server", default=DEFAULT_SERVER)
+    _add_connection_arguments(report)
     report.add_argument("--format", choices=FORMATS, default="text")
     report.add_argument("-o", "--output", type=Path)
     report.add_argument("--scores-out", type=Path, help="memorization_scores: write every example's scores here (.npz)")
@@ -135,7 +153,34 @@ def _parser() -> argparse.ArgumentParser:
     from effcap.clients.health_command import add_health_command
 
     add_health_command(commands)
+    from effcap.clients.admin_command import add_admin_command
+
+    add_admin_command(commands)
     return parser
+
+
+def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connecting to the server")
+    group.add_argument("--token", help="API key token (default: $EFFCAP_TOKEN)")
+    group.add_argument("--tls-ca", type=Path, help="connect over TLS, verifying the server with this CA certificate (PEM)")
+    group.add_argument("--tls", action="store_true", help="connect over TLS, verifying the server with the system's CAs")
+    group.add_argument("--tls-cert", type=Path, help="client certificate for mutual TLS (PEM; with --tls-key)")
+    group.add_argument("--tls-key", type=Path, help="the private key of --tls-cert (PEM)")
+
+
+def _client_tls(args: argparse.Namespace) -> ClientTls | None:
+    """TLS settings from the command line: any TLS option means TLS."""
+    from effcap.clients.credentials import ClientTls
+
+    if not (args.tls or args.tls_ca or args.tls_cert or args.tls_key):
+        return None
+    return ClientTls(ca=args.tls_ca, cert=args.tls_cert, key=args.tls_key)
+
+
+def _client(args: argparse.Namespace):
+    from effcap.clients.sdk import EffcapClient
+
+    return EffcapClient(args.server, token=args.token, tls=_client_tls(args))
 
 
 def _positive_int(text: str) -> int:
@@ -155,6 +200,7 @@ def _add_audit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=_positive_int, help="with --local: torch threads (default: the CPUs this process is given)"
     )
+    _add_connection_arguments(parser)
     parser.add_argument("--request-id", help="idempotency key: repeating it returns the same audit")
     parser.add_argument("--no-cache", action="store_true", help="run again even if the server has the report of an identical audit")
     parser.add_argument("--no-progress", action="store_true")
@@ -285,8 +331,19 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
     except ImportError as error:
         raise server_extras_missing("effcap serve", error) from None
 
+    from effcap.service.auth.tls import ServerTls
+    from effcap.service.quotas import Quotas
+
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise EffcapError("--tls-cert and --tls-key go together", "INVALID_ARGUMENT", field="tls_key")
+    if args.tls_client_ca is not None and args.tls_cert is None:
+        raise EffcapError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)", "INVALID_ARGUMENT", field="tls_cert")
+    tls = ServerTls(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert is not None else None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = ServerConfig(
+        tls=tls,
+        insecure=args.insecure,
+        quotas=Quotas(args.quota_stored_bytes, args.quota_open_audits, args.quota_daily_training_examples),
         data_dir=args.data_dir,
         host=args.host,
         port=args.port,
@@ -335,7 +392,7 @@ def _run_audit(args: argparse.Namespace, console: Console):
     from effcap.clients.remote import run_remote
 
     return run_remote(
-        args.server,
+        _client(args),
         args.model,
         args.data,
         spec,
@@ -375,17 +432,16 @@ def _dry_run(args: argparse.Namespace) -> int:
     else:
         from effcap.clients.remote import estimate_remote
 
-        estimate = estimate_remote(args.server, args.model, args.data, spec)
+        estimate = estimate_remote(_client(args), args.model, args.data, spec)
     sys.stdout.write("\n".join(estimate_lines(estimate)) + "\n")
     return EXIT_OK
 
 
 def _watch(args: argparse.Namespace, console: Console) -> int:
     from effcap.clients.progress_view import ProgressView
-    from effcap.clients.sdk import EffcapClient
 
     name = args.audit if args.audit.startswith("audits/") else f"audits/{args.audit}"
-    with EffcapClient(args.server) as client:
+    with _client(args) as client:
         with ProgressView(console) as view:
             operation = client.wait(name, on_event=view.on_event)
         report = client.report_of(operation)
@@ -403,10 +459,8 @@ def _report(args: argparse.Namespace, console: Console) -> int:
         message = f"{args.source}: no such file (a saved report; an audit is named audits/ID or ID)"
         raise EffcapError(message, "INVALID_ARGUMENT")
     else:
-        from effcap.clients.sdk import EffcapClient
-
         name = args.source if args.source.startswith("audits/") else f"audits/{args.source}"
-        with EffcapClient(args.server) as client:
+        with _client(args) as client:
             audit = client.get_audit(name)
         if not audit.HasField("report"):
             raise EffcapError(f"{name} has no report (state {audit.state}): {audit.error.message or 'not finished'}", "FAILED_PRECONDITION")

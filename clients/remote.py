@@ -13,7 +13,7 @@ from effcap.protos.v1 import audit_pb2, report_pb2, spec_pb2
 
 
 def run_remote(
-    address: str,
+    connection: EffcapClient,
     model: Path,
     data: str | None,
     spec: spec_pb2.AuditSpec,
@@ -23,7 +23,9 @@ def run_remote(
     skip_cache: bool = False,
     initial_model: Path | None = None,
 ) -> report_pb2.AuditReport:
-    with EffcapClient(address) as client:
+    """`connection` is a client not yet used: it is closed at the end."""
+    with connection as client:
+        address = client.address
         client.wait_ready(timeout=10)
         model_digest = client.upload(model)
         data_file = data is not None and not data.startswith("builtin:")  # None: a data-free audit (weights)
@@ -39,9 +41,9 @@ def run_remote(
         return client.report_of(operation)
 
 
-def estimate_remote(address: str, model: Path, data: str | None, spec: spec_pb2.AuditSpec) -> audit_pb2.AuditEstimate:
+def estimate_remote(connection: EffcapClient, model: Path, data: str | None, spec: spec_pb2.AuditSpec) -> audit_pb2.AuditEstimate:
     """The server's estimate of the audit (`--dry-run`): the inputs are uploaded, nothing is queued."""
-    with EffcapClient(address) as client:
+    with connection as client:
         client.wait_ready(timeout=10)
         model_digest = client.upload(model)
         data_file = data is not None and not data.startswith("builtin:")  # None: a data-free audit (weights)

@@ -12,6 +12,7 @@ from google.longrunning import operations_pb2_grpc
 from google.longrunning import operations_proto_pb2 as operations_pb2
 from google.protobuf import duration_pb2
 
+from effcap.clients.credentials import ClientTls, open_channel
 from effcap.clients.errors import UNREACHABLE_HINT, EffcapError
 from effcap.clients.reconnect import DEFAULT_BUDGET_S, Backoff
 from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc, report_pb2, spec_pb2
@@ -33,15 +34,26 @@ def file_digest(path: Path | str) -> artifact_pb2.Digest:
 
 
 class EffcapClient:
-    """A connection to an effcap server. Every failed call raises EffcapError."""
+    """A connection to an effcap server. Every failed call raises EffcapError.
 
-    def __init__(self, address: str, timeout: float = 60.0, reconnect_budget_s: float = DEFAULT_BUDGET_S) -> None:
+    `token` is an API key's token (default: $EFFCAP_TOKEN); `tls` connects over TLS (credentials.py)."""
+
+    def __init__(
+        self,
+        address: str,
+        timeout: float = 60.0,
+        reconnect_budget_s: float = DEFAULT_BUDGET_S,
+        token: str | None = None,
+        tls: ClientTls | None = None,
+    ) -> None:
         self.address = address
         self.timeout = timeout
         # How long `wait` keeps reconnecting to a server that went away (a restart) before giving up.
         self.reconnect_budget_s = reconnect_budget_s
-        self._channel = grpc.insecure_channel(
+        self._channel = open_channel(
             address,
+            token=token,
+            tls=tls,
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

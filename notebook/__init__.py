@@ -40,7 +40,7 @@ def audit(
         torch tensors, or a dict of them; None for the data-free `weights` analysis.
     analyses: names as `effcap audit --analyses` takes them (randomization, memorization, rademacher,
         compressibility, memorization_scores, weights), a list or a comma-separated string.
-    server: None runs here (`--local`); "HOST:PORT" runs on an effcap server.
+    server: None runs here (`--local`); "HOST:PORT" runs on an effcap server (an API key from $EFFCAP_TOKEN).
     log_to: "mlflow" logs the card's metrics and the report to the active MLflow run (effcap[mlflow]).
     threads: torch threads of a local run (default: the CPUs this process is given).
     options: the CLI's flags with underscores, e.g. conditions=["true", "random"], seeds=3, epochs=50.
@@ -71,8 +71,9 @@ def audit(
             report = run_local(model_path, data_source, spec, console, show_progress=progress, threads=threads)
         else:
             from effcap.clients.remote import run_remote
+            from effcap.clients.sdk import EffcapClient
 
-            report = run_remote(server, model_path, data_source, spec, console, show_progress=progress)
+            report = run_remote(EffcapClient(server), model_path, data_source, spec, console, show_progress=progress)
     if log_to == "mlflow":
         from effcap.clients.mlflow_tracking import log_audit
 

@@ -3,6 +3,10 @@
 An upload never sits in memory: each chunk is hashed and written as it arrives, and the file only
 appears under its digest after the size and sha256 match. The format is sniffed from the bytes, and
 pickles (including torch.save archives) are refused without being read as anything but bytes.
+
+An artifact is visible only to the principals that uploaded it (and to admins). Bytes another principal
+stored are not "already there" for a caller: it must send them all, so that knowing a digest never
+grants the data behind it; the verified upload then makes the caller an owner of the shared file.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import re
 import struct
 import uuid
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -23,6 +27,7 @@ from effcap.capacity.graphs.onnx_wire import OnnxLimits, WireError, looks_like_o
 from effcap.capacity.json_values import load_json
 from effcap.capacity.programs import program_refusal
 from effcap.protos.v1 import artifact_pb2
+from effcap.service.auth.principal import Principal
 from effcap.service.errors import ApiError, invalid_argument, not_found
 from effcap.service.store import AuditStore, timestamp
 
@@ -54,30 +59,40 @@ class ArtifactStore:
     def path(self, sha256: str) -> Path:
         return self._root / sha256[:2] / sha256
 
-    def get(self, digest: artifact_pb2.Digest) -> artifact_pb2.Artifact | None:
-        row = self._store.get_artifact(digest.sha256)
+    def get(self, digest: artifact_pb2.Digest, principal: Principal) -> artifact_pb2.Artifact | None:
+        """The artifact if it is stored and `principal` may see it."""
+        row = self._store.get_artifact(digest.sha256, principal.owner_filter)
         if row is None or row[0] != digest.size_bytes or not self.path(digest.sha256).is_file():
             return None
         size, fmt, created = row
         return artifact_pb2.Artifact(digest=digest, format=fmt, create_time=timestamp(created))
 
-    def require(self, digest: artifact_pb2.Digest, field: str) -> tuple[artifact_pb2.Artifact, Path]:
-        """The stored artifact and its path, or NOT_FOUND naming the request field."""
+    def require(self, digest: artifact_pb2.Digest, field: str, principal: Principal) -> tuple[artifact_pb2.Artifact, Path]:
+        """The stored artifact and its path, or NOT_FOUND naming the request field (also when another principal owns it)."""
         check_digest(digest, field, self.max_bytes)
-        artifact = self.get(digest)
+        artifact = self.get(digest, principal)
         if artifact is None:
             raise not_found("artifact", f"sha256:{digest.sha256} ({digest.size_bytes} bytes)", "ARTIFACT_NOT_FOUND", field=field)
         return artifact, self.path(digest.sha256)
 
-    def receive(self, requests: Iterator[artifact_pb2.UploadArtifactRequest]) -> artifact_pb2.Artifact:
+    def receive(
+        self,
+        requests: Iterator[artifact_pb2.UploadArtifactRequest],
+        principal: Principal,
+        admit: Callable[[artifact_pb2.Digest], None] = lambda digest: None,
+    ) -> tuple[artifact_pb2.Artifact, bool]:
+        """Store an upload as `principal`'s: the artifact, and whether `principal` did not hold it before.
+
+        `admit` sees the declared digest of an artifact new to `principal` before a byte is written (quotas)."""
         first = next(requests, None)
         if first is None or first.WhichOneof("payload") != "header":
             raise invalid_argument("header", "the first message of an upload must carry the header", "UPLOAD_HEADER_MISSING")
         digest = first.header.digest
         check_digest(digest, "header.digest", self.max_bytes)
-        existing = self.get(digest)
+        existing = self.get(digest, principal)
         if existing is not None:
-            return existing
+            return existing, False
+        admit(digest)
         partial = self._incoming / uuid.uuid4().hex
         try:
             self._write_verified(requests, digest, partial)
@@ -87,8 +102,8 @@ class ArtifactStore:
             os.replace(partial, final)
         finally:
             partial.unlink(missing_ok=True)
-        created = self._store.put_artifact(digest.sha256, digest.size_bytes, fmt)
-        return artifact_pb2.Artifact(digest=digest, format=fmt, create_time=timestamp(created))
+        created, added = self._store.put_artifact(digest.sha256, digest.size_bytes, fmt, principal.name)
+        return artifact_pb2.Artifact(digest=digest, format=fmt, create_time=timestamp(created)), added
 
     @staticmethod
     def _write_verified(requests: Iterator[artifact_pb2.UploadArtifactRequest], digest: artifact_pb2.Digest, partial: Path) -> None:

@@ -9,7 +9,9 @@ with uploads and event streams (limits.LongCallSlots): the threads beyond those 
 and short calls. While the data directory cannot take writes (storage_health.py), calls that store
 something are refused with RESOURCE_EXHAUSTED before they start: SQLite can go on committing into
 space it already holds, so waiting for a write to fail would let some creates in and not others.
-Finally each call's method, status and latency go to the metrics and the access log.
+Before anything else, each call is authenticated (auth/authenticator.py): the principal rides on the
+context the handlers get. Finally each call's principal, method, status and latency go to the metrics
+and the access log.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import grpc
 from grpc_status import rpc_status
 
+from effcap.service.auth.principal import ANONYMOUS, Principal
 from effcap.service.errors import ApiError, storage_full
 from effcap.service.limits import LongCallSlots
 from effcap.service.observability import CallObserver
@@ -54,11 +57,12 @@ class UndecodableRequest(ApiError):
 
 
 class RecordingContext:
-    """The servicer context, noting the status code the handler ends the call with."""
+    """The servicer context, noting the status code the handler ends the call with, and carrying the caller."""
 
     def __init__(self, context: grpc.ServicerContext) -> None:
         self._context = context
         self.code = grpc.StatusCode.OK
+        self.principal: Principal = ANONYMOUS
 
     def abort(self, code: grpc.StatusCode, details: str) -> None:
         self.code = code
@@ -77,8 +81,15 @@ class RecordingContext:
 
 
 class CallGuard(grpc.ServerInterceptor):
-    def __init__(self, long_calls: LongCallSlots, observer: CallObserver, storage_writable: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        long_calls: LongCallSlots,
+        observer: CallObserver,
+        storage_writable: Callable[[], bool],
+        authenticate: Callable[[str, grpc.ServicerContext], Principal],
+    ) -> None:
         self._long_calls = long_calls
+        self._authenticate = authenticate
         self._observer = observer
         self._storage_writable = storage_writable
 
@@ -124,6 +135,7 @@ class CallGuard(grpc.ServerInterceptor):
         def call(request: Any, context: grpc.ServicerContext) -> Any:
             recording, start = RecordingContext(context), time.monotonic()
             try:
+                recording.principal = self._authenticate(method, context)
                 return behaviour(decode(request), recording)
             except ApiError as error:  # an undecodable request, before or inside the handler
                 recording.abort_with_status(rpc_status.to_status(error.to_status()))
@@ -131,7 +143,7 @@ class CallGuard(grpc.ServerInterceptor):
                 recording.code = recording.code if recording.code != grpc.StatusCode.OK else grpc.StatusCode.UNKNOWN
                 raise
             finally:
-                self._observer.finished(method, _final_code(recording), time.monotonic() - start, context)
+                self._observer.finished(method, _final_code(recording), time.monotonic() - start, recording)
 
         return call
 
@@ -141,6 +153,7 @@ class CallGuard(grpc.ServerInterceptor):
         def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             recording, start = RecordingContext(context), time.monotonic()
             try:
+                recording.principal = self._authenticate(method, context)
                 with slot():
                     yield from behaviour(decode(request), recording)
             except ApiError as error:
@@ -149,7 +162,7 @@ class CallGuard(grpc.ServerInterceptor):
                 recording.code = recording.code if recording.code != grpc.StatusCode.OK else grpc.StatusCode.UNKNOWN
                 raise
             finally:
-                self._observer.finished(method, _final_code(recording), time.monotonic() - start, context)
+                self._observer.finished(method, _final_code(recording), time.monotonic() - start, recording)
 
         return call
 

@@ -39,8 +39,11 @@ class ApiError(Exception):
         field: str | None = None,
         metadata: dict[str, str] | None = None,
         retry_after_s: float | None = None,
+        quota_failure: error_details_pb2.QuotaFailure | None = None,
     ) -> None:
         super().__init__(message)
+        # Set for a principal's quota: which quota, its use and its limit (google.rpc.QuotaFailure).
+        self.quota_failure = quota_failure
         self.code = code
         self.reason = reason
         self.message = message
@@ -61,6 +64,8 @@ class ApiError(Exception):
             delay = duration_pb2.Duration()
             delay.FromTimedelta(timedelta(seconds=self.retry_after_s))
             details.append(error_details_pb2.RetryInfo(retry_delay=delay))
+        if self.quota_failure is not None:
+            details.append(self.quota_failure)
         packed = []
         for detail in details:
             holder = any_pb2.Any()

@@ -20,13 +20,20 @@ from prometheus_client import CollectorRegistry
 from effcap.capacity.graphs.onnx_wire import OnnxLimits
 from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc
 from effcap.service.artifacts import ArtifactStore
+from effcap.service.auth.activity import ActivityLog
+from effcap.service.auth.authenticator import Authenticator
+from effcap.service.auth.exposure import check_exposure
+from effcap.service.auth.keys import KeyRing
+from effcap.service.auth.sqlite_file import STORE_FILE
+from effcap.service.auth.tls import ServerTls
 from effcap.service.call_guard import CallGuard
 from effcap.service.data_dir_lock import DataDirInUse, DataDirLock
 from effcap.service.estimator import AuditEstimator
 from effcap.service.executors.threads import plan_threads
 from effcap.service.health_listing import ListingHealthServicer
 from effcap.service.limits import AuditLimits, LongCallSlots
-from effcap.service.observability import AuditStateCollector, CallObserver, WorkerExits, serve_metrics
+from effcap.service.observability import AuditStateCollector, CallObserver, StoredBytesCollector, WorkerExits, serve_metrics
+from effcap.service.quotas import Quotas
 from effcap.service.scheduler import Scheduler
 from effcap.service.servicers import ArtifactServicer, AuditServicer, OperationsServicer
 from effcap.service.storage_health import StorageProbe
@@ -66,6 +73,11 @@ class ServerConfig:
     onnx_limits: OnnxLimits = OnnxLimits()
     # Prometheus /metrics on this port (same host); None serves none, 0 picks a free port.
     metrics_port: int | None = None
+    # None: plaintext (loopback, or --insecure).
+    tls: ServerTls | None = None
+    # Listen beyond loopback without TLS or authentication, and serve anonymous callers from anywhere while no key exists.
+    insecure: bool = False
+    quotas: Quotas = Quotas()
 
 
 class EffcapServer:
@@ -77,16 +89,21 @@ class EffcapServer:
             self._data_dir_lock = DataDirLock(config.data_dir).acquire()
         except DataDirInUse as error:
             raise SystemExit(f"refusing to start: {error}") from None
-        self.store = AuditStore(config.data_dir / "effcap.sqlite3")
+        self.store = AuditStore(config.data_dir / STORE_FILE)
+        self.keys = KeyRing(config.data_dir / STORE_FILE)
+        self.activity = ActivityLog(config.data_dir / STORE_FILE)
+        check_exposure(config.host, config.tls, self.keys.any_issued(), config.insecure)
         artifacts_dir = config.data_dir / "artifacts"
         self.artifacts = ArtifactStore(artifacts_dir, self.store, config.max_artifact_bytes, config.onnx_limits)
         self.worker_threads = plan_threads(config.max_running_audits, config.worker_threads)
         self.metrics = CollectorRegistry()
         self.metrics.register(AuditStateCollector(self.store.count_by_state))
+        self.metrics.register(StoredBytesCollector(self.store.stored_bytes_by_owner))
         self._metrics_http: WSGIServer | None = None
         self._storage = StorageProbe(config.data_dir, self._storage_changed)
         long_calls = LongCallSlots(min(config.max_long_calls, config.rpc_threads - 1))
-        guard = CallGuard(long_calls, CallObserver(self.metrics), lambda: self._storage.writable)
+        authenticate = Authenticator(self.keys, anonymous_from_anywhere=config.insecure)
+        guard = CallGuard(long_calls, CallObserver(self.metrics), lambda: self._storage.writable, authenticate)
         exits = WorkerExits(self.metrics)
         self.scheduler = Scheduler(
             self.store, self.artifacts, config.max_running_audits, config.device, self.worker_threads, exits
@@ -106,15 +123,17 @@ class EffcapServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        artifact_pb2_grpc.add_ArtifactServiceServicer_to_server(ArtifactServicer(self.artifacts, long_calls, config.upload_idle_s), self._server)
+        artifact_pb2_grpc.add_ArtifactServiceServicer_to_server(ArtifactServicer(self.artifacts, long_calls, config.upload_idle_s, self.activity, self.store, config.quotas), self._server)
         estimator = AuditEstimator(config.data_dir, config.device, self.worker_threads)
-        audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.store, self.artifacts, self.scheduler, long_calls, config.audit_limits, estimator), self._server)
-        operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(self.store, self.scheduler, long_calls), self._server)
+        audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.store, self.artifacts, self.scheduler, long_calls, config.audit_limits, estimator, self.activity, config.quotas), self._server)
+        operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(self.store, self.scheduler, long_calls, self.activity), self._server)
         self._health = ListingHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server)
         try:
-            self.port = self._server.add_insecure_port(f"{config.host}:{config.port}")
+            where = f"{config.host}:{config.port}"
+            tls = config.tls
+            self.port = self._server.add_secure_port(where, tls.credentials()) if tls else self._server.add_insecure_port(where)
         except RuntimeError:  # grpcio raises where older releases returned 0
             self.port = 0
         if self.port == 0:
@@ -133,7 +152,8 @@ class EffcapServer:
         if self.config.metrics_port is not None:
             self._metrics_http = serve_metrics(self.metrics, self.config.host, self.config.metrics_port)
             log.info("metrics on http://%s:%d/metrics", self.config.host, self._metrics_http.server_address[1])
-        log.info("effcap listening on %s:%d, data in %s", self.config.host, self.port, self.config.data_dir)
+        transport = "plaintext" if self.config.tls is None else "mutual TLS" if self.config.tls.client_ca else "TLS"
+        log.info("effcap listening on %s:%d (%s), data in %s", self.config.host, self.port, transport, self.config.data_dir)
         log.info("each worker uses %d torch thread(s): %s", self.worker_threads.threads, self.worker_threads.source)
 
     def stop(self, grace: float = 5.0) -> None:
@@ -144,6 +164,8 @@ class EffcapServer:
             self._metrics_http.shutdown()
         self.scheduler.stop()
         self.store.close()
+        self.keys.close()
+        self.activity.close()
         self._data_dir_lock.release()
 
     def _storage_changed(self, writable: bool) -> None:

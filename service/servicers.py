@@ -1,4 +1,8 @@
-"""gRPC servicers: thin handlers that validate requests and delegate to the stores and scheduler."""
+"""gRPC servicers: thin handlers that validate requests and delegate to the stores and scheduler.
+
+Every lookup is made as the caller (auth/principal.py): what another principal owns is NOT_FOUND, with
+the same message as what does not exist, so that no answer reveals it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import hashlib
 import json
 import math
 import time
+from functools import partial
 from importlib import metadata
 
 import grpc
@@ -14,14 +19,18 @@ from google.longrunning import operations_pb2_grpc
 from google.longrunning import operations_proto_pb2 as operations_pb2
 from google.protobuf import empty_pb2
 
+from effcap.capacity.cost import training_examples
 from effcap.capacity.json_values import load_json
 from effcap.capacity.models import build_model, count_parameters
 from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc
 from effcap.service.artifacts import ArtifactStore, check_digest
 from effcap.service.audit_log import log_created, log_reused
+from effcap.service.auth.activity import ActivityLog
+from effcap.service.auth.principal import Principal, principal_of
 from effcap.service.errors import ApiError, handle_errors, invalid_argument, not_found
 from effcap.service.estimator import AuditEstimator
 from effcap.service.limits import AuditLimits, LongCallSlots, cancel_when_idle, check_audit_size
+from effcap.service.quotas import Quotas
 from effcap.service.runner import AuditJob, load_inputs
 from effcap.service.scheduler import Scheduler
 from effcap.service.store import AuditRecord, AuditStore, State
@@ -40,8 +49,19 @@ LIST_RESPONSE_BYTES = 4 << 20
 
 
 class ArtifactServicer(artifact_pb2_grpc.ArtifactServiceServicer):
-    def __init__(self, artifacts: ArtifactStore, long_calls: LongCallSlots, upload_idle_s: float) -> None:
+    def __init__(
+        self,
+        artifacts: ArtifactStore,
+        long_calls: LongCallSlots,
+        upload_idle_s: float,
+        activity: ActivityLog,
+        store: AuditStore,
+        quotas: Quotas,
+    ) -> None:
+        self._store = store
+        self._quotas = quotas
         self._artifacts = artifacts
+        self._activity = activity
         self._long_calls = long_calls
         self._upload_idle_s = upload_idle_s
 
@@ -49,21 +69,29 @@ class ArtifactServicer(artifact_pb2_grpc.ArtifactServiceServicer):
     def FindMissingArtifacts(self, request, context):  # noqa: N802 - gRPC method name
         for i, digest in enumerate(request.digests):
             check_digest(digest, f"digests[{i}]", self._artifacts.max_bytes)
-        missing = [d for d in request.digests if self._artifacts.get(d) is None]
+        principal = principal_of(context)
+        missing = [d for d in request.digests if self._artifacts.get(d, principal) is None]
         return artifact_pb2.FindMissingArtifactsResponse(missing=missing)
 
     @handle_errors
     def UploadArtifact(self, request_iterator, context):  # noqa: N802
         with self._long_calls.held("UploadArtifact"):
             requests = cancel_when_idle(request_iterator, context, self._upload_idle_s)
+            principal = principal_of(context)
             try:
-                return self._artifacts.receive(requests)
+                artifact, added = self._artifacts.receive(requests, principal, partial(self._admit_upload, principal))
             finally:
                 requests.close()  # stops the idle watchdog now, whether or not receive read to the end
+            if added:
+                self._activity.record(principal.name, "upload", f"sha256:{artifact.digest.sha256}")
+            return artifact
+
+    def _admit_upload(self, principal: Principal, digest: artifact_pb2.Digest) -> None:
+        self._quotas.check_upload(self._store, principal, digest.size_bytes)
 
     @handle_errors
     def GetArtifact(self, request, context):  # noqa: N802
-        artifact, _ = self._artifacts.require(request.digest, "digest")
+        artifact, _ = self._artifacts.require(request.digest, "digest", principal_of(context))
         return artifact
 
 
@@ -76,7 +104,11 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         long_calls: LongCallSlots,
         limits: AuditLimits,
         estimator: AuditEstimator,
+        activity: ActivityLog,
+        quotas: Quotas,
     ) -> None:
+        self._quotas = quotas
+        self._activity = activity
         self._store = store
         self._artifacts = artifacts
         self._scheduler = scheduler
@@ -88,48 +120,54 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     def CreateAudit(self, request, context):  # noqa: N802
         if len(request.request_id) > MAX_REQUEST_ID_LENGTH:
             raise invalid_argument("request_id", f"is {len(request.request_id)} characters; at most {MAX_REQUEST_ID_LENGTH} (a UUID is 36)", "INVALID_REQUEST_ID")
+        if not request.request_id.isprintable():  # the store qualifies request_ids with a newline (store.request_key)
+            raise invalid_argument("request_id", "must not contain control characters", "INVALID_REQUEST_ID")
+        principal = principal_of(context)
         request_hash = _request_hash(request)
-        existing = self._existing_by_request_id(request, request_hash)
+        existing = self._existing_by_request_id(request, request_hash, principal)
         if existing is not None:
             return operation_for(existing)
         if not request.skip_cache:
-            cached = self._store.find_succeeded(request_hash)
+            cached = self._store.find_succeeded(request_hash, principal.name)
             if cached is not None:  # identical inputs, spec and version: the same report, at once
                 if request.request_id:  # kept, so that a retry (even with skip_cache) gets this audit again
-                    cached = self._store.record_request_id(request.request_id, cached.id)
+                    cached = self._store.record_request_id(request.request_id, cached.id, principal.name)
                 log_reused(cached.name, request.request_id)
                 return operation_for(cached)
-        inputs = load_inputs(self._job_for_validation(request))  # InputError -> INVALID_ARGUMENT naming the field
+        inputs = load_inputs(self._job_for_validation(request, principal))  # InputError -> INVALID_ARGUMENT naming the field
         parameters = count_parameters(build_model(inputs.checkpoint.architecture, device="meta"))
         train_examples = len(inputs.dataset.x_train) if inputs.dataset is not None else 0
         check_audit_size(inputs.spec, train_examples, parameters, self._limits)
-        record, created = self._store.create_audit(request, request_hash)
+        training = sum(training_examples(inputs.spec, train_examples).values())  # as check_audit_size counts it
+        self._quotas.check_audit(self._store, principal, training)
+        record, created = self._store.create_audit(request, request_hash, principal.name, training)
         if not created and record.request_hash != request_hash:
             raise _request_id_reused(request.request_id)
         if created:
             analyses = [f.name for f, _ in request.spec.ListFields() if f.message_type and f.name != "architecture"]
             log_created(record.name, analyses, request.request_id)
+            self._activity.record(principal.name, "create", record.name)
         self._scheduler.notify()
         return operation_for(record)
 
     @handle_errors
     def EstimateAudit(self, request, context):  # noqa: N802
         create = audit_pb2.CreateAuditRequest(model=request.model, dataset=request.dataset, spec=request.spec)
-        inputs = load_inputs(self._job_for_validation(create))  # InputError -> INVALID_ARGUMENT naming the field
+        inputs = load_inputs(self._job_for_validation(create, principal_of(context)))  # InputError -> INVALID_ARGUMENT naming the field
         return self._estimator.estimate(inputs, self._limits.max_training_examples, self._store.unfinished_count())
 
     @handle_errors
     def GetAudit(self, request, context):  # noqa: N802
-        return find_audit(self._store, request.name).to_proto()
+        return find_audit(self._store, request.name, principal_of(context)).to_proto()
 
     @handle_errors
     def ListAudits(self, request, context):  # noqa: N802
-        records, token = list_page(self._store, request.page_size, request.page_token)
+        records, token = list_page(self._store, request.page_size, request.page_token, principal_of(context))
         return audit_pb2.ListAuditsResponse(audits=[r.to_proto(with_report=False) for r in records], next_page_token=token)
 
     @handle_errors
     def StreamAuditEvents(self, request, context):  # noqa: N802
-        record = find_audit(self._store, request.name)
+        record = find_audit(self._store, request.name, principal_of(context))
         sequence = request.after_sequence
         queue_position = 0
         with self._long_calls.held("StreamAuditEvents"):
@@ -150,23 +188,28 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
                         yield queue_event(record, sequence, position)
                 self._store.wait_for_change(STREAM_POLL_S)
 
-    def _existing_by_request_id(self, request: audit_pb2.CreateAuditRequest, request_hash: str) -> AuditRecord | None:
-        """AIP-155: a retried request returns the audit it created; a different one may not reuse the id."""
+    def _existing_by_request_id(
+        self, request: audit_pb2.CreateAuditRequest, request_hash: str, principal: Principal
+    ) -> AuditRecord | None:
+        """AIP-155: a retried request returns the audit it created; a different one may not reuse the id.
+
+        request_ids are per principal: another's use of the same id is neither returned nor refused."""
         if not request.request_id:
             return None
-        record = self._store.find_by_request_id(request.request_id)
+        record = self._store.find_by_request_id(request.request_id, principal.name)
         if record is not None and record.request_hash != request_hash:
             raise _request_id_reused(request.request_id)
         return record
 
-    def _job_for_validation(self, request: audit_pb2.CreateAuditRequest) -> AuditJob:
+    def _job_for_validation(self, request: audit_pb2.CreateAuditRequest, principal: Principal) -> AuditJob:
         if not request.HasField("model"):
             what = "the digest of an uploaded safetensors checkpoint or ONNX model"
             raise invalid_argument("model", f"is required: {what}", "FIELD_REQUIRED")
-        _, model_path = self._artifacts.require(request.model, "model")
+        require = self._artifacts.require
+        _, model_path = require(request.model, "model", principal)
         source = request.dataset.WhichOneof("source")  # none: load_inputs refuses it unless the spec needs no data
-        dataset_path = self._artifacts.require(request.dataset.artifact, "dataset.artifact")[1] if source == "artifact" else None
-        initial_path = self._artifacts.require(request.initial_model, "initial_model")[1] if request.HasField("initial_model") else None
+        dataset_path = require(request.dataset.artifact, "dataset.artifact", principal)[1] if source == "artifact" else None
+        initial_path = require(request.initial_model, "initial_model", principal)[1] if request.HasField("initial_model") else None
         return AuditJob(
             audit="",
             model_path=model_path,
@@ -182,36 +225,41 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
 class OperationsServicer(operations_pb2_grpc.OperationsServicer):
     """google.longrunning.Operations over audits: the operation of an audit shares its name."""
 
-    def __init__(self, store: AuditStore, scheduler: Scheduler, long_calls: LongCallSlots) -> None:
+    def __init__(self, store: AuditStore, scheduler: Scheduler, long_calls: LongCallSlots, activity: ActivityLog) -> None:
+        self._activity = activity
         self._store = store
         self._scheduler = scheduler
         self._long_calls = long_calls
 
     @handle_errors
     def GetOperation(self, request, context):  # noqa: N802
-        return operation_for(find_audit(self._store, request.name))
+        return operation_for(find_audit(self._store, request.name, principal_of(context)))
 
     @handle_errors
     def ListOperations(self, request, context):  # noqa: N802
         if request.filter:
             raise invalid_argument("filter", "filters are not supported; leave it empty", "UNSUPPORTED_FILTER")
-        records, token = list_page(self._store, request.page_size, request.page_token)
+        records, token = list_page(self._store, request.page_size, request.page_token, principal_of(context))
         operations, token = operations_within(records, token, LIST_RESPONSE_BYTES)
         return operations_pb2.ListOperationsResponse(operations=operations, next_page_token=token)
 
     @handle_errors
     def CancelOperation(self, request, context):  # noqa: N802
-        record = find_audit(self._store, request.name)
+        principal = principal_of(context)
+        record = find_audit(self._store, request.name, principal)
         if not self._scheduler.cancel(record.id):
             raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, "AUDIT_ALREADY_ENDED", f"{record.name} has already ended", field="name")
+        self._activity.record(principal.name, "cancel", record.name)
         return empty_pb2.Empty()
 
     @handle_errors
     def DeleteOperation(self, request, context):  # noqa: N802
-        record = find_audit(self._store, request.name)
+        principal = principal_of(context)
+        record = find_audit(self._store, request.name, principal)
         if not record.done:
             raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, "AUDIT_NOT_ENDED", f"{record.name} is still running; cancel it first", field="name")
         self._store.delete(record.id)
+        self._activity.record(principal.name, "delete", record.name)
         return empty_pb2.Empty()
 
     @handle_errors
@@ -222,7 +270,8 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):
             if not 0 <= timeout <= MAX_WAIT_S:
                 raise invalid_argument("timeout", f"must be between 0 and {MAX_WAIT_S:g} seconds", "INVALID_TIMEOUT")
         deadline = time.monotonic() + timeout
-        record = find_audit(self._store, request.name)
+        principal = principal_of(context)
+        record = find_audit(self._store, request.name, principal)
         if record.done or timeout == 0:
             return operation_for(record)  # nothing to wait for: no slot taken
         with self._long_calls.held("WaitOperation"):
@@ -231,7 +280,7 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):
                 if remaining <= 0:
                     break
                 self._store.wait_for_change(min(remaining, STREAM_POLL_S))
-                record = find_audit(self._store, request.name)
+                record = find_audit(self._store, request.name, principal)
         return operation_for(record)
 
 
@@ -247,14 +296,15 @@ def queue_event(record: AuditRecord, sequence: int, position: int) -> audit_pb2.
     return audit_pb2.AuditEvent(sequence=sequence, progress=progress)
 
 
-def find_audit(store: AuditStore, name: str) -> AuditRecord:
+def find_audit(store: AuditStore, name: str, principal: Principal) -> AuditRecord:
+    """The named audit if `principal` may see it; NOT_FOUND alike whether it is missing or someone else's."""
     prefix = "audits/"
     if len(name) > MAX_NAME_LENGTH:
         raise invalid_argument("name", f"is {len(name)} characters; audit names are at most {MAX_NAME_LENGTH}", "INVALID_NAME")
     if not name.startswith(prefix) or len(name) == len(prefix):
         raise invalid_argument("name", f"must look like audits/{{id}}, got {name!r}", "INVALID_NAME")
     record = store.get(name[len(prefix) :])
-    if record is None:
+    if record is None or not principal.sees(record.owner):
         raise not_found("audit", name, "AUDIT_NOT_FOUND", field="name")
     return record
 
@@ -283,7 +333,7 @@ def operations_within(records: list[AuditRecord], token: str, budget_bytes: int)
     return operations, token
 
 
-def list_page(store: AuditStore, page_size: int, page_token: str) -> tuple[list[AuditRecord], str]:
+def list_page(store: AuditStore, page_size: int, page_token: str, principal: Principal) -> tuple[list[AuditRecord], str]:
     if page_size < 0:
         raise invalid_argument("page_size", "must not be negative", "INVALID_PAGE_SIZE")
     size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
@@ -297,7 +347,7 @@ def list_page(store: AuditStore, page_size: int, page_token: str) -> tuple[list[
             raise refused from None
         if not math.isfinite(after[0]) or len(after[1]) > MAX_NAME_LENGTH:
             raise refused
-    records = store.list(size, after)
+    records = store.list(size, after, principal.owner_filter)
     return records, _token_after(records[-1]) if len(records) == size else ""
 
 

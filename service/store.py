@@ -3,6 +3,8 @@
 The server process is the only writer (workers report through pipes), so one connection behind a
 lock suffices. Writers notify a condition variable that event streams and WaitOperation sleep on.
 Everything an audit needs to resume after a restart (its request, state, attempts) is stored here.
+Every audit and artifact has an owner (auth/principal.py): an audit's in its row, an artifact's in
+artifact_owners, since the bytes are stored once but each principal that uploaded them owns them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from google.rpc import status_pb2
 
 from effcap.protos.v1 import audit_pb2, report_pb2
 from effcap.service.audit_log import log_finished
+from effcap.service.auth.principal import ANONYMOUS_NAME
 from effcap.service.errors import ApiError
 
 SCHEMA = """
@@ -44,7 +47,10 @@ CREATE TABLE IF NOT EXISTS audits (
     last_sequence INTEGER NOT NULL DEFAULT 0,
     progress BLOB,
     error BLOB,
-    report BLOB
+    report BLOB,
+    owner TEXT NOT NULL DEFAULT 'anonymous',
+    -- Training examples the audit was admitted for (capacity/cost.py): what the daily quota counts.
+    training_examples INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS audits_by_state ON audits (state, create_time);
 CREATE INDEX IF NOT EXISTS audits_by_request_hash ON audits (request_hash, state);
@@ -59,7 +65,22 @@ CREATE TABLE IF NOT EXISTS events (
     event BLOB NOT NULL,
     PRIMARY KEY (audit_id, sequence)
 );
+-- Who may see an artifact: each principal that uploaded its bytes (they are stored once).
+CREATE TABLE IF NOT EXISTS artifact_owners (
+    sha256 TEXT NOT NULL REFERENCES artifacts (sha256) ON DELETE CASCADE,
+    owner TEXT NOT NULL,
+    PRIMARY KEY (sha256, owner)
+);
 """
+# Columns that data dirs from older versions lack, and what adds each. Without owners, audits and
+# artifacts become the anonymous principal's; audits from before quotas count no training.
+MIGRATIONS = {
+    "owner": """
+ALTER TABLE audits ADD COLUMN owner TEXT NOT NULL DEFAULT 'anonymous';
+INSERT OR IGNORE INTO artifact_owners (sha256, owner) SELECT sha256, 'anonymous' FROM artifacts;
+""",
+    "training_examples": "ALTER TABLE audits ADD COLUMN training_examples INTEGER NOT NULL DEFAULT 0;",
+}
 
 State = audit_pb2.AuditState
 TERMINAL_STATES = frozenset({State.AUDIT_STATE_SUCCEEDED, State.AUDIT_STATE_FAILED, State.AUDIT_STATE_CANCELLED})
@@ -67,6 +88,12 @@ TERMINAL_STATES = frozenset({State.AUDIT_STATE_SUCCEEDED, State.AUDIT_STATE_FAIL
 
 def audit_name(audit_id: str) -> str:
     return f"audits/{audit_id}"
+
+
+def request_key(owner: str, request_id: str) -> str:
+    """request_ids are the caller's own (AIP-155): stored qualified by the owner, so that two principals
+    may pick the same one. The anonymous principal's are stored as given (as before owners existed)."""
+    return request_id if owner == ANONYMOUS_NAME else f"{owner}\n{request_id}"
 
 
 def timestamp(seconds: float | None) -> timestamp_pb2.Timestamp | None:
@@ -92,6 +119,7 @@ class AuditRecord:
     progress: audit_pb2.AuditProgress
     error: status_pb2.Status | None
     report: report_pb2.AuditReport | None
+    owner: str = ANONYMOUS_NAME
 
     @property
     def name(self) -> str:
@@ -105,7 +133,7 @@ class AuditRecord:
         audit = audit_pb2.Audit(
             name=self.name,
             state=self.state,
-            request_id=self.request_id or "",
+            request_id=self.request.request_id,
             model=self.request.model,
             dataset=self.request.dataset,
             spec=self.request.spec,
@@ -129,7 +157,11 @@ class AuditStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(audits)")}
         self._db.executescript(SCHEMA)
+        for column, migration in MIGRATIONS.items():
+            if columns and column not in columns:
+                self._db.executescript(f"BEGIN; {migration} COMMIT;")
         self._lock = threading.RLock()
         self.changed = threading.Condition(self._lock)
 
@@ -154,31 +186,51 @@ class AuditStore:
 
     # ---- artifacts -------------------------------------------------------------------------
 
-    def put_artifact(self, sha256: str, size_bytes: int, fmt: int) -> float:
+    def put_artifact(self, sha256: str, size_bytes: int, fmt: int, owner: str = ANONYMOUS_NAME) -> tuple[float, bool]:
+        """Record the artifact as `owner`'s: (its create_time, whether `owner` did not hold it before)."""
         with self._transaction() as db:
             db.execute("INSERT OR IGNORE INTO artifacts VALUES (?, ?, ?, ?)", (sha256, size_bytes, fmt, time.time()))
+            added = db.execute("INSERT OR IGNORE INTO artifact_owners VALUES (?, ?)", (sha256, owner)).rowcount == 1
             row = db.execute("SELECT create_time FROM artifacts WHERE sha256 = ?", (sha256,)).fetchone()
-        return row[0]
+        return row[0], added
 
-    def get_artifact(self, sha256: str) -> tuple[int, int, float] | None:
-        """(size_bytes, format, create_time) of a committed artifact."""
+    def get_artifact(self, sha256: str, owner: str | None) -> tuple[int, int, float] | None:
+        """(size_bytes, format, create_time) of a committed artifact `owner` holds (None: whoever holds it)."""
+        query = "SELECT size_bytes, format, create_time FROM artifacts WHERE sha256 = ?"
+        if owner is None:
+            arguments: tuple = (sha256,)
+        else:
+            query += " AND EXISTS (SELECT 1 FROM artifact_owners o WHERE o.sha256 = artifacts.sha256 AND o.owner = ?)"
+            arguments = (sha256, owner)
         with self._lock:
-            return self._db.execute("SELECT size_bytes, format, create_time FROM artifacts WHERE sha256 = ?", (sha256,)).fetchone()
+            return self._db.execute(query, arguments).fetchone()
+
+    def stored_bytes_by_owner(self) -> dict[str, int]:
+        """Artifact bytes per owning principal (shared bytes count for each owner)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT o.owner, SUM(a.size_bytes) FROM artifact_owners o JOIN artifacts a USING (sha256) GROUP BY o.owner"
+            ).fetchall()
+        return dict(rows)
 
     # ---- audits ------------------------------------------------------------------------------
 
-    def create_audit(self, request: audit_pb2.CreateAuditRequest, request_hash: str) -> tuple[AuditRecord, bool]:
-        """Insert a QUEUED audit, or return the existing one with the same request_id (created=False)."""
+    def create_audit(
+        self, request: audit_pb2.CreateAuditRequest, request_hash: str, owner: str = ANONYMOUS_NAME, training_examples: int = 0
+    ) -> tuple[AuditRecord, bool]:
+        """Insert a QUEUED audit, or return `owner`'s existing one with the same request_id (created=False)."""
+        key = request_key(owner, request.request_id) if request.request_id else None
         with self._transaction() as db:
-            if request.request_id:
-                row = db.execute("SELECT id FROM audits WHERE request_id = ?", (request.request_id,)).fetchone()
+            if key is not None:
+                row = db.execute("SELECT id FROM audits WHERE request_id = ?", (key,)).fetchone()
                 if row is not None:
                     return self._get_locked(row[0]), False
             audit_id = uuid.uuid4().hex
             progress = audit_pb2.AuditProgress(audit=audit_name(audit_id), state=State.AUDIT_STATE_QUEUED, stage="queued")
             db.execute(
-                "INSERT INTO audits (id, request_id, request_hash, request, state, create_time, progress) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (audit_id, request.request_id or None, request_hash, request.SerializeToString(), State.AUDIT_STATE_QUEUED, time.time(), progress.SerializeToString()),
+                "INSERT INTO audits (id, request_id, request_hash, request, state, create_time, progress, owner, training_examples) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (audit_id, key, request_hash, request.SerializeToString(), State.AUDIT_STATE_QUEUED, time.time(), progress.SerializeToString(), owner, training_examples),
             )
             return self._get_locked(audit_id), True
 
@@ -186,43 +238,49 @@ class AuditStore:
         with self._lock:
             return self._get_locked(audit_id)
 
-    def find_by_request_id(self, request_id: str) -> AuditRecord | None:
-        """The audit a request_id created, or the one it was answered with from the cache."""
+    def find_by_request_id(self, request_id: str, owner: str = ANONYMOUS_NAME) -> AuditRecord | None:
+        """The audit `owner`'s request_id created, or the one it was answered with from the cache."""
+        key = request_key(owner, request_id)
         with self._lock:
             row = self._db.execute(
                 "SELECT id FROM audits WHERE request_id = ? "
                 "UNION ALL SELECT audit_id FROM request_aliases WHERE request_id = ?",
-                (request_id, request_id),
+                (key, key),
             ).fetchone()
             return self._get_locked(row[0]) if row else None
 
-    def record_request_id(self, request_id: str, audit_id: str) -> AuditRecord:
+    def record_request_id(self, request_id: str, audit_id: str, owner: str = ANONYMOUS_NAME) -> AuditRecord:
         """Remember that `request_id` was answered with `audit_id`; the audit it already names if it has one."""
         with self._transaction() as db:
             insert = "INSERT OR IGNORE INTO request_aliases (request_id, audit_id) VALUES (?, ?)"
-            db.execute(insert, (request_id, audit_id))
-        record = self.find_by_request_id(request_id)
+            db.execute(insert, (request_key(owner, request_id), audit_id))
+        record = self.find_by_request_id(request_id, owner)
         assert record is not None
         return record
 
-    def find_succeeded(self, request_hash: str) -> AuditRecord | None:
-        """The newest succeeded audit of an identical request (see servicers._request_hash)."""
+    def find_succeeded(self, request_hash: str, owner: str = ANONYMOUS_NAME) -> AuditRecord | None:
+        """`owner`'s newest succeeded audit of an identical request (see servicers._request_hash).
+
+        Another principal's report is never reused: answering with it would reveal that it exists."""
         with self._lock:
             row = self._db.execute(
-                "SELECT id FROM audits WHERE request_hash = ? AND state = ? ORDER BY create_time DESC LIMIT 1",
-                (request_hash, State.AUDIT_STATE_SUCCEEDED),
+                "SELECT id FROM audits WHERE request_hash = ? AND state = ? AND owner = ? ORDER BY create_time DESC LIMIT 1",
+                (request_hash, State.AUDIT_STATE_SUCCEEDED, owner),
             ).fetchone()
             return self._get_locked(row[0]) if row else None
 
-    def list(self, page_size: int, after: tuple[float, str] | None) -> list[AuditRecord]:
-        """Audits oldest first, after the (create_time, id) of the previous page's last one."""
+    def list(self, page_size: int, after: tuple[float, str] | None, owner: str | None = None) -> list[AuditRecord]:
+        """Audits oldest first, after the (create_time, id) of the previous page's last one; only `owner`'s if given."""
+        conditions, arguments = [], []
+        if after is not None:
+            conditions.append("(create_time, id) > (?, ?)")
+            arguments.extend(after)
+        if owner is not None:
+            conditions.append("owner = ?")
+            arguments.append(owner)
+        where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
         with self._lock:
-            if after is None:
-                rows = self._db.execute("SELECT id FROM audits ORDER BY create_time, id LIMIT ?", (page_size,)).fetchall()
-            else:
-                rows = self._db.execute(
-                    "SELECT id FROM audits WHERE (create_time, id) > (?, ?) ORDER BY create_time, id LIMIT ?", (*after, page_size)
-                ).fetchall()
+            rows = self._db.execute(f"SELECT id FROM audits {where}ORDER BY create_time, id LIMIT ?", (*arguments, page_size)).fetchall()
             return [self._get_locked(r[0]) for r in rows]
 
     def queue_position(self, audit_id: str) -> int:
@@ -241,6 +299,20 @@ class AuditStore:
         with self._lock:
             states = (State.AUDIT_STATE_QUEUED, State.AUDIT_STATE_RUNNING)
             return self._db.execute("SELECT COUNT(*) FROM audits WHERE state IN (?, ?)", states).fetchone()[0]
+
+    def usage(self, owner: str, since: float) -> tuple[int, int, int]:
+        """What quotas count for `owner`: (artifact bytes held, audits queued or running, training examples of
+        audits created since `since`)."""
+        states = (State.AUDIT_STATE_QUEUED, State.AUDIT_STATE_RUNNING)
+        with self._lock:
+            stored = self._db.execute(
+                "SELECT COALESCE(SUM(a.size_bytes), 0) FROM artifact_owners o JOIN artifacts a USING (sha256) WHERE o.owner = ?", (owner,)
+            ).fetchone()[0]
+            open_audits = self._db.execute("SELECT COUNT(*) FROM audits WHERE owner = ? AND state IN (?, ?)", (owner, *states)).fetchone()[0]
+            trained = self._db.execute(
+                "SELECT COALESCE(SUM(training_examples), 0) FROM audits WHERE owner = ? AND create_time >= ?", (owner, since)
+            ).fetchone()[0]
+        return stored, open_audits, trained
 
     def count_by_state(self) -> dict[int, int]:
         """How many audits are in each state (for metrics)."""
@@ -366,7 +438,7 @@ class AuditStore:
 
     def _get_locked(self, audit_id: str) -> AuditRecord | None:
         row = self._db.execute(
-            "SELECT id, request_id, request_hash, request, state, create_time, start_time, end_time, attempts, last_sequence, progress, error, report "
+            "SELECT id, request_id, request_hash, request, state, create_time, start_time, end_time, attempts, last_sequence, progress, error, report, owner "
             "FROM audits WHERE id = ?",
             (audit_id,),
         ).fetchone()
@@ -386,4 +458,5 @@ class AuditStore:
             progress=audit_pb2.AuditProgress.FromString(row[10]) if row[10] else audit_pb2.AuditProgress(),
             error=status_pb2.Status.FromString(row[11]) if row[11] else None,
             report=report_pb2.AuditReport.FromString(row[12]) if row[12] else None,
+            owner=row[13],
         )

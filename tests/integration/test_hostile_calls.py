@@ -247,7 +247,7 @@ def sample(text: str, name: str) -> float:
 
 
 def test_metrics_count_calls_by_method_and_status_and_the_access_log_has_one_line_each(metered):
-    count = 'effcap_rpc_requests_total{code="NOT_FOUND",method="/effcap.v1.AuditService/GetAudit"}'
+    count = 'effcap_rpc_requests_total{code="NOT_FOUND",method="/effcap.v1.AuditService/GetAudit",principal="anonymous"}'
     timed = 'effcap_rpc_latency_seconds_count{method="/effcap.v1.AuditService/GetAudit"}'
     before = scrape(metered)
     with EffcapClient(metered.address) as client:

@@ -13,6 +13,7 @@ from effcap.clients.sdk import EffcapClient
 from effcap.clients.spec_args import randomization_spec
 from effcap.protos.v1 import artifact_pb2, audit_pb2, spec_pb2
 from effcap.service.artifacts import ArtifactStore
+from effcap.service.auth.principal import ANONYMOUS
 from effcap.service.runner import AuditJob, run_audit
 from effcap.service.scheduler import Scheduler
 from effcap.service.store import AuditStore
@@ -92,7 +93,7 @@ def test_a_cancel_between_claim_and_worker_start_still_stops_the_worker(tmp_path
     scheduler = Scheduler(store, artifacts)
     payload = demo_files[0].read_bytes()
     digest = artifact_pb2.Digest(sha256=hashlib.sha256(payload).hexdigest(), size_bytes=len(payload))
-    artifacts.receive(iter([artifact_pb2.UploadArtifactRequest(header=artifact_pb2.UploadHeader(digest=digest)), artifact_pb2.UploadArtifactRequest(chunk=payload)]))
+    artifacts.receive(iter([artifact_pb2.UploadArtifactRequest(header=artifact_pb2.UploadHeader(digest=digest)), artifact_pb2.UploadArtifactRequest(chunk=payload)]), ANONYMOUS)
     request = audit_pb2.CreateAuditRequest(model=digest, dataset=spec_pb2.DatasetRef(builtin="digits"), spec=ENDLESS)  # runs until stopped
     record, _ = store.create_audit(request, "hash")
     claimed = store.claim_next_queued()  # the scheduler's loop, stopped between its two steps

@@ -71,6 +71,7 @@ def test_pages_cover_every_audit_once(tmp_path):
 
 
 def test_operation_pages_stop_short_of_their_byte_budget_and_still_cover_every_audit(tmp_path):
+    from effcap.service.auth.principal import ANONYMOUS
     from effcap.service.servicers import list_page, operations_within
 
     store = AuditStore(tmp_path / "s.sqlite3")
@@ -82,7 +83,7 @@ def test_operation_pages_stop_short_of_their_byte_budget_and_still_cover_every_a
         ids.append(record.id)
     seen, token, pages = [], "", 0
     while True:
-        records, token = list_page(store, 100, token)
+        records, token = list_page(store, 100, token, ANONYMOUS)
         operations, token = operations_within(records, token, budget_bytes=250_000)
         assert 1 <= len(operations) <= 2 and sum(o.ByteSize() for o in operations) <= 250_000
         seen += [o.name.removeprefix("audits/") for o in operations]
@@ -91,5 +92,5 @@ def test_operation_pages_stop_short_of_their_byte_budget_and_still_cover_every_a
             break
     assert seen == ids and pages == 3
     # A single operation larger than the budget still comes back alone rather than never.
-    records, _ = list_page(store, 100, "")
+    records, _ = list_page(store, 100, "", ANONYMOUS)
     assert len(operations_within(records, "", budget_bytes=10)[0]) == 1
