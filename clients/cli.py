@@ -74,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-parameters", type=int, default=500_000_000, help="refuse models with more parameters than this")
     serve.add_argument("--max-graph-nodes", type=int, default=20_000, help="refuse ONNX models with more nodes")
     serve.add_argument("--max-graph-weight-bytes", type=int, default=2 << 30, help="refuse ONNX models with more weight bytes")
+    serve.add_argument(
+        "--max-inflated-bytes", type=int, default=4 << 30, help="memory an audit's inputs may take while they are checked"
+    )
+    serve.add_argument("--validation-processes", type=_positive_int, default=2, help="inputs checked at once (default 2)")
     serve.add_argument("--ready-file", type=Path, help="write HOST:PORT here once listening")
     serve.set_defaults(handler=_serve)
 
@@ -296,6 +300,8 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
         metrics_port=args.metrics_port,
         audit_limits=AuditLimits(max_training_examples=args.max_training_examples, max_parameters=args.max_parameters),
         onnx_limits=OnnxLimits(max_nodes=args.max_graph_nodes, max_weight_bytes=args.max_graph_weight_bytes),
+        max_inflated_bytes=args.max_inflated_bytes,
+        validation_processes=args.validation_processes,
     )
     serve(config, ready_file=args.ready_file)
     return EXIT_OK

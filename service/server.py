@@ -25,6 +25,7 @@ from effcap.service.data_dir_lock import DataDirInUse, DataDirLock
 from effcap.service.estimator import AuditEstimator
 from effcap.service.executors.threads import plan_threads
 from effcap.service.health_listing import ListingHealthServicer
+from effcap.service.inflation import InflationPool
 from effcap.service.limits import AuditLimits, LongCallSlots
 from effcap.service.observability import AuditStateCollector, CallObserver, WorkerExits, serve_metrics
 from effcap.service.scheduler import Scheduler
@@ -66,6 +67,9 @@ class ServerConfig:
     onnx_limits: OnnxLimits = OnnxLimits()
     # Prometheus /metrics on this port (same host); None serves none, 0 picks a free port.
     metrics_port: int | None = None
+    # Memory each input-validation process may take for an audit's inputs, and how many run at once (inflation.py).
+    max_inflated_bytes: int = 4 * GIB
+    validation_processes: int = 2
 
 
 class EffcapServer:
@@ -108,7 +112,9 @@ class EffcapServer:
         )
         artifact_pb2_grpc.add_ArtifactServiceServicer_to_server(ArtifactServicer(self.artifacts, long_calls, config.upload_idle_s), self._server)
         estimator = AuditEstimator(config.data_dir, config.device, self.worker_threads)
-        audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.store, self.artifacts, self.scheduler, long_calls, config.audit_limits, estimator), self._server)
+        self.inflation = InflationPool(config.max_inflated_bytes, config.validation_processes)
+        audit_servicer = AuditServicer(self.store, self.artifacts, self.scheduler, long_calls, config.audit_limits, estimator, self.inflation)
+        audit_pb2_grpc.add_AuditServiceServicer_to_server(audit_servicer, self._server)
         operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(self.store, self.scheduler, long_calls), self._server)
         self._health = ListingHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -130,6 +136,7 @@ class EffcapServer:
         for name in ("", *SERVICE_NAMES):
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._storage.start()
+        self.inflation.warm()
         if self.config.metrics_port is not None:
             self._metrics_http = serve_metrics(self.metrics, self.config.host, self.config.metrics_port)
             log.info("metrics on http://%s:%d/metrics", self.config.host, self._metrics_http.server_address[1])
@@ -139,6 +146,7 @@ class EffcapServer:
     def stop(self, grace: float = 5.0) -> None:
         self._health.enter_graceful_shutdown()
         self._server.stop(grace).wait()
+        self.inflation.close()
         self._storage.stop()
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
