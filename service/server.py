@@ -28,6 +28,7 @@ from effcap.service.health_listing import ListingHealthServicer
 from effcap.service.inflation import InflationPool
 from effcap.service.limits import AuditLimits, LongCallSlots
 from effcap.service.observability import AuditStateCollector, CallObserver, WorkerExits, serve_metrics
+from effcap.service.retention import ArtifactLeases, RetentionPolicy, RetentionSweeper, remove_partial_uploads
 from effcap.service.scheduler import Scheduler
 from effcap.service.servicers import ArtifactServicer, AuditServicer, OperationsServicer
 from effcap.service.storage_health import StorageProbe
@@ -70,6 +71,8 @@ class ServerConfig:
     # Memory each input-validation process may take for an audit's inputs, and how many run at once (inflation.py).
     max_inflated_bytes: int = 4 * GIB
     validation_processes: int = 2
+    # What expires: ended audits' reports and unused artifacts (retention.py).
+    retention: RetentionPolicy = RetentionPolicy()
 
 
 class EffcapServer:
@@ -83,6 +86,7 @@ class EffcapServer:
             raise SystemExit(f"refusing to start: {error}") from None
         self.store = AuditStore(config.data_dir / "effcap.sqlite3")
         artifacts_dir = config.data_dir / "artifacts"
+        remove_partial_uploads(artifacts_dir / "incoming")  # the lock is ours: no upload is under way
         self.artifacts = ArtifactStore(artifacts_dir, self.store, config.max_artifact_bytes, config.onnx_limits)
         self.worker_threads = plan_threads(config.max_running_audits, config.worker_threads)
         self.metrics = CollectorRegistry()
@@ -113,7 +117,11 @@ class EffcapServer:
         artifact_pb2_grpc.add_ArtifactServiceServicer_to_server(ArtifactServicer(self.artifacts, long_calls, config.upload_idle_s), self._server)
         estimator = AuditEstimator(config.data_dir, config.device, self.worker_threads)
         self.inflation = InflationPool(config.max_inflated_bytes, config.validation_processes)
-        audit_servicer = AuditServicer(self.store, self.artifacts, self.scheduler, long_calls, config.audit_limits, estimator, self.inflation)
+        leases = ArtifactLeases()
+        self.retention = RetentionSweeper(self.store, self.artifacts, leases, config.retention)
+        audit_servicer = AuditServicer(
+            self.store, self.artifacts, self.scheduler, long_calls, config.audit_limits, estimator, self.inflation, leases
+        )
         audit_pb2_grpc.add_AuditServiceServicer_to_server(audit_servicer, self._server)
         operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(self.store, self.scheduler, long_calls), self._server)
         self._health = ListingHealthServicer()
@@ -137,6 +145,7 @@ class EffcapServer:
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._storage.start()
         self.inflation.warm()
+        self.retention.start()
         if self.config.metrics_port is not None:
             self._metrics_http = serve_metrics(self.metrics, self.config.host, self.config.metrics_port)
             log.info("metrics on http://%s:%d/metrics", self.config.host, self._metrics_http.server_address[1])
@@ -147,6 +156,7 @@ class EffcapServer:
         self._health.enter_graceful_shutdown()
         self._server.stop(grace).wait()
         self.inflation.close()
+        self.retention.stop()
         self._storage.stop()
         if self._metrics_http is not None:
             self._metrics_http.shutdown()

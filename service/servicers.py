@@ -24,6 +24,7 @@ from effcap.service.estimator import AuditEstimator
 from effcap.service.header_validation import check_job_headers
 from effcap.service.inflation import InflationPool
 from effcap.service.limits import AuditLimits, LongCallSlots, cancel_when_idle
+from effcap.service.retention import ArtifactLeases
 from effcap.service.scheduler import Scheduler
 from effcap.service.store import AuditRecord, AuditStore, State
 
@@ -78,6 +79,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         limits: AuditLimits,
         estimator: AuditEstimator,
         inflation: InflationPool,
+        leases: ArtifactLeases | None = None,
     ) -> None:
         self._store = store
         self._artifacts = artifacts
@@ -86,6 +88,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         self._limits = limits
         self._estimator = estimator
         self._inflation = inflation
+        # Held from the inputs' validation until the audit is stored, so retention never removes them in between.
+        self._leases = leases or ArtifactLeases()
 
     @handle_errors
     def CreateAudit(self, request, context):  # noqa: N802
@@ -102,8 +106,9 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
                     cached = self._store.record_request_id(request.request_id, cached.id)
                 log_reused(cached.name, request.request_id)
                 return operation_for(cached)
-        self._inflation.validate(self._checked_job(request), self._limits)  # the inputs loaded in a capped process
-        record, created = self._store.create_audit(request, request_hash)
+        with self._leases.hold(request):
+            self._inflation.validate(self._checked_job(request), self._limits)  # the inputs loaded in a capped process
+            record, created = self._store.create_audit(request, request_hash)
         if not created and record.request_hash != request_hash:
             raise _request_id_reused(request.request_id)
         if created:

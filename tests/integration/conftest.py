@@ -45,6 +45,13 @@ class ServerProcess:
             assert time.monotonic() < deadline, f"server did not start: {self.log()}"
             time.sleep(0.05)
         self.address = ready.read_text().strip()
+        # SERVING comes before the input-validation process has imported torch (seconds on a busy machine); tests
+        # wait for it here, as they waited for the server's own import before, so that no first CreateAudit
+        # spends its deadline on it.
+        while "input-validation process" not in self.log():
+            assert self.process.poll() is None, f"server exited: {self.log()}"
+            assert time.monotonic() < deadline, f"the input-validation process did not start: {self.log()}"
+            time.sleep(0.05)
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 90.0) -> None:
