@@ -74,8 +74,10 @@ def check_dataset_file(path: Path, cap_bytes: int, field: str = "dataset") -> No
     """Refuse a dataset whose headers are wrong (InputError naming the array), or whose loading would exceed
     `cap_bytes` (RESOURCE_EXHAUSTED naming `field`.artifact)."""
     with path.open("rb") as handle:
-        magic = handle.read(4)
-    arrays = npz_headers(path, field) if magic.startswith(b"PK") else _dataset_safetensors_headers(path, field)
+        head = handle.read(9)
+    if not head.startswith(b"PK") and head[8:9] != b"{":
+        raise InputError(field, "neither .npz nor safetensors", "INVALID_DATASET")
+    arrays = npz_headers(path, field) if head.startswith(b"PK") else _dataset_safetensors_headers(path, field)
     _check_dataset_shapes(arrays, field)
     _check_bytes(dataset_peak_bytes(arrays), cap_bytes, f"{field}.artifact", "dataset")
 

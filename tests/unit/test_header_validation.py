@@ -109,3 +109,13 @@ def test_safetensors_datasets_and_checkpoints_are_checked_against_their_headers(
     with pytest.raises(ApiError) as refused:
         check_checkpoint_file(path, 2 * 4 * 512 * 512 - 1, "initial_model")
     assert (refused.value.code, refused.value.field) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "initial_model")
+
+
+def test_a_file_that_is_neither_npz_nor_safetensors_is_refused_as_the_loader_refuses_it(tmp_path):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"\x08\x07\x12\x07pytorch" + bytes(100))
+    with pytest.raises(InputError) as from_headers:
+        check_dataset_file(path, 1 << 30)
+    with pytest.raises(InputError) as from_loader:
+        load_dataset_file(path, name="bad")
+    assert (from_headers.value.field, from_headers.value.reason) == (from_loader.value.field, from_loader.value.reason)
