@@ -157,7 +157,8 @@ class InflationPool:
                     return
             self._give_back(self._start())
         except _ChildGone as error:
-            log.warning("the input-validation process did not start: %s", error)
+            if not self._closed:  # else close() stopped it on purpose
+                log.warning("the input-validation process did not start: %s", error)
         finally:
             self._slots.release()
 
