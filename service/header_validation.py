@@ -192,7 +192,9 @@ def _npy_header(member: BinaryIO, field: str) -> ArrayHeader:
     if not all(isinstance(d, int) and d >= 0 for d in shape):
         raise InputError(field, f"has an .npy shape {list(shape)[:8]} that is not a tuple of sizes", "INVALID_DATASET")
     if descr == "|O":
-        raise InputError(field, "is an object array: pickles are refused; store plain numeric arrays", "INVALID_DATASET")
+        raise InputError(
+            field, "is an object array: pickles are refused; store plain numeric arrays", "INVALID_DATASET"
+        )
     match = NPY_NUMERIC_DESCR.fullmatch(descr) if isinstance(descr, str) else None
     if match is None:
         # Object arrays (pickles), strings, records and 16-byte values are all refused here.

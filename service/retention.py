@@ -88,7 +88,9 @@ class RetentionPolicy:
 
 
 class RetentionSweeper:
-    def __init__(self, store: AuditStore, artifacts: ArtifactStore, leases: ArtifactLeases, policy: RetentionPolicy) -> None:
+    def __init__(
+        self, store: AuditStore, artifacts: ArtifactStore, leases: ArtifactLeases, policy: RetentionPolicy
+    ) -> None:
         self._store = store
         self._artifacts = artifacts
         self._leases = leases
@@ -128,8 +130,9 @@ class RetentionSweeper:
         return [sha256 for sha256, used in last_use.items() if used < cutoff]
 
     def _remove_artifact(self, sha256: str) -> int:
+        names_it = lambda request: sha256 in request_digests(request)  # noqa: E731
         with self._leases.unless_held(sha256) as free:
-            if not free or not self._store.delete_artifact_unless_pending(sha256, lambda r: sha256 in request_digests(r)):
+            if not free or not self._store.delete_artifact_unless_pending(sha256, names_it):
                 return 0
             self._artifacts.path(sha256).unlink(missing_ok=True)
         return 1
