@@ -8,6 +8,7 @@ commands that need them, so the client installs light.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import sys
 from pathlib import Path
@@ -301,6 +302,9 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
         from effcap.service.limits import AuditLimits
         from effcap.service.retention import DAY_S, RetentionPolicy
         from effcap.service.server import ServerConfig, serve
+
+        if importlib.util.find_spec("torch") is None:  # the server does not import it, its workers and validation do
+            raise ModuleNotFoundError("No module named 'torch'", name="torch")
     except ImportError as error:
         raise server_extras_missing("effcap serve", error) from None
 
