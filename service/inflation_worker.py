@@ -157,12 +157,15 @@ def main(argv: list[str]) -> int:
 
     limit = data_segment_bytes() + cap_bytes + SLACK_BYTES
     resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
-    protocol.write(json.dumps({"ready": True, "limit_bytes": limit}) + "\n")
-    for line in sys.stdin:
-        answer, exit_after = handle(json.loads(line), cap_bytes)
-        protocol.write(json.dumps({**answer, "exiting": exit_after}) + "\n")
-        if exit_after:
-            return 0
+    try:
+        protocol.write(json.dumps({"ready": True, "limit_bytes": limit}) + "\n")
+        for line in sys.stdin:
+            answer, exit_after = handle(json.loads(line), cap_bytes)
+            protocol.write(json.dumps({**answer, "exiting": exit_after}) + "\n")
+            if exit_after:
+                return 0
+    except BrokenPipeError:
+        pass  # the server is gone (it stopped, or failed to start, while this process imported torch)
     return 0
 
 

@@ -144,11 +144,11 @@ class EffcapServer:
         for name in ("", *SERVICE_NAMES):
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._storage.start()
-        self.inflation.warm()
-        self.retention.start()
         if self.config.metrics_port is not None:
             self._metrics_http = serve_metrics(self.metrics, self.config.host, self.config.metrics_port)
             log.info("metrics on http://%s:%d/metrics", self.config.host, self._metrics_http.server_address[1])
+        self.inflation.warm()  # once nothing can fail the start any more
+        self.retention.start()
         log.info("effcap listening on %s:%d, data in %s", self.config.host, self.port, self.config.data_dir)
         log.info("each worker uses %d torch thread(s): %s", self.worker_threads.threads, self.worker_threads.source)
 
