@@ -4,8 +4,8 @@
 
 Flips 5% of the digits train labels (seed 11) and copies 5 test examples, relabelled, into the train
 split (seed 12; capacity/data/planted.py says why relabelled), uploads that dataset and an MLP 64-128-10
-checkpoint to an `effcap serve` started on a free loopback port (tests/integration/conftest.py's
-ServerProcess), and runs `memorization_scores` audits (r = 0.7, SGD lr 0.1 without decay, to train
+checkpoint to an `effcap serve` started on a free loopback port (effcap.clients.demo.server_process),
+and runs `memorization_scores` audits (r = 0.7, SGD lr 0.1 without decay, to train
 accuracy 1 or --epochs): audit seeds 0 and 1 with --models networks, and seed 2 with twice as many.
 From each report's .npz it computes the AUROC of mem(i) for the flipped examples, the share of flipped
 examples whose held-out prediction is their original label, how many duplicates get their top influence
@@ -20,7 +20,6 @@ import argparse
 import io
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,8 +31,7 @@ for _variable, _value in {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_W
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the server helper lives with the tests
+from rich.console import Console  # noqa: E402
 
 from effcap.capacity.analyses.memorization_scores import plan_models  # noqa: E402
 from effcap.capacity.checkpoint import save_checkpoint  # noqa: E402
@@ -42,9 +40,9 @@ from effcap.capacity.data.planted import auroc, flip_labels, plant_duplicates  #
 from effcap.capacity.engine.trainer import DeviceData, train_trial  # noqa: E402
 from effcap.capacity.models import build_model, parse_architecture  # noqa: E402
 from effcap.capacity.specs import MemorizationScoresSpec, TrainingSpec  # noqa: E402
+from effcap.clients.demo import server_process  # noqa: E402
 from effcap.clients.sdk import EffcapClient  # noqa: E402
 from effcap.protos.v1 import spec_pb2  # noqa: E402
-from tests.integration.conftest import ServerProcess  # noqa: E402
 
 ARCH = {"family": "mlp", "input_shape": [1, 8, 8], "hidden_sizes": [128], "num_classes": 10}
 
@@ -97,15 +95,11 @@ def main() -> None:
         np.savez(root / "planted.npz", x_train=d.x_train, y_train=d.y_train, x_test=d.x_test, y_test=d.y_test)
         architecture = parse_architecture(ARCH)
         save_checkpoint(root / "mlp.safetensors", architecture, build_model(architecture, seed=0).state_dict())
-        server = ServerProcess(root / "server").start()
-        try:
-            with EffcapClient(server.address) as client:
-                model, data = client.upload(root / "mlp.safetensors"), client.upload(root / "planted.npz")
-                first, first_seconds, strategy = audit(client, model, data, args.models, 0, args.epochs)
-                second, _, _ = audit(client, model, data, args.models, 1, args.epochs)
-                doubled = None if args.skip_doubled else audit(client, model, data, 2 * args.models, 2, args.epochs)[0]
-        finally:
-            server.stop()
+        with server_process(root / "server", Console(stderr=True)) as address, EffcapClient(address) as client:
+            model, data = client.upload(root / "mlp.safetensors"), client.upload(root / "planted.npz")
+            first, first_seconds, strategy = audit(client, model, data, args.models, 0, args.epochs)
+            second, _, _ = audit(client, model, data, args.models, 1, args.epochs)
+            doubled = None if args.skip_doubled else audit(client, model, data, 2 * args.models, 2, args.epochs)[0]
     reference_seconds = reference_loop(d, args.models, args.epochs)
     report(noise, planted, first, second, doubled, first_seconds, reference_seconds, strategy, args.models)
 

@@ -9,7 +9,8 @@ Starts real servers (`effcap serve`) with two thread settings and times a fixed 
   machine, with libgomp's default waits (spin 300,000 times, then sleep). Reproduced with the
   product's own knobs: `--worker-threads <cores>` and `GOMP_SPINCOUNT=300000` (an operator's wait
   setting is kept as given; with no more threads than CPUs, libgomp does not throttle that count).
-- after: the defaults (the CPUs the server is given, divided among its running audits; passive waits).
+- after: the defaults (the CPUs the server is given, divided among its running audits; threads spin briefly
+  when those CPUs are idle as the worker starts, else wait passively). Each run prints the waits chosen.
 
 Each repetition runs, interleaved: before idle, before busy, after idle, after busy, where "busy" is
 the same audit with `--burners` CPU-bound processes running. It then times two audits submitted at
@@ -71,6 +72,7 @@ class AuditTimer:
         self._model, self._data = client.upload(model), client.upload(data)
         self._epochs = epochs
         self._seed = 0
+        self.last_waits = ""  # how the last audit's OpenMP threads waited, as its report says
 
     def seconds(self) -> float:
         """Wall time of one audit: two random-label trials that run all their epochs (lr 0.01 fits nothing)."""
@@ -84,6 +86,7 @@ class AuditTimer:
         elapsed = time.perf_counter() - start
         report = self._client.report_of(operation)
         assert report.randomization.conditions[0].fitted_fraction == 0, "the timed audit must not stop early"
+        self.last_waits = report.environment.cpu_threads_source.rsplit("; ", 1)[-1]
         return elapsed
 
     def concurrent_seconds(self, count: int) -> list[float]:
@@ -157,10 +160,11 @@ def one_audit_at_a_time(
                 for repeat in range(args.repeats):
                     for name, timer in timers.items():
                         times[name]["idle"].append(timer.seconds())
+                        idle_waits = timer.last_waits
                         with burners(args.burners):
                             times[name]["busy"].append(timer.seconds())
-                        print(f"  repeat {repeat + 1} {name}: idle {times[name]['idle'][-1]:.1f} s, "
-                              f"busy {times[name]['busy'][-1]:.1f} s", flush=True)  # fmt: skip
+                        print(f"  repeat {repeat + 1} {name}: idle {times[name]['idle'][-1]:.1f} s ({idle_waits}), "
+                              f"busy {times[name]['busy'][-1]:.1f} s ({timer.last_waits})", flush=True)  # fmt: skip
     return times
 
 

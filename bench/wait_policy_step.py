@@ -18,6 +18,7 @@ import time
 SETTINGS = {
     "2 threads, libgomp default spin": {"GOMP_SPINCOUNT": "300000"},
     "2 threads, 10,000 spins": {"GOMP_SPINCOUNT": "10000"},
+    "2 threads, 1,000 spins": {"GOMP_SPINCOUNT": "1000"},
     "2 threads, passive": {"OMP_WAIT_POLICY": "PASSIVE"},
     "1 thread, passive": {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"},
 }

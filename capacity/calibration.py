@@ -4,13 +4,15 @@ A trial's SGD step costs a fixed overhead (kernel launches, Python, the optimise
 plus time proportional to its multiply-adds (batch x the network's per-example count, models/flops.py).
 Timing one step of a tiny MLP and one of a wide MLP gives both: seconds per step and seconds per
 multiply-add. Both timings include the trainer's once-per-epoch evaluation, as real trials do.
-The result is cached as JSON under the server's data dir, keyed by device, torch version and thread
-count, because a second measurement costs seconds and would give the same answer.
+The result is cached as JSON under the server's data dir, keyed by device, torch version, thread
+count and how OpenMP threads wait (a spinning pool steps a small net about twice as fast as a passive
+one on idle CPUs), because a second measurement costs seconds and would give the same answer.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +26,8 @@ from effcap.capacity.models.flops import multiply_adds
 from effcap.capacity.specs import TrainingSpec
 
 # (input width, hidden widths): one overhead-bound and one compute-bound network.
+# The environment variables that set how OpenMP threads wait (service/executors/threads.py chooses them).
+OPENMP_WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 _REFERENCES = ((16, (16,)), (256, (512, 512)))
 _EXAMPLES, _BATCH, _EPOCHS = 1024, 128, 8
 
@@ -81,7 +85,8 @@ def _time_reference(width: int, hidden: tuple[int, ...], device: torch.device) -
 
 def cached_calibration(directory: Path, device: torch.device) -> Calibration:
     """The calibration of `device` from `directory`, measured and stored there the first time."""
-    key = f"{describe_device(device)}|torch {torch.__version__}|{torch.get_num_threads()} threads"
+    waits = ",".join(f"{name}={os.environ[name]}" for name in OPENMP_WAIT_VARIABLES if name in os.environ) or "default"
+    key = f"{describe_device(device)}|torch {torch.__version__}|{torch.get_num_threads()} threads|waits {waits}"
     path = directory / "calibration.json"
     try:
         stored = json.loads(path.read_text())

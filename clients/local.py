@@ -35,7 +35,7 @@ def run_local(
 
     thread_plan = plan_threads(concurrent_audits=1, requested=threads)
     try:
-        apply_thread_plan(thread_plan)  # before the runner imports torch: OpenMP reads its settings once
+        thread_plan = apply_thread_plan(thread_plan)  # before the runner imports torch: OpenMP reads its settings once
         from effcap.capacity.errors import InputError
         from effcap.service.runner import run_audit
     except ImportError as error:

@@ -218,7 +218,8 @@ def _environment(device: torch.device, threads: ThreadPlan | None) -> report_pb2
         python_version=platform.python_version(),
         device=describe_device(device),
         cpu_threads=torch.get_num_threads(),
-        cpu_threads_source=f"{threads.source if threads is not None else 'set by the caller'}; {wait_policy()}",
+        cpu_threads_source=f"{threads.source if threads is not None else 'set by the caller'}; "
+        f"{threads.waits if threads is not None and threads.waits else wait_policy()}",
     )
 
 

@@ -32,7 +32,7 @@ class PipeSink:
 
 
 def worker_main(connection: Connection, wire_job: tuple, threads: ThreadPlan) -> None:
-    apply_thread_plan(threads)
+    threads = apply_thread_plan(threads)
     from effcap.service.audit_job import AuditJob
     from effcap.service.runner import run_audit
 

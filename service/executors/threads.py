@@ -5,12 +5,14 @@ spin-waits for a sibling thread before sleeping. When the process really has few
 other audits, other tenants, a CPU quota - a thread spins while the sibling it waits for is descheduled,
 and small-op training runs 10-40x slower than with one thread (issue 17, bench/thread_contention.py).
 So a worker takes its thread count from the CPUs it is given (affinity mask and cgroup quota, shared
-among the audits run at once), and its threads sleep at once instead of spinning. Both must be set
-before torch is imported: libgomp reads its environment once, when it loads.
+among the audits run at once), and its threads spin only briefly, and only when the CPUs it was given
+are idle as it starts; otherwise they sleep at once. Both must be set before torch is imported: libgomp
+reads its environment once, when it loads.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
@@ -18,9 +20,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from effcap.service.executors.cpu_load import busy_cpus
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # Operator settings that already say how OpenMP threads wait; when one is present it is kept.
 WAIT_POLICY_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+# Spins before a waiting thread sleeps when the worker's CPUs are idle: libgomp's default is 300,000.
+# The short count keeps the idle step rate of spinning and loses far less than the default when load
+# arrives after the worker started (bench/wait_policy_step.py; decision 41).
+SHORT_SPIN_COUNT = 10_000
+# Other work may keep this much of a CPU busy (the server, a shell) and the CPUs still count as idle.
+IDLE_MARGIN_CPUS = 0.5
 
 
 @dataclass(frozen=True)
@@ -29,6 +39,8 @@ class ThreadPlan:
 
     threads: int
     source: str
+    # How its OpenMP threads wait and why; set when the plan is applied (apply_thread_plan).
+    waits: str = ""
 
 
 def cgroup_cpu_limit(root: Path = CGROUP_ROOT) -> float | None:
@@ -93,12 +105,36 @@ def plan_threads(
     return ThreadPlan(share, f"{where}, {concurrent_audits} audit(s) at a time")
 
 
-def openmp_environment(plan: ThreadPlan, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """Variables to set before torch loads: the pool size, and passive waits unless the operator chose a policy."""
+def openmp_environment(
+    plan: ThreadPlan,
+    environ: Mapping[str, str] = os.environ,
+    busy: float | None = None,
+    cgroup_root: Path = CGROUP_ROOT,
+) -> tuple[dict[str, str], str]:
+    """Variables to set before torch loads, and why: the pool size and how its threads wait.
+
+    An operator's wait setting is kept. Otherwise threads spin `SHORT_SPIN_COUNT` times when the CPUs
+    this process was given were idle at start (`busy`: CPU-equivalents other work used, from cpu_load),
+    and sleep at once (passive) when they were busy, unknown, or capped by a cgroup quota, where a
+    spinning thread burns the quota its sibling needs. A lone thread has no sibling to wait for.
+    """
     settings = {"OMP_NUM_THREADS": str(plan.threads), "MKL_NUM_THREADS": str(plan.threads)}
-    if not any(variable in environ for variable in WAIT_POLICY_VARIABLES):
-        settings["OMP_WAIT_POLICY"] = "PASSIVE"
-    return settings
+    if any(variable in environ for variable in WAIT_POLICY_VARIABLES):
+        return settings, f"{wait_policy(environ)} (set by the operator)"
+    cpus = affinity_cpus()
+    if plan.threads == 1:
+        reason = "one thread"
+    elif cgroup_cpu_limit(cgroup_root) is not None:
+        reason = "a cgroup CPU quota is in force"
+    elif busy is None:
+        reason = "the CPUs' load could not be read"
+    elif busy > max(0.0, cpus - plan.threads) + IDLE_MARGIN_CPUS:
+        reason = f"{busy:.1f} of the {cpus} CPUs given were busy at start"
+    else:
+        settings["GOMP_SPINCOUNT"] = str(SHORT_SPIN_COUNT)
+        return settings, f"GOMP_SPINCOUNT={SHORT_SPIN_COUNT}: {busy:.1f} of the {cpus} CPUs given were busy at start"
+    settings["OMP_WAIT_POLICY"] = "PASSIVE"
+    return settings, f"OMP_WAIT_POLICY=PASSIVE: {reason}"
 
 
 def wait_policy(environ: Mapping[str, str] = os.environ) -> str:
@@ -107,14 +143,20 @@ def wait_policy(environ: Mapping[str, str] = os.environ) -> str:
     return ", ".join(chosen) if chosen else "OpenMP's default waits (spin, then sleep)"
 
 
-def apply_thread_plan(plan: ThreadPlan) -> None:
-    """Configure this process: the OpenMP environment if torch has not loaded yet, and torch's pool size.
+def apply_thread_plan(plan: ThreadPlan) -> ThreadPlan:
+    """Configure this process and return the plan with how its threads wait (`waits`), for the report.
 
-    Call it first thing in a worker. If torch was imported already (a notebook, a test process), the wait
-    policy can no longer change, but the pool size still can.
+    Call it first thing in a worker: the OpenMP environment is set only if torch has not loaded yet
+    (the CPUs' load is sampled for a quarter of a second then). If torch was imported already (a notebook,
+    a test process), the wait policy can no longer change, but the pool size still can.
     """
-    if "torch" not in sys.modules:
-        os.environ.update(openmp_environment(plan))
+    if "torch" in sys.modules:
+        waits = f"{wait_policy()} (torch was loaded before the plan was applied)"
+    else:
+        busy = busy_cpus(os.sched_getaffinity(0)) if plan.threads > 1 and hasattr(os, "sched_getaffinity") else None
+        settings, waits = openmp_environment(plan, os.environ, busy)
+        os.environ.update(settings)
     import torch
 
     torch.set_num_threads(plan.threads)
+    return dataclasses.replace(plan, waits=waits)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 import torch
@@ -49,6 +50,16 @@ def test_calibration_is_measured_once_and_cached(tmp_path):
     stored = (tmp_path / "calibration.json").read_text()
     assert cached_calibration(tmp_path, torch.device("cpu")) == first  # read back, not measured again
     assert (tmp_path / "calibration.json").read_text() == stored
+
+
+def test_a_calibration_is_kept_per_openmp_wait_setting(tmp_path, monkeypatch):
+    # conftest runs the suite with OMP_WAIT_POLICY=PASSIVE; a worker that spins steps faster, so it measures anew.
+    cached_calibration(tmp_path, torch.device("cpu"))
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setenv("GOMP_SPINCOUNT", "10000")
+    cached_calibration(tmp_path, torch.device("cpu"))
+    keys = json.loads((tmp_path / "calibration.json").read_text()).keys()
+    assert sorted(key.rsplit("|", 1)[1] for key in keys) == ["waits GOMP_SPINCOUNT=10000", "waits OMP_WAIT_POLICY=PASSIVE"]
 
 
 def test_calibrated_step_time_grows_with_the_work():

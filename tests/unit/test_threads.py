@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from effcap.service.executors.threads import (
+    SHORT_SPIN_COUNT,
     ThreadPlan,
     affinity_cpus,
     cgroup_cpu_limit,
@@ -71,14 +72,34 @@ def test_an_explicit_request_wins_then_the_operators_omp_num_threads(tmp_path):
         plan_threads(1, requested=0)
 
 
-def test_threads_wait_passively_unless_the_operator_chose_a_policy():
+def test_threads_spin_briefly_only_on_idle_cpus_they_own_outright(tmp_path):
+    unlimited = write(tmp_path / "unlimited", {"cpu.max": "max 100000"})
+    quota = write(tmp_path / "quota", {"cpu.max": "200000 100000"})
+    cpus = affinity_cpus()
+    two = ThreadPlan(2, "test")
+    sizes = {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+    spare = max(0.0, cpus - 2)
+
+    settings, why = openmp_environment(two, {}, busy=spare + 0.4, cgroup_root=unlimited)
+    assert settings == sizes | {"GOMP_SPINCOUNT": str(SHORT_SPIN_COUNT)}
+    assert why == f"GOMP_SPINCOUNT={SHORT_SPIN_COUNT}: {spare + 0.4:.1f} of the {cpus} CPUs given were busy at start"
+    settings, why = openmp_environment(two, {}, busy=spare + 0.6, cgroup_root=unlimited)
+    assert settings == sizes | {"OMP_WAIT_POLICY": "PASSIVE"} and why.endswith("were busy at start")
+    for busy, root, reason in (
+        (None, unlimited, "the CPUs' load could not be read"),
+        (0.0, quota, "a cgroup CPU quota is in force"),
+    ):
+        settings, why = openmp_environment(two, {}, busy=busy, cgroup_root=root)
+        assert settings["OMP_WAIT_POLICY"] == "PASSIVE" and why == f"OMP_WAIT_POLICY=PASSIVE: {reason}"
+    settings, why = openmp_environment(ThreadPlan(1, "test"), {}, busy=0.0, cgroup_root=unlimited)
+    assert settings["OMP_WAIT_POLICY"] == "PASSIVE" and why == "OMP_WAIT_POLICY=PASSIVE: one thread"
+
+
+def test_the_operators_wait_setting_is_kept():
     plan = ThreadPlan(2, "test")
-    assert openmp_environment(plan, {}) == {
-        "OMP_NUM_THREADS": "2",
-        "MKL_NUM_THREADS": "2",
-        "OMP_WAIT_POLICY": "PASSIVE",
-    }
     for chosen in ({"OMP_WAIT_POLICY": "ACTIVE"}, {"GOMP_SPINCOUNT": "10000"}, {"KMP_BLOCKTIME": "0"}):
-        assert "OMP_WAIT_POLICY" not in openmp_environment(plan, chosen)
+        settings, why = openmp_environment(plan, chosen, busy=0.0)
+        assert settings == {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+        assert why == f"{wait_policy(chosen)} (set by the operator)"
         assert wait_policy(chosen) == ", ".join(f"{k}={v}" for k, v in chosen.items())
     assert wait_policy({}) == "OpenMP's default waits (spin, then sleep)"
