@@ -8,6 +8,7 @@ commands that need them, so the client installs light.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import sys
 from pathlib import Path
@@ -75,6 +76,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-parameters", type=int, default=500_000_000, help="refuse models with more parameters than this")
     serve.add_argument("--max-graph-nodes", type=int, default=20_000, help="refuse ONNX models with more nodes")
     serve.add_argument("--max-graph-weight-bytes", type=int, default=2 << 30, help="refuse ONNX models with more weight bytes")
+    serve.add_argument(
+        "--max-inflated-bytes", type=int, default=4 << 30, help="memory an audit's inputs may take while they are checked"
+    )
+    serve.add_argument("--retain-reports", type=_days, metavar="DAYS", help="delete audits that ended this long ago")
+    serve.add_argument(
+        "--retain-artifacts", type=_days, metavar="DAYS", help="delete uploads no audit has used for this long"
+    )
+    serve.add_argument(
+        "--retention-sweep-seconds", type=float, default=3600.0, help="how often expired audits and uploads are deleted"
+    )
+    serve.add_argument("--validation-processes", type=_positive_int, default=2, help="inputs checked at once (default 2)")
     serve.add_argument("--ready-file", type=Path, help="write HOST:PORT here once listening")
     serve.add_argument("--quota-stored-bytes", type=_positive_int, help="per principal: artifact bytes held (default unlimited)")
     serve.add_argument("--quota-open-audits", type=_positive_int, help="per principal: audits queued or running at once")
@@ -181,6 +193,16 @@ def _client(args: argparse.Namespace):
     from effcap.clients.sdk import EffcapClient
 
     return EffcapClient(args.server, token=args.token, tls=_client_tls(args))
+
+
+def _days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of days, got {text!r}") from None
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"must be a positive number of days, got {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -327,7 +349,11 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
     try:
         from effcap.capacity.graphs.onnx_wire import OnnxLimits
         from effcap.service.limits import AuditLimits
+        from effcap.service.retention import DAY_S, RetentionPolicy
         from effcap.service.server import ServerConfig, serve
+
+        if importlib.util.find_spec("torch") is None:  # the server does not import it, its workers and validation do
+            raise ModuleNotFoundError("No module named 'torch'", name="torch")
     except ImportError as error:
         raise server_extras_missing("effcap serve", error) from None
 
@@ -356,6 +382,13 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
         metrics_port=args.metrics_port,
         audit_limits=AuditLimits(max_training_examples=args.max_training_examples, max_parameters=args.max_parameters),
         onnx_limits=OnnxLimits(max_nodes=args.max_graph_nodes, max_weight_bytes=args.max_graph_weight_bytes),
+        max_inflated_bytes=args.max_inflated_bytes,
+        validation_processes=args.validation_processes,
+        retention=RetentionPolicy(
+            reports_s=args.retain_reports * DAY_S if args.retain_reports is not None else None,
+            artifacts_s=args.retain_artifacts * DAY_S if args.retain_artifacts is not None else None,
+            sweep_interval_s=args.retention_sweep_seconds,
+        ),
     )
     serve(config, ready_file=args.ready_file)
     return EXIT_OK

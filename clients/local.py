@@ -59,7 +59,7 @@ def estimate_local(model: Path, data: str | None, spec: spec_pb2.AuditSpec, thre
     from effcap.capacity.calibration import cached_calibration
     from effcap.capacity.engine.device import pick_device
     from effcap.capacity.errors import InputError
-    from effcap.service.estimator import audit_estimate
+    from effcap.service.audit_estimate import audit_estimate
     from effcap.service.limits import AuditLimits
     from effcap.service.runner import load_inputs
 

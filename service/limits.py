@@ -17,13 +17,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 
-from effcap.capacity.cost import training_examples
-from effcap.capacity.specs import AuditSpec
 from effcap.service.errors import ApiError
+
+if TYPE_CHECKING:
+    from effcap.capacity.specs import AuditSpec
 
 T = TypeVar("T")
 # Seconds a refused long call is told to wait before retrying.
@@ -110,7 +111,12 @@ class AuditLimits:
 
 
 def check_audit_size(spec: AuditSpec, train_examples: int, parameters: int, limits: AuditLimits) -> None:
-    """RESOURCE_EXHAUSTED naming the field to shrink when an audit exceeds the server's limits."""
+    """RESOURCE_EXHAUSTED naming the field to shrink when an audit exceeds the server's limits.
+
+    Runs in the input-validation process (inflation.py): the cost model imports torch, which the server does not.
+    """
+    from effcap.capacity.cost import training_examples
+
     if parameters > limits.max_parameters:
         raise ApiError(
             grpc.StatusCode.RESOURCE_EXHAUSTED,

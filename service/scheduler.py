@@ -20,10 +20,10 @@ import grpc
 
 from effcap.protos.v1 import audit_pb2, report_pb2
 from effcap.service.artifacts import ArtifactStore
+from effcap.service.audit_job import AuditJob
 from effcap.service.audit_log import log_started
 from effcap.service.errors import ApiError
 from effcap.service.executors.threads import ThreadPlan, plan_threads
-from effcap.service.runner import AuditJob
 from effcap.service.storage_health import retry_until_stored
 from effcap.service.store import AuditRecord, AuditStore, State
 from effcap.service.worker import worker_main

@@ -31,9 +31,11 @@ from effcap.service.data_dir_lock import DataDirInUse, DataDirLock
 from effcap.service.estimator import AuditEstimator
 from effcap.service.executors.threads import plan_threads
 from effcap.service.health_listing import ListingHealthServicer
+from effcap.service.inflation import InflationPool
 from effcap.service.limits import AuditLimits, LongCallSlots
 from effcap.service.observability import AuditStateCollector, CallObserver, StoredBytesCollector, WorkerExits, serve_metrics
 from effcap.service.quotas import Quotas
+from effcap.service.retention import ArtifactLeases, RetentionPolicy, RetentionSweeper, remove_partial_uploads
 from effcap.service.scheduler import Scheduler
 from effcap.service.servicers import ArtifactServicer, AuditServicer, OperationsServicer
 from effcap.service.storage_health import StorageProbe
@@ -78,6 +80,11 @@ class ServerConfig:
     # Listen beyond loopback without TLS or authentication, and serve anonymous callers from anywhere while no key exists.
     insecure: bool = False
     quotas: Quotas = Quotas()
+    # Memory each input-validation process may take for an audit's inputs, and how many run at once (inflation.py).
+    max_inflated_bytes: int = 4 * GIB
+    validation_processes: int = 2
+    # What expires: ended audits' reports and unused artifacts (retention.py).
+    retention: RetentionPolicy = RetentionPolicy()
 
 
 class EffcapServer:
@@ -94,6 +101,7 @@ class EffcapServer:
         self.activity = ActivityLog(config.data_dir / STORE_FILE)
         check_exposure(config.host, config.tls, self.keys.any_issued(), config.insecure)
         artifacts_dir = config.data_dir / "artifacts"
+        remove_partial_uploads(artifacts_dir / "incoming")  # the lock is ours: no upload is under way
         self.artifacts = ArtifactStore(artifacts_dir, self.store, config.max_artifact_bytes, config.onnx_limits)
         self.worker_threads = plan_threads(config.max_running_audits, config.worker_threads)
         self.metrics = CollectorRegistry()
@@ -125,8 +133,24 @@ class EffcapServer:
         )
         artifact_pb2_grpc.add_ArtifactServiceServicer_to_server(ArtifactServicer(self.artifacts, long_calls, config.upload_idle_s, self.activity, self.store, config.quotas), self._server)
         estimator = AuditEstimator(config.data_dir, config.device, self.worker_threads)
-        audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.store, self.artifacts, self.scheduler, long_calls, config.audit_limits, estimator, self.activity, config.quotas), self._server)
-        operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(self.store, self.scheduler, long_calls, self.activity), self._server)
+        self.inflation = InflationPool(config.max_inflated_bytes, config.validation_processes)
+        leases = ArtifactLeases()
+        self.retention = RetentionSweeper(self.store, self.artifacts, leases, config.retention)
+        audit_servicer = AuditServicer(
+            self.store,
+            self.artifacts,
+            self.scheduler,
+            long_calls,
+            config.audit_limits,
+            estimator,
+            self.activity,
+            config.quotas,
+            self.inflation,
+            leases,
+        )
+        audit_pb2_grpc.add_AuditServiceServicer_to_server(audit_servicer, self._server)
+        operations_servicer = OperationsServicer(self.store, self.scheduler, long_calls, self.activity)
+        operations_pb2_grpc.add_OperationsServicer_to_server(operations_servicer, self._server)
         self._health = ListingHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server)
@@ -152,6 +176,8 @@ class EffcapServer:
         if self.config.metrics_port is not None:
             self._metrics_http = serve_metrics(self.metrics, self.config.host, self.config.metrics_port)
             log.info("metrics on http://%s:%d/metrics", self.config.host, self._metrics_http.server_address[1])
+        self.inflation.warm()  # once nothing can fail the start any more
+        self.retention.start()
         transport = "plaintext" if self.config.tls is None else "mutual TLS" if self.config.tls.client_ca else "TLS"
         log.info("effcap listening on %s:%d (%s), data in %s", self.config.host, self.port, transport, self.config.data_dir)
         log.info("each worker uses %d torch thread(s): %s", self.worker_threads.threads, self.worker_threads.source)
@@ -159,6 +185,8 @@ class EffcapServer:
     def stop(self, grace: float = 5.0) -> None:
         self._health.enter_graceful_shutdown()
         self._server.stop(grace).wait()
+        self.inflation.close()
+        self.retention.stop()
         self._storage.stop()
         if self._metrics_http is not None:
             self._metrics_http.shutdown()

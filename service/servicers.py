@@ -19,19 +19,20 @@ from google.longrunning import operations_pb2_grpc
 from google.longrunning import operations_proto_pb2 as operations_pb2
 from google.protobuf import empty_pb2
 
-from effcap.capacity.cost import training_examples
 from effcap.capacity.json_values import load_json
-from effcap.capacity.models import build_model, count_parameters
 from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc
 from effcap.service.artifacts import ArtifactStore, check_digest
+from effcap.service.audit_job import AuditJob
 from effcap.service.audit_log import log_created, log_reused
 from effcap.service.auth.activity import ActivityLog
 from effcap.service.auth.principal import Principal, principal_of
 from effcap.service.errors import ApiError, handle_errors, invalid_argument, not_found
 from effcap.service.estimator import AuditEstimator
-from effcap.service.limits import AuditLimits, LongCallSlots, cancel_when_idle, check_audit_size
+from effcap.service.header_validation import check_job_headers
+from effcap.service.inflation import InflationPool
+from effcap.service.limits import AuditLimits, LongCallSlots, cancel_when_idle
 from effcap.service.quotas import Quotas
-from effcap.service.runner import AuditJob, load_inputs
+from effcap.service.retention import ArtifactLeases
 from effcap.service.scheduler import Scheduler
 from effcap.service.store import AuditRecord, AuditStore, State
 
@@ -106,6 +107,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         estimator: AuditEstimator,
         activity: ActivityLog,
         quotas: Quotas,
+        inflation: InflationPool,
+        leases: ArtifactLeases | None = None,
     ) -> None:
         self._quotas = quotas
         self._activity = activity
@@ -115,6 +118,9 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         self._long_calls = long_calls
         self._limits = limits
         self._estimator = estimator
+        self._inflation = inflation
+        # Held from the inputs' validation until the audit is stored, so retention never removes them in between.
+        self._leases = leases or ArtifactLeases()
 
     @handle_errors
     def CreateAudit(self, request, context):  # noqa: N802
@@ -134,13 +140,11 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
                     cached = self._store.record_request_id(request.request_id, cached.id, principal.name)
                 log_reused(cached.name, request.request_id)
                 return operation_for(cached)
-        inputs = load_inputs(self._job_for_validation(request, principal))  # InputError -> INVALID_ARGUMENT naming the field
-        parameters = count_parameters(build_model(inputs.checkpoint.architecture, device="meta"))
-        train_examples = len(inputs.dataset.x_train) if inputs.dataset is not None else 0
-        check_audit_size(inputs.spec, train_examples, parameters, self._limits)
-        training = sum(training_examples(inputs.spec, train_examples).values())  # as check_audit_size counts it
-        self._quotas.check_audit(self._store, principal, training)
-        record, created = self._store.create_audit(request, request_hash, principal.name, training)
+        with self._leases.hold(request):
+            job = self._checked_job(request, principal)
+            training = self._inflation.validate(job, self._limits)  # the inputs loaded in a capped process
+            self._quotas.check_audit(self._store, principal, training)
+            record, created = self._store.create_audit(request, request_hash, principal.name, training)
         if not created and record.request_hash != request_hash:
             raise _request_id_reused(request.request_id)
         if created:
@@ -153,8 +157,9 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     @handle_errors
     def EstimateAudit(self, request, context):  # noqa: N802
         create = audit_pb2.CreateAuditRequest(model=request.model, dataset=request.dataset, spec=request.spec)
-        inputs = load_inputs(self._job_for_validation(create, principal_of(context)))  # InputError -> INVALID_ARGUMENT naming the field
-        return self._estimator.estimate(inputs, self._limits.max_training_examples, self._store.unfinished_count())
+        job = self._checked_job(create, principal_of(context))
+        calibration = self._estimator.calibration()
+        return self._inflation.estimate(job, calibration, self._limits.max_training_examples, self._store.unfinished_count())
 
     @handle_errors
     def GetAudit(self, request, context):  # noqa: N802
@@ -200,6 +205,12 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         if record is not None and record.request_hash != request_hash:
             raise _request_id_reused(request.request_id)
         return record
+
+    def _checked_job(self, request: audit_pb2.CreateAuditRequest, principal: Principal) -> AuditJob:
+        """The request's job once its inputs' headers pass (InputError -> INVALID_ARGUMENT naming the field)."""
+        job = self._job_for_validation(request, principal)
+        check_job_headers(job, self._inflation.cap_bytes)
+        return job
 
     def _job_for_validation(self, request: audit_pb2.CreateAuditRequest, principal: Principal) -> AuditJob:
         if not request.HasField("model"):

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,7 +213,36 @@ class AuditStore:
             ).fetchall()
         return dict(rows)
 
+    def artifact_times(self) -> dict[str, float]:
+        """Every committed artifact's sha256 and upload time (for retention.py)."""
+        with self._lock:
+            return dict(self._db.execute("SELECT sha256, create_time FROM artifacts").fetchall())
+
+    def delete_artifact_unless_pending(self, sha256: str, pending: Callable[[audit_pb2.CreateAuditRequest], bool]) -> bool:
+        """Forget an artifact unless a queued or running audit's request is `pending` on it; whether it was forgotten."""
+        with self._transaction() as db:
+            states = (State.AUDIT_STATE_QUEUED, State.AUDIT_STATE_RUNNING)
+            for (request,) in db.execute("SELECT request FROM audits WHERE state IN (?, ?)", states):
+                if pending(audit_pb2.CreateAuditRequest.FromString(request)):
+                    return False
+            db.execute("DELETE FROM artifact_owners WHERE sha256 = ?", (sha256,))  # no principal holds it any more
+            return db.execute("DELETE FROM artifacts WHERE sha256 = ?", (sha256,)).rowcount > 0
+
     # ---- audits ------------------------------------------------------------------------------
+
+    def audit_requests(self) -> list[tuple[int, float, audit_pb2.CreateAuditRequest]]:
+        """(state, create_time, request) of every audit (for retention.py)."""
+        with self._lock:
+            rows = self._db.execute("SELECT state, create_time, request FROM audits").fetchall()
+        return [(state, created, audit_pb2.CreateAuditRequest.FromString(request)) for state, created, request in rows]
+
+    def delete_ended_before(self, cutoff: float) -> int:
+        """Delete audits (reports and events with them) that ended before `cutoff`; how many."""
+        with self._transaction() as db:
+            terminal = tuple(TERMINAL_STATES)
+            marks = ", ".join("?" * len(terminal))
+            query = f"DELETE FROM audits WHERE end_time < ? AND state IN ({marks})"
+            return db.execute(query, (cutoff, *terminal)).rowcount
 
     def create_audit(
         self, request: audit_pb2.CreateAuditRequest, request_hash: str, owner: str = ANONYMOUS_NAME, training_examples: int = 0

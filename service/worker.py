@@ -33,7 +33,8 @@ class PipeSink:
 
 def worker_main(connection: Connection, wire_job: tuple, threads: ThreadPlan) -> None:
     threads = apply_thread_plan(threads)
-    from effcap.service.runner import AuditJob, run_audit
+    from effcap.service.audit_job import AuditJob
+    from effcap.service.runner import run_audit
 
     job = AuditJob.from_wire(wire_job)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker {job.audit} %(levelname)s %(message)s", stream=sys.stderr)

@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from effcap.capacity.data.array_names import DATASET_ARRAYS, NUMERIC_KINDS, SAFETENSORS_NUMPY_DTYPES, check_array_names
 from effcap.capacity.data.packed_format import (
     CLASS_NAMES_KEY,
     NORMALIZATION_KEY,
@@ -138,15 +139,9 @@ def dataset_from_arrays(arrays: dict[str, np.ndarray], name: str, field: str = "
     return Dataset(name, x_train, y_train, x_test, y_test, num_classes)
 
 
-# The arrays a dataset file may hold; anything else in it is never read.
-DATASET_ARRAYS = ("x_train", "y_train", "x_test", "y_test", "num_classes")
 # Values across those arrays (x is held as float32: 4 GiB). Checked against the headers before any
 # array is read, so a small compressed file cannot inflate into the server's memory.
 MAX_DATASET_VALUES = 1 << 30
-# numpy dtype kinds a dataset array may have (boolean, signed, unsigned, float), at most 8 bytes each.
-NUMERIC_KINDS = frozenset("biuf")
-# safetensors dtypes numpy holds; bfloat16 and float8 have no numpy type.
-SAFETENSORS_NUMPY_DTYPES = frozenset({"F16", "F32", "F64", "I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64", "BOOL"})
 
 
 class _FileContents(NamedTuple):
@@ -159,19 +154,6 @@ def _read_arrays(path: Path, field: str) -> _FileContents:
     with path.open("rb") as handle:
         magic = handle.read(4)
     return _FileContents(_read_npz(path, field)) if magic.startswith(b"PK") else _read_safetensors(path, field)
-
-
-def check_array_names(held: list[str], field: str) -> None:
-    """x_train and y_train, and x_test with y_test or neither; a refusal lists the names the file does hold,
-    so a file saved with other names (X, y, images) says so at once."""
-    listed = f"; the file has {', '.join(repr(k[:60]) for k in sorted(held)[:12]) or 'no arrays'}"
-    for key in ("x_train", "y_train"):
-        if key not in held:
-            raise InputError(f"{field}.{key}", f"is required{listed}", reason="DATASET_ARRAY_MISSING")
-    if ("x_test" in held) != ("y_test" in held):
-        missing = "y_test" if "x_test" in held else "x_test"
-        message = f"is required when the other test array is given{listed}"
-        raise InputError(f"{field}.{missing}", message, reason="DATASET_ARRAY_MISSING")
 
 
 def _read_npz(path: Path, field: str) -> dict[str, np.ndarray]:

@@ -36,6 +36,7 @@ class ServerProcess:
         ready.unlink(missing_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = (self.data_dir / "server.log").open("a")
+        logged_before = log.tell()  # a restart appends to the same log
         command = [sys.executable, "-m", "effcap.clients.cli", "serve", "--port", "0", "--data-dir", str(self.data_dir), "--ready-file", str(ready), *self.extra_args]
         pin = (lambda: os.sched_setaffinity(0, self.cpus)) if self.cpus is not None else None
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.environment, preexec_fn=pin)
@@ -45,6 +46,13 @@ class ServerProcess:
             assert time.monotonic() < deadline, f"server did not start: {self.log()}"
             time.sleep(0.05)
         self.address = ready.read_text().strip()
+        # SERVING comes before the input-validation process has imported torch (seconds on a busy machine); tests
+        # wait for it here, as they waited for the server's own import before, so that no first CreateAudit
+        # spends its deadline on it.
+        while b"input-validation process" not in (self.data_dir / "server.log").read_bytes()[logged_before:]:
+            assert self.process.poll() is None, f"server exited: {self.log()}"
+            assert time.monotonic() < deadline, f"the input-validation process did not start: {self.log()}"
+            time.sleep(0.05)
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 90.0) -> None:

@@ -1,0 +1,146 @@
+"""Retention: what a long-running server deletes by itself, so that its disk does not only ever fill.
+
+- Partial uploads left in artifacts/incoming/ by a crash are removed at start-up (the data-dir lock
+  guarantees no other server is writing there, and no upload of this one has begun).
+- A periodic sweep deletes audits that ended more than `reports_s` ago (reports and events with
+  them), and artifacts last used more than `artifacts_s` ago. An artifact's last use is the later of
+  its upload and the creation of the newest audit that names it; one named by a queued or running
+  audit is never removed (checked in the same store transaction that forgets it), and neither is one
+  a CreateAudit is validating: that call holds a lease on its digests until its audit is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from effcap.protos.v1 import audit_pb2
+from effcap.service.artifacts import ArtifactStore
+from effcap.service.store import AuditStore
+
+log = logging.getLogger("effcap.service.retention")
+DAY_S = 86_400.0
+
+
+def remove_partial_uploads(incoming: Path) -> tuple[int, int]:
+    """Delete what a crashed server left in `incoming`; (files, bytes) removed."""
+    files = size = 0
+    for path in incoming.glob("*"):
+        if path.is_file():
+            size += path.stat().st_size
+            path.unlink()
+            files += 1
+    if files:
+        log.info("removed %d partial upload(s) left by an earlier run (%d bytes)", files, size)
+    return files, size
+
+
+def request_digests(request: audit_pb2.CreateAuditRequest) -> set[str]:
+    """The sha256 of every artifact an audit's request names."""
+    digests = {request.model.sha256, request.initial_model.sha256}
+    if request.dataset.WhichOneof("source") == "artifact":
+        digests.add(request.dataset.artifact.sha256)
+    return digests - {""}
+
+
+class ArtifactLeases:
+    """Digests a call is about to make an audit of; the sweep skips them (it removes under the same lock)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: Counter[str] = Counter()
+
+    @contextmanager
+    def hold(self, request: audit_pb2.CreateAuditRequest) -> Iterator[None]:
+        digests = request_digests(request)
+        with self._lock:
+            self._held.update(digests)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held.subtract(digests)
+                self._held += Counter()  # drops the zeros
+
+    @contextmanager
+    def unless_held(self, sha256: str) -> Iterator[bool]:
+        """True (with the leases locked) when no call holds `sha256`, so it can be removed."""
+        with self._lock:
+            yield sha256 not in self._held
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    # None keeps forever.
+    reports_s: float | None = None
+    artifacts_s: float | None = None
+    sweep_interval_s: float = 3600.0
+
+    @property
+    def active(self) -> bool:
+        return self.reports_s is not None or self.artifacts_s is not None
+
+
+class RetentionSweeper:
+    def __init__(
+        self, store: AuditStore, artifacts: ArtifactStore, leases: ArtifactLeases, policy: RetentionPolicy
+    ) -> None:
+        self._store = store
+        self._artifacts = artifacts
+        self._leases = leases
+        self._policy = policy
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="effcap-retention", daemon=True)
+
+    def start(self) -> None:
+        if self._policy.active:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def sweep(self, now: float | None = None) -> tuple[int, int]:
+        """One pass; (audits deleted, artifacts deleted)."""
+        now = time.time() if now is None else now
+        audits = 0
+        if self._policy.reports_s is not None:
+            audits = self._store.delete_ended_before(now - self._policy.reports_s)
+        removed = 0
+        if self._policy.artifacts_s is not None:
+            cutoff = now - self._policy.artifacts_s
+            for sha256 in self._expired_artifacts(cutoff):
+                removed += self._remove_artifact(sha256)
+        if audits or removed:
+            log.info("retention: deleted %d ended audit(s) and %d unused artifact(s)", audits, removed)
+        return audits, removed
+
+    def _expired_artifacts(self, cutoff: float) -> list[str]:
+        last_use = self._store.artifact_times()
+        for _, created, request in self._store.audit_requests():
+            for sha256 in request_digests(request) & last_use.keys():
+                last_use[sha256] = max(last_use[sha256], created)
+        return [sha256 for sha256, used in last_use.items() if used < cutoff]
+
+    def _remove_artifact(self, sha256: str) -> int:
+        names_it = lambda request: sha256 in request_digests(request)  # noqa: E731
+        with self._leases.unless_held(sha256) as free:
+            if not free or not self._store.delete_artifact_unless_pending(sha256, names_it):
+                return 0
+            self._artifacts.path(sha256).unlink(missing_ok=True)
+        return 1
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.sweep()
+            except Exception as error:  # noqa: BLE001 - a store error (a full disk) must not end the sweeps
+                log.error("retention sweep failed (%s: %s); retrying at the next interval", type(error).__name__, error)
+            self._stopping.wait(self._policy.sweep_interval_s)
