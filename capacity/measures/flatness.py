@@ -29,6 +29,13 @@ from effcap.capacity.engine.trainer import EVAL_BATCH
 
 MAGNITUDE_EPSILON = 1e-3
 ERROR_INCREASE_THRESHOLD = 0.1
+# Jiang et al.'s search: 15 bisection steps on [0, 2], 10 Monte-Carlo networks per step.
+BISECTION_STEPS = 15
+UPPER = 2.0
+SAMPLES = 10
+# The sharpness ascent's starts and steps per scale (docs/decisions.md says why so few).
+RESTARTS = 2
+ASCENT_STEPS = 3
 Noise = Literal["isotropic", "magnitude"]
 # Stacked copies of the parameters held at once: bounds memory to ~256 MiB of float32 whatever the model.
 _STACKED_FLOATS = 2**26
@@ -80,9 +87,9 @@ def pac_bayes_flatness(
     y: torch.Tensor,
     noise: Noise = "isotropic",
     threshold: float = ERROR_INCREASE_THRESHOLD,
-    samples: int = 10,
-    steps: int = 15,
-    upper: float = 2.0,
+    samples: int = SAMPLES,
+    steps: int = BISECTION_STEPS,
+    upper: float = UPPER,
     seed: int = 0,
 ) -> Flatness:
     """σ' of eq. 53 (isotropic) or of eq. 61 (magnitude-aware), E_u Δ estimated from `samples` networks."""
@@ -126,10 +133,10 @@ def sharpness_flatness(
     y: torch.Tensor,
     noise: Noise = "isotropic",
     threshold: float = ERROR_INCREASE_THRESHOLD,
-    restarts: int = 2,
-    ascent_steps: int = 3,
-    steps: int = 15,
-    upper: float = 2.0,
+    restarts: int = RESTARTS,
+    ascent_steps: int = ASCENT_STEPS,
+    steps: int = BISECTION_STEPS,
+    upper: float = UPPER,
     seed: int = 0,
 ) -> Flatness:
     """α' of eq. 54 (isotropic) or eq. 62 (magnitude-aware): max Δ by `restarts` batched ascents per scale."""
@@ -205,3 +212,9 @@ def stacked_errors(
         )
         errors.append(total.double() / len(x))
     return torch.cat(errors)
+
+
+def sharpness_examples(examples: int) -> int:
+    """Examples through a forward and backward pass in the two sharpness searches (the upper end and each bisection
+    step, every start, every ascent step), for the server's admission check; forward-only passes are not counted."""
+    return 2 * (BISECTION_STEPS + 1) * RESTARTS * ASCENT_STEPS * examples

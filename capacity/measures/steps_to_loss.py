@@ -93,3 +93,9 @@ def _epoch(
         if stop_at is not None and evaluate(model, x, y)[0] <= stop_at:
             break
     return step
+
+
+def steps_to_loss_examples(examples: int, training: TrainingSpec) -> int:
+    """Examples trained on at most (the whole budget, and the replayed epoch), for the server's admission check;
+    the forward-only evaluations are not counted."""
+    return (training.max_epochs + 1) * examples
