@@ -37,6 +37,8 @@ SAMPLES = 10
 RESTARTS = 2
 ASCENT_STEPS = 3
 Noise = Literal["isotropic", "magnitude"]
+# Examples per gradient call of the sharpness ascent (times the starts): bounds the activations held for backward.
+_ASCENT_CHUNK = 256
 # Stacked copies of the parameters held at once: bounds memory to ~256 MiB of float32 whatever the model.
 _STACKED_FLOATS = 2**26
 
@@ -180,13 +182,17 @@ def worst_offsets(
     fast-gradient-sign ascent; a few steps keep the search cheap, at the price of an upper estimate of α').
     """
 
-    def loss(offset: dict[str, torch.Tensor]) -> torch.Tensor:
+    def loss(offset: dict[str, torch.Tensor], xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
         perturbed = {k: weights[k] + offset[k] for k in weights}
-        return F.cross_entropy(functional_call(model, perturbed, (x,)), y)
+        return F.cross_entropy(functional_call(model, perturbed, (xs,)), ys, reduction="sum")
 
-    ascent = vmap(grad(loss))
+    ascent = vmap(grad(loss), in_dims=(0, None, None))
     for _ in range(ascent_steps):
-        gradients = ascent(offsets)
+        # The gradient of the summed loss, in chunks of examples: the activations of every start held for a chunk only.
+        chunks = [
+            ascent(offsets, x[i : i + _ASCENT_CHUNK], y[i : i + _ASCENT_CHUNK]) for i in range(0, len(x), _ASCENT_CHUNK)
+        ]
+        gradients = {k: sum(chunk[k] for chunk in chunks) for k in offsets}
         offsets = {k: torch.clamp(offsets[k] + widths[k] * gradients[k].sign(), -widths[k], widths[k]) for k in offsets}
     return offsets
 
