@@ -29,7 +29,7 @@ from effcap.capacity.measures.ntk import ntk_complexity, ntk_gram
 from effcap.capacity.measures.pac_bayes import BOUND_SAMPLES, gaussian_pac_bayes
 from effcap.capacity.measures.rademacher import Estimate, global_rademacher, local_rademacher_radii, sign_draws
 from effcap.capacity.measures.sharpness import Sharpness, perturbed_error, sharpness
-from effcap.capacity.measures.steps_to_loss import steps_to_loss
+from effcap.capacity.measures.steps_to_loss import constant_rate, steps_to_loss
 from effcap.capacity.measures.topology import chain_caveat
 from effcap.capacity.models import ArchitectureSpec, build_model
 from effcap.capacity.seeding import derive_seed
@@ -157,7 +157,7 @@ def _generalization_measures(
     device: torch.device,
 ) -> list[GeneralizationMeasure]:
     """Flatness on the folded checkpoint; steps to cross-entropy 0.1 from the initial checkpoint if given, else
-    from a seeded fresh initialisation, with the spec's training budget."""
+    from a seeded fresh initialisation, with the spec's training at a constant rate."""
     folded = fold_batchnorm(model)
     flatness: dict[str, Flatness] = {}
     for noise, suffix in (("isotropic", ""), ("magnitude", ".mag")):
@@ -168,7 +168,7 @@ def _generalization_measures(
     start = build_model(architecture, seed=derive_seed(audit_seed, "jiang-steps-init"), device=device)
     if initial is not None:
         start.load_state_dict(initial.state_dict())
-    steps = steps_to_loss(start, x, y, spec.training, derive_seed(audit_seed, "jiang-steps"))
+    steps = steps_to_loss(start, x, y, constant_rate(spec.training), derive_seed(audit_seed, "jiang-steps"))
     distances = init_distances(model, initial, architecture.input_shape) if initial is not None else None
     parameter_norm = weights_squared_norm(folded, architecture.input_shape)
     return generalization_measures(norms, parameter_norm, flatness, steps, distances)
