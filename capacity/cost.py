@@ -14,6 +14,8 @@ from effcap.capacity.analyses.learning_rate_probe import CANDIDATE_RATES, probe_
 from effcap.capacity.analyses.memorization import budget_steps, size_grid
 from effcap.capacity.analyses.memorization_scores import subset_size
 from effcap.capacity.engine.trainer import steps_per_epoch
+from effcap.capacity.measures.flatness import sharpness_examples
+from effcap.capacity.measures.steps_to_loss import steps_to_loss_examples
 from effcap.capacity.presets import apply_preset, needs_learning_rate_probe
 from effcap.capacity.specs import AuditSpec
 
@@ -40,6 +42,9 @@ def training_examples(spec: AuditSpec, train_examples: int) -> dict[str, int]:
         fitting = r.draws * r.training.max_epochs * examples if r.fit_signs else 0
         # Each radius is ascended twice: in the whole-network ball and in the per-tensor one.
         cost["rademacher"] = fitting + 2 * len(r.relative_radii) * r.draws * r.ascent_steps * examples
+        if r.generalization_measures:
+            # Jiang et al.'s measures (docs/measures.md): the sharpness ascents and the steps-to-loss training.
+            cost["rademacher"] += sharpness_examples(examples) + steps_to_loss_examples(examples, r.training)
     if spec.compressibility is not None:
         c = spec.compressibility
         points = len(c.methods) * (len(c.sparsities) + c.bisection_steps)

@@ -23,6 +23,7 @@ from effcap.capacity.analyses.memorization_scores import subset_size
 from effcap.capacity.calibration import Calibration
 from effcap.capacity.cost import training_examples
 from effcap.capacity.engine.trainer import steps_per_epoch
+from effcap.capacity.measures.flatness import sharpness_examples
 from effcap.capacity.presets import apply_preset, needs_learning_rate_probe
 from effcap.capacity.specs import AuditSpec, ConditionKind
 
@@ -117,6 +118,12 @@ def _work(spec: AuditSpec, n: int) -> dict[str, list[_Work]]:
             _Work(r.draws if r.fit_signs else 0, fitting, r.training.batch_size, typical),
             _Work(0, ascents * r.ascent_steps, examples),
         ]
+        if r.generalization_measures:
+            # Jiang et al.'s measures: one training to cross-entropy 0.1 (true labels), the sharpness ascents.
+            budget = (r.training.max_epochs + 1) * epoch_steps
+            typical = _typical_steps(r.training.max_epochs, epoch_steps, True) + epoch_steps
+            work["rademacher"].append(_Work(1, budget, r.training.batch_size, typical))
+            work["rademacher"].append(_Work(0, sharpness_examples(examples) // examples, examples))
     if spec.compressibility is not None:
         c = spec.compressibility
         points = len(c.methods) * (len(c.sparsities) + c.bisection_steps)

@@ -145,6 +145,9 @@ class RademacherSpec(BaseModel):
     sharpness: bool = True
     # 0 skips the NTK complexity.
     ntk_examples: int = Field(256, ge=0, le=4096)
+    # Jiang et al. (2020)'s best-ranked cheap measures (docs/measures.md): flatness and sharpness scales, path-norm
+    # and distance-from-init variants, SGD steps from initialisation to a training cross-entropy of 0.1.
+    generalization_measures: bool = True
 
 
 # "structured" (units removed physically, in every family but the ViT) and "low_rank_by_rank" are not in the

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
-from effcap.clients import memorization_scores_view, weights_view
+from effcap.clients import generalization_view, memorization_scores_view, weights_view
 from effcap.clients.card import bound_status, card_lines, label_conditions
 from effcap.clients.defaults_view import settings_lines
 from effcap.clients.formatting import (
@@ -218,6 +218,11 @@ def report_html(report: report_pb2.AuditReport) -> str:
             f"<th>inputs</th></tr>{rows}</table>",
             *_rademacher_figures(r),
         ]
+        if r.generalization_measures:
+            header = "".join(f"<th>{escape(c)}</th>" for c in generalization_view.COLUMNS)
+            measures = generalization_view.measure_rows(r)
+            cells = "".join("<tr>" + "".join(f"<td>{escape(v)}</td>" for v in row) + "</tr>" for row in measures)
+            body += [f"<h3>{escape(generalization_view.TITLE)}</h3>", f"<table><tr>{header}</tr>{cells}</table>"]
     if report.HasField("compressibility"):
         c = report.compressibility
         rows = "".join(

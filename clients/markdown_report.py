@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from effcap.clients import memorization_scores_view, weights_view
+from effcap.clients import generalization_view, memorization_scores_view, weights_view
 from effcap.clients.card import bound_status, card_lines, label_conditions
 from effcap.clients.defaults_view import settings_lines
 from effcap.clients.formatting import (
@@ -109,6 +109,10 @@ def report_markdown(report: report_pb2.AuditReport) -> str:
             "The bounds use the operator norms (the layer's linear map at its input size); the kernel columns "
             "are for comparison.",
         ]
+        if r.generalization_measures:
+            out += ["", f"**{generalization_view.TITLE}**", "", "| " + " | ".join(generalization_view.COLUMNS) + " |"]
+            out.append("| --- | --- | ---: | --- |")
+            out += ["| " + " | ".join(row) + " |" for row in generalization_view.measure_rows(r)]
     if report.HasField("compressibility"):
         c = report.compressibility
         out += [

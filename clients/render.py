@@ -9,7 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from effcap.clients import memorization_scores_view, weights_view
+from effcap.clients import generalization_view, memorization_scores_view, weights_view
 from effcap.clients.card import bound_status, card_lines
 from effcap.clients.console import output_console
 from effcap.clients.defaults_view import settings_lines
@@ -104,7 +104,14 @@ def rademacher_tables(section: report_pb2.RademacherReport) -> list[Table]:
     if section.HasField("ntk"):
         k = section.ntk
         estimates.add_row(f"NTK complexity at init, {k.examples} examples", f"true {k.true_labels:.4g}", f"random {k.random_labels:.4g}")
-    return [estimates, bounds]
+    if not section.generalization_measures:
+        return [estimates, bounds]
+    measures = Table(title=generalization_view.TITLE, box=box.SIMPLE_HEAD)
+    for column in generalization_view.COLUMNS:
+        measures.add_column(column, justify="right" if column == "value" else "left")
+    for row in generalization_view.measure_rows(section):
+        measures.add_row(*row)
+    return [estimates, bounds, measures]
 
 
 def compressibility_tables(section: report_pb2.CompressibilityReport) -> list[Table]:

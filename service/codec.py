@@ -358,6 +358,12 @@ def rademacher_to_proto(result: RademacherResult) -> report_pb2.RademacherReport
         message.distance_from_init_spectral = result.distance_from_init.spectral
     if result.ntk is not None:
         message.ntk.CopyFrom(report_pb2.NtkReport(examples=result.ntk.examples, true_labels=result.ntk.true_labels, random_labels=result.ntk.random_labels))
+    message.generalization_measures.extend(
+        report_pb2.GeneralizationMeasure(
+            name=m.name, equation=m.equation, value=m.value, definition=m.definition, note=m.note
+        )
+        for m in result.generalization_measures
+    )
     return message
 
 

@@ -6,7 +6,7 @@ from the audit's seed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -16,12 +16,20 @@ from effcap.capacity.data.datasets import Dataset
 from effcap.capacity.engine.strategy import EngineOptions
 from effcap.capacity.engine.trainer import evaluate
 from effcap.capacity.measures.bounds import Bound, norm_bounds, rademacher_bound
+from effcap.capacity.measures.flatness import Flatness, pac_bayes_flatness, sharpness_flatness
+from effcap.capacity.measures.generalization_measures import (
+    GeneralizationMeasure,
+    generalization_measures,
+    init_distances,
+    weights_squared_norm,
+)
 from effcap.capacity.measures.layers import fold_batchnorm
 from effcap.capacity.measures.norms import DistanceFromInit, NormMeasures, distance_from_init, norm_measures
 from effcap.capacity.measures.ntk import ntk_complexity, ntk_gram
 from effcap.capacity.measures.pac_bayes import BOUND_SAMPLES, gaussian_pac_bayes
 from effcap.capacity.measures.rademacher import Estimate, global_rademacher, local_rademacher_radii, sign_draws
 from effcap.capacity.measures.sharpness import Sharpness, perturbed_error, sharpness
+from effcap.capacity.measures.steps_to_loss import constant_rate, steps_to_loss
 from effcap.capacity.measures.topology import chain_caveat
 from effcap.capacity.models import ArchitectureSpec, build_model
 from effcap.capacity.seeding import derive_seed
@@ -58,6 +66,8 @@ class RademacherResult:
     magnitude_aware_sharpness: Sharpness | None
     ntk: NtkComplexity | None
     distance_from_init: DistanceFromInit | None
+    # Jiang et al. (2020)'s measures, empty unless spec.generalization_measures.
+    generalization_measures: list[GeneralizationMeasure] = field(default_factory=list)
 
 
 def run_rademacher(
@@ -120,13 +130,48 @@ def run_rademacher(
     if spec.ntk_examples:
         progress.update("rademacher: NTK complexity at initialisation", units - 1, units, (units - 1) / units)
         ntk = _ntk(architecture, dataset, min(spec.ntk_examples, len(dataset.x_train)), audit_seed, device)
-    progress.update("rademacher: done", units, units, 1.0)
-    distance = None
+    distance, initial = None, None
     if initial_state is not None:
         initial = build_model(architecture, device=device)
         initial.load_state_dict(initial_state)
         distance = distance_from_init(model, initial, architecture.input_shape)
-    return RademacherResult(spec, n, norms, global_estimate, local, per_layer, bounds, flat, flat_magnitude, ntk, distance)
+    catalogue = []
+    if spec.generalization_measures:
+        progress.update("rademacher: Jiang et al.'s generalisation measures", units - 1, units, (units - 1) / units)
+        catalogue = _generalization_measures(architecture, model, initial, x, y, norms, spec, audit_seed, device)
+    progress.update("rademacher: done", units, units, 1.0)
+    return RademacherResult(
+        spec, n, norms, global_estimate, local, per_layer, bounds, flat, flat_magnitude, ntk, distance, catalogue
+    )
+
+
+def _generalization_measures(
+    architecture: ArchitectureSpec,
+    model: torch.nn.Module,
+    initial: torch.nn.Module | None,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    norms: NormMeasures,
+    spec: RademacherSpec,
+    audit_seed: int,
+    device: torch.device,
+) -> list[GeneralizationMeasure]:
+    """Flatness on the folded checkpoint; steps to cross-entropy 0.1 from the initial checkpoint if given, else
+    from a seeded fresh initialisation, with the spec's training at a constant rate."""
+    folded = fold_batchnorm(model)
+    flatness: dict[str, Flatness] = {}
+    for noise, suffix in (("isotropic", ""), ("magnitude", ".mag")):
+        seed = derive_seed(audit_seed, "jiang-pacbayes", noise)
+        flatness[f"pacbayes{suffix}.flatness"] = pac_bayes_flatness(folded, x, y, noise=noise, seed=seed)
+        seed = derive_seed(audit_seed, "jiang-sharpness", noise)
+        flatness[f"sharpness{suffix}.flatness"] = sharpness_flatness(folded, x, y, noise=noise, seed=seed)
+    start = build_model(architecture, seed=derive_seed(audit_seed, "jiang-steps-init"), device=device)
+    if initial is not None:
+        start.load_state_dict(initial.state_dict())
+    steps = steps_to_loss(start, x, y, constant_rate(spec.training), derive_seed(audit_seed, "jiang-steps"))
+    distances = init_distances(model, initial, architecture.input_shape) if initial is not None else None
+    parameter_norm = weights_squared_norm(folded, architecture.input_shape)
+    return generalization_measures(norms, parameter_norm, flatness, steps, distances)
 
 
 def _sharpness_bound(

@@ -107,6 +107,14 @@ def channels_last(model: nn.Module) -> nn.Module:
     return model.to(memory_format=torch.channels_last)
 
 
+def sgd(model: nn.Module, training: TrainingSpec) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.ExponentialLR]:
+    """The spec's SGD and its per-epoch decay: one construction for every loop that trains like a trial."""
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=training.learning_rate, momentum=training.momentum, weight_decay=training.weight_decay
+    )
+    return optimizer, torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=training.lr_decay_per_epoch)
+
+
 def train_trial(
     model: nn.Module,
     data: DeviceData,
@@ -121,10 +129,7 @@ def train_trial(
     same batches on any device. `screen_fit_check` False evaluates every epoch in full (fit_check.py).
     """
     order_rng = torch.Generator().manual_seed(data_order_seed(seed))
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=training.learning_rate, momentum=training.momentum, weight_decay=training.weight_decay
-    )
-    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=training.lr_decay_per_epoch)
+    optimizer, schedule = sgd(model, training)
     n = len(data.x_train)
     step = 0
     started = time.perf_counter()

@@ -352,7 +352,7 @@ class BoundReport(_message.Message):
     def __init__(self, name: _Optional[str] = ..., value: _Optional[float] = ..., vacuous: _Optional[bool] = ..., inputs: _Optional[str] = ..., reference: _Optional[str] = ..., bounds_on: _Optional[str] = ..., fully_paid: _Optional[bool] = ...) -> None: ...
 
 class RademacherReport(_message.Message):
-    __slots__ = ("examples", "confidence", "delta", "global_estimate", "local", "layers", "spectral_product", "spectral_sum", "frobenius_product", "frobenius_sum_of_squares", "parameter_norm", "path_norm", "margin", "misclassified_fraction", "margin_valid", "bounds", "note", "sharpness", "ntk", "local_per_layer", "distance_from_init_frobenius", "distance_from_init_spectral", "global_training")
+    __slots__ = ("examples", "confidence", "delta", "global_estimate", "local", "layers", "spectral_product", "spectral_sum", "frobenius_product", "frobenius_sum_of_squares", "parameter_norm", "path_norm", "margin", "misclassified_fraction", "margin_valid", "bounds", "note", "sharpness", "ntk", "local_per_layer", "distance_from_init_frobenius", "distance_from_init_spectral", "global_training", "generalization_measures")
     EXAMPLES_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
@@ -376,6 +376,7 @@ class RademacherReport(_message.Message):
     DISTANCE_FROM_INIT_FROBENIUS_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FROM_INIT_SPECTRAL_FIELD_NUMBER: _ClassVar[int]
     GLOBAL_TRAINING_FIELD_NUMBER: _ClassVar[int]
+    GENERALIZATION_MEASURES_FIELD_NUMBER: _ClassVar[int]
     examples: int
     confidence: float
     delta: float
@@ -399,7 +400,22 @@ class RademacherReport(_message.Message):
     distance_from_init_frobenius: float
     distance_from_init_spectral: float
     global_training: str
-    def __init__(self, examples: _Optional[int] = ..., confidence: _Optional[float] = ..., delta: _Optional[float] = ..., global_estimate: _Optional[_Union[RademacherEstimate, _Mapping]] = ..., local: _Optional[_Iterable[_Union[RadiusPoint, _Mapping]]] = ..., layers: _Optional[_Iterable[_Union[LayerNorm, _Mapping]]] = ..., spectral_product: _Optional[float] = ..., spectral_sum: _Optional[float] = ..., frobenius_product: _Optional[float] = ..., frobenius_sum_of_squares: _Optional[float] = ..., parameter_norm: _Optional[float] = ..., path_norm: _Optional[float] = ..., margin: _Optional[float] = ..., misclassified_fraction: _Optional[float] = ..., margin_valid: _Optional[bool] = ..., bounds: _Optional[_Iterable[_Union[BoundReport, _Mapping]]] = ..., note: _Optional[str] = ..., sharpness: _Optional[_Union[SharpnessReport, _Mapping]] = ..., ntk: _Optional[_Union[NtkReport, _Mapping]] = ..., local_per_layer: _Optional[_Iterable[_Union[RadiusPoint, _Mapping]]] = ..., distance_from_init_frobenius: _Optional[float] = ..., distance_from_init_spectral: _Optional[float] = ..., global_training: _Optional[str] = ...) -> None: ...
+    generalization_measures: _containers.RepeatedCompositeFieldContainer[GeneralizationMeasure]
+    def __init__(self, examples: _Optional[int] = ..., confidence: _Optional[float] = ..., delta: _Optional[float] = ..., global_estimate: _Optional[_Union[RademacherEstimate, _Mapping]] = ..., local: _Optional[_Iterable[_Union[RadiusPoint, _Mapping]]] = ..., layers: _Optional[_Iterable[_Union[LayerNorm, _Mapping]]] = ..., spectral_product: _Optional[float] = ..., spectral_sum: _Optional[float] = ..., frobenius_product: _Optional[float] = ..., frobenius_sum_of_squares: _Optional[float] = ..., parameter_norm: _Optional[float] = ..., path_norm: _Optional[float] = ..., margin: _Optional[float] = ..., misclassified_fraction: _Optional[float] = ..., margin_valid: _Optional[bool] = ..., bounds: _Optional[_Iterable[_Union[BoundReport, _Mapping]]] = ..., note: _Optional[str] = ..., sharpness: _Optional[_Union[SharpnessReport, _Mapping]] = ..., ntk: _Optional[_Union[NtkReport, _Mapping]] = ..., local_per_layer: _Optional[_Iterable[_Union[RadiusPoint, _Mapping]]] = ..., distance_from_init_frobenius: _Optional[float] = ..., distance_from_init_spectral: _Optional[float] = ..., global_training: _Optional[str] = ..., generalization_measures: _Optional[_Iterable[_Union[GeneralizationMeasure, _Mapping]]] = ...) -> None: ...
+
+class GeneralizationMeasure(_message.Message):
+    __slots__ = ("name", "equation", "value", "definition", "note")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    EQUATION_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    DEFINITION_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    equation: str
+    value: float
+    definition: str
+    note: str
+    def __init__(self, name: _Optional[str] = ..., equation: _Optional[str] = ..., value: _Optional[float] = ..., definition: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
 
 class SharpnessReport(_message.Message):
     __slots__ = ("sigma", "flatness", "magnitude_aware_sigma", "magnitude_aware_flatness", "target_accuracy_drop", "forward_passes")

@@ -120,7 +120,7 @@ class MemorizationSpec(_message.Message):
     def __init__(self, min_subset_size: _Optional[int] = ..., max_subset_size: _Optional[int] = ..., growth_factor: _Optional[float] = ..., bisection_steps: _Optional[int] = ..., seeds: _Optional[int] = ..., training: _Optional[_Union[TrainingSpec, _Mapping]] = ...) -> None: ...
 
 class RademacherSpec(_message.Message):
-    __slots__ = ("draws", "fit_signs", "relative_radii", "ascent_steps", "max_examples", "delta", "training", "sharpness", "ntk_examples")
+    __slots__ = ("draws", "fit_signs", "relative_radii", "ascent_steps", "max_examples", "delta", "training", "sharpness", "ntk_examples", "generalization_measures")
     DRAWS_FIELD_NUMBER: _ClassVar[int]
     FIT_SIGNS_FIELD_NUMBER: _ClassVar[int]
     RELATIVE_RADII_FIELD_NUMBER: _ClassVar[int]
@@ -130,6 +130,7 @@ class RademacherSpec(_message.Message):
     TRAINING_FIELD_NUMBER: _ClassVar[int]
     SHARPNESS_FIELD_NUMBER: _ClassVar[int]
     NTK_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    GENERALIZATION_MEASURES_FIELD_NUMBER: _ClassVar[int]
     draws: int
     fit_signs: bool
     relative_radii: _containers.RepeatedScalarFieldContainer[float]
@@ -139,7 +140,8 @@ class RademacherSpec(_message.Message):
     training: TrainingSpec
     sharpness: bool
     ntk_examples: int
-    def __init__(self, draws: _Optional[int] = ..., fit_signs: _Optional[bool] = ..., relative_radii: _Optional[_Iterable[float]] = ..., ascent_steps: _Optional[int] = ..., max_examples: _Optional[int] = ..., delta: _Optional[float] = ..., training: _Optional[_Union[TrainingSpec, _Mapping]] = ..., sharpness: _Optional[bool] = ..., ntk_examples: _Optional[int] = ...) -> None: ...
+    generalization_measures: bool
+    def __init__(self, draws: _Optional[int] = ..., fit_signs: _Optional[bool] = ..., relative_radii: _Optional[_Iterable[float]] = ..., ascent_steps: _Optional[int] = ..., max_examples: _Optional[int] = ..., delta: _Optional[float] = ..., training: _Optional[_Union[TrainingSpec, _Mapping]] = ..., sharpness: _Optional[bool] = ..., ntk_examples: _Optional[int] = ..., generalization_measures: _Optional[bool] = ...) -> None: ...
 
 class CompressibilitySpec(_message.Message):
     __slots__ = ("methods", "sparsities", "bisection_steps", "tolerance", "quantization_bits", "low_rank_energies", "sensitivity", "max_eval_examples", "train_set_size", "delta", "finetune_steps", "finetune", "low_rank_rank_fractions")

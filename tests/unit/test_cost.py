@@ -15,7 +15,9 @@ def test_each_analysis_is_counted_from_its_own_loops():
     assert training_examples(spec, 1297) == {
         "randomization": 3 * 2 * 100 * 1297,
         "memorization": 10 * 1 * (1100 + 11) * 128,
-        "rademacher": 4 * 7 * 500 + 2 * 2 * 4 * 10 * 500,
+        # Fitting signs, the two ascents per radius and draw, then Jiang et al.'s measures: two sharpness searches
+        # of 16 scales x 2 starts x 3 ascent steps, and the steps-to-loss training (7 epochs and a replayed one).
+        "rademacher": 4 * 7 * 500 + 2 * 2 * 4 * 10 * 500 + 2 * 16 * 2 * 3 * 500 + 8 * 500,
         "compressibility": 1 * 3 * 3 * 32,
     }
     assert training_examples(AuditSpec(compressibility=CompressibilitySpec()), 1297) == {"compressibility": 0}  # one-shot: no training
