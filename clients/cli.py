@@ -65,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
         help="torch threads per worker (default: the CPUs the server is given, divided among --max-running-audits)",
     )
     serve.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    serve.add_argument("--executor", choices=("local", "ray"), default="local", help="where trial batches run: the audit's worker process (default) or a Ray cluster")
+    serve.add_argument("--ray-address", default=None, help="the Ray cluster for --executor ray: HOST:PORT of its head, or auto (default)")
+    serve.add_argument("--ray-task-cpus", type=_positive_int, default=1, help="CPUs (and torch threads) each Ray task of a CPU batch asks for (default 1)")
+    serve.add_argument("--max-batch-trials", type=_positive_int, default=None, help="at most this many trials per batch: more, smaller batches to spread over workers")
     serve.add_argument(
         "--metrics-port", type=int, default=None, help="serve Prometheus metrics at http://HOST:PORT/metrics"
     )
@@ -277,6 +281,7 @@ def spec_from_options(analyses: str | list[str], **options: object) -> spec_pb2.
 def _serve(args: argparse.Namespace, console: Console) -> int:
     try:
         from effcap.capacity.graphs.onnx_wire import OnnxLimits
+        from effcap.service.executors.config import ExecutorConfig
         from effcap.service.limits import AuditLimits
         from effcap.service.server import ServerConfig, serve
     except ImportError as error:
@@ -296,6 +301,13 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
         metrics_port=args.metrics_port,
         audit_limits=AuditLimits(max_training_examples=args.max_training_examples, max_parameters=args.max_parameters),
         onnx_limits=OnnxLimits(max_nodes=args.max_graph_nodes, max_weight_bytes=args.max_graph_weight_bytes),
+        executor=ExecutorConfig(
+            kind=args.executor,
+            ray_address=args.ray_address,
+            ray_task_cpus=args.ray_task_cpus,
+            batch_store=args.data_dir / "batches",
+            max_batch_trials=args.max_batch_trials,
+        ),
     )
     serve(config, ready_file=args.ready_file)
     return EXIT_OK

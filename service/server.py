@@ -23,6 +23,7 @@ from effcap.service.artifacts import ArtifactStore
 from effcap.service.call_guard import CallGuard
 from effcap.service.data_dir_lock import DataDirInUse, DataDirLock
 from effcap.service.estimator import AuditEstimator
+from effcap.service.executors.config import ExecutorConfig
 from effcap.service.executors.threads import plan_threads
 from effcap.service.health_listing import ListingHealthServicer
 from effcap.service.limits import AuditLimits, LongCallSlots
@@ -66,6 +67,8 @@ class ServerConfig:
     onnx_limits: OnnxLimits = OnnxLimits()
     # Prometheus /metrics on this port (same host); None serves none, 0 picks a free port.
     metrics_port: int | None = None
+    # Where trial batches run (--executor, --ray-address) and where finished ones are kept.
+    executor: ExecutorConfig = ExecutorConfig()
 
 
 class EffcapServer:
@@ -89,7 +92,7 @@ class EffcapServer:
         guard = CallGuard(long_calls, CallObserver(self.metrics), lambda: self._storage.writable)
         exits = WorkerExits(self.metrics)
         self.scheduler = Scheduler(
-            self.store, self.artifacts, config.max_running_audits, config.device, self.worker_threads, exits
+            self.store, self.artifacts, config.max_running_audits, config.device, self.worker_threads, exits, config.executor
         )
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.rpc_threads, thread_name_prefix="effcap-rpc"),
