@@ -24,7 +24,13 @@ class RayCluster:
         from ray.cluster_utils import Cluster
 
         self.temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")
-        head = {"num_cpus": 0, "object_store_memory": 80 << 20, "include_dashboard": False, "temp_dir": self.temp_dir}
+        # Ray's default session root, /tmp/ray, is shared with anything else on the machine: this cluster's files
+        # (and the address file it writes) go to its own directory, for the servers started from here too.
+        self._previous_tmpdir = os.environ.get("RAY_TMPDIR")
+        os.environ["RAY_TMPDIR"] = self.temp_dir
+        sessions = Path(self.temp_dir) / "ray"  # where Ray looks under RAY_TMPDIR
+        sessions.mkdir()
+        head = {"num_cpus": 0, "object_store_memory": 80 << 20, "include_dashboard": False, "temp_dir": str(sessions)}
         self._cluster = Cluster(initialize_head=True, connect=False, head_node_args=head)
         self.workers = [self.add_node() for _ in range(worker_nodes)]
         self.address = self._cluster.address
@@ -41,6 +47,10 @@ class RayCluster:
 
     def shutdown(self) -> None:
         self._cluster.shutdown()
+        if self._previous_tmpdir is None:
+            os.environ.pop("RAY_TMPDIR", None)
+        else:
+            os.environ["RAY_TMPDIR"] = self._previous_tmpdir
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
