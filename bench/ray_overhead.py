@@ -81,7 +81,9 @@ def main() -> None:
     cluster.add_node(num_cpus=args.task_cpus, object_store_memory=80 << 20)
     cluster.wait_for_nodes()
     try:
-        config = ExecutorConfig(kind="ray", ray_address=cluster.address, ray_task_cpus=args.task_cpus, max_batch_trials=args.batch_trials)
+        config = ExecutorConfig(
+            kind="ray", ray_address=cluster.address, ray_task_cpus=args.task_cpus, max_batch_trials=args.batch_trials
+        )
         ray_executor = RayTrialExecutor(config, "cpu", sources, None)
         local_executor = TrialExecutor(sources, None, args.batch_trials)
         round_trip = empty_task_round_trip(ray_executor._ray)
@@ -97,18 +99,33 @@ def main() -> None:
     ray_first, ray_total = (statistics.median(r[i] for r in rows["ray"]) for i in (0, 1))
     overhead = (ray_total - local_total) / batches
     per_trial = local_total / args.trials
-    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; torch {torch.__version__}; {args.task_cpus} thread(s) per batch")
-    print(f"audit: {args.trials} trials (MLP 64-512-512-10 on digits, {args.epochs} epochs, batch 128), {batches} batches of {args.batch_trials}")
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; torch {torch.__version__}; "
+        f"{args.task_cpus} thread(s) per batch"
+    )
+    print(
+        f"audit: {args.trials} trials (MLP 64-512-512-10 on digits, {args.epochs} epochs, batch 128), "
+        f"{batches} batches of {args.batch_trials}"
+    )
     print(f"{'':8} {'first result s':>15} {'total s':>9}   (median of {args.repeats})")
     print(f"{'local':8} {local_first:15.2f} {local_total:9.2f}")
     print(f"{'ray':8} {ray_first:15.2f} {ray_total:9.2f}")
-    print(f"ray overhead per batch: {overhead:.3f} s (total difference / batches); empty task round trip {1000 * round_trip:.1f} ms")
+    print(
+        f"ray overhead per batch: {overhead:.3f} s (total difference / batches); "
+        f"empty task round trip {1000 * round_trip:.1f} ms"
+    )
     print(f"first task on a fresh Ray worker (torch import, dataset load, training 1 trial): {cold_first:.2f} s")
     print(f"per-trial training cost here: {per_trial:.2f} s")
     print()
     trial_gpu = per_trial / GPU_SPEEDUP
-    print(f"model: 1,000 trials in batches of b; a GPU trains a batch of b trials in b x {trial_gpu:.3f} s (CPU trial / {GPU_SPEEDUP:g});")
-    print(f"each batch costs {max(overhead, 0):.3f} s of Ray overhead plus {cold_first:.1f} s once per GPU worker (cold start); batches run in waves")
+    print(
+        f"model: 1,000 trials in batches of b; a GPU trains a batch of b trials in b x {trial_gpu:.3f} s "
+        f"(CPU trial / {GPU_SPEEDUP:g});"
+    )
+    print(
+        f"each batch costs {max(overhead, 0):.3f} s of Ray overhead plus {cold_first:.1f} s once per GPU worker "
+        "(cold start); batches run in waves"
+    )
     print(f"{'GPUs':>5} {'b':>4} {'batches':>8} {'waves':>6} {'seconds':>9} {'speed-up':>9}")
     for b in (16, 64):
         single = None

@@ -65,10 +65,21 @@ def _parser() -> argparse.ArgumentParser:
         help="torch threads per worker (default: the CPUs the server is given, divided among --max-running-audits)",
     )
     serve.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    serve.add_argument("--executor", choices=("local", "ray"), default="local", help="where trial batches run: the audit's worker process (default) or a Ray cluster")
-    serve.add_argument("--ray-address", default=None, help="the Ray cluster for --executor ray: HOST:PORT of its head, or auto (default)")
-    serve.add_argument("--ray-task-cpus", type=_positive_int, default=1, help="CPUs (and torch threads) each Ray task of a CPU batch asks for (default 1)")
-    serve.add_argument("--max-batch-trials", type=_positive_int, default=None, help="at most this many trials per batch: more, smaller batches to spread over workers")
+    serve.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="where trial batches run: the audit's worker process (default) or a Ray cluster (docs/ray.md)",
+    )
+    serve.add_argument("--ray-address", help="the Ray cluster for --executor ray: its head's HOST:PORT, or auto")
+    serve.add_argument(
+        "--ray-task-cpus", type=_positive_int, default=1, help="CPUs (and threads) of a CPU batch's Ray task"
+    )
+    serve.add_argument(
+        "--max-batch-trials",
+        type=_positive_int,
+        help="at most this many trials per batch: smaller batches spread over more workers (either executor)",
+    )
     serve.add_argument(
         "--metrics-port", type=int, default=None, help="serve Prometheus metrics at http://HOST:PORT/metrics"
     )

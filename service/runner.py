@@ -77,7 +77,8 @@ class AuditJob:
 
     @classmethod
     def from_wire(cls, wire: tuple) -> AuditJob:
-        audit, model_path, digest, dataset, dataset_path, spec, device, initial_model_path, nodes, weight_bytes, executor = wire
+        audit, model_path, digest, dataset, dataset_path, spec, device, initial_model_path, *rest = wire
+        nodes, weight_bytes, executor = rest
         return cls(
             audit=audit,
             model_path=Path(model_path),
@@ -159,16 +160,27 @@ def run_audit(job: AuditJob, sink: ProgressSink, threads: ThreadPlan | None = No
         progress = _ProgressAdapter(sink, position, len(analyses))
         if name == "randomization":
             result = run_randomization_test(
-                architecture, inputs.dataset, spec.randomization, spec.seed, device, inputs.checkpoint.state_dict, progress, executor=executor
+                architecture,
+                inputs.dataset,
+                spec.randomization,
+                spec.seed,
+                device,
+                inputs.checkpoint.state_dict,
+                progress,
+                executor=executor,
             )
             report.randomization.CopyFrom(codec.randomization_to_proto(result))
             report.warnings.extend(_randomization_warnings(report.randomization, spec))
         elif name == "memorization":
-            memorization = run_memorization(architecture, inputs.dataset, spec.memorization, spec.seed, device, progress, executor=executor)
+            memorization = run_memorization(
+                architecture, inputs.dataset, spec.memorization, spec.seed, device, progress, executor=executor
+            )
             report.memorization.CopyFrom(codec.memorization_to_proto(memorization))
             report.warnings.extend(_memorization_warnings(report.memorization, spec.memorization.min_subset_size))
         elif name == "memorization_scores":
-            scores = run_memorization_scores(architecture, inputs.dataset, spec.memorization_scores, spec.seed, device, progress, executor=executor)
+            scores = run_memorization_scores(
+                architecture, inputs.dataset, spec.memorization_scores, spec.seed, device, progress, executor=executor
+            )
             report.memorization_scores.CopyFrom(memorization_scores_report.memorization_scores_to_proto(scores, inputs.dataset))
             report.warnings.extend(memorization_scores_report.warnings(report.memorization_scores))
         elif name == "weights":

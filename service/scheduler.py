@@ -184,7 +184,8 @@ class Scheduler:
     def _monitor(self, record: AuditRecord, worker: _Running) -> None:
         ended: list[str] = []  # the cause, once a message ended the audit
         # Trials an earlier attempt already reported: a resumed audit reports its stored batches again, once is enough.
-        reported = {_trial_key(e.trial_finished) for e in self._store.events_after(record.id, 0) if e.HasField("trial_finished")}
+        earlier = self._store.events_after(record.id, 0)
+        reported = {_trial_key(e.trial_finished) for e in earlier if e.HasField("trial_finished")}
         try:
             while True:
                 try:

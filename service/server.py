@@ -92,7 +92,13 @@ class EffcapServer:
         guard = CallGuard(long_calls, CallObserver(self.metrics), lambda: self._storage.writable)
         exits = WorkerExits(self.metrics)
         self.scheduler = Scheduler(
-            self.store, self.artifacts, config.max_running_audits, config.device, self.worker_threads, exits, config.executor
+            self.store,
+            self.artifacts,
+            config.max_running_audits,
+            config.device,
+            self.worker_threads,
+            exits,
+            config.executor,
         )
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.rpc_threads, thread_name_prefix="effcap-rpc"),

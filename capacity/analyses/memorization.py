@@ -92,7 +92,9 @@ def run_memorization(
     def fits(size: int) -> bool:
         nonlocal strategy
         progress.update(f"memorization: random labels on {size} examples", len(points), planned, len(points) / planned)
-        points[size], strategy = _fit_subset(architecture, dataset, spec, size, audit_seed, device, engine, executor or TrialExecutor())
+        points[size], strategy = _fit_subset(
+            architecture, dataset, spec, size, audit_seed, device, engine, executor or TrialExecutor()
+        )
         return points[size].fitted
 
     largest_fitted, reached_max = search_largest_fitting(fits, grid, spec.bisection_steps)
@@ -195,7 +197,9 @@ def _fit_subset(
     plan = plan_subset(spec, size, audit_seed, len(dataset.x_train))
     subset = train_subset(dataset, size, plan.subset_seed)
     cut = TrainSubset(size=size, seed=plan.subset_seed)
-    results, strategy = executor.run(architecture, subset, plan.trials, plan.training, device, engine=engine, train_subset=cut)
+    results, strategy = executor.run(
+        architecture, subset, plan.trials, plan.training, device, engine=engine, train_subset=cut
+    )
     return subset_fit(size, [r.outcome for r in results]), strategy
 
 

@@ -101,7 +101,8 @@ def run_memorization_scores(
     engine: EngineOptions = EngineOptions(),
     executor: TrialExecutor | None = None,
 ) -> MemorizationScoresResult:
-    """Train the networks (as trial batches, on `executor`: this process by default) and score every train example and train→test pair."""
+    """Train the networks (as trial batches, on `executor`: this process by default) and score every train
+    example and train→test pair."""
     n = len(dataset.x_train)
     if n < 2:
         raise ValueError("memorization_scores needs at least two train examples")

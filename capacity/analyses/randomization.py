@@ -78,7 +78,7 @@ def run_randomization_test(
     engine: EngineOptions = EngineOptions(),
     executor: TrialExecutor | None = None,
 ) -> RandomizationResult:
-    """Train every (condition, seed) trial (as trial batches, on `executor`: this process by default) and summarise them."""
+    """Train every (condition, seed) trial (as trial batches on `executor`, this process by default); summarise."""
     if spec.init == "checkpoint" and checkpoint_state is None:
         raise ValueError("init=checkpoint needs the checkpoint's weights")
     plans = plan_trials(spec, audit_seed)

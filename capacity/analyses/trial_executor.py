@@ -117,7 +117,10 @@ class TrialExecutor:
         kind = self.device_kind(device.type)
         per_trial = trial_bytes(architecture, training.batch_size)
         cut = split_trials(plans, per_trial, kind, engine.max_trials_per_batch, self._max_batch_trials)
-        works = [self._work(indices, plans, architecture, training, init_state, record_predictions, train_subset, kind) for indices in cut]
+        works = [
+            self._work(indices, plans, architecture, training, init_state, record_predictions, train_subset, kind)
+            for indices in cut
+        ]
         pending = []
         for work in works:
             stored = self._store.get(work.key) if self._store is not None and work.key is not None else None
@@ -126,7 +129,9 @@ class TrialExecutor:
                 continue
             work.results, work.strategy = results_from_json(stored)
             self._finished(work, plans, on_trial_finished, "stored")
-        context = _RunContext(architecture, dataset, plans, training, device, init_state, engine, on_epoch, record_predictions)
+        context = _RunContext(
+            architecture, dataset, plans, training, device, init_state, engine, on_epoch, record_predictions
+        )
         for work in self._run_batches(pending, context):
             if self._store is not None and work.key is not None:
                 self._store.put(work.key, results_to_json(work.results, work.strategy))
@@ -142,8 +147,8 @@ class TrialExecutor:
 
     def _run_batches(self, works: list[BatchWork], context: _RunContext) -> Iterator[BatchWork]:
         """Run `works`, yielding each as it finishes (with results and strategy set)."""
+        on_epoch = context.on_epoch
         for work in works:
-            on_epoch = context.on_epoch
             indices = work.indices
             results, work.strategy = run_trials(
                 context.architecture,
@@ -153,7 +158,9 @@ class TrialExecutor:
                 context.device,
                 context.init_state,
                 context.engine,
-                on_epoch=None if on_epoch is None else lambda e, records, idx=indices: on_epoch(e, {idx[i]: r for i, r in records.items()}),
+                on_epoch=None
+                if on_epoch is None
+                else lambda e, records, idx=indices: on_epoch(e, {idx[i]: r for i, r in records.items()}),
                 record_predictions=context.record_predictions,
             )
             work.results = results
@@ -176,14 +183,19 @@ class TrialExecutor:
             architecture=architecture.model_dump(mode="json"),
             dataset=self._sources.dataset,
             training=training,
-            trials=[PlannedTrial(condition=p.condition, seed_index=p.seed_index, seed=p.seed, subset=p.subset) for p in (plans[i] for i in indices)],
+            trials=[
+                PlannedTrial(condition=p.condition, seed_index=p.seed_index, seed=p.seed, subset=p.subset)
+                for p in (plans[i] for i in indices)
+            ],
             init_checkpoint=self._sources.checkpoint if init_state is not None else None,
             train_subset=train_subset,
             record_predictions=record_predictions,
         )
         return BatchWork(indices, batch, batch_key(batch, device_kind))
 
-    def _finished(self, work: BatchWork, plans: list[TrialPlan], on_trial_finished: FinishedCallback | None, how: str) -> None:
+    def _finished(
+        self, work: BatchWork, plans: list[TrialPlan], on_trial_finished: FinishedCallback | None, how: str
+    ) -> None:
         if self._on_batch is not None:
             self._on_batch(how, len(work.indices))
         if on_trial_finished is not None:

@@ -16,7 +16,7 @@ from typing import Any
 
 
 class FileBatchStore:
-    """`<root>/<key[:2]>/<key>.json`; the two-letter fan-out keeps directories small for audits of thousands of batches."""
+    """`<root>/<key[:2]>/<key>.json`: the two-letter fan-out keeps directories small over thousands of batches."""
 
     def __init__(self, root: Path) -> None:
         self._root = root

@@ -12,7 +12,7 @@ log = logging.getLogger("effcap.service.executors")
 
 
 def make_executor(config: ExecutorConfig, device: str, sources: TrialSources) -> TrialExecutor:
-    """Local (this process) or Ray; both cut the same batches and share the batch store, so either resumes the other's audit."""
+    """Local (this process) or Ray; both cut the same batches and share the batch store (either resumes either)."""
     store = FileBatchStore(config.batch_store) if config.batch_store is not None else None
     if config.kind == "ray":
         from effcap.service.executors.ray_executor import RayTrialExecutor  # imports ray: only in a worker that uses it
@@ -23,4 +23,6 @@ def make_executor(config: ExecutorConfig, device: str, sources: TrialSources) ->
 
 def _log_batch(how: str, trials: int) -> None:
     """One line per batch: "ran" or "stored" (read back from the batch store after a restart)."""
-    log.info("trial batch of %d trials: %s", trials, "ran" if how == "ran" else "restored from the batch store, not rerun")
+    log.info(
+        "trial batch of %d trials: %s", trials, "ran" if how == "ran" else "restored from the batch store, not rerun"
+    )

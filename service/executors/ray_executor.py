@@ -28,12 +28,16 @@ WAIT_S = 0.5
 
 
 class RayTrialExecutor(TrialExecutor):
-    def __init__(self, config: ExecutorConfig, device: str, sources: TrialSources, store: BatchStore | None, on_batch=None) -> None:
-        """`device` is the server's --device: "cpu" trains on CPUs, "cuda" on GPUs, "auto" on GPUs when the cluster has any."""
+    def __init__(
+        self, config: ExecutorConfig, device: str, sources: TrialSources, store: BatchStore | None, on_batch=None
+    ) -> None:
+        """`device`: the server's --device ("auto": GPUs when the cluster has any, else CPUs)."""
         super().__init__(sources, store, config.max_batch_trials, on_batch)
         self._config = config
         self._ray = connect(config.ray_address)
-        self._device = device if device != "auto" else ("cuda" if self._ray.cluster_resources().get("GPU", 0) > 0 else "cpu")
+        self._device = (
+            device if device != "auto" else ("cuda" if self._ray.cluster_resources().get("GPU", 0) > 0 else "cpu")
+        )
 
     def device_kind(self, local_kind: str) -> str:
         return self._device.split(":")[0]
@@ -46,7 +50,9 @@ class RayTrialExecutor(TrialExecutor):
         ray = self._ray
         gpu = self._device.startswith("cuda")
         resources: dict[str, Any] = {"num_gpus": 1, "num_cpus": 1} if gpu else {"num_cpus": self._config.ray_task_cpus}
-        task = ray.remote(run_batch_task).options(**resources, max_retries=self._config.ray_max_retries, retry_exceptions=False)
+        task = ray.remote(run_batch_task).options(
+            **resources, max_retries=self._config.ray_max_retries, retry_exceptions=False
+        )
         threads = 1 if gpu else self._config.ray_task_cpus
         pending = {task.remote(work.batch.model_dump_json(), self._device, threads): work for work in works}
         try:
@@ -58,7 +64,12 @@ class RayTrialExecutor(TrialExecutor):
                     if "invalid" in payload:
                         raise InputError(*payload["invalid"])
                     work.results, work.strategy = results_from_json(payload)
-                    log.info("trial batch %s (%d trials) finished in Ray worker %s", work.key[:12], len(work.indices), payload.get("worker_pid"))
+                    log.info(
+                        "trial batch %s (%d trials) finished in Ray worker %s",
+                        work.key[:12],
+                        len(work.indices),
+                        payload.get("worker_pid"),
+                    )
                     yield work
         finally:
             for ref in pending:  # cancelled, failed or interrupted: nothing else of this audit keeps running

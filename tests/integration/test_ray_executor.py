@@ -37,7 +37,9 @@ def cluster() -> Iterator[RayCluster]:
 
 @pytest.fixture(scope="module")
 def ray_server(cluster: RayCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = ServerProcess(tmp_path_factory.mktemp("ray-server"), "--executor", "ray", "--ray-address", cluster.address, *SPLIT).start()
+    server = ServerProcess(
+        tmp_path_factory.mktemp("ray-server"), "--executor", "ray", "--ray-address", cluster.address, *SPLIT
+    ).start()
     yield server
     server.stop()
 
@@ -54,7 +56,9 @@ def local_report(demo_files, tmp_path_factory: pytest.TempPathFactory) -> report
         server.stop()
 
 
-def run(server: ServerProcess, model_path: Path, during=None) -> tuple[report_pb2.AuditReport, list[audit_pb2.AuditEvent]]:
+def run(
+    server: ServerProcess, model_path: Path, during=None
+) -> tuple[report_pb2.AuditReport, list[audit_pb2.AuditEvent]]:
     """SPEC through `server`; `during()` is called once a Ray task of the audit is running."""
     with EffcapClient(server.address) as client:
         operation = client.create_audit(client.upload(model_path), DIGITS, SPEC)
@@ -98,7 +102,9 @@ def test_a_removed_worker_node_is_survived(cluster, ray_server, local_report, de
 
 def test_cancel_stops_the_audits_ray_tasks(ray_server, demo_files):
     with EffcapClient(ray_server.address) as client:
-        operation = client.create_audit(client.upload(demo_files[0]), DIGITS, digits_spec("true,random", seeds=2, epochs=100_000, seed=7))
+        operation = client.create_audit(
+            client.upload(demo_files[0]), DIGITS, digits_spec("true,random", seeds=2, epochs=100_000, seed=7)
+        )
         wait_for_task()
         client.cancel(operation.name)
         wait_for(lambda: not task_pids(), timeout=60)

@@ -63,7 +63,9 @@ def test_a_stored_batch_is_read_back_not_rerun(tmp_path):
     finished: list[int] = []
     first = TrialExecutor(sources, store, max_batch_trials=4, on_batch=lambda how, n: heard.append((how, n)))
     results, strategy = first.run(MLP, digits(), plans(), TRAINING, CPU)
-    again, strategy_again = first.run(MLP, digits(), plans(), TRAINING, CPU, on_trial_finished=lambda i, r: finished.append(i))
+    again, strategy_again = first.run(
+        MLP, digits(), plans(), TRAINING, CPU, on_trial_finished=lambda i, r: finished.append(i)
+    )
     assert heard == [("ran", 4), ("ran", 2), ("stored", 4), ("stored", 2)]
     assert dataclasses.asdict(again[0].outcome) == dataclasses.asdict(results[0].outcome)  # wall times too: stored
     assert strategy_again == strategy and sorted(finished) == list(range(6))
