@@ -18,6 +18,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -36,10 +37,12 @@ MLP = parse_architecture({"family": "mlp", "hidden_sizes": [512, 512], "input_sh
 GPU_SPEEDUP = 40.0
 
 
-def timed_run(executor: TrialExecutor, plans: list[TrialPlan], training: TrainingSpec) -> tuple[float, float, int]:
-    """(seconds to the first finished batch, seconds in all, batches)."""
+def timed_run(
+    make: Callable[[Callable[[str, int], None]], TrialExecutor], plans: list[TrialPlan], training: TrainingSpec
+) -> tuple[float, float, int]:
+    """(seconds to the first finished batch, seconds in all, batches) of the executor `make(on_batch)` builds."""
     finished: list[float] = []
-    executor._on_batch = lambda how, trials: finished.append(time.perf_counter())
+    executor = make(lambda how, trials: finished.append(time.perf_counter()))
     start = time.perf_counter()
     executor.run(MLP, digits(), plans, training, torch.device("cpu"))
     return finished[0] - start, time.perf_counter() - start, len(finished)
@@ -84,9 +87,11 @@ def main() -> None:
         config = ExecutorConfig(
             kind="ray", ray_address=cluster.address, ray_task_cpus=args.task_cpus, max_batch_trials=args.batch_trials
         )
-        ray_executor = RayTrialExecutor(config, "cpu", sources, None)
-        local_executor = TrialExecutor(sources, None, args.batch_trials)
-        round_trip = empty_task_round_trip(ray_executor._ray)
+        ray_executor = lambda on_batch: RayTrialExecutor(config, "cpu", sources, None, on_batch)  # noqa: E731
+        local_executor = lambda on_batch: TrialExecutor(sources, None, args.batch_trials, on_batch)  # noqa: E731
+        import ray
+
+        round_trip = empty_task_round_trip(ray)
         cold_first, _, _ = timed_run(ray_executor, plans[:1], training)  # the first task imports torch in a new worker
         rows = {"local": [], "ray": []}
         for _ in range(args.repeats):  # interleaved, so load from other processes falls on both alike
