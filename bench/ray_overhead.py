@@ -76,10 +76,12 @@ def main() -> None:
 
     from ray.cluster_utils import Cluster
 
-    from effcap.service.executors.ray_executor import RayTrialExecutor
+    from effcap.service.executors.ray_executor import RayTrialExecutor, connect
 
-    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
-    head = {"num_cpus": 0, "object_store_memory": 80 << 20, "include_dashboard": False, "temp_dir": temp}
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's session files, away from the machine's /tmp/ray
+    os.environ["RAY_TMPDIR"] = temp
+    os.mkdir(os.path.join(temp, "ray"))
+    head = {"num_cpus": 0, "object_store_memory": 80 << 20, "include_dashboard": False, "temp_dir": f"{temp}/ray"}
     cluster = Cluster(initialize_head=True, connect=False, head_node_args=head)
     cluster.add_node(num_cpus=args.task_cpus, object_store_memory=80 << 20)
     cluster.wait_for_nodes()
@@ -89,20 +91,23 @@ def main() -> None:
         )
         ray_executor = lambda on_batch: RayTrialExecutor(config, "cpu", sources, None, on_batch)  # noqa: E731
         local_executor = lambda on_batch: TrialExecutor(sources, None, args.batch_trials, on_batch)  # noqa: E731
-        import ray
-
-        round_trip = empty_task_round_trip(ray)
+        round_trip = empty_task_round_trip(connect(cluster.address))
         cold_first, _, _ = timed_run(ray_executor, plans[:1], training)  # the first task imports torch in a new worker
         rows = {"local": [], "ray": []}
         for _ in range(args.repeats):  # interleaved, so load from other processes falls on both alike
             rows["local"].append(timed_run(local_executor, plans, training))
             rows["ray"].append(timed_run(ray_executor, plans, training))
     finally:
+        import ray
+
+        ray.shutdown()  # this process is the driver: it leaves before the cluster goes
         cluster.shutdown()
     batches = rows["local"][0][2]
     local_first, local_total = (statistics.median(r[i] for r in rows["local"]) for i in (0, 1))
     ray_first, ray_total = (statistics.median(r[i] for r in rows["ray"]) for i in (0, 1))
     overhead = (ray_total - local_total) / batches
+    # Below the empty task's round trip the difference is noise (load from other processes): take the round trip.
+    modelled = max(overhead, round_trip)
     per_trial = local_total / args.trials
     print(
         f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; torch {torch.__version__}; "
@@ -128,7 +133,7 @@ def main() -> None:
         f"(CPU trial / {GPU_SPEEDUP:g});"
     )
     print(
-        f"each batch costs {max(overhead, 0):.3f} s of Ray overhead plus {cold_first:.1f} s once per GPU worker "
+        f"each batch costs {modelled:.3f} s of Ray overhead plus {cold_first:.1f} s once per GPU worker "
         "(cold start); batches run in waves"
     )
     print(f"{'GPUs':>5} {'b':>4} {'batches':>8} {'waves':>6} {'seconds':>9} {'speed-up':>9}")
@@ -137,7 +142,7 @@ def main() -> None:
         for gpus in (1, 8, 64):
             count = math.ceil(1000 / b)
             waves = math.ceil(count / gpus)
-            seconds = cold_first + waves * (max(overhead, 0) + b * trial_gpu)
+            seconds = cold_first + waves * (modelled + b * trial_gpu)
             single = single or seconds
             print(f"{gpus:5d} {b:4d} {count:8d} {waves:6d} {seconds:9.1f} {single / seconds:8.1f}x")
 
