@@ -8,6 +8,7 @@ commands that need them, so the client installs light.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import sys
 from pathlib import Path
@@ -298,6 +299,8 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
     except ImportError as error:
         raise server_extras_missing("effcap serve", error) from None
 
+    if args.executor == "ray" and importlib.util.find_spec("ray") is None:  # looked up, not imported
+        raise EffcapError("--executor ray needs Ray on this machine: pip install 'effcap[ray]'", "FAILED_PRECONDITION")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = ServerConfig(
         data_dir=args.data_dir,

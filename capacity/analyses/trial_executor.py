@@ -129,7 +129,7 @@ class TrialExecutor:
                 continue
             work.results, work.strategy = results_from_json(stored)
             self._finished(work, plans, on_trial_finished, "stored")
-        context = _RunContext(
+        context = RunContext(
             architecture, dataset, plans, training, device, init_state, engine, on_epoch, record_predictions
         )
         for work in self._run_batches(pending, context):
@@ -145,7 +145,7 @@ class TrialExecutor:
         """The kind of device the batches train on ("cpu", "cuda"): this process's, unless they run elsewhere."""
         return local_kind
 
-    def _run_batches(self, works: list[BatchWork], context: _RunContext) -> Iterator[BatchWork]:
+    def _run_batches(self, works: list[BatchWork], context: RunContext) -> Iterator[BatchWork]:
         """Run `works`, yielding each as it finishes (with results and strategy set)."""
         on_epoch = context.on_epoch
         for work in works:
@@ -204,7 +204,7 @@ class TrialExecutor:
 
 
 @dataclass(frozen=True)
-class _RunContext:
+class RunContext:
     """One `run` call's in-memory inputs, for executors that train in this process."""
 
     architecture: ArchitectureSpec

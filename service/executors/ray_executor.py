@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from effcap.capacity.analyses.trial_batch import results_from_json
-from effcap.capacity.analyses.trial_executor import BatchStore, BatchWork, TrialExecutor, TrialSources, _RunContext
+from effcap.capacity.analyses.trial_executor import BatchStore, BatchWork, RunContext, TrialExecutor, TrialSources
 from effcap.capacity.errors import InputError
 from effcap.service.executors.config import ExecutorConfig
 from effcap.service.executors.ray_task import run_batch_task
@@ -42,7 +42,7 @@ class RayTrialExecutor(TrialExecutor):
     def device_kind(self, local_kind: str) -> str:
         return self._device.split(":")[0]
 
-    def _run_batches(self, works: list[BatchWork], context: _RunContext) -> Iterator[BatchWork]:
+    def _run_batches(self, works: list[BatchWork], context: RunContext) -> Iterator[BatchWork]:
         if not works:
             return
         if any(work.batch is None for work in works):
