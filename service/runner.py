@@ -206,14 +206,17 @@ def run_audit(job: AuditJob, sink: ProgressSink, threads: ThreadPlan | None = No
 
 
 def trial_sources(job: AuditJob) -> TrialSources:
-    """The audit's dataset and checkpoint as a trial batch names them: by path and sha256 (or built-in name)."""
+    """The audit's dataset and checkpoint as a trial batch names them: by path and sha256 (or built-in name).
+
+    Paths are absolute: a Ray worker does not share the server's working directory (`--data-dir` may be relative).
+    """
     if job.dataset_path is not None:
-        dataset = DatasetSource(path=str(job.dataset_path), sha256=job.dataset.artifact.sha256)
+        dataset = DatasetSource(path=str(job.dataset_path.resolve()), sha256=job.dataset.artifact.sha256)
     else:
         dataset = DatasetSource(builtin=job.dataset.builtin)
     checkpoint = None
     if job.model_digest is not None and job.model_digest.sha256:
-        checkpoint = CheckpointSource(path=str(job.model_path), sha256=job.model_digest.sha256)
+        checkpoint = CheckpointSource(path=str(job.model_path.resolve()), sha256=job.model_digest.sha256)
     return TrialSources(dataset, checkpoint)
 
 
