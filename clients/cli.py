@@ -68,6 +68,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     serve.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="where trial batches run: the audit's worker process (default) or a Ray cluster (docs/ray.md)",
+    )
+    serve.add_argument("--ray-address", help="the Ray cluster for --executor ray: its head's HOST:PORT, or auto")
+    serve.add_argument(
+        "--ray-task-cpus", type=_positive_int, default=1, help="CPUs (and threads) of a CPU batch's Ray task"
+    )
+    serve.add_argument(
+        "--max-batch-trials",
+        type=_positive_int,
+        help="at most this many trials per batch: smaller batches spread over more workers (either executor)",
+    )
+    serve.add_argument(
         "--metrics-port", type=int, default=None, help="serve Prometheus metrics at http://HOST:PORT/metrics"
     )
     serve.add_argument("--max-long-calls", type=int, default=24, help="uploads, event streams and waits at once; more are refused with a retry hint")
@@ -348,6 +363,7 @@ def spec_from_options(analyses: str | list[str], **options: object) -> spec_pb2.
 def _serve(args: argparse.Namespace, console: Console) -> int:
     try:
         from effcap.capacity.graphs.onnx_wire import OnnxLimits
+        from effcap.service.executors.config import ExecutorConfig
         from effcap.service.limits import AuditLimits
         from effcap.service.retention import DAY_S, RetentionPolicy
         from effcap.service.server import ServerConfig, serve
@@ -365,6 +381,8 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
     if args.tls_client_ca is not None and args.tls_cert is None:
         raise EffcapError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)", "INVALID_ARGUMENT", field="tls_cert")
     tls = ServerTls(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert is not None else None
+    if args.executor == "ray" and importlib.util.find_spec("ray") is None:  # looked up, not imported
+        raise EffcapError("--executor ray needs Ray on this machine: pip install 'effcap[ray]'", "FAILED_PRECONDITION")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = ServerConfig(
         tls=tls,
@@ -388,6 +406,13 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
             reports_s=args.retain_reports * DAY_S if args.retain_reports is not None else None,
             artifacts_s=args.retain_artifacts * DAY_S if args.retain_artifacts is not None else None,
             sweep_interval_s=args.retention_sweep_seconds,
+        ),
+        executor=ExecutorConfig(
+            kind=args.executor,
+            ray_address=args.ray_address,
+            ray_task_cpus=args.ray_task_cpus,
+            batch_store=args.data_dir / "batches",
+            max_batch_trials=args.max_batch_trials,
         ),
     )
     serve(config, ready_file=args.ready_file)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from effcap.capacity.graphs.onnx_wire import OnnxLimits
 from effcap.protos.v1 import artifact_pb2, spec_pb2
+from effcap.service.executors.config import ExecutorConfig
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class AuditJob:
     initial_model_path: Path | None = None
     # What an ONNX model may hold (the server's --max-graph-* flags).
     onnx_limits: OnnxLimits = OnnxLimits()
+    # Where the trial batches run, and where finished ones are kept.
+    executor: ExecutorConfig = ExecutorConfig()
 
     def to_wire(self) -> tuple:
         """Plain values for the spawn pickle (protos travel serialized: their classes are generated)."""
@@ -37,12 +40,13 @@ class AuditJob:
         return (
             self.audit, str(self.model_path), digest, self.dataset.SerializeToString(), optional_path(self.dataset_path),
             self.spec.SerializeToString(), self.device, optional_path(self.initial_model_path),
-            self.onnx_limits.max_nodes, self.onnx_limits.max_weight_bytes,
+            self.onnx_limits.max_nodes, self.onnx_limits.max_weight_bytes, self.executor,
         )  # fmt: skip
 
     @classmethod
     def from_wire(cls, wire: tuple) -> AuditJob:
-        audit, model_path, digest, dataset, dataset_path, spec, device, initial_model_path, *onnx_limits = wire
+        audit, model_path, digest, dataset, dataset_path, spec, device, initial_model_path, *rest = wire
+        nodes, weight_bytes, executor = rest
         return cls(
             audit=audit,
             model_path=Path(model_path),
@@ -52,5 +56,6 @@ class AuditJob:
             spec=spec_pb2.AuditSpec.FromString(spec),
             device=device,
             initial_model_path=Path(initial_model_path) if initial_model_path is not None else None,
-            onnx_limits=OnnxLimits(*onnx_limits),
+            onnx_limits=OnnxLimits(nodes, weight_bytes),
+            executor=executor,
         )

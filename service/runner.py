@@ -21,7 +21,8 @@ from effcap.capacity.analyses.memorization_scores import run_memorization_scores
 from effcap.capacity.analyses.progress import AnalysisProgress
 from effcap.capacity.analyses.rademacher import run_rademacher
 from effcap.capacity.analyses.randomization import run_randomization_test
-from effcap.capacity.analyses.trial_batch import TrialResult
+from effcap.capacity.analyses.trial_batch import CheckpointSource, DatasetSource, TrialResult
+from effcap.capacity.analyses.trial_executor import TrialSources
 from effcap.capacity.analyses.weights import run_weights
 from effcap.capacity.checkpoint import Checkpoint, load_checkpoint
 from effcap.capacity.checkpoint_accuracy import checkpoint_test_accuracy
@@ -38,6 +39,7 @@ from effcap.protos.v1 import report_pb2
 from effcap.service import codec, memorization_scores_report, weights_report
 from effcap.service.audit_job import AuditJob
 from effcap.service.compressibility_headline import set_compressibility_headline
+from effcap.service.executors.factory import make_executor
 from effcap.service.executors.threads import ThreadPlan, wait_policy
 from effcap.service.progress import ProgressSink
 
@@ -104,20 +106,32 @@ def run_audit(job: AuditJob, sink: ProgressSink, threads: ThreadPlan | None = No
     if inputs.dataset is not None and inputs.dataset.test_split_held_out:
         report.warnings.append("the dataset has no test split: 20% of the train split was held out as test data")
     analyses = [name for name in ANALYSES if getattr(spec, name) is not None]
+    executor = make_executor(job.executor, job.device, trial_sources(job)) if inputs.dataset is not None else None
     for position, name in enumerate(analyses):
         progress = _ProgressAdapter(sink, position, len(analyses))
         if name == "randomization":
             result = run_randomization_test(
-                architecture, inputs.dataset, spec.randomization, spec.seed, device, inputs.checkpoint.state_dict, progress
+                architecture,
+                inputs.dataset,
+                spec.randomization,
+                spec.seed,
+                device,
+                inputs.checkpoint.state_dict,
+                progress,
+                executor=executor,
             )
             report.randomization.CopyFrom(codec.randomization_to_proto(result))
             report.warnings.extend(_randomization_warnings(report.randomization, spec))
         elif name == "memorization":
-            memorization = run_memorization(architecture, inputs.dataset, spec.memorization, spec.seed, device, progress)
+            memorization = run_memorization(
+                architecture, inputs.dataset, spec.memorization, spec.seed, device, progress, executor=executor
+            )
             report.memorization.CopyFrom(codec.memorization_to_proto(memorization))
             report.warnings.extend(_memorization_warnings(report.memorization, spec.memorization.min_subset_size))
         elif name == "memorization_scores":
-            scores = run_memorization_scores(architecture, inputs.dataset, spec.memorization_scores, spec.seed, device, progress)
+            scores = run_memorization_scores(
+                architecture, inputs.dataset, spec.memorization_scores, spec.seed, device, progress, executor=executor
+            )
             report.memorization_scores.CopyFrom(memorization_scores_report.memorization_scores_to_proto(scores, inputs.dataset))
             report.warnings.extend(memorization_scores_report.warnings(report.memorization_scores))
         elif name == "weights":
@@ -140,6 +154,21 @@ def run_audit(job: AuditJob, sink: ProgressSink, threads: ThreadPlan | None = No
                 )
     report.card.CopyFrom(_capacity_card(report))
     return report
+
+
+def trial_sources(job: AuditJob) -> TrialSources:
+    """The audit's dataset and checkpoint as a trial batch names them: by path and sha256 (or built-in name).
+
+    Paths are absolute: a Ray worker does not share the server's working directory (`--data-dir` may be relative).
+    """
+    if job.dataset_path is not None:
+        dataset = DatasetSource(path=str(job.dataset_path.resolve()), sha256=job.dataset.artifact.sha256)
+    else:
+        dataset = DatasetSource(builtin=job.dataset.builtin)
+    checkpoint = None
+    if job.model_digest is not None and job.model_digest.sha256:
+        checkpoint = CheckpointSource(path=str(job.model_path.resolve()), sha256=job.model_digest.sha256)
+    return TrialSources(dataset, checkpoint)
 
 
 class _ProgressAdapter(AnalysisProgress):

@@ -23,6 +23,7 @@ from effcap.service.artifacts import ArtifactStore
 from effcap.service.audit_job import AuditJob
 from effcap.service.audit_log import log_started
 from effcap.service.errors import ApiError
+from effcap.service.executors.config import ExecutorConfig
 from effcap.service.executors.threads import ThreadPlan, plan_threads
 from effcap.service.storage_health import retry_until_stored
 from effcap.service.store import AuditRecord, AuditStore, State
@@ -49,6 +50,7 @@ class Scheduler:
         device: str = "auto",
         worker_threads: ThreadPlan | None = None,
         on_worker_exit: Callable[[str], None] = lambda cause: None,
+        executor: ExecutorConfig = ExecutorConfig(),
     ) -> None:
         self._store = store
         self._artifacts = artifacts
@@ -58,6 +60,7 @@ class Scheduler:
         self._worker_threads = worker_threads or plan_threads(max_running)
         # Called with why each worker ended (metrics: succeeded, invalid_input, analysis_error, crashed, cancelled).
         self._on_worker_exit = on_worker_exit
+        self._executor = executor
         self._context = multiprocessing.get_context("spawn")
         self._running: dict[str, _Running] = {}
         self._lock = threading.Lock()
@@ -175,10 +178,14 @@ class Scheduler:
             device=self._device,
             initial_model_path=self._artifacts.path(request.initial_model.sha256) if request.HasField("initial_model") else None,
             onnx_limits=self._artifacts.onnx_limits,
+            executor=self._executor,
         )
 
     def _monitor(self, record: AuditRecord, worker: _Running) -> None:
         ended: list[str] = []  # the cause, once a message ended the audit
+        # Trials an earlier attempt already reported: a resumed audit reports its stored batches again, once is enough.
+        earlier = self._store.events_after(record.id, 0)
+        reported = {_trial_key(e.trial_finished) for e in earlier if e.HasField("trial_finished")}
         try:
             while True:
                 try:
@@ -186,6 +193,11 @@ class Scheduler:
                 except (EOFError, OSError):
                     break
                 # A full disk holds the message (and, through the pipe, the worker) until it is stored.
+                if message[0] == "trial":
+                    key = _trial_key(report_pb2.TrialResult.FromString(message[1]))
+                    if key in reported:
+                        continue
+                    reported.add(key)
                 store = lambda message=message: ended.extend(self._handle(record, message))  # noqa: E731
                 retry_until_stored(store, self._stopping, f"an event of {record.name}")
         finally:
@@ -231,3 +243,8 @@ class Scheduler:
     @staticmethod
     def _progress(name: str, stage: str, done: int, total: int, fraction: float) -> audit_pb2.AuditProgress:
         return audit_pb2.AuditProgress(audit=name, stage=stage, trials_done=done, trials_total=total, fraction=fraction)
+
+
+def _trial_key(trial: report_pb2.TrialResult) -> bytes:
+    """What identifies a trial within its audit: its condition and seed."""
+    return trial.condition.SerializeToString(deterministic=True) + trial.seed.to_bytes(8, "little", signed=False)

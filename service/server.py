@@ -29,6 +29,7 @@ from effcap.service.auth.tls import ServerTls
 from effcap.service.call_guard import CallGuard
 from effcap.service.data_dir_lock import DataDirInUse, DataDirLock
 from effcap.service.estimator import AuditEstimator
+from effcap.service.executors.config import ExecutorConfig
 from effcap.service.executors.threads import plan_threads
 from effcap.service.health_listing import ListingHealthServicer
 from effcap.service.inflation import InflationPool
@@ -86,6 +87,9 @@ class ServerConfig:
     # What expires: ended audits' reports and unused artifacts (retention.py).
     retention: RetentionPolicy = RetentionPolicy()
 
+    # Where trial batches run (--executor, --ray-address) and where finished ones are kept.
+    executor: ExecutorConfig = ExecutorConfig()
+
 
 class EffcapServer:
     def __init__(self, config: ServerConfig) -> None:
@@ -114,7 +118,13 @@ class EffcapServer:
         guard = CallGuard(long_calls, CallObserver(self.metrics), lambda: self._storage.writable, authenticate)
         exits = WorkerExits(self.metrics)
         self.scheduler = Scheduler(
-            self.store, self.artifacts, config.max_running_audits, config.device, self.worker_threads, exits
+            self.store,
+            self.artifacts,
+            config.max_running_audits,
+            config.device,
+            self.worker_threads,
+            exits,
+            config.executor,
         )
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.rpc_threads, thread_name_prefix="effcap-rpc"),

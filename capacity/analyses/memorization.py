@@ -26,7 +26,8 @@ import torch
 
 from effcap.capacity.analyses.progress import AnalysisProgress
 from effcap.capacity.analyses.randomization import Statistic, statistic
-from effcap.capacity.analyses.trial_batch import TrialPlan, run_trials
+from effcap.capacity.analyses.trial_batch import TrainSubset, TrialPlan
+from effcap.capacity.analyses.trial_executor import TrialExecutor
 from effcap.capacity.data.datasets import Dataset, train_subset
 from effcap.capacity.engine.strategy import EngineOptions
 from effcap.capacity.engine.trainer import TrialOutcome, steps_per_epoch
@@ -79,6 +80,7 @@ def run_memorization(
     device: torch.device,
     progress: AnalysisProgress | None = None,
     engine: EngineOptions = EngineOptions(),
+    executor: TrialExecutor | None = None,
 ) -> MemorizationResult:
     progress = progress or AnalysisProgress()
     n = len(dataset.x_train)
@@ -90,7 +92,9 @@ def run_memorization(
     def fits(size: int) -> bool:
         nonlocal strategy
         progress.update(f"memorization: random labels on {size} examples", len(points), planned, len(points) / planned)
-        points[size], strategy = _fit_subset(architecture, dataset, spec, size, audit_seed, device, engine)
+        points[size], strategy = _fit_subset(
+            architecture, dataset, spec, size, audit_seed, device, engine, executor or TrialExecutor()
+        )
         return points[size].fitted
 
     largest_fitted, reached_max = search_largest_fitting(fits, grid, spec.bisection_steps)
@@ -187,10 +191,15 @@ def _fit_subset(
     audit_seed: int,
     device: torch.device,
     engine: EngineOptions,
+    executor: TrialExecutor,
 ) -> tuple[SubsetFit, str]:
     """Train `spec.seeds` fresh networks on `size` examples with random labels (one trial batch)."""
     plan = plan_subset(spec, size, audit_seed, len(dataset.x_train))
-    results, strategy = run_trials(architecture, train_subset(dataset, size, plan.subset_seed), plan.trials, plan.training, device, engine=engine)
+    subset = train_subset(dataset, size, plan.subset_seed)
+    cut = TrainSubset(size=size, seed=plan.subset_seed)
+    results, strategy = executor.run(
+        architecture, subset, plan.trials, plan.training, device, engine=engine, train_subset=cut
+    )
     return subset_fit(size, [r.outcome for r in results]), strategy
 
 

@@ -19,7 +19,8 @@ import torch
 
 from effcap.capacity.analyses.progress import AnalysisProgress
 from effcap.capacity.analyses.randomization import Statistic, statistic
-from effcap.capacity.analyses.trial_batch import TrainSubset, TrialPlan, TrialResult, run_trials
+from effcap.capacity.analyses.trial_batch import TrainSubset, TrialPlan, TrialResult
+from effcap.capacity.analyses.trial_executor import TrialExecutor
 from effcap.capacity.data.datasets import Dataset, subset_rows
 from effcap.capacity.engine.strategy import EngineOptions
 from effcap.capacity.engine.trainer import EpochRecord
@@ -98,14 +99,16 @@ def run_memorization_scores(
     device: torch.device,
     progress: AnalysisProgress | None = None,
     engine: EngineOptions = EngineOptions(),
+    executor: TrialExecutor | None = None,
 ) -> MemorizationScoresResult:
-    """Train the networks (one trial batch) and score every train example and train→test pair."""
+    """Train the networks (as trial batches, on `executor`: this process by default) and score every train
+    example and train→test pair."""
     n = len(dataset.x_train)
     if n < 2:
         raise ValueError("memorization_scores needs at least two train examples")
     plans = plan_models(spec, audit_seed, n)
     tracker = _Tracker(len(plans), spec.training.max_epochs, progress or AnalysisProgress())
-    results, strategy = run_trials(
+    results, strategy = (executor or TrialExecutor()).run(
         architecture,
         dataset,
         plans,

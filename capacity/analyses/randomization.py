@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from effcap.capacity.analyses.progress import AnalysisProgress
-from effcap.capacity.analyses.trial_batch import TrialPlan, TrialResult, run_trials
+from effcap.capacity.analyses.trial_batch import TrialPlan, TrialResult
+from effcap.capacity.analyses.trial_executor import TrialExecutor
 from effcap.capacity.data.datasets import Dataset
 from effcap.capacity.engine.strategy import EngineOptions
 from effcap.capacity.engine.trainer import EpochRecord, steps_per_epoch
@@ -75,14 +76,17 @@ def run_randomization_test(
     checkpoint_state: dict[str, torch.Tensor] | None = None,
     progress: AnalysisProgress | None = None,
     engine: EngineOptions = EngineOptions(),
+    executor: TrialExecutor | None = None,
 ) -> RandomizationResult:
-    """Train every (condition, seed) trial (one trial batch, trial_batch.py) and summarise them."""
+    """Train every (condition, seed) trial (as trial batches on `executor`, this process by default); summarise."""
     if spec.init == "checkpoint" and checkpoint_state is None:
         raise ValueError("init=checkpoint needs the checkpoint's weights")
     plans = plan_trials(spec, audit_seed)
     tracker = _Tracker(plans, spec.training.max_epochs, progress or AnalysisProgress())
     init_state = checkpoint_state if spec.init == "checkpoint" else None
-    results, strategy = run_trials(architecture, dataset, plans, spec.training, device, init_state, engine, tracker.epoch, tracker.finished)
+    results, strategy = (executor or TrialExecutor()).run(
+        architecture, dataset, plans, spec.training, device, init_state, engine, tracker.epoch, tracker.finished
+    )
     return summarise(spec, steps_per_epoch(len(dataset.x_train), spec.training.batch_size), results, strategy)
 
 

@@ -9,7 +9,8 @@ bit for bit; CUDA trains in bf16), and results travel back as JSON too. Split a 
 and stacked trials agree only to float tolerance (about 1e-7: the stack's kernels sum in another
 order), so an executor should run a batch whole. Executors are trusted:
 the batch names files by path (their bytes are checked against their digests).
-`run_trials` is the in-memory core both analyses call directly.
+`run_trials` is the in-memory core; the analyses reach it through a trial executor (trial_executor.py),
+which cuts their trials into batches the same way whichever executor runs them.
 """
 
 from __future__ import annotations

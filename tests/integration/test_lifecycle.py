@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import signal
@@ -14,6 +15,7 @@ from effcap.clients.spec_args import randomization_spec
 from effcap.protos.v1 import artifact_pb2, audit_pb2, spec_pb2
 from effcap.service.artifacts import ArtifactStore
 from effcap.service.auth.principal import ANONYMOUS
+from effcap.service.executors.config import ExecutorConfig
 from effcap.service.runner import AuditJob, run_audit
 from effcap.service.scheduler import Scheduler
 from effcap.service.store import AuditStore
@@ -61,7 +63,8 @@ def test_a_crashed_worker_fails_its_audit_with_a_reason_and_the_server_lives_on(
 def test_an_audit_survives_a_server_restart_with_the_same_report(tmp_path, demo_files):
     model_path, _ = demo_files
     spec = digits_spec("true,random", seeds=1)
-    first = ServerProcess(tmp_path / "server").start()
+    # One trial per batch: trials are reported as their batch finishes, and the restart must fall between two.
+    first = ServerProcess(tmp_path / "server", "--max-batch-trials", "1").start()
     try:
         with EffcapClient(first.address) as client:
             model = client.upload(model_path)
@@ -70,19 +73,22 @@ def test_an_audit_survives_a_server_restart_with_the_same_report(tmp_path, demo_
             wait_for(lambda: client.get_audit(operation.name).progress.trials_done >= 1, timeout=300)
     finally:
         first.stop(signal.SIGKILL)
-    second = ServerProcess(tmp_path / "server").start()
+    second = ServerProcess(tmp_path / "server", "--max-batch-trials", "1").start()
     try:
         with EffcapClient(second.address) as client:
             events = []
             done = client.wait(operation.name, on_event=events.append)
             report = client.report_of(done)
-            messages = [e.message for e in client.events(operation.name)]
+            stored_events = list(client.events(operation.name))
+            messages = [e.message for e in stored_events]
     finally:
         second.stop()
     assert any("restarted" in m for m in messages)
     assert any("attempt 2 started" in m for m in messages)
     job = AuditJob(audit=operation.name, model_path=model_path, model_digest=model, dataset=spec_pb2.DatasetRef(builtin="digits"), dataset_path=None, spec=spec)
+    job = dataclasses.replace(job, executor=ExecutorConfig(max_batch_trials=1))  # the server's cut into batches
     assert without_timings(report) == without_timings(run_audit(job, CollectingSink()))
+    assert sum(e.HasField("trial_finished") for e in stored_events) == 2  # the first attempt's trial: not twice
 
 
 def test_a_cancel_between_claim_and_worker_start_still_stops_the_worker(tmp_path, demo_files):

@@ -1,0 +1,87 @@
+"""The Ray executor: an audit's trial batches as Ray tasks on a cluster, results back as each batch finishes.
+
+The audit's worker process is the Ray driver (`ray.init(address=...)`, imported here, never by the server).
+Each batch travels as its `TrialBatch` JSON; files travel by reference: the batch names them by path in the
+shared data directory and by sha256, which the task checks before it reads them (decision in docs/ray.md).
+A task asks for one GPU when batches train on CUDA, else for `ray_task_cpus` CPUs, and Ray retries it
+(`max_retries`) when its worker process or node dies; finished batches are in the batch store by then and are
+never rerun. SIGTERM (the scheduler's cancel) cancels the audit's outstanding tasks before the process exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from effcap.capacity.analyses.trial_batch import results_from_json
+from effcap.capacity.analyses.trial_executor import BatchStore, BatchWork, RunContext, TrialExecutor, TrialSources
+from effcap.capacity.errors import InputError
+from effcap.service.executors.config import ExecutorConfig
+from effcap.service.executors.ray_task import run_batch_task
+
+log = logging.getLogger("effcap.service.executors.ray")
+# How often the driver wakes while it waits for batches, so a SIGTERM is acted on promptly.
+WAIT_S = 0.5
+
+
+class RayTrialExecutor(TrialExecutor):
+    def __init__(
+        self, config: ExecutorConfig, device: str, sources: TrialSources, store: BatchStore | None, on_batch=None
+    ) -> None:
+        """`device`: the server's --device ("auto": GPUs when the cluster has any, else CPUs)."""
+        super().__init__(sources, store, config.max_batch_trials, on_batch)
+        self._config = config
+        self._ray = connect(config.ray_address)
+        self._device = (
+            device if device != "auto" else ("cuda" if self._ray.cluster_resources().get("GPU", 0) > 0 else "cpu")
+        )
+
+    def device_kind(self, local_kind: str) -> str:
+        return self._device.split(":")[0]
+
+    def _run_batches(self, works: list[BatchWork], context: RunContext) -> Iterator[BatchWork]:
+        if not works:
+            return
+        if any(work.batch is None for work in works):
+            raise ValueError("the Ray executor needs every batch in its JSON form (the audit's inputs by reference)")
+        ray = self._ray
+        gpu = self._device.startswith("cuda")
+        resources: dict[str, Any] = {"num_gpus": 1, "num_cpus": 1} if gpu else {"num_cpus": self._config.ray_task_cpus}
+        task = ray.remote(run_batch_task).options(
+            **resources, max_retries=self._config.ray_max_retries, retry_exceptions=False
+        )
+        threads = 1 if gpu else self._config.ray_task_cpus
+        pending = {task.remote(work.batch.model_dump_json(), self._device, threads): work for work in works}
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_S)
+                for ref in done:
+                    work = pending.pop(ref)
+                    payload = ray.get(ref)
+                    if "invalid" in payload:
+                        raise InputError(*payload["invalid"])
+                    work.results, work.strategy = results_from_json(payload)
+                    log.info(
+                        "trial batch %s (%d trials) finished in Ray worker %s",
+                        work.key[:12],
+                        len(work.indices),
+                        payload.get("worker_pid"),
+                    )
+                    yield work
+        finally:
+            for ref in pending:  # cancelled, failed or interrupted: nothing else of this audit keeps running
+                ray.cancel(ref, force=True)
+
+
+def connect(address: str | None) -> Any:
+    """Ray, connected to the cluster at `address` as this process's driver, with SIGTERM turned into an exit
+    that runs the executor's clean-up (the default SIGTERM ends the process with no Python clean-up at all)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=address or "auto", log_to_driver=False, logging_level=logging.WARNING)
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
+    return ray
