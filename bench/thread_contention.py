@@ -39,6 +39,7 @@ from effcap.clients.demo import server_process
 from effcap.clients.sdk import EffcapClient
 from effcap.clients.spec_args import randomization_spec
 from effcap.protos.v1 import spec_pb2
+from effcap.service.executors.cpu_load import busy_cpus
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 LIBGOMP_DEFAULT_SPIN_COUNT = "300000"
@@ -49,6 +50,14 @@ def settings(cores: int) -> dict[str, tuple[tuple[str, ...], dict[str, str]]]:
     clean = {name: value for name, value in os.environ.items() if name not in THREAD_VARIABLES}
     before = (("--worker-threads", str(cores)), clean | {"GOMP_SPINCOUNT": LIBGOMP_DEFAULT_SPIN_COUNT})
     return {"before": before, "after": ((), clean)}
+
+
+def settle(timeout_s: float = 10.0) -> None:
+    """Wait until the CPUs are idle: the other server's last worker may still be exiting (torch's teardown takes
+    a CPU for a few hundred ms), and an idle run must start on an idle machine, as a worker probes it at start."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and (busy_cpus(os.sched_getaffinity(0)) or 0.0) > 0.3:
+        pass
 
 
 @contextmanager
@@ -159,6 +168,7 @@ def one_audit_at_a_time(
                     timer.seconds()  # warm-up: page cache, first worker start
                 for repeat in range(args.repeats):
                     for name, timer in timers.items():
+                        settle()
                         times[name]["idle"].append(timer.seconds())
                         idle_waits = timer.last_waits
                         with burners(args.burners):
