@@ -15,12 +15,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
-# Examples per vmapped Jacobian call.
-CHUNK = 32
-# The most bytes of one tensor's Jacobian rows held in one block (two blocks are held at a time).
-BLOCK_BYTES = 48 * 2**20
-# Jacobian columns converted to float64 at a time when forming a block product.
-COLUMN_BLOCK = 8192
+from effcap.capacity.measures.ntk_memory import BLOCK_BYTES, CHUNK, COLUMN_BLOCK, block_rows
+
 RIDGE = 1e-6
 
 
@@ -45,7 +41,7 @@ def ntk_gram(model: nn.Module, x: torch.Tensor, seed: int = 0, block_bytes: int 
             return functional_call(model, ({**params, name: p}, buffers), (example[None],))[0] @ u
 
         jacobian = vmap(jacrev(scalar), in_dims=(None, 0))
-        rows = max(1, block_bytes // (tensor.numel() * tensor.element_size()))
+        rows = block_rows(n, tensor.numel(), tensor.element_size(), block_bytes)
         blocks = [slice(start, min(start + rows, n)) for start in range(0, n, rows)]
         for i, block in enumerate(blocks):
             own = _rows(jacobian, tensor, x[block])
