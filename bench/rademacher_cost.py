@@ -5,7 +5,8 @@
 Each code runs in its own child process (the other ref exported with `git archive`, imported ahead of
 this tree), on the demo checkpoint (MLP 2x512 briefly trained on digits), the default RademacherSpec,
 on CPU with `--threads` torch threads. A child reports its wall and CPU seconds, its peak RSS
-(ru_maxrss) and the analysis' numbers, so the two codes' results are compared in the same run. Local
+(ru_maxrss; and its resident set just before the analysis: torch, scikit-learn and the demo
+training's leftovers) and the analysis' numbers, so the two codes' results are compared in the same run. Local
 R̂ differs by design (issue 18: this tree scores each draw's increment over w₀); every other number
 should agree.
 """
@@ -40,6 +41,7 @@ def child(threads: int) -> None:
         write_demo_checkpoint(path)
         state = load_checkpoint(path).state_dict
     data = digits()
+    resident = int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize() / 2**20
     wall, usage = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
     result = run_rademacher(DEMO_ARCHITECTURE, state, data, RademacherSpec(), 0, torch.device("cpu"))
     after = resource.getrusage(resource.RUSAGE_SELF)
@@ -47,6 +49,7 @@ def child(threads: int) -> None:
         "wall_s": time.perf_counter() - wall,
         "cpu_s": after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime,
         "peak_rss_mib": after.ru_maxrss / 1024,
+        "rss_before_analysis_mib": resident,
         "local": [p.estimate.mean for p in result.local],
         "local_per_layer": [p.estimate.mean for p in result.local_per_layer],
         "global": result.global_estimate.mean,

@@ -106,8 +106,9 @@ class AuditLimits:
     # 30 times a paper-sized CIFAR randomization test (7 conditions x 5 seeds x 200 epochs x 50k).
     max_training_examples: int = 10**10
     max_parameters: int = 500_000_000
-    # The NTK complexity holds its Jacobian whole (ntk_examples x parameters, float64; measures/ntk.py).
-    max_ntk_jacobian_bytes: int = 4 << 30
+    # The NTK Gram's working memory (blocks of one tensor's Jacobian rows and the n x n Gram;
+    # measures/ntk_memory.py), counted with the whole parameter count as the largest tensor.
+    max_ntk_bytes: int = 4 << 30
 
 
 def check_audit_size(spec: AuditSpec, train_examples: int, parameters: int, limits: AuditLimits) -> None:
@@ -116,6 +117,7 @@ def check_audit_size(spec: AuditSpec, train_examples: int, parameters: int, limi
     Runs in the input-validation process (inflation.py): the cost model imports torch, which the server does not.
     """
     from effcap.capacity.cost import training_examples
+    from effcap.capacity.measures.ntk_memory import ntk_peak_bytes
 
     if parameters > limits.max_parameters:
         raise ApiError(
@@ -125,15 +127,17 @@ def check_audit_size(spec: AuditSpec, train_examples: int, parameters: int, limi
             field="model",
             metadata={"limit": str(limits.max_parameters)},
         )
-    if spec.rademacher is not None and spec.rademacher.ntk_examples * parameters * 8 > limits.max_ntk_jacobian_bytes:
-        most = limits.max_ntk_jacobian_bytes // (8 * parameters)
+    ntk_examples = spec.rademacher.ntk_examples if spec.rademacher is not None else 0
+    if ntk_examples and ntk_peak_bytes(ntk_examples, parameters) > limits.max_ntk_bytes:
+        most = max((m for m in range(ntk_examples) if ntk_peak_bytes(m, parameters) <= limits.max_ntk_bytes), default=0)
         raise ApiError(
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             "NTK_TOO_LARGE",
-            f"spec.rademacher.ntk_examples: the NTK Jacobian of {spec.rademacher.ntk_examples} examples x {parameters:,} parameters "
-            f"would take {spec.rademacher.ntk_examples * parameters * 8 / 2**30:.1f} GiB; at most {most} examples fit this server's limit (0 skips the NTK)",
+            f"spec.rademacher.ntk_examples: the NTK Gram of {ntk_examples} examples x {parameters:,} parameters would "
+            f"hold up to {ntk_peak_bytes(ntk_examples, parameters) / 2**30:.2f} GiB; at most {most} examples fit this "
+            "server's limit (0 skips the NTK)",
             field="spec.rademacher.ntk_examples",
-            metadata={"limit_bytes": str(limits.max_ntk_jacobian_bytes)},
+            metadata={"limit_bytes": str(limits.max_ntk_bytes)},
         )
     cost = training_examples(spec, train_examples)
     total = sum(cost.values())

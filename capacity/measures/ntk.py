@@ -15,22 +15,19 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
-# Examples per vmapped Jacobian call.
-CHUNK = 32
-# The most bytes of one tensor's Jacobian rows held in one block (two blocks are held at a time).
-BLOCK_BYTES = 48 * 2**20
-# Jacobian columns converted to float64 at a time when forming a block product.
-COLUMN_BLOCK = 8192
+from effcap.capacity.measures.ntk_memory import BLOCK_BYTES, CHUNK, COLUMN_BLOCK, block_rows
+
 RIDGE = 1e-6
 
 
 def ntk_gram(model: nn.Module, x: torch.Tensor, seed: int = 0, block_bytes: int = BLOCK_BYTES) -> torch.Tensor:
     """H = J Jᵀ (n × n, float64) as Σ over parameter tensors of J_k J_kᵀ.
 
-    The whole Jacobian, and a float64 copy of it, took 1.6 GB on a digits MLP (issue 18). Here at most
-    two blocks of one tensor's Jacobian rows are held, each within `block_bytes` in the model's precision (the
-    precision they are computed in), and multiplied in float64 column blocks. A tensor whose n rows do not
-    fit one block is done block pair by block pair, recomputing the later blocks' rows: time for memory."""
+    The whole Jacobian, and a float64 copy of it, took 1.6 GB on a digits MLP (issue 18). Here one block
+    of one tensor's Jacobian rows is held, within `block_bytes` in the model's precision (the precision they are
+    computed in), with one vmapped chunk of rows beside it, multiplied in float64 column blocks. A tensor whose
+    n rows do not fit one block is done block by block, each against the later rows streamed a chunk at a time
+    (recomputed: time for memory; holding a second block of later rows, as before, took 48 MiB more)."""
     model = model.eval()
     params = {name: p.detach() for name, p in model.named_parameters()}
     buffers = dict(model.named_buffers())
@@ -45,23 +42,25 @@ def ntk_gram(model: nn.Module, x: torch.Tensor, seed: int = 0, block_bytes: int 
             return functional_call(model, ({**params, name: p}, buffers), (example[None],))[0] @ u
 
         jacobian = vmap(jacrev(scalar), in_dims=(None, 0))
-        rows = max(1, block_bytes // (tensor.numel() * tensor.element_size()))
+        rows = block_rows(n, tensor.numel(), tensor.element_size(), block_bytes)
         blocks = [slice(start, min(start + rows, n)) for start in range(0, n, rows)]
-        for i, block in enumerate(blocks):
-            own = _rows(jacobian, tensor, x[block])
+        chunk = min(CHUNK, rows)
+        for block in blocks:
+            own = _rows(jacobian, tensor, x[block], chunk)
             gram[block, block] += _times_transpose(own, own)
-            for later in blocks[i + 1 :]:
-                cross = _times_transpose(own, _rows(jacobian, tensor, x[later]))
+            for start in range(block.stop, n, chunk):
+                later = slice(start, min(start + chunk, n))
+                cross = _times_transpose(own, jacobian(tensor, x[later]).reshape(-1, tensor.numel()))
                 gram[block, later] += cross
                 gram[later, block] += cross.T
     return gram
 
 
-def _rows(jacobian, tensor: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """∂f(x_i)/∂tensor for the examples `x`, one flattened row each, computed CHUNK examples at a time."""
+def _rows(jacobian, tensor: torch.Tensor, x: torch.Tensor, chunk: int) -> torch.Tensor:
+    """∂f(x_i)/∂tensor for the examples `x`, one flattened row each, computed `chunk` examples at a time."""
     out = torch.empty(len(x), tensor.numel(), dtype=tensor.dtype, device=x.device)
-    for start in range(0, len(x), CHUNK):
-        out[start : start + CHUNK] = jacobian(tensor, x[start : start + CHUNK]).reshape(-1, tensor.numel())
+    for start in range(0, len(x), chunk):
+        out[start : start + chunk] = jacobian(tensor, x[start : start + chunk]).reshape(-1, tensor.numel())
     return out
 
 

@@ -34,7 +34,7 @@ def test_admission_names_the_field_to_shrink():
     from effcap.service.errors import ApiError
     from effcap.service.limits import AuditLimits, check_audit_size
 
-    limits = AuditLimits(max_training_examples=10**6, max_parameters=10**6, max_ntk_jacobian_bytes=1 << 20)
+    limits = AuditLimits(max_training_examples=10**6, max_parameters=10**6, max_ntk_bytes=1 << 20)
     paper = {"preset": "paper"}
     check_audit_size(AuditSpec(**paper, randomization=RandomizationSpec(seeds_per_condition=1)), 1000, 1000, limits)  # 9 x 100 x 1000: admitted
     cases = [
