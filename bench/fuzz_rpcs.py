@@ -8,7 +8,8 @@ deleted or truncated, and a well-formed request whose fields hold edge values (e
 NaN, odd strings) — as raw bytes (no client-side serializer, so the server decodes them), and
 counts the status codes per method. Streaming-request methods get one to three such messages. It
 fails (exit 1) on any INTERNAL or UNKNOWN status, on a server that stopped, or on a traceback or
-grpc's "Exception deserializing" in the server log.
+grpc's "Exception deserializing" in the server log. `--with-key` issues an API key first (the server then
+authenticates every call) and sends it with each request, so the fuzz reaches the servicers as a principal.
 """
 
 from __future__ import annotations
@@ -224,19 +225,25 @@ def payload(valid: Message, rng: random.Random, index: int) -> bytes:
 
 
 def call_once(
-    channel: grpc.Channel, method: str, request_streaming: bool, response_streaming: bool, messages: list[bytes]
+    channel: grpc.Channel,
+    method: str,
+    request_streaming: bool,
+    response_streaming: bool,
+    messages: list[bytes],
+    metadata: tuple[tuple[str, str], ...] = (),
 ) -> grpc.StatusCode:
+    options = {"timeout": CALL_TIMEOUT_S, "metadata": metadata}
     try:
         if request_streaming and response_streaming:
-            for _ in channel.stream_stream(method)(iter(messages), timeout=CALL_TIMEOUT_S):
+            for _ in channel.stream_stream(method)(iter(messages), **options):
                 pass
         elif request_streaming:
-            channel.stream_unary(method)(iter(messages), timeout=CALL_TIMEOUT_S)
+            channel.stream_unary(method)(iter(messages), **options)
         elif response_streaming:
-            for _ in channel.unary_stream(method)(messages[0], timeout=CALL_TIMEOUT_S):
+            for _ in channel.unary_stream(method)(messages[0], **options):
                 pass
         else:
-            channel.unary_unary(method)(messages[0], timeout=CALL_TIMEOUT_S)
+            channel.unary_unary(method)(messages[0], **options)
     except grpc.RpcError as error:
         return error.code()
     return grpc.StatusCode.OK
@@ -265,7 +272,24 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen, str]:
     return process, ready.read_text().strip()
 
 
-def fuzz(address: str, per_method: int, seed: int, threads: int) -> dict[str, Counter]:
+def issue_key(data_dir: Path) -> str:
+    """An API key for the fuzzing principal, made with the CLI as an operator would (the token is the last line)."""
+    command = [
+        sys.executable,
+        "-m",
+        "effcap.clients.cli",
+        "admin",
+        "keys",
+        "create",
+        "fuzz",
+        "--data-dir",
+        str(data_dir),
+    ]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+
+
+def fuzz(address: str, per_method: int, seed: int, threads: int, token: str | None = None) -> dict[str, Counter]:
+    metadata = (("authorization", f"Bearer {token}"),) if token else ()
     results: dict[str, Counter] = {}
     with grpc.insecure_channel(address) as channel, ThreadPoolExecutor(threads) as pool:
         for method_index, (method, request_streaming, response_streaming, valid) in enumerate(METHODS):
@@ -276,7 +300,7 @@ def fuzz(address: str, per_method: int, seed: int, threads: int) -> dict[str, Co
                 batches.append([payload(valid, rng, index + k) for k in range(count)])
             call: Callable[[list[bytes]], grpc.StatusCode] = (
                 lambda messages, m=method, rs=request_streaming, ps=response_streaming: call_once(
-                    channel, m, rs, ps, messages
+                    channel, m, rs, ps, messages, metadata
                 )
             )
             results[method] = Counter(code.name for code in pool.map(call, batches))
@@ -288,13 +312,15 @@ def main() -> int:
     parser.add_argument("--per-method", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--with-key", action="store_true", help="issue an API key and fuzz as its principal")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="effcap-fuzz-") as tmp:
         data_dir = Path(tmp)
+        token = issue_key(data_dir) if args.with_key else None
         process, address = start_server(data_dir)
         try:
             started = time.monotonic()
-            results = fuzz(address, args.per_method, args.seed, args.threads)
+            results = fuzz(address, args.per_method, args.seed, args.threads, token)
             elapsed = time.monotonic() - started
             alive = process.poll() is None
         finally:
