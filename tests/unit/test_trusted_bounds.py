@@ -270,3 +270,12 @@ def test_the_ntk_gram_built_block_pair_by_block_pair_equals_j_jt():
     j = torch.stack(rows)
     torch.testing.assert_close(whole, j @ j.T, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(blocked, j @ j.T, rtol=1e-12, atol=1e-12)
+
+
+def test_a_bound_that_reads_as_one_is_vacuous():
+    from effcap.capacity.measures.bounds import Bound
+
+    # A kl inversion with a large KL term lands a hair under 1 (0.9999999999992777 in a review's run).
+    assert Bound("pac_bayes_sharpness", 0.9999999999992777, "", "").vacuous
+    assert Bound("b", None, "", "").vacuous and Bound("b", 1.5, "", "").vacuous
+    assert not Bound("b", 0.999, "", "").vacuous
