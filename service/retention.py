@@ -7,6 +7,9 @@
   its upload and the creation of the newest audit that names it; one named by a queued or running
   audit is never removed (checked in the same store transaction that forgets it), and neither is one
   a CreateAudit is validating: that call holds a lease on its digests until its audit is stored.
+- Stored trial batches (<data-dir>/batches, the executors' results by digest) written more than `reports_s`
+  ago go with the reports: they serve only to resume an unfinished audit without retraining, and an audit
+  running longer than that retrains at most the batches it had finished if the server restarts.
 """
 
 from __future__ import annotations
@@ -89,8 +92,14 @@ class RetentionPolicy:
 
 class RetentionSweeper:
     def __init__(
-        self, store: AuditStore, artifacts: ArtifactStore, leases: ArtifactLeases, policy: RetentionPolicy
+        self,
+        store: AuditStore,
+        artifacts: ArtifactStore,
+        leases: ArtifactLeases,
+        policy: RetentionPolicy,
+        batch_store: Path | None = None,
     ) -> None:
+        self._batch_store = batch_store
         self._store = store
         self._artifacts = artifacts
         self._leases = leases
@@ -113,6 +122,7 @@ class RetentionSweeper:
         audits = 0
         if self._policy.reports_s is not None:
             audits = self._store.delete_ended_before(now - self._policy.reports_s)
+            self._remove_batches_before(now - self._policy.reports_s)
         removed = 0
         if self._policy.artifacts_s is not None:
             cutoff = now - self._policy.artifacts_s
@@ -121,6 +131,20 @@ class RetentionSweeper:
         if audits or removed:
             log.info("retention: deleted %d ended audit(s) and %d unused artifact(s)", audits, removed)
         return audits, removed
+
+    def _remove_batches_before(self, cutoff: float) -> None:
+        if self._batch_store is None or not self._batch_store.is_dir():
+            return
+        removed = 0
+        for path in self._batch_store.rglob("*.json"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue  # another sweep or a rewrite got there first
+        if removed:
+            log.info("retention: deleted %d stored trial batch(es)", removed)
 
     def _expired_artifacts(self, cutoff: float) -> list[str]:
         last_use = self._store.artifact_times()

@@ -39,6 +39,7 @@ from effcap.protos.v1 import report_pb2
 from effcap.service import codec, memorization_scores_report, weights_report
 from effcap.service.audit_job import AuditJob
 from effcap.service.compressibility_headline import set_compressibility_headline
+from effcap.service.executors.config import ExecutorConfig
 from effcap.service.executors.factory import make_executor
 from effcap.service.executors.threads import ThreadPlan, wait_policy
 from effcap.service.progress import ProgressSink
@@ -100,7 +101,7 @@ def run_audit(job: AuditJob, sink: ProgressSink, threads: ThreadPlan | None = No
         if own_accuracy is not None:
             report.model.checkpoint_test_accuracy = own_accuracy
         report.dataset.CopyFrom(_dataset_info(job, inputs.dataset))
-    report.environment.CopyFrom(_environment(device, threads))
+    report.environment.CopyFrom(_environment(device, threads, job.executor))
     if inputs.checkpoint.onnx is not None:
         report.warnings.extend(f"onnx: {note}" for note in inputs.checkpoint.onnx.notes)
     if inputs.dataset is not None and inputs.dataset.test_split_held_out:
@@ -240,15 +241,24 @@ def _dataset_info(job: AuditJob, dataset: Dataset) -> report_pb2.DatasetInfo:
     )
 
 
-def _environment(device: torch.device, threads: ThreadPlan | None) -> report_pb2.Environment:
+def _environment(device: torch.device, threads: ThreadPlan | None, executor: ExecutorConfig) -> report_pb2.Environment:
+    """Where the audit ran; with the Ray executor the trials trained in Ray tasks, so their threads are named too."""
+    source = (
+        f"{threads.source if threads is not None else 'set by the caller'}; "
+        f"{threads.waits if threads is not None and threads.waits else wait_policy()}"
+    )
+    if executor.kind == "ray":
+        source += (
+            f"; trial batches trained in Ray tasks ({executor.ray_address or 'auto'}) of {executor.ray_task_cpus} "
+            f"CPU(s) and as many torch threads each on the CPU, or one GPU each (--ray-task-cpus)"
+        )
     return report_pb2.Environment(
         effcap_version=metadata.version("effcap"),
         torch_version=torch.__version__,
         python_version=platform.python_version(),
         device=describe_device(device),
         cpu_threads=torch.get_num_threads(),
-        cpu_threads_source=f"{threads.source if threads is not None else 'set by the caller'}; "
-        f"{threads.waits if threads is not None and threads.waits else wait_policy()}",
+        cpu_threads_source=source,
     )
 
 

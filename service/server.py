@@ -145,7 +145,9 @@ class EffcapServer:
         estimator = AuditEstimator(config.data_dir, config.device, self.worker_threads)
         self.inflation = InflationPool(config.max_inflated_bytes, config.validation_processes)
         leases = ArtifactLeases()
-        self.retention = RetentionSweeper(self.store, self.artifacts, leases, config.retention)
+        self.retention = RetentionSweeper(
+            self.store, self.artifacts, leases, config.retention, config.executor.batch_store
+        )
         audit_servicer = AuditServicer(
             self.store,
             self.artifacts,

@@ -79,6 +79,8 @@ def full_log(server: ServerProcess) -> str:
 def test_the_ray_report_equals_the_local_report(ray_server, local_report, demo_files):
     report, events = run(ray_server, demo_files[0])
     assert without_timings(report) == without_timings(local_report)
+    assert "trial batches trained in Ray tasks" in report.environment.cpu_threads_source
+    assert "Ray" not in local_report.environment.cpu_threads_source
     assert sum(e.HasField("trial_finished") for e in events) == 4
     workers = set(re.findall(r"finished in Ray worker (\d+)", full_log(ray_server)))
     assert len(workers) >= 2  # the batches were spread over processes (one per node here)

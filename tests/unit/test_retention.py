@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from effcap.protos.v1 import artifact_pb2, audit_pb2, spec_pb2
@@ -47,4 +48,22 @@ def test_the_sweep_removes_by_age_and_never_what_a_pending_audit_or_a_lease_name
     # Ended (just now, in real time) more than 2 hours before the sweep's clock, and no longer pending: all of it goes.
     assert sweeper.sweep(now + 2 * HOUR + 120) == (1, 2)
     assert store.get(queued.id) is None and store.artifact_times() == {}
+    store.close()
+
+
+def test_stored_trial_batches_expire_with_the_reports(tmp_path):
+    store = AuditStore(tmp_path / "store.sqlite3")
+    artifacts = ArtifactStore(tmp_path / "artifacts", store, 1 << 20)
+    batches = tmp_path / "batches"
+    old, new = batches / "a9" / "old.json", batches / "b2" / "new.json"
+    for path in (old, new):
+        path.parent.mkdir(parents=True)
+        path.write_text("{}")
+    now = time.time()
+    os.utime(old, (now - 3 * HOUR, now - 3 * HOUR))
+    policy = RetentionPolicy(reports_s=2 * HOUR)
+    RetentionSweeper(store, artifacts, ArtifactLeases(), policy, batches).sweep(now)
+    assert not old.exists() and new.exists()
+    RetentionSweeper(store, artifacts, ArtifactLeases(), RetentionPolicy(artifacts_s=HOUR), batches).sweep(now + 3 * HOUR)
+    assert new.exists()  # batches follow the reports' retention only
     store.close()
