@@ -7,7 +7,10 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 # What a user who has not started a server needs to read when none answers.
-UNREACHABLE_HINT = " (is a server running there? start one with `effcap serve`, or run in this process with --local)"
+UNREACHABLE_HINT = (
+    " (is a server running there? start one with `effcap serve`, or run in this process with --local;"
+    " a TLS server needs --tls-ca CA.crt or --tls, and one with mutual TLS a client certificate, --tls-cert/--tls-key)"
+)
 
 
 class EffcapError(Exception):

@@ -39,7 +39,7 @@ def test_a_tls_server_answers_clients_that_verify_it_and_no_plaintext(tls: TlsMa
     with EffcapClient(tls_server.address, tls=ClientTls(ca=tls.ca)) as client:
         refused(lambda: client.get_audit(NOWHERE))  # an answer from the server: NOT_FOUND
     with EffcapClient(tls_server.address, timeout=5, reconnect_budget_s=0) as plaintext:
-        refused(lambda: plaintext.get_audit(NOWHERE), "UNAVAILABLE")
+        assert "--tls-ca" in str(refused(lambda: plaintext.get_audit(NOWHERE), "UNAVAILABLE"))  # what to add
     with EffcapClient(tls_server.address, timeout=5, tls=ClientTls(ca=tls.stranger.cert)) as unverified:
         refused(lambda: unverified.get_audit(NOWHERE), "UNAVAILABLE")  # the server's certificate is not from that CA
     report = subprocess.run(
