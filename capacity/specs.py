@@ -137,7 +137,8 @@ class RademacherSpec(BaseModel):
     fit_signs: bool = True
     # Ball radii about the checkpoint, as fractions of its parameter norm.
     relative_radii: list[Annotated[float, Field(gt=0, le=1000)]] = Field(default_factory=lambda: [0.001, 0.01, 0.1, 1.0], min_length=1, max_length=32)
-    ascent_steps: int = Field(50, ge=1, le=10_000)
+    # Candidate steps of each adaptive projected ascent (local_ascent.py), one gradient evaluation each.
+    ascent_steps: int = Field(20, ge=1, le=10_000)
     # Training examples used (the first ones of the train split).
     max_examples: int = Field(1000, ge=2, le=1_000_000)
     delta: float = Field(0.05, gt=0, lt=1)
