@@ -8,8 +8,9 @@ deleted or truncated, and a well-formed request whose fields hold edge values (e
 NaN, odd strings) — as raw bytes (no client-side serializer, so the server decodes them), and
 counts the status codes per method. Streaming-request methods get one to three such messages. It
 fails (exit 1) on any INTERNAL or UNKNOWN status, on a server that stopped, or on a traceback or
-grpc's "Exception deserializing" in the server log. `--with-key` issues an API key first (the server then
-authenticates every call) and sends it with each request, so the fuzz reaches the servicers as a principal.
+grpc's "Exception deserializing" in the server log. `--with-key` issues an admin API key first (the server then
+authenticates every call) and sends it with each request, so the fuzz reaches the servicers as a principal, admin-only
+calls (ListActivity) included.
 """
 
 from __future__ import annotations
@@ -27,14 +28,14 @@ from pathlib import Path
 
 import grpc
 from google.longrunning import operations_proto_pb2 as operations_pb2
-from google.protobuf import duration_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
-from effcap.protos.v1 import artifact_pb2, audit_pb2, spec_pb2
+from effcap.protos.v1 import admin_pb2, artifact_pb2, audit_pb2, spec_pb2
 
 DIGEST = artifact_pb2.Digest(sha256="ab" * 32, size_bytes=1234)
 # (method, request streaming, response streaming, a valid request to mutate)
@@ -56,6 +57,23 @@ METHODS: list[tuple[str, bool, bool, Message]] = [
         False,
         False,
         artifact_pb2.GetArtifactRequest(digest=DIGEST),
+    ),
+    (
+        "/effcap.v1.ArtifactService/DeleteArtifact",
+        False,
+        False,
+        artifact_pb2.DeleteArtifactRequest(digest=DIGEST),
+    ),
+    (
+        "/effcap.v1.AdminService/ListActivity",
+        False,
+        False,
+        admin_pb2.ListActivityRequest(
+            page_size=5,
+            principal="fuzz",
+            start_time=timestamp_pb2.Timestamp(seconds=1),
+            end_time=timestamp_pb2.Timestamp(seconds=2),
+        ),
     ),
     (
         "/effcap.v1.AuditService/CreateAudit",
@@ -273,7 +291,7 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen, str]:
 
 
 def issue_key(data_dir: Path) -> str:
-    """An API key for the fuzzing principal, made with the CLI as an operator would (the token is the last line)."""
+    """An admin key for the fuzzing principal, made with the CLI as an operator would (the token is the last line)."""
     command = [
         sys.executable,
         "-m",
@@ -282,6 +300,7 @@ def issue_key(data_dir: Path) -> str:
         "keys",
         "create",
         "fuzz",
+        "--admin",
         "--data-dir",
         str(data_dir),
     ]

@@ -1,10 +1,12 @@
-"""The Python client: upload with dedupe, create an audit, follow it, fetch its report."""
+"""The Python client: upload with dedupe, create an audit, follow it, fetch its report; delete uploads; read the
+activity log (admins)."""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import grpc
@@ -15,7 +17,16 @@ from google.protobuf import duration_pb2
 from effcap.clients.credentials import ClientTls, open_channel
 from effcap.clients.errors import UNREACHABLE_HINT, EffcapError
 from effcap.clients.reconnect import DEFAULT_BUDGET_S, Backoff
-from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc, report_pb2, spec_pb2
+from effcap.protos.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    artifact_pb2,
+    artifact_pb2_grpc,
+    audit_pb2,
+    audit_pb2_grpc,
+    report_pb2,
+    spec_pb2,
+)
 
 CHUNK_BYTES = 1 << 20
 MAX_MESSAGE_BYTES = 8 << 20
@@ -66,6 +77,7 @@ class EffcapClient:
         self.artifacts = artifact_pb2_grpc.ArtifactServiceStub(self._channel)
         self.audits = audit_pb2_grpc.AuditServiceStub(self._channel)
         self.operations = operations_pb2_grpc.OperationsStub(self._channel)
+        self.admin = admin_pb2_grpc.AdminServiceStub(self._channel)
 
     def close(self) -> None:
         self._channel.close()
@@ -90,6 +102,32 @@ class EffcapClient:
         if missing.missing:
             self._call(self.artifacts.UploadArtifact, _upload_requests(Path(path), digest), timeout=None)
         return digest
+
+    def delete_artifact(self, digest: artifact_pb2.Digest) -> None:
+        """Forget this caller's upload (size_bytes 0: whatever its size). NOT_FOUND unless the caller uploaded it;
+        FAILED_PRECONDITION while a queued or running audit of the caller reads it."""
+        self._call(self.artifacts.DeleteArtifact, artifact_pb2.DeleteArtifactRequest(digest=digest))
+
+    def activity(
+        self,
+        principal: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        page_size: int = 0,
+    ) -> Iterator[admin_pb2.ActivityEntry]:
+        """The activity log newest first, page after page (ListActivity: admins only, PERMISSION_DENIED otherwise);
+        only `principal`'s entries, at or after `start` and before `end`, when given."""
+        request = admin_pb2.ListActivityRequest(page_size=page_size, principal=principal or "")
+        if start is not None:
+            request.start_time.FromDatetime(start)
+        if end is not None:
+            request.end_time.FromDatetime(end)
+        while True:
+            page = self._call(self.admin.ListActivity, request)
+            yield from page.entries
+            if not page.next_page_token:
+                return
+            request.page_token = page.next_page_token
 
     def create_audit(
         self,

@@ -7,6 +7,10 @@ pickles (including torch.save archives) are refused without being read as anythi
 An artifact is visible only to the principals that uploaded it (and to admins). Bytes another principal
 stored are not "already there" for a caller: it must send them all, so that knowing a digest never
 grants the data behind it; the verified upload then makes the caller an owner of the shared file.
+
+Deleting forgets one owner's record; the file goes only with the last record, once no unfinished audit reads
+it. The record goes first, then the file: a crash in between leaves a file no row names, which the next
+start-up removes (retention.remove_orphaned_artifacts), never a row whose file is gone.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ import mmap
 import os
 import re
 import struct
+import threading
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import grpc
@@ -26,10 +32,10 @@ import grpc
 from effcap.capacity.graphs.onnx_wire import OnnxLimits, WireError, looks_like_onnx, scan_onnx
 from effcap.capacity.json_values import load_json
 from effcap.capacity.programs import program_refusal
-from effcap.protos.v1 import artifact_pb2
+from effcap.protos.v1 import artifact_pb2, audit_pb2
 from effcap.service.auth.principal import Principal
 from effcap.service.errors import ApiError, invalid_argument, not_found
-from effcap.service.store import AuditStore, timestamp
+from effcap.service.store import ArtifactDeletion, AuditStore, timestamp
 
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
@@ -47,9 +53,20 @@ def check_digest(digest: artifact_pb2.Digest, field: str, max_bytes: int) -> Non
         )
 
 
+def request_digests(request: audit_pb2.CreateAuditRequest) -> set[str]:
+    """The sha256 of every artifact an audit's request names."""
+    digests = {request.model.sha256, request.initial_model.sha256}
+    if request.dataset.WhichOneof("source") == "artifact":
+        digests.add(request.dataset.artifact.sha256)
+    return digests - {""}
+
+
 class ArtifactStore:
     def __init__(self, root: Path, store: AuditStore, max_bytes: int, onnx_limits: OnnxLimits = OnnxLimits()) -> None:
         self._root = root
+        # Held while a file is committed under its digest with its record, or removed with its last record:
+        # an upload of the same bytes racing a deletion then never ends with a record whose file is gone.
+        self.file_changes = threading.Lock()
         self.onnx_limits = onnx_limits
         self._incoming = root / "incoming"
         self._incoming.mkdir(parents=True, exist_ok=True)
@@ -75,6 +92,26 @@ class ArtifactStore:
             raise not_found("artifact", f"sha256:{digest.sha256} ({digest.size_bytes} bytes)", "ARTIFACT_NOT_FOUND", field=field)
         return artifact, self.path(digest.sha256)
 
+    def files(self) -> Iterator[Path]:
+        """Every committed file (incoming/ holds uploads in progress, not these)."""
+        for folder in self._root.iterdir():
+            if folder.is_dir() and len(folder.name) == 2 and folder.name != self._incoming.name:
+                yield from (path for path in folder.iterdir() if SHA256_PATTERN.fullmatch(path.name))
+
+    def forget(
+        self, sha256: str, principal: Principal, unleased: Callable[[str], AbstractContextManager[bool]]
+    ) -> ArtifactDeletion:
+        """Delete `principal`'s record of an artifact, and its file once it is no one's (store.delete_artifact_owner).
+
+        `unleased` (retention.ArtifactLeases.unless_held) says whether no CreateAudit is validating the
+        digest: while one is, the file stays for the audit it is about to store."""
+        reads = lambda request: sha256 in request_digests(request)  # noqa: E731
+        with self.file_changes, unleased(sha256) as free:
+            deletion = self._store.delete_artifact_owner(sha256, principal.name, reads, drop_unheld=free)
+            if deletion.bytes_unreferenced:
+                self.path(sha256).unlink(missing_ok=True)
+        return deletion
+
     def receive(
         self,
         requests: Iterator[artifact_pb2.UploadArtifactRequest],
@@ -99,10 +136,11 @@ class ArtifactStore:
             fmt = sniff_format(partial, self.onnx_limits)
             final = self.path(digest.sha256)
             final.parent.mkdir(exist_ok=True)
-            os.replace(partial, final)
+            with self.file_changes:
+                os.replace(partial, final)
+                created, added = self._store.put_artifact(digest.sha256, digest.size_bytes, fmt, principal.name)
         finally:
             partial.unlink(missing_ok=True)
-        created, added = self._store.put_artifact(digest.sha256, digest.size_bytes, fmt, principal.name)
         return artifact_pb2.Artifact(digest=digest, format=fmt, create_time=timestamp(created)), added
 
     @staticmethod

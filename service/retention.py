@@ -2,6 +2,8 @@
 
 - Partial uploads left in artifacts/incoming/ by a crash are removed at start-up (the data-dir lock
   guarantees no other server is writing there, and no upload of this one has begun).
+- So are artifact files no record names (a DeleteArtifact cut short between its record and its file) and
+  artifacts no principal holds that no unfinished audit reads (DeleteArtifact keeps those while one does).
 - A periodic sweep deletes audits that ended more than `reports_s` ago (reports and events with
   them), and artifacts last used more than `artifacts_s` ago. An artifact's last use is the later of
   its upload and the creation of the newest audit that names it; one named by a queued or running
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from effcap.protos.v1 import audit_pb2
-from effcap.service.artifacts import ArtifactStore
+from effcap.service.artifacts import ArtifactStore, request_digests
 from effcap.service.store import AuditStore
 
 log = logging.getLogger("effcap.service.retention")
@@ -44,12 +46,19 @@ def remove_partial_uploads(incoming: Path) -> tuple[int, int]:
     return files, size
 
 
-def request_digests(request: audit_pb2.CreateAuditRequest) -> set[str]:
-    """The sha256 of every artifact an audit's request names."""
-    digests = {request.model.sha256, request.initial_model.sha256}
-    if request.dataset.WhichOneof("source") == "artifact":
-        digests.add(request.dataset.artifact.sha256)
-    return digests - {""}
+def remove_orphaned_artifacts(store: AuditStore, artifacts: ArtifactStore) -> int:
+    """At start-up: delete files no artifact row names (a crash between DeleteArtifact's record and its file),
+    and artifacts no principal holds any more that no unfinished audit reads (kept by DeleteArtifact for one
+    that did). How many files were removed."""
+    for sha256 in store.ownerless_artifacts():
+        store.delete_artifact_unless_pending(sha256, lambda request, sha256=sha256: sha256 in request_digests(request))
+    known = store.artifact_shas()
+    orphans = [path for path in artifacts.files() if path.name not in known]
+    for path in orphans:
+        path.unlink(missing_ok=True)
+    if orphans:
+        log.info("removed %d artifact file(s) no record names (a deletion interrupted by a crash)", len(orphans))
+    return len(orphans)
 
 
 class ArtifactLeases:
@@ -155,7 +164,7 @@ class RetentionSweeper:
 
     def _remove_artifact(self, sha256: str) -> int:
         names_it = lambda request: sha256 in request_digests(request)  # noqa: E731
-        with self._leases.unless_held(sha256) as free:
+        with self._artifacts.file_changes, self._leases.unless_held(sha256) as free:
             if not free or not self._store.delete_artifact_unless_pending(sha256, names_it):
                 return 0
             self._artifacts.path(sha256).unlink(missing_ok=True)

@@ -18,7 +18,8 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
 from effcap.capacity.graphs.onnx_wire import OnnxLimits
-from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc
+from effcap.protos.v1 import admin_pb2, admin_pb2_grpc, artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc
+from effcap.service.admin_servicer import AdminServicer
 from effcap.service.artifacts import ArtifactStore
 from effcap.service.auth.activity import ActivityLog
 from effcap.service.auth.authenticator import Authenticator
@@ -36,7 +37,13 @@ from effcap.service.inflation import InflationPool
 from effcap.service.limits import AuditLimits, LongCallSlots
 from effcap.service.observability import AuditStateCollector, CallObserver, StoredBytesCollector, WorkerExits, serve_metrics
 from effcap.service.quotas import Quotas
-from effcap.service.retention import ArtifactLeases, RetentionPolicy, RetentionSweeper, remove_partial_uploads
+from effcap.service.retention import (
+    ArtifactLeases,
+    RetentionPolicy,
+    RetentionSweeper,
+    remove_orphaned_artifacts,
+    remove_partial_uploads,
+)
 from effcap.service.scheduler import Scheduler
 from effcap.service.servicers import ArtifactServicer, AuditServicer, OperationsServicer
 from effcap.service.storage_health import StorageProbe
@@ -49,6 +56,7 @@ MIB = 1 << 20
 SERVICE_NAMES = (
     artifact_pb2.DESCRIPTOR.services_by_name["ArtifactService"].full_name,
     audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
+    admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
     "google.longrunning.Operations",
 )
 
@@ -107,6 +115,7 @@ class EffcapServer:
         artifacts_dir = config.data_dir / "artifacts"
         remove_partial_uploads(artifacts_dir / "incoming")  # the lock is ours: no upload is under way
         self.artifacts = ArtifactStore(artifacts_dir, self.store, config.max_artifact_bytes, config.onnx_limits)
+        remove_orphaned_artifacts(self.store, self.artifacts)  # what a deletion cut short by a crash left
         self.worker_threads = plan_threads(config.max_running_audits, config.worker_threads)
         self.metrics = CollectorRegistry()
         self.metrics.register(AuditStateCollector(self.store.count_by_state))
@@ -141,10 +150,14 @@ class EffcapServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        artifact_pb2_grpc.add_ArtifactServiceServicer_to_server(ArtifactServicer(self.artifacts, long_calls, config.upload_idle_s, self.activity, self.store, config.quotas), self._server)
         estimator = AuditEstimator(config.data_dir, config.device, self.worker_threads)
         self.inflation = InflationPool(config.max_inflated_bytes, config.validation_processes)
         leases = ArtifactLeases()
+        artifact_servicer = ArtifactServicer(
+            self.artifacts, long_calls, config.upload_idle_s, self.activity, self.store, config.quotas, leases
+        )
+        artifact_pb2_grpc.add_ArtifactServiceServicer_to_server(artifact_servicer, self._server)
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(self.activity), self._server)
         self.retention = RetentionSweeper(
             self.store, self.artifacts, leases, config.retention, config.executor.batch_store
         )

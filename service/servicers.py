@@ -21,7 +21,7 @@ from google.protobuf import empty_pb2
 
 from effcap.capacity.json_values import load_json
 from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc
-from effcap.service.artifacts import ArtifactStore, check_digest
+from effcap.service.artifacts import SHA256_PATTERN, ArtifactStore, check_digest
 from effcap.service.audit_job import AuditJob
 from effcap.service.audit_log import log_created, log_reused
 from effcap.service.auth.activity import ActivityLog
@@ -58,7 +58,10 @@ class ArtifactServicer(artifact_pb2_grpc.ArtifactServiceServicer):
         activity: ActivityLog,
         store: AuditStore,
         quotas: Quotas,
+        leases: ArtifactLeases,
     ) -> None:
+        # The same leases CreateAudit holds: a deletion leaves the file to an audit being created from it.
+        self._leases = leases
         self._store = store
         self._quotas = quotas
         self._artifacts = artifacts
@@ -94,6 +97,36 @@ class ArtifactServicer(artifact_pb2_grpc.ArtifactServiceServicer):
     def GetArtifact(self, request, context):  # noqa: N802
         artifact, _ = self._artifacts.require(request.digest, "digest", principal_of(context))
         return artifact
+
+    @handle_errors
+    def DeleteArtifact(self, request, context):  # noqa: N802
+        """Owner-only, admins included (decisions.md): an upload is its uploader's record of bytes others may share."""
+        principal = principal_of(context)
+        digest = request.digest
+        check_deletable_digest(digest)
+        row = self._store.get_artifact(digest.sha256, None)
+        size_matches = row is not None and digest.size_bytes in (0, row[0])
+        deletion = self._artifacts.forget(digest.sha256, principal, self._leases.unless_held) if size_matches else None
+        if deletion is None or not deletion.held:
+            if size_matches and principal.admin:  # an admin may know it exists: say why instead
+                raise ApiError(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    "ARTIFACT_NOT_OWNED",
+                    f"{_artifact_label(digest)} was not uploaded by {principal.name}: an artifact is deleted by the "
+                    "principals that uploaded it (admins included); unused ones expire with --retain-artifacts",
+                    field="digest",
+                )
+            raise not_found("artifact", _artifact_label(digest), "ARTIFACT_NOT_FOUND", field="digest")
+        if deletion.in_use_by is not None:
+            raise ApiError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "ARTIFACT_IN_USE",
+                f"{_artifact_label(digest)} is read by {deletion.in_use_by}, which has not ended; cancel it or wait",
+                field="digest",
+                metadata={"audit": deletion.in_use_by},
+            )
+        self._activity.record(principal.name, "delete", f"sha256:{digest.sha256}")
+        return empty_pb2.Empty()
 
 
 class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
@@ -318,6 +351,19 @@ def find_audit(store: AuditStore, name: str, principal: Principal) -> AuditRecor
     if record is None or not principal.sees(record.owner):
         raise not_found("audit", name, "AUDIT_NOT_FOUND", field="name")
     return record
+
+
+def check_deletable_digest(digest: artifact_pb2.Digest) -> None:
+    """A DeleteArtifact digest: sha256 as everywhere, size_bytes 0 (any) or a size an artifact could have."""
+    if not SHA256_PATTERN.fullmatch(digest.sha256):
+        raise invalid_argument("digest.sha256", "must be 64 lowercase hexadecimal characters", "INVALID_DIGEST")
+    if digest.size_bytes < 0:
+        raise invalid_argument("digest.size_bytes", "must be 0 (any size) or the artifact's size", "INVALID_DIGEST")
+
+
+def _artifact_label(digest: artifact_pb2.Digest) -> str:
+    size = f" ({digest.size_bytes} bytes)" if digest.size_bytes else ""
+    return f"sha256:{digest.sha256}{size}"
 
 
 def operation_for(record: AuditRecord) -> operations_pb2.Operation:

@@ -150,6 +150,17 @@ class AuditRecord:
         return audit
 
 
+@dataclass(frozen=True)
+class ArtifactDeletion:
+    """What AuditStore.delete_artifact_owner did: nothing unless `held` and no `in_use_by`."""
+
+    held: bool
+    # The first queued or running audit of the owner that reads the artifact: its record was kept.
+    in_use_by: str | None = None
+    # The artifact's row is gone: its bytes are no one's and may leave the disk.
+    bytes_unreferenced: bool = False
+
+
 class AuditStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -227,6 +238,42 @@ class AuditStore:
                     return False
             db.execute("DELETE FROM artifact_owners WHERE sha256 = ?", (sha256,))  # no principal holds it any more
             return db.execute("DELETE FROM artifacts WHERE sha256 = ?", (sha256,)).rowcount > 0
+
+    def delete_artifact_owner(
+        self, sha256: str, owner: str, reads: Callable[[audit_pb2.CreateAuditRequest], bool], drop_unheld: bool
+    ) -> ArtifactDeletion:
+        """Forget that `owner` holds an artifact, in one transaction, unless an unfinished audit of `owner` reads it.
+
+        When no principal holds it any more, no unfinished audit (of anyone: an admin's may read it) reads it and
+        `drop_unheld`, the artifact's row goes too and the caller removes the bytes (bytes_unreferenced)."""
+        with self._transaction() as db:
+            holder = "SELECT 1 FROM artifact_owners WHERE sha256 = ? AND owner = ?"
+            if db.execute(holder, (sha256, owner)).fetchone() is None:
+                return ArtifactDeletion(held=False)
+            states = (State.AUDIT_STATE_QUEUED, State.AUDIT_STATE_RUNNING)
+            query = "SELECT id, owner, request FROM audits WHERE state IN (?, ?) ORDER BY create_time, id"
+            rows = db.execute(query, states).fetchall()
+            readers = [(i, o) for i, o, request in rows if reads(audit_pb2.CreateAuditRequest.FromString(request))]
+            own = [audit_id for audit_id, reader in readers if reader == owner]
+            if own:
+                return ArtifactDeletion(held=True, in_use_by=audit_name(own[0]))
+            db.execute("DELETE FROM artifact_owners WHERE sha256 = ? AND owner = ?", (sha256, owner))
+            others = db.execute("SELECT 1 FROM artifact_owners WHERE sha256 = ? LIMIT 1", (sha256,)).fetchone()
+            unreferenced = drop_unheld and others is None and not readers
+            if unreferenced:
+                db.execute("DELETE FROM artifacts WHERE sha256 = ?", (sha256,))
+        return ArtifactDeletion(held=True, bytes_unreferenced=unreferenced)
+
+    def artifact_shas(self) -> set[str]:
+        """The sha256 of every artifact row (for the start-up sweep of files no row names)."""
+        with self._lock:
+            return {row[0] for row in self._db.execute("SELECT sha256 FROM artifacts")}
+
+    def ownerless_artifacts(self) -> list[str]:
+        """Artifacts no principal holds: kept by DeleteArtifact while an unfinished audit read them."""
+        with self._lock:
+            held = "SELECT 1 FROM artifact_owners o WHERE o.sha256 = a.sha256"
+            return [row[0] for row in self._db.execute(f"SELECT sha256 FROM artifacts a WHERE NOT EXISTS ({held})")]
 
     # ---- audits ------------------------------------------------------------------------------
 

@@ -22,32 +22,35 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x65\x66\x66\x63\x61p/v1/artifact.proto\x12\teffcap.v1\x1a\x1fgoogle/protobuf/timestamp.proto\",\n\x06\x44igest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\"\x89\x01\n\x08\x41rtifact\x12!\n\x06\x64igest\x18\x01 \x01(\x0b\x32\x11.effcap.v1.Digest\x12)\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x19.effcap.v1.ArtifactFormat\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"A\n\x1b\x46indMissingArtifactsRequest\x12\"\n\x07\x64igests\x18\x01 \x03(\x0b\x32\x11.effcap.v1.Digest\"B\n\x1c\x46indMissingArtifactsResponse\x12\"\n\x07missing\x18\x01 \x03(\x0b\x32\x11.effcap.v1.Digest\"^\n\x15UploadArtifactRequest\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x17.effcap.v1.UploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"1\n\x0cUploadHeader\x12!\n\x06\x64igest\x18\x01 \x01(\x0b\x32\x11.effcap.v1.Digest\"7\n\x12GetArtifactRequest\x12!\n\x06\x64igest\x18\x01 \x01(\x0b\x32\x11.effcap.v1.Digest*\x85\x01\n\x0e\x41rtifactFormat\x12\x1f\n\x1b\x41RTIFACT_FORMAT_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x41RTIFACT_FORMAT_SAFETENSORS\x10\x01\x12\x17\n\x13\x41RTIFACT_FORMAT_NPZ\x10\x02\x12\x18\n\x14\x41RTIFACT_FORMAT_ONNX\x10\x03\x32\x88\x02\n\x0f\x41rtifactService\x12g\n\x14\x46indMissingArtifacts\x12&.effcap.v1.FindMissingArtifactsRequest\x1a\'.effcap.v1.FindMissingArtifactsResponse\x12I\n\x0eUploadArtifact\x12 .effcap.v1.UploadArtifactRequest\x1a\x13.effcap.v1.Artifact(\x01\x12\x41\n\x0bGetArtifact\x12\x1d.effcap.v1.GetArtifactRequest\x1a\x13.effcap.v1.Artifactb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x65\x66\x66\x63\x61p/v1/artifact.proto\x12\teffcap.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\",\n\x06\x44igest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\"\x89\x01\n\x08\x41rtifact\x12!\n\x06\x64igest\x18\x01 \x01(\x0b\x32\x11.effcap.v1.Digest\x12)\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x19.effcap.v1.ArtifactFormat\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"A\n\x1b\x46indMissingArtifactsRequest\x12\"\n\x07\x64igests\x18\x01 \x03(\x0b\x32\x11.effcap.v1.Digest\"B\n\x1c\x46indMissingArtifactsResponse\x12\"\n\x07missing\x18\x01 \x03(\x0b\x32\x11.effcap.v1.Digest\"^\n\x15UploadArtifactRequest\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x17.effcap.v1.UploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"1\n\x0cUploadHeader\x12!\n\x06\x64igest\x18\x01 \x01(\x0b\x32\x11.effcap.v1.Digest\"7\n\x12GetArtifactRequest\x12!\n\x06\x64igest\x18\x01 \x01(\x0b\x32\x11.effcap.v1.Digest\":\n\x15\x44\x65leteArtifactRequest\x12!\n\x06\x64igest\x18\x01 \x01(\x0b\x32\x11.effcap.v1.Digest*\x85\x01\n\x0e\x41rtifactFormat\x12\x1f\n\x1b\x41RTIFACT_FORMAT_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x41RTIFACT_FORMAT_SAFETENSORS\x10\x01\x12\x17\n\x13\x41RTIFACT_FORMAT_NPZ\x10\x02\x12\x18\n\x14\x41RTIFACT_FORMAT_ONNX\x10\x03\x32\xd4\x02\n\x0f\x41rtifactService\x12g\n\x14\x46indMissingArtifacts\x12&.effcap.v1.FindMissingArtifactsRequest\x1a\'.effcap.v1.FindMissingArtifactsResponse\x12I\n\x0eUploadArtifact\x12 .effcap.v1.UploadArtifactRequest\x1a\x13.effcap.v1.Artifact(\x01\x12\x41\n\x0bGetArtifact\x12\x1d.effcap.v1.GetArtifactRequest\x1a\x13.effcap.v1.Artifact\x12J\n\x0e\x44\x65leteArtifact\x12 .effcap.v1.DeleteArtifactRequest\x1a\x16.google.protobuf.Emptyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'effcap.v1.artifact_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ARTIFACTFORMAT']._serialized_start=598
-  _globals['_ARTIFACTFORMAT']._serialized_end=731
-  _globals['_DIGEST']._serialized_start=72
-  _globals['_DIGEST']._serialized_end=116
-  _globals['_ARTIFACT']._serialized_start=119
-  _globals['_ARTIFACT']._serialized_end=256
-  _globals['_FINDMISSINGARTIFACTSREQUEST']._serialized_start=258
-  _globals['_FINDMISSINGARTIFACTSREQUEST']._serialized_end=323
-  _globals['_FINDMISSINGARTIFACTSRESPONSE']._serialized_start=325
-  _globals['_FINDMISSINGARTIFACTSRESPONSE']._serialized_end=391
-  _globals['_UPLOADARTIFACTREQUEST']._serialized_start=393
-  _globals['_UPLOADARTIFACTREQUEST']._serialized_end=487
-  _globals['_UPLOADHEADER']._serialized_start=489
-  _globals['_UPLOADHEADER']._serialized_end=538
-  _globals['_GETARTIFACTREQUEST']._serialized_start=540
-  _globals['_GETARTIFACTREQUEST']._serialized_end=595
-  _globals['_ARTIFACTSERVICE']._serialized_start=734
-  _globals['_ARTIFACTSERVICE']._serialized_end=998
+  _globals['_ARTIFACTFORMAT']._serialized_start=687
+  _globals['_ARTIFACTFORMAT']._serialized_end=820
+  _globals['_DIGEST']._serialized_start=101
+  _globals['_DIGEST']._serialized_end=145
+  _globals['_ARTIFACT']._serialized_start=148
+  _globals['_ARTIFACT']._serialized_end=285
+  _globals['_FINDMISSINGARTIFACTSREQUEST']._serialized_start=287
+  _globals['_FINDMISSINGARTIFACTSREQUEST']._serialized_end=352
+  _globals['_FINDMISSINGARTIFACTSRESPONSE']._serialized_start=354
+  _globals['_FINDMISSINGARTIFACTSRESPONSE']._serialized_end=420
+  _globals['_UPLOADARTIFACTREQUEST']._serialized_start=422
+  _globals['_UPLOADARTIFACTREQUEST']._serialized_end=516
+  _globals['_UPLOADHEADER']._serialized_start=518
+  _globals['_UPLOADHEADER']._serialized_end=567
+  _globals['_GETARTIFACTREQUEST']._serialized_start=569
+  _globals['_GETARTIFACTREQUEST']._serialized_end=624
+  _globals['_DELETEARTIFACTREQUEST']._serialized_start=626
+  _globals['_DELETEARTIFACTREQUEST']._serialized_end=684
+  _globals['_ARTIFACTSERVICE']._serialized_start=823
+  _globals['_ARTIFACTSERVICE']._serialized_end=1163
 # @@protoc_insertion_point(module_scope)

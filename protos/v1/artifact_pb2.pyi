@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import empty_pb2 as _empty_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -66,6 +67,12 @@ class UploadHeader(_message.Message):
     def __init__(self, digest: _Optional[_Union[Digest, _Mapping]] = ...) -> None: ...
 
 class GetArtifactRequest(_message.Message):
+    __slots__ = ("digest",)
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    digest: Digest
+    def __init__(self, digest: _Optional[_Union[Digest, _Mapping]] = ...) -> None: ...
+
+class DeleteArtifactRequest(_message.Message):
     __slots__ = ("digest",)
     DIGEST_FIELD_NUMBER: _ClassVar[int]
     digest: Digest

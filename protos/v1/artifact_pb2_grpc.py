@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from effcap.protos.v1 import artifact_pb2 as effcap_dot_v1_dot_artifact__pb2
+from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -54,6 +55,11 @@ class ArtifactServiceStub:
                 request_serializer=effcap_dot_v1_dot_artifact__pb2.GetArtifactRequest.SerializeToString,
                 response_deserializer=effcap_dot_v1_dot_artifact__pb2.Artifact.FromString,
                 _registered_method=True)
+        self.DeleteArtifact = channel.unary_unary(
+                '/effcap.v1.ArtifactService/DeleteArtifact',
+                request_serializer=effcap_dot_v1_dot_artifact__pb2.DeleteArtifactRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
 
 
 class ArtifactServiceServicer:
@@ -85,6 +91,16 @@ class ArtifactServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteArtifact(self, request, context):
+        """Forgets the caller's copy of an artifact. Owner-only, admins included: NOT_FOUND unless the caller
+        uploaded it (an admin who did not gets PERMISSION_DENIED), FAILED_PRECONDITION naming the audit while a
+        queued or running audit of the caller reads it. The bytes leave the disk once no principal holds them
+        and no unfinished audit reads them; finished audits' reports stay.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ArtifactServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -102,6 +118,11 @@ def add_ArtifactServiceServicer_to_server(servicer, server):
                     servicer.GetArtifact,
                     request_deserializer=effcap_dot_v1_dot_artifact__pb2.GetArtifactRequest.FromString,
                     response_serializer=effcap_dot_v1_dot_artifact__pb2.Artifact.SerializeToString,
+            ),
+            'DeleteArtifact': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteArtifact,
+                    request_deserializer=effcap_dot_v1_dot_artifact__pb2.DeleteArtifactRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -190,6 +211,33 @@ class ArtifactService:
             '/effcap.v1.ArtifactService/GetArtifact',
             effcap_dot_v1_dot_artifact__pb2.GetArtifactRequest.SerializeToString,
             effcap_dot_v1_dot_artifact__pb2.Artifact.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/effcap.v1.ArtifactService/DeleteArtifact',
+            effcap_dot_v1_dot_artifact__pb2.DeleteArtifactRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,

@@ -103,9 +103,15 @@ def test_health_and_reflection_list_the_services(server):
 
     with grpc.insecure_channel(server.address) as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        for service in ("", "effcap.v1.AuditService", "effcap.v1.ArtifactService", "google.longrunning.Operations"):
+        services = (
+            "effcap.v1.AuditService",
+            "effcap.v1.ArtifactService",
+            "effcap.v1.AdminService",
+            "google.longrunning.Operations",
+        )
+        for service in ("", *services):
             assert health.Check(health_pb2.HealthCheckRequest(service=service)).status == health_pb2.HealthCheckResponse.SERVING
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
         responses = list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
         names = {s.name for s in responses[0].list_services_response.service}
-        assert {"effcap.v1.AuditService", "effcap.v1.ArtifactService", "google.longrunning.Operations", "grpc.health.v1.Health"} <= names
+        assert {*services, "grpc.health.v1.Health"} <= names

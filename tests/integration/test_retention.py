@@ -1,15 +1,18 @@
-"""Retention against a real server and data dir: partial uploads go at start-up; ended audits and unused artifacts
-expire, and nothing a queued or running audit names is ever removed."""
+"""Retention against a real server and data dir: partial uploads and files a crashed deletion left go at start-up;
+ended audits and unused artifacts expire, and nothing a queued or running audit names is ever removed."""
 
 from __future__ import annotations
 
 import hashlib
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import grpc
+import numpy as np
 
 from effcap.clients.errors import EffcapError
 from effcap.clients.sdk import EffcapClient
@@ -41,6 +44,9 @@ def stalled_upload(address: str, release: threading.Event) -> None:
 def test_a_partial_upload_left_by_a_crash_is_removed_at_start_up(tmp_path):
     server = ServerProcess(tmp_path / "server").start()
     incoming = server.data_dir / "artifacts" / "incoming"
+    kept, deleted = (small_npz(tmp_path / f"{n}.npz", n) for n in (1, 2))
+    with EffcapClient(server.address) as client:
+        kept_digest, deleted_digest = client.upload(kept), client.upload(deleted)
     release = threading.Event()
     upload = threading.Thread(target=stalled_upload, args=(server.address, release))
     upload.start()
@@ -51,12 +57,25 @@ def test_a_partial_upload_left_by_a_crash_is_removed_at_start_up(tmp_path):
         release.set()
         upload.join()
     assert all(p.exists() for p in partial)  # the crash left it
+    # A DeleteArtifact killed between its record (committed) and its file: what the crash leaves.
+    with sqlite3.connect(server.data_dir / "effcap.sqlite3") as db:
+        db.execute("DELETE FROM artifact_owners WHERE sha256 = ?", (deleted_digest.sha256,))
+        db.execute("DELETE FROM artifacts WHERE sha256 = ?", (deleted_digest.sha256,))
     server.start()
     try:
         assert list(incoming.iterdir()) == []
         assert "removed 1 partial upload(s)" in server.log()
+        assert "removed 1 artifact file(s) no record names" in server.log()
+        with EffcapClient(server.address) as client:
+            assert stored(client, kept_digest, server) and not stored(client, deleted_digest, server)
+            assert not (server.data_dir / "artifacts" / deleted_digest.sha256[:2] / deleted_digest.sha256).exists()
     finally:
         server.stop()
+
+
+def small_npz(path: Path, seed: int) -> Path:
+    np.savez(path, x_train=np.random.default_rng(seed).normal(size=(4, 2)).astype(np.float32), y_train=np.arange(4))
+    return path
 
 
 def stored(client: EffcapClient, digest: artifact_pb2.Digest, server: ServerProcess) -> bool:
