@@ -19,6 +19,7 @@ import struct
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import grpc
@@ -79,11 +80,12 @@ class ArtifactStore:
         self,
         requests: Iterator[artifact_pb2.UploadArtifactRequest],
         principal: Principal,
-        admit: Callable[[artifact_pb2.Digest], None] = lambda digest: None,
+        admit: Callable[[artifact_pb2.Digest], AbstractContextManager[object]] = lambda digest: nullcontext(),
     ) -> tuple[artifact_pb2.Artifact, bool]:
         """Store an upload as `principal`'s: the artifact, and whether `principal` did not hold it before.
 
-        `admit` sees the declared digest of an artifact new to `principal` before a byte is written (quotas)."""
+        `admit` sees the declared digest of an artifact new to `principal` before a byte is written, and the
+        context it returns lasts until the artifact is recorded (quotas: the bytes are reserved meanwhile)."""
         first = next(requests, None)
         if first is None or first.WhichOneof("payload") != "header":
             raise invalid_argument("header", "the first message of an upload must carry the header", "UPLOAD_HEADER_MISSING")
@@ -92,17 +94,17 @@ class ArtifactStore:
         existing = self.get(digest, principal)
         if existing is not None:
             return existing, False
-        admit(digest)
-        partial = self._incoming / uuid.uuid4().hex
-        try:
-            self._write_verified(requests, digest, partial)
-            fmt = sniff_format(partial, self.onnx_limits)
-            final = self.path(digest.sha256)
-            final.parent.mkdir(exist_ok=True)
-            os.replace(partial, final)
-        finally:
-            partial.unlink(missing_ok=True)
-        created, added = self._store.put_artifact(digest.sha256, digest.size_bytes, fmt, principal.name)
+        with admit(digest):
+            partial = self._incoming / uuid.uuid4().hex
+            try:
+                self._write_verified(requests, digest, partial)
+                fmt = sniff_format(partial, self.onnx_limits)
+                final = self.path(digest.sha256)
+                final.parent.mkdir(exist_ok=True)
+                os.replace(partial, final)
+            finally:
+                partial.unlink(missing_ok=True)
+            created, added = self._store.put_artifact(digest.sha256, digest.size_bytes, fmt, principal.name)
         return artifact_pb2.Artifact(digest=digest, format=fmt, create_time=timestamp(created)), added
 
     @staticmethod
