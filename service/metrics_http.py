@@ -13,7 +13,6 @@ on its own thread, within a timeout.
 
 from __future__ import annotations
 
-import logging
 import socket
 import ssl
 import threading
@@ -26,8 +25,6 @@ from prometheus_client.exposition import ThreadingWSGIServer
 from effcap.service.auth.authenticator import BEARER
 from effcap.service.auth.keys import KeyRing
 from effcap.service.auth.tls import ServerTls
-
-log = logging.getLogger("effcap.service")
 
 # A connection that has not finished its handshake and request in this long is closed.
 CONNECTION_TIMEOUT_S = 10.0
