@@ -83,7 +83,12 @@ def _parser() -> argparse.ArgumentParser:
         help="at most this many trials per batch: smaller batches spread over more workers (either executor)",
     )
     serve.add_argument(
-        "--metrics-port", type=int, default=None, help="serve Prometheus metrics at http://HOST:PORT/metrics"
+        "--metrics-port", type=int, default=None, help="serve Prometheus metrics at http(s)://METRICS_HOST:PORT/metrics"
+    )
+    serve.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address for --metrics-port (default loopback only; beyond it, as for --host: TLS and API keys)",
     )
     serve.add_argument("--max-long-calls", type=int, default=24, help="uploads, event streams and waits at once; more are refused with a retry hint")
     serve.add_argument("--upload-idle-seconds", type=float, default=60.0, help="cancel an upload that sends nothing for this long")
@@ -401,6 +406,7 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
         max_long_calls=args.max_long_calls,
         upload_idle_s=args.upload_idle_seconds,
         metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
         audit_limits=AuditLimits(max_training_examples=args.max_training_examples, max_parameters=args.max_parameters),
         onnx_limits=OnnxLimits(max_nodes=args.max_graph_nodes, max_weight_bytes=args.max_graph_weight_bytes),
         max_inflated_bytes=args.max_inflated_bytes,

@@ -24,7 +24,7 @@ import threading
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import grpc
@@ -116,11 +116,12 @@ class ArtifactStore:
         self,
         requests: Iterator[artifact_pb2.UploadArtifactRequest],
         principal: Principal,
-        admit: Callable[[artifact_pb2.Digest], None] = lambda digest: None,
+        admit: Callable[[artifact_pb2.Digest], AbstractContextManager[object]] = lambda digest: nullcontext(),
     ) -> tuple[artifact_pb2.Artifact, bool]:
         """Store an upload as `principal`'s: the artifact, and whether `principal` did not hold it before.
 
-        `admit` sees the declared digest of an artifact new to `principal` before a byte is written (quotas)."""
+        `admit` sees the declared digest of an artifact new to `principal` before a byte is written, and the
+        context it returns lasts until the artifact is recorded (quotas: the bytes are reserved meanwhile)."""
         first = next(requests, None)
         if first is None or first.WhichOneof("payload") != "header":
             raise invalid_argument("header", "the first message of an upload must carry the header", "UPLOAD_HEADER_MISSING")
@@ -129,18 +130,18 @@ class ArtifactStore:
         existing = self.get(digest, principal)
         if existing is not None:
             return existing, False
-        admit(digest)
-        partial = self._incoming / uuid.uuid4().hex
-        try:
-            self._write_verified(requests, digest, partial)
-            fmt = sniff_format(partial, self.onnx_limits)
-            final = self.path(digest.sha256)
-            final.parent.mkdir(exist_ok=True)
-            with self.file_changes:
-                os.replace(partial, final)
-                created, added = self._store.put_artifact(digest.sha256, digest.size_bytes, fmt, principal.name)
-        finally:
-            partial.unlink(missing_ok=True)
+        with admit(digest):
+            partial = self._incoming / uuid.uuid4().hex
+            try:
+                self._write_verified(requests, digest, partial)
+                fmt = sniff_format(partial, self.onnx_limits)
+                final = self.path(digest.sha256)
+                final.parent.mkdir(exist_ok=True)
+                with self.file_changes:
+                    os.replace(partial, final)
+                    created, added = self._store.put_artifact(digest.sha256, digest.size_bytes, fmt, principal.name)
+            finally:
+                partial.unlink(missing_ok=True)
         return artifact_pb2.Artifact(digest=digest, format=fmt, create_time=timestamp(created)), added
 
     @staticmethod

@@ -14,10 +14,9 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
-from wsgiref.simple_server import WSGIServer
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -108,12 +107,3 @@ class StoredBytesCollector(Collector):
         for principal, size in sorted(self._stored_bytes_by_owner().items()):
             stored.add_metric([principal], size)
         yield stored
-
-
-def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> WSGIServer:
-    """Serve /metrics over HTTP on a daemon thread (port 0 picks a free one: `server_address[1]`)."""
-    try:
-        server, _thread = start_http_server(port, addr=host, registry=registry)
-    except OSError as error:
-        raise SystemExit(f"cannot serve metrics on {host}:{port}: {error.strerror or error}") from None
-    return server

@@ -9,7 +9,6 @@ import time
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
-from wsgiref.simple_server import WSGIServer
 
 import grpc
 from google.longrunning import operations_pb2_grpc
@@ -35,7 +34,8 @@ from effcap.service.executors.threads import plan_threads
 from effcap.service.health_listing import ListingHealthServicer
 from effcap.service.inflation import InflationPool
 from effcap.service.limits import AuditLimits, LongCallSlots
-from effcap.service.observability import AuditStateCollector, CallObserver, StoredBytesCollector, WorkerExits, serve_metrics
+from effcap.service.metrics_http import MetricsHttpServer, serve_metrics
+from effcap.service.observability import AuditStateCollector, CallObserver, StoredBytesCollector, WorkerExits
 from effcap.service.quotas import Quotas
 from effcap.service.retention import (
     ArtifactLeases,
@@ -82,8 +82,10 @@ class ServerConfig:
     audit_limits: AuditLimits = AuditLimits()
     # What an uploaded ONNX model may hold, checked before its weights are parsed.
     onnx_limits: OnnxLimits = OnnxLimits()
-    # Prometheus /metrics on this port (same host); None serves none, 0 picks a free port.
+    # Prometheus /metrics on this port; None serves none, 0 picks a free port.
     metrics_port: int | None = None
+    # Where /metrics listens: loopback unless asked; elsewhere the same rule as `host` (exposure.py).
+    metrics_host: str = "127.0.0.1"
     # None: plaintext (loopback, or --insecure).
     tls: ServerTls | None = None
     # Listen beyond loopback without TLS or authentication, and serve anonymous callers from anywhere while no key exists.
@@ -112,6 +114,10 @@ class EffcapServer:
         self.keys = KeyRing(config.data_dir / STORE_FILE)
         self.activity = ActivityLog(config.data_dir / STORE_FILE)
         check_exposure(config.host, config.tls, self.keys.any_issued(), config.insecure)
+        if config.metrics_port is not None:
+            risk = "could read every principal's name, calls and stored bytes"
+            keys_issued = self.keys.any_issued()
+            check_exposure(config.metrics_host, config.tls, keys_issued, config.insecure, "serve metrics", risk)
         artifacts_dir = config.data_dir / "artifacts"
         remove_partial_uploads(artifacts_dir / "incoming")  # the lock is ours: no upload is under way
         self.artifacts = ArtifactStore(artifacts_dir, self.store, config.max_artifact_bytes, config.onnx_limits)
@@ -120,7 +126,7 @@ class EffcapServer:
         self.metrics = CollectorRegistry()
         self.metrics.register(AuditStateCollector(self.store.count_by_state))
         self.metrics.register(StoredBytesCollector(self.store.stored_bytes_by_owner))
-        self._metrics_http: WSGIServer | None = None
+        self._metrics_http: MetricsHttpServer | None = None
         self._storage = StorageProbe(config.data_dir, self._storage_changed)
         long_calls = LongCallSlots(min(config.max_long_calls, config.rpc_threads - 1))
         authenticate = Authenticator(self.keys, anonymous_from_anywhere=config.insecure)
@@ -199,8 +205,13 @@ class EffcapServer:
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._storage.start()
         if self.config.metrics_port is not None:
-            self._metrics_http = serve_metrics(self.metrics, self.config.host, self.config.metrics_port)
-            log.info("metrics on http://%s:%d/metrics", self.config.host, self._metrics_http.server_address[1])
+            config = self.config
+            port = config.metrics_port
+            self._metrics_http = serve_metrics(self.metrics, config.metrics_host, port, config.tls, self.keys)
+            scheme = "http" if config.tls is None else "https"
+            access = "an admin API key" if self.keys.any_issued() else "no API key (none issued)"
+            where = f"{scheme}://{config.metrics_host}:{self._metrics_http.server_address[1]}/metrics"
+            log.info("metrics on %s, scrapes need %s", where, access)
         self.inflation.warm()  # once nothing can fail the start any more
         self.retention.start()
         transport = "plaintext" if self.config.tls is None else "mutual TLS" if self.config.tls.client_ca else "TLS"
@@ -215,6 +226,7 @@ class EffcapServer:
         self._storage.stop()
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
+            self._metrics_http.server_close()
         self.scheduler.stop()
         self.store.close()
         self.keys.close()

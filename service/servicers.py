@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import time
+from contextlib import AbstractContextManager
 from functools import partial
 from importlib import metadata
 
@@ -31,7 +32,7 @@ from effcap.service.estimator import AuditEstimator
 from effcap.service.header_validation import check_job_headers
 from effcap.service.inflation import InflationPool
 from effcap.service.limits import AuditLimits, LongCallSlots, cancel_when_idle
-from effcap.service.quotas import Quotas
+from effcap.service.quotas import Quotas, UploadReservations
 from effcap.service.retention import ArtifactLeases
 from effcap.service.scheduler import Scheduler
 from effcap.service.store import AuditRecord, AuditStore, State
@@ -63,7 +64,7 @@ class ArtifactServicer(artifact_pb2_grpc.ArtifactServiceServicer):
         # The same leases CreateAudit holds: a deletion leaves the file to an audit being created from it.
         self._leases = leases
         self._store = store
-        self._quotas = quotas
+        self._reservations = UploadReservations(store, quotas)
         self._artifacts = artifacts
         self._activity = activity
         self._long_calls = long_calls
@@ -90,8 +91,8 @@ class ArtifactServicer(artifact_pb2_grpc.ArtifactServiceServicer):
                 self._activity.record(principal.name, "upload", f"sha256:{artifact.digest.sha256}")
             return artifact
 
-    def _admit_upload(self, principal: Principal, digest: artifact_pb2.Digest) -> None:
-        self._quotas.check_upload(self._store, principal, digest.size_bytes)
+    def _admit_upload(self, principal: Principal, digest: artifact_pb2.Digest) -> AbstractContextManager[None]:
+        return self._reservations.admitted(principal, digest)
 
     @handle_errors
     def GetArtifact(self, request, context):  # noqa: N802
@@ -176,8 +177,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         with self._leases.hold(request):
             job = self._checked_job(request, principal)
             training = self._inflation.validate(job, self._limits)  # the inputs loaded in a capped process
-            self._quotas.check_audit(self._store, principal, training)
-            record, created = self._store.create_audit(request, request_hash, principal.name, training)
+            admit = partial(self._quotas.check_audit, self._store, principal, training)  # atomic with the insert
+            record, created = self._store.create_audit(request, request_hash, principal.name, training, admit)
         if not created and record.request_hash != request_hash:
             raise _request_id_reused(request.request_id)
         if created:

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -292,15 +292,24 @@ class AuditStore:
             return db.execute(query, (cutoff, *terminal)).rowcount
 
     def create_audit(
-        self, request: audit_pb2.CreateAuditRequest, request_hash: str, owner: str = ANONYMOUS_NAME, training_examples: int = 0
+        self,
+        request: audit_pb2.CreateAuditRequest,
+        request_hash: str,
+        owner: str = ANONYMOUS_NAME,
+        training_examples: int = 0,
+        admit: Callable[[], None] = lambda: None,
     ) -> tuple[AuditRecord, bool]:
-        """Insert a QUEUED audit, or return `owner`'s existing one with the same request_id (created=False)."""
+        """Insert a QUEUED audit, or return `owner`'s existing one with the same request_id (created=False).
+
+        `admit` runs in the insert's transaction, before it (quotas): what it reads from this store cannot change
+        before the insert, so two creates racing for a quota's last unit cannot both pass; raising refuses."""
         key = request_key(owner, request.request_id) if request.request_id else None
         with self._transaction() as db:
             if key is not None:
                 row = db.execute("SELECT id FROM audits WHERE request_id = ?", (key,)).fetchone()
                 if row is not None:
                     return self._get_locked(row[0]), False
+            admit()
             audit_id = uuid.uuid4().hex
             progress = audit_pb2.AuditProgress(audit=audit_name(audit_id), state=State.AUDIT_STATE_QUEUED, stage="queued")
             db.execute(
@@ -389,6 +398,24 @@ class AuditStore:
                 "SELECT COALESCE(SUM(training_examples), 0) FROM audits WHERE owner = ? AND create_time >= ?", (owner, since)
             ).fetchone()[0]
         return stored, open_audits, trained
+
+    def stored_bytes(self, owner: str, pending: Mapping[str, int]) -> int:
+        """Artifact bytes `owner` holds, plus the sizes of `pending` uploads (sha256 -> bytes) of artifacts it
+        does not hold yet (one that was stored meanwhile is counted once)."""
+        with self._lock:
+            held = self._db.execute(
+                "SELECT COALESCE(SUM(a.size_bytes), 0) FROM artifact_owners o JOIN artifacts a USING (sha256) "
+                "WHERE o.owner = ?",
+                (owner,),
+            ).fetchone()[0]
+            marks = ", ".join("?" * len(pending))
+            stored = {
+                row[0]
+                for row in self._db.execute(
+                    f"SELECT sha256 FROM artifact_owners WHERE owner = ? AND sha256 IN ({marks})", (owner, *pending)
+                )
+            }
+        return held + sum(size for sha256, size in pending.items() if sha256 not in stored)
 
     def count_by_state(self) -> dict[int, int]:
         """How many audits are in each state (for metrics)."""

@@ -20,8 +20,17 @@ def is_loopback_host(host: str) -> bool:
         return False  # a name that resolves elsewhere, or a wildcard
 
 
-def check_exposure(host: str, tls: ServerTls | None, keys_issued: bool, insecure: bool) -> None:
-    """Refuse (SystemExit saying what is missing) to expose an open server; warn when --insecure overrides."""
+def check_exposure(
+    host: str,
+    tls: ServerTls | None,
+    keys_issued: bool,
+    insecure: bool,
+    action: str = "listen",
+    risk: str = "could read and delete every audit",
+) -> None:
+    """Refuse (SystemExit saying what is missing) to expose an open server; warn when --insecure overrides.
+
+    `action` and `risk` word the refusal for an endpoint other than the gRPC port (the metrics')."""
     if is_loopback_host(host):
         return
     missing = []
@@ -35,9 +44,8 @@ def check_exposure(host: str, tls: ServerTls | None, keys_issued: bool, insecure
         return
     if not insecure:
         raise SystemExit(
-            f"refusing to listen on {host}, which is not loopback, without {' and '.join(missing)}: anyone who can reach it "
-            "could read and delete every audit. Add them, or pass --insecure to accept that"
+            f"refusing to {action} on {host}, which is not loopback, without {' and '.join(missing)}: anyone who can "
+            f"reach it {risk}. Add them, or pass --insecure to accept that"
         )
-    log.warning(
-        "listening on %s without %s (--insecure): anyone who can reach it can use it", host, " and ".join(missing)
-    )
+    without = " and ".join(missing)
+    log.warning("--insecure: %s on %s without %s; anyone who can reach it %s", action, host, without, risk)

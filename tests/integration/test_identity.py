@@ -169,7 +169,10 @@ def test_another_principals_audit_is_not_found_by_every_call_and_admins_see_it(k
 
 
 def scrape(keyed: Keyed) -> str:
-    return urllib.request.urlopen(f"http://127.0.0.1:{keyed.server.metrics_port}/metrics", timeout=10).read().decode()
+    """Keys exist, so a scrape needs an admin's (test_metrics_access.py)."""
+    url = f"http://127.0.0.1:{keyed.server.metrics_port}/metrics"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {keyed.tokens['root']}"})
+    return urllib.request.urlopen(request, timeout=10).read().decode()
 
 
 def stored_bytes(metrics: str) -> dict[str, float]:
