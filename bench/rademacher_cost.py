@@ -3,12 +3,13 @@
     python bench/rademacher_cost.py [--ref main] [--threads 2]
 
 Each code runs in its own child process (the other ref exported with `git archive`, imported ahead of
-this tree), on the demo checkpoint (MLP 2x512 briefly trained on digits), the default RademacherSpec,
-on CPU with `--threads` torch threads. A child reports its wall and CPU seconds, its peak RSS
-(ru_maxrss; and its resident set just before the analysis: torch, scikit-learn and the demo
-training's leftovers) and the analysis' numbers, so the two codes' results are compared in the same run. Local
-R̂ differs by design (issue 18: this tree scores each draw's increment over w₀); every other number
-should agree.
+this tree), on the demo checkpoint (MLP 2x512 briefly trained on digits, written once by this process), the
+default RademacherSpec, on CPU with `--threads` torch threads. A child does what an audit worker does: it loads
+the checkpoint file and the builtin digits, then runs the analysis. It reports its wall and CPU seconds, its
+peak RSS (ru_maxrss over its whole life; and its resident set just before the analysis) and the analysis'
+numbers, so the two codes' results are compared in the same run. Local R̂ differs by design (issue 18: this
+tree scores each draw's increment over w₀, and its ascents adapt their steps); every other number should
+agree.
 """
 
 from __future__ import annotations
@@ -26,20 +27,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def child(threads: int) -> None:
+def child(threads: int, checkpoint: Path) -> None:
     import torch
 
     torch.set_num_threads(threads)
     from effcap.capacity.analyses.rademacher import run_rademacher
     from effcap.capacity.checkpoint import load_checkpoint
     from effcap.capacity.data.datasets import digits
-    from effcap.capacity.demo_assets import DEMO_ARCHITECTURE, write_demo_checkpoint
+    from effcap.capacity.demo_assets import DEMO_ARCHITECTURE
     from effcap.capacity.specs import RademacherSpec
 
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "mlp.safetensors"
-        write_demo_checkpoint(path)
-        state = load_checkpoint(path).state_dict
+    state = load_checkpoint(checkpoint).state_dict
     data = digits()
     resident = int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize() / 2**20
     wall, usage = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
@@ -59,10 +57,10 @@ def child(threads: int) -> None:
     }))  # fmt: skip
 
 
-def run(code: Path, threads: int) -> dict:
+def run(code: Path, threads: int, checkpoint: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"}
-    out = subprocess.run([sys.executable, __file__, "--child", "--threads", str(threads)], env=env, check=True,
-                         capture_output=True, text=True, cwd=code)  # fmt: skip
+    command = [sys.executable, __file__, "--child", "--threads", str(threads), "--checkpoint", str(checkpoint)]
+    out = subprocess.run(command, env=env, check=True, capture_output=True, text=True, cwd=code)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -71,9 +69,10 @@ def main() -> None:
     parser.add_argument("--ref", default="main")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--child", action="store_true")
+    parser.add_argument("--checkpoint", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child(args.threads)
+        return child(args.threads, args.checkpoint)
     with tempfile.TemporaryDirectory() as folder:
         old = Path(folder) / "old"
         (old / "effcap").mkdir(parents=True)
@@ -82,7 +81,11 @@ def main() -> None:
         new = Path(folder) / "new"
         new.mkdir()
         (new / "effcap").symlink_to(ROOT)
-        before, after = run(old, args.threads), run(new, args.threads)
+        checkpoint = Path(folder) / "mlp.safetensors"
+        subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from effcap.capacity.demo_assets "
+                        "import write_demo_checkpoint; write_demo_checkpoint(Path(sys.argv[1]))", str(checkpoint)],
+                       env={**os.environ, "PYTHONPATH": str(new)}, check=True)  # fmt: skip
+        before, after = run(old, args.threads, checkpoint), run(new, args.threads, checkpoint)
     for key in before:
         print(f"{key}: {args.ref} {before[key]}  |  this tree {after[key]}")
     print(

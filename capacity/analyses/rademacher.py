@@ -13,6 +13,7 @@ import torch
 
 from effcap.capacity.analyses.progress import AnalysisProgress
 from effcap.capacity.data.datasets import Dataset
+from effcap.capacity.engine.heap import release_freed_memory
 from effcap.capacity.engine.strategy import EngineOptions
 from effcap.capacity.engine.trainer import evaluate
 from effcap.capacity.measures.bounds import Bound, norm_bounds, rademacher_bound
@@ -101,6 +102,7 @@ def run_rademacher(
     progress.update("rademacher: layer-wise balls about w₀", 2, units, 2 / units)
     estimates = local_rademacher_radii(model, x, relative_radii, sigmas, spec.ascent_steps, seed=u_seed, per_tensor=True)
     per_layer = [RadiusEstimate(relative, relative, e) for relative, e in zip(relative_radii, estimates)]
+    release_freed_memory()  # the ascents' stacked activations, before the trainings and the NTK Gram allocate
     global_estimate = None
     if spec.fit_signs:
         progress.update(f"rademacher: fitting {spec.draws} random sign vectors", units - 1, units, (units - 1) / units)
@@ -129,7 +131,9 @@ def run_rademacher(
     ntk = None
     if spec.ntk_examples:
         progress.update("rademacher: NTK complexity at initialisation", units - 1, units, (units - 1) / units)
+        release_freed_memory()  # the trainings' and sharpness samples' freed memory
         ntk = _ntk(architecture, dataset, min(spec.ntk_examples, len(dataset.x_train)), audit_seed, device)
+        release_freed_memory()
     distance, initial = None, None
     if initial_state is not None:
         initial = build_model(architecture, device=device)

@@ -85,7 +85,7 @@ def ascend_all(
 def _step(
     offset: dict[str, torch.Tensor], grads: dict[str, torch.Tensor], scale: torch.Tensor, limits: torch.Tensor
 ) -> dict[str, torch.Tensor]:
-    """offset + scale·limit·g/‖g‖: over the joint gradient for one ball, over each tensor's for a product of balls."""
+    """offset + scale·limit·g/‖g‖, over the joint gradient for one ball, over each tensor's for a product of balls."""
     tiny = torch.finfo(scale.dtype).tiny
     if limits.dim() == 1:
         length = scale * limits / _joint_norm(grads).clamp_min(tiny)

@@ -15,19 +15,24 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
+from effcap.capacity.measures.ntk_factored import factored_gram
 from effcap.capacity.measures.ntk_memory import BLOCK_BYTES, CHUNK, COLUMN_BLOCK, block_rows
 
 RIDGE = 1e-6
 
 
-def ntk_gram(model: nn.Module, x: torch.Tensor, seed: int = 0, block_bytes: int = BLOCK_BYTES) -> torch.Tensor:
+def ntk_gram(
+    model: nn.Module, x: torch.Tensor, seed: int = 0, block_bytes: int = BLOCK_BYTES, factorise: bool = True
+) -> torch.Tensor:
     """H = J Jᵀ (n × n, float64) as Σ over parameter tensors of J_k J_kᵀ.
 
     The whole Jacobian, and a float64 copy of it, took 1.6 GB on a digits MLP (issue 18). Here one block
     of one tensor's Jacobian rows is held, within `block_bytes` in the model's precision (the precision they are
     computed in), with one vmapped chunk of rows beside it, multiplied in float64 column blocks. A tensor whose
     n rows do not fit one block is done block by block, each against the later rows streamed a chunk at a time
-    (recomputed: time for memory; holding a second block of later rows, as before, took 48 MiB more)."""
+    (recomputed: time for memory; holding a second block of later rows, as before, took 48 MiB more).
+    Fully connected layers' shares come from two small factors instead (ntk_factored.py); the rows are for the
+    rest (convolutions, normalisation, embeddings, layers applied per token), or for all with `factorise` off."""
     model = model.eval()
     params = {name: p.detach() for name, p in model.named_parameters()}
     buffers = dict(model.named_buffers())
@@ -35,8 +40,13 @@ def ntk_gram(model: nn.Module, x: torch.Tensor, seed: int = 0, block_bytes: int 
     u = torch.randn(outputs, generator=torch.Generator().manual_seed(seed), dtype=x.dtype).to(x.device)
     u /= u.norm()
     n = len(x)
-    gram = torch.zeros(n, n, dtype=torch.float64, device=x.device)
+    if factorise:
+        gram, covered = factored_gram(model, x, lambda logits: logits @ u)
+    else:
+        gram, covered = torch.zeros(n, n, dtype=torch.float64, device=x.device), set()
     for name, tensor in params.items():
+        if name in covered:
+            continue
 
         def scalar(p: torch.Tensor, example: torch.Tensor, name: str = name) -> torch.Tensor:
             return functional_call(model, ({**params, name: p}, buffers), (example[None],))[0] @ u

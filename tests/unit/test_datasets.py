@@ -98,6 +98,24 @@ def test_builtin_digits_and_unknown_builtins():
     assert info.value.field == "dataset.builtin"
 
 
+def test_builtin_digits_are_scikit_learns_without_importing_it():
+    """Read from the CSV scikit-learn ships (its import would add ~78 MiB to a worker): the same images and
+    labels as load_digits, split by the same permutation, and scikit-learn stays unimported."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    order = np.random.default_rng(0).permutation(len(bunch.target))
+    data = builtin_dataset("digits")
+    np.testing.assert_array_equal(data.x_train, (bunch.images.astype(np.float32) / 16.0)[order[:1297], None])
+    np.testing.assert_array_equal(data.y_test, bunch.target[order[1297:]])
+    assert data.y_train.dtype == np.int64
+    probe = "import sys; from effcap.capacity.data.datasets import digits; digits(); print('sklearn' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
 def npy_header(shape, descr="<f4") -> bytes:
     """A .npy 1.0 header declaring `shape`, padded as numpy pads it."""
     text = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}"

@@ -251,16 +251,9 @@ def test_the_global_estimates_training_budget_is_in_the_text_and_markdown_report
     assert budget in console.export_text()
 
 
-def test_the_ntk_gram_built_block_pair_by_block_pair_equals_j_jt():
-    """With blocks far smaller than the Jacobian, every tensor goes through the block-pair path: still J Jᵀ."""
-    from effcap.capacity.measures import ntk
-
-    spec = parse_architecture({"family": "mlp", "input_shape": [5], "hidden_sizes": [7], "num_classes": 3})
-    model = build_model(spec, seed=0).double()
-    x = torch.from_numpy(np.random.default_rng(3).standard_normal((11, 5)))
-    whole = ntk.ntk_gram(model, x)
-    blocked = ntk.ntk_gram(model, x, block_bytes=8 * 7 * 3)  # three rows of the 7-wide bias, fewer of the weights
-    u = torch.randn(3, generator=torch.Generator().manual_seed(0), dtype=x.dtype)
+def _jacobian_gram(model: torch.nn.Module, x: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """J Jᵀ from one autograd Jacobian row per example, f = u·logits with ntk_gram's u."""
+    u = torch.randn(model(x[:1]).shape[1], generator=torch.Generator().manual_seed(seed), dtype=x.dtype)
     u /= u.norm()
     params = dict(model.named_parameters())
     rows = []
@@ -268,8 +261,49 @@ def test_the_ntk_gram_built_block_pair_by_block_pair_equals_j_jt():
         grads = torch.autograd.grad(model(example[None])[0] @ u, list(params.values()))
         rows.append(torch.cat([g.reshape(-1) for g in grads]))
     j = torch.stack(rows)
-    torch.testing.assert_close(whole, j @ j.T, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(blocked, j @ j.T, rtol=1e-12, atol=1e-12)
+    return j @ j.T
+
+
+def test_the_ntk_gram_built_block_pair_by_block_pair_equals_j_jt():
+    """With blocks far smaller than the Jacobian, every tensor goes through the block-pair path: still J Jᵀ; and
+    the fully connected layers' factored shares (the default) give the same Gram."""
+    from effcap.capacity.measures import ntk
+
+    spec = parse_architecture({"family": "mlp", "input_shape": [5], "hidden_sizes": [7], "num_classes": 3})
+    model = build_model(spec, seed=0).double()
+    x = torch.from_numpy(np.random.default_rng(3).standard_normal((11, 5)))
+    factored = ntk.ntk_gram(model, x)
+    whole = ntk.ntk_gram(model, x, factorise=False)
+    blocked = ntk.ntk_gram(model, x, block_bytes=8 * 7 * 3, factorise=False)  # 3 rows of the 7-wide bias
+    expected = _jacobian_gram(model, x)
+    for gram in (factored, whole, blocked):
+        torch.testing.assert_close(gram, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "architecture",
+    [
+        {"family": "lenet5", "input_shape": [1, 12, 12], "num_classes": 4, "conv_channels": [3, 4], "fc_sizes": [6, 5]},
+        {"family": "vit", "input_shape": [3, 8, 8], "num_classes": 3, "patch_size": 4, "dim": 4, "depth": 1, "heads": 2,
+         "mlp_ratio": 2.0},
+    ],
+    ids=["conv-then-linear", "linear-per-token"],
+)
+def test_the_factored_ntk_shares_leave_what_does_not_factorise_to_the_rows(architecture):
+    """Convolutions beside Linear layers, and a ViT's Linear layers applied to every token (whose Jacobian is a
+    sum over tokens, not one outer product): the mixed Gram is still J Jᵀ."""
+    from effcap.capacity.measures import ntk
+    from effcap.capacity.measures.ntk_factored import factored_gram
+
+    model = build_model(parse_architecture(architecture), seed=0).double().eval()
+    x = torch.from_numpy(np.random.default_rng(4).standard_normal((6, *architecture["input_shape"])))
+    torch.testing.assert_close(ntk.ntk_gram(model, x), _jacobian_gram(model, x), rtol=1e-10, atol=1e-12)
+    _, covered = factored_gram(model, x, lambda logits: logits.sum(dim=1))
+    heads = {f"{name}.{p}" for name, m in model.named_modules() if isinstance(m, torch.nn.Linear) for p in ("weight", "bias")}
+    # LeNet's three fully connected layers factorise; of the ViT's Linear layers only the head on the class token
+    # does (its blocks' layers see every token, the attention's output projection is not called as a module).
+    expected = 6 if architecture["family"] == "lenet5" else 2
+    assert covered <= heads and len(covered) == expected, covered
 
 
 def test_a_bound_that_reads_as_one_is_vacuous():
