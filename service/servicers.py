@@ -301,6 +301,14 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):
     def DeleteOperation(self, request, context):  # noqa: N802
         principal = principal_of(context)
         record = find_audit(self._store, request.name, principal)
+        if record.owner != principal.name:  # only an admin sees another's audit; deleting stays the owner's (decision 175)
+            raise ApiError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "AUDIT_NOT_OWNED",
+                f"{record.name} belongs to {record.owner}: an audit is deleted by its owner (admins included); admins may "
+                "cancel it, and --retain-reports expires finished ones",
+                field="name",
+            )
         if not record.done:
             raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, "AUDIT_NOT_ENDED", f"{record.name} is still running; cancel it first", field="name")
         self._store.delete(record.id)

@@ -152,6 +152,11 @@ def test_another_principals_audit_is_not_found_by_every_call_and_admins_see_it(k
         alice.cancel(name)
         assert alice.get_audit(name).state == audit_pb2.AUDIT_STATE_CANCELLED
         refused(lambda: bob._call(bob.operations.DeleteOperation, operations_pb2.DeleteOperationRequest(name=name)))
+        # Deleting is the owner's alone: an admin, who sees the audit, is told why (issue 13).
+        delete = operations_pb2.DeleteOperationRequest(name=name)
+        denied = refused(lambda: root._call(root.operations.DeleteOperation, delete), "PERMISSION_DENIED")
+        assert denied.reason == "AUDIT_NOT_OWNED" and "alice" in str(denied)
+        assert root.get_audit(name).name == name
         alice._call(alice.operations.DeleteOperation, operations_pb2.DeleteOperationRequest(name=name))
         refused(lambda: root.get_audit(name))
     log = effcap("admin", "log", "--data-dir", str(keyed.server.data_dir))
