@@ -5,7 +5,8 @@ For a Linear layer applied once to one vector per example, ∂f(x_i)/∂W = δ_i
 Δ Δᵀ: one forward and backward pass instead of one Jacobian row of in·out numbers per example. On the digits
 MLP the rows of the 512x512 layer alone are 1 MiB per example, which bounded the Gram's working memory
 (issue 18). A layer applied more than once, to more than one vector per example (tokens, positions), or
-whose parameters another module shares does not factorise this way and is left to the row-by-row Gram.
+whose parameters another module shares does not factorise this way and is left to the row-by-row Gram, as is
+every layer of a network whose examples are not independent in one batch (checked on the first few).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def factored_gram(
     `scalar` maps the logits (batch, outputs) to f (batch,). The model must be in eval mode: examples are then
     independent, so the gradient of Σ_i f(x_i) with respect to a layer's output holds every δ_i at once.
     """
-    layers = _factorisable_linears(model)
+    n = len(x)
+    layers = _factorisable_linears(model) if _examples_independent(model, x) else {}
     inputs: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
     deltas: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
     for start in range(0, len(x), EXAMPLES_PER_PASS):
@@ -40,7 +42,6 @@ def factored_gram(
             if name in inputs:
                 inputs[name].append(layer_inputs[0].detach())
                 deltas[name].append(gradients[0].detach())
-    n = len(x)
     gram = torch.zeros(n, n, dtype=torch.float64, device=x.device)
     covered: set[str] = set()
     for name, parts in inputs.items():
@@ -55,6 +56,16 @@ def factored_gram(
             gram += delta_gram
             covered.add(f"{name}.bias" if name else "bias")
     return gram, covered
+
+
+@torch.no_grad()
+def _examples_independent(model: nn.Module, x: torch.Tensor, probe: int = 3) -> bool:
+    """Whether the first examples' logits in one batch are those each gives alone (an imported graph could mix the
+    batch axis, e.g. by a transpose; then a layer's input row i need not be example i's, and nothing factorises)."""
+    head = x[:probe]
+    together = model(head)
+    alone = torch.cat([model(example[None]) for example in head])
+    return together.shape == alone.shape and torch.allclose(together, alone, rtol=1e-4, atol=1e-6)
 
 
 def _factorisable_linears(model: nn.Module) -> dict[str, nn.Linear]:

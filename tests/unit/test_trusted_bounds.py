@@ -306,6 +306,27 @@ def test_the_factored_ntk_shares_leave_what_does_not_factorise_to_the_rows(archi
     assert covered <= heads and len(covered) == expected, covered
 
 
+def test_a_network_that_mixes_the_batch_axis_is_left_to_the_rows():
+    """Row i of a layer's input is example i's only if examples are independent in a batch: a network that flips
+    the batch before its Linear layers (as an imported graph could) must not be factored, and its Gram is J Jᵀ."""
+    from effcap.capacity.measures import ntk
+    from effcap.capacity.measures.ntk_factored import factored_gram
+
+    class Flipped(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first, self.second = torch.nn.Linear(4, 5), torch.nn.Linear(5, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.second(torch.tanh(self.first(x.flip(0))))  # row i of the logits is example n-1-i's
+
+    torch.manual_seed(0)
+    model = Flipped().double().eval()
+    x = torch.from_numpy(np.random.default_rng(5).standard_normal((6, 4)))
+    assert factored_gram(model, x, lambda logits: logits.sum(dim=1))[1] == set()
+    torch.testing.assert_close(ntk.ntk_gram(model, x), _jacobian_gram(model, x), rtol=1e-10, atol=1e-12)
+
+
 def test_a_bound_that_reads_as_one_is_vacuous():
     from effcap.capacity.measures.bounds import Bound
 
