@@ -107,7 +107,9 @@ def _parser() -> argparse.ArgumentParser:
         "--retention-sweep-seconds", type=float, default=3600.0, help="how often expired audits and uploads are deleted"
     )
     serve.add_argument("--validation-processes", type=_positive_int, default=2, help="inputs checked at once (default 2)")
-    serve.add_argument("--ready-file", type=Path, help="write HOST:PORT here once listening")
+    serve.add_argument(
+        "--ready-file", type=Path, help="once listening, write the HOST:PORT a client here dials (loopback for 0.0.0.0)"
+    )
     serve.add_argument("--quota-stored-bytes", type=_positive_int, help="per principal: artifact bytes held (default unlimited)")
     serve.add_argument("--quota-open-audits", type=_positive_int, help="per principal: audits queued or running at once")
     serve.add_argument(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -115,6 +116,10 @@ def test_a_non_loopback_address_needs_tls_and_keys_or_insecure(tls: TlsMaterial,
     insecure = ServerProcess(tmp_path / "insecure", "--host", "0.0.0.0", "--insecure").start()
     try:
         assert "WARNING" in insecure.log() and "--insecure" in insecure.log()
+        # --ready-file: the wildcard is where the server listens, not an address to dial; loopback reaches it here.
+        assert re.fullmatch(r"127\.0\.0\.1:\d+", insecure.address), insecure.address
+        with EffcapClient(insecure.address) as client:
+            client.wait_ready(timeout=10)
     finally:
         insecure.stop()
     keyed_dir = tmp_path / "keyed"
@@ -124,8 +129,7 @@ def test_a_non_loopback_address_needs_tls_and_keys_or_insecure(tls: TlsMaterial,
         keyed_dir, "--host", "0.0.0.0", "--tls-cert", str(tls.server.cert), "--tls-key", str(tls.server.key)
     ).start()
     try:
-        port = exposed.address.rsplit(":", 1)[1]
-        with EffcapClient(f"127.0.0.1:{port}", tls=ClientTls(ca=tls.ca)) as anonymous:
+        with EffcapClient(exposed.address, tls=ClientTls(ca=tls.ca)) as anonymous:
             refused(lambda: anonymous.get_audit(NOWHERE), "UNAUTHENTICATED")
     finally:
         exposed.stop()
