@@ -97,7 +97,8 @@ def connect(address: str | None) -> Any:
             ray.init(address=tried, log_to_driver=False, logging_level=logging.WARNING)
         except ConnectionError as error:
             log.warning("ray.init(address=%r) failed: %s", tried, error)
-            raise _unreachable(tried, _AUTO_NOT_FOUND if tried == "auto" else "Ray could not connect") from None
+            why = _AUTO_NOT_FOUND if tried == "auto" else "Ray could not connect (its error is in the server log)"
+            raise _unreachable(tried, why) from None
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     return ray
 
