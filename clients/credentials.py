@@ -54,8 +54,8 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     """--token and the TLS options, on a command that calls a server (its --server is the command's own)."""
     group = parser.add_argument_group("connecting to the server (any --tls option connects over TLS)")
     group.add_argument("--token", help=f"API key token (default: ${TOKEN_VARIABLE})")
-    group.add_argument("--tls", action="store_true", help="connect over TLS, verifying the server with the system's CAs")
-    group.add_argument("--tls-ca", type=Path, help="connect over TLS, verifying the server with this CA certificate (PEM)")
+    group.add_argument("--tls", action="store_true", help="verify the server with the system's CAs")
+    group.add_argument("--tls-ca", type=Path, help="verify the server with this CA certificate (PEM)")
     group.add_argument("--tls-cert", type=Path, help="client certificate for mutual TLS (PEM; with --tls-key)")
     group.add_argument("--tls-key", type=Path, help="the private key of --tls-cert (PEM)")
     group.add_argument(

@@ -229,7 +229,8 @@ def _check_bytes(needed: int, cap_bytes: int, field: str, what: str) -> None:
         raise ApiError(
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             "INPUT_TOO_LARGE_IN_MEMORY",
-            f"{field}: loading this {what} takes {needed:,} bytes of memory by its headers; {memory_cap_note(cap_bytes)}",
+            f"{field}: loading this {what} takes {needed:,} bytes of memory by its headers; "
+            f"{memory_cap_note(cap_bytes)}",
             field=field,
             metadata={"limit_bytes": str(cap_bytes), "needed_bytes": str(needed)},
         )

@@ -35,7 +35,7 @@ def options(parser: argparse.ArgumentParser) -> set[str]:
 def test_every_command_that_calls_a_server_takes_every_connection_option():
     every = commands(_parser())
     assert CLIENT_COMMANDS <= set(every)
-    missing = {name: sorted(CONNECTION_OPTIONS - options(sub)) for name, sub in every.items() if name in CLIENT_COMMANDS}
+    missing = {name: sorted(CONNECTION_OPTIONS - options(every[name])) for name in CLIENT_COMMANDS}
     assert missing == dict.fromkeys(CLIENT_COMMANDS, []), missing
     # A command added later with a --server gets the same set, or this fails naming it.
     served = {name for name, sub in every.items() if "--server" in options(sub)}

@@ -50,7 +50,8 @@ def test_no_eta_until_the_audits_own_progress_gives_a_rate_then_the_rate_it_trai
 
 def test_a_view_that_joins_a_running_audit_takes_the_rate_from_the_events_times_not_its_own():
     # `effcap watch` (or a reconnect) receives the stored events at once, then live ones: 60 s are left at 1%/s.
-    etas = [eta_of(line) for line in lines_for([*AUDIT, event(200, "randomization: true seed 1, epoch 70/300", 0.4005)])]
+    live = event(200, "randomization: true seed 1, epoch 70/300", 0.4005)
+    etas = [eta_of(line) for line in lines_for([*AUDIT, live])]
     assert etas[-1] == "1:00"
 
 
