@@ -189,10 +189,10 @@ def _parser() -> argparse.ArgumentParser:
     add_health_command(commands)
     from effcap.clients.admin_command import add_admin_command
 
-    add_admin_command(commands, _add_connection_arguments, _client)
+    add_admin_command(commands, add_connection_arguments, _client)
     from effcap.clients.artifacts_command import add_artifacts_command
 
-    add_artifacts_command(commands, _add_connection_arguments, _client)
+    add_artifacts_command(commands, add_connection_arguments, _client)
     return parser
 
 

@@ -14,7 +14,17 @@ from effcap.clients.errors import EffcapError
 
 CONNECTION_OPTIONS = {"--token", "--tls", "--tls-ca", "--tls-cert", "--tls-key", "--tls-server-name"}
 # Commands that call a server; any other command with a --server must take the options too (see below).
-CLIENT_COMMANDS = {"audit", "check", "watch", "report", "health"}
+CLIENT_COMMANDS = {"audit", "check", "watch", "report", "health", "admin log", "artifacts delete"}
+# Each command's words with its required arguments.
+WORDS = {
+    "audit": ["audit", "m.safetensors"],
+    "check": ["check", "--policy", "p.yaml"],
+    "watch": ["watch", "audits/0"],
+    "report": ["report", "audits/0"],
+    "health": ["health"],
+    "admin log": ["admin", "log", "--server", "127.0.0.1:50051"],
+    "artifacts delete": ["artifacts", "delete", "sha256:" + "0" * 64],
+}
 
 
 def commands(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, argparse.ArgumentParser]:
@@ -44,9 +54,7 @@ def test_every_command_that_calls_a_server_takes_every_connection_option():
 
 @pytest.mark.parametrize("command", sorted(CLIENT_COMMANDS))
 def test_the_options_read_back_the_same_on_every_command(command, tmp_path):
-    words = {"audit": ["audit", "m.safetensors"], "check": ["check", "--policy", "p.yaml"]}.get(command, [command])
-    if command in ("watch", "report"):
-        words = [command, "audits/0"]
+    words = WORDS[command]
     args = _parser().parse_args([*words, "--token", "t", "--tls-ca", "ca.crt", "--tls-server-name", "effcap.test"])
     assert connection_from_args(args) == ("t", ClientTls(ca=Path("ca.crt"), server_name="effcap.test"))
     plain = _parser().parse_args(words)
