@@ -57,10 +57,17 @@ def card_lines(report: report_pb2.AuditReport) -> list[str]:
         )
     elif card.compressibility_note:
         lines.append(f"Compressibility: {card.compressibility_note}.")
-    if card.bounds_computed == 0:
+    if not (report.HasField("rademacher") or report.HasField("compressibility")):
+        # Bounds come from these two analyses alone: "none fully paid" would read as bounds computed and found wanting.
+        lines.append(
+            "Generalisation bounds: not computed (the rademacher and compressibility analyses, which compute them, "
+            "were not run)."
+        )
+    elif card.bounds_computed == 0:
+        unrun = "" if report.HasField("rademacher") else "; the rademacher analysis, which computes most, was not run"
         lines.append(
             "Generalisation bounds: none fully paid for (every constant, data-chosen parameter and estimate) "
-            "in this audit."
+            f"in this audit{unrun}."
         )
     elif card.HasField("tightest_bound"):
         b = card.tightest_bound

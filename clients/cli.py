@@ -18,10 +18,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from effcap.clients.console import output_console
+from effcap.clients.credentials import add_connection_arguments, connection_from_args
 from effcap.clients.errors import EffcapError, server_extras_missing
 
 if TYPE_CHECKING:
-    from effcap.clients.credentials import ClientTls
     from effcap.clients.policy import RuleResult
     from effcap.protos.v1 import report_pb2, spec_pb2
 
@@ -107,7 +107,9 @@ def _parser() -> argparse.ArgumentParser:
         "--retention-sweep-seconds", type=float, default=3600.0, help="how often expired audits and uploads are deleted"
     )
     serve.add_argument("--validation-processes", type=_positive_int, default=2, help="inputs checked at once (default 2)")
-    serve.add_argument("--ready-file", type=Path, help="write HOST:PORT here once listening")
+    serve.add_argument(
+        "--ready-file", type=Path, help="once listening, write the HOST:PORT a client here dials (loopback for 0.0.0.0)"
+    )
     serve.add_argument("--quota-stored-bytes", type=_positive_int, help="per principal: artifact bytes held (default unlimited)")
     serve.add_argument("--quota-open-audits", type=_positive_int, help="per principal: audits queued or running at once")
     serve.add_argument(
@@ -141,14 +143,14 @@ def _parser() -> argparse.ArgumentParser:
     watch = commands.add_parser("watch", help="follow a running audit's progress, then print its report")
     watch.add_argument("audit", help="an audit name (audits/ID) or ID")
     watch.add_argument("--server", default=DEFAULT_SERVER)
-    _add_connection_arguments(watch)
+    add_connection_arguments(watch)
     watch.add_argument("--format", choices=FORMATS, default="text")
     watch.set_defaults(handler=_watch)
 
     report = commands.add_parser("report", help="render a report: a saved JSON file, or an audit on the server")
     report.add_argument("source", help="REPORT.json, or an audit name (audits/ID) or ID")
     report.add_argument("--server", default=DEFAULT_SERVER)
-    _add_connection_arguments(report)
+    add_connection_arguments(report)
     report.add_argument("--format", choices=FORMATS, default="text")
     report.add_argument("-o", "--output", type=Path)
     report.add_argument("--scores-out", type=Path, help="memorization_scores: write every example's scores here (.npz)")
@@ -187,35 +189,18 @@ def _parser() -> argparse.ArgumentParser:
     add_health_command(commands)
     from effcap.clients.admin_command import add_admin_command
 
-    add_admin_command(commands, _add_connection_arguments, _client)
+    add_admin_command(commands, add_connection_arguments, _client)
     from effcap.clients.artifacts_command import add_artifacts_command
 
-    add_artifacts_command(commands, _add_connection_arguments, _client)
+    add_artifacts_command(commands, add_connection_arguments, _client)
     return parser
-
-
-def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("connecting to the server")
-    group.add_argument("--token", help="API key token (default: $EFFCAP_TOKEN)")
-    group.add_argument("--tls-ca", type=Path, help="connect over TLS, verifying the server with this CA certificate (PEM)")
-    group.add_argument("--tls", action="store_true", help="connect over TLS, verifying the server with the system's CAs")
-    group.add_argument("--tls-cert", type=Path, help="client certificate for mutual TLS (PEM; with --tls-key)")
-    group.add_argument("--tls-key", type=Path, help="the private key of --tls-cert (PEM)")
-
-
-def _client_tls(args: argparse.Namespace) -> ClientTls | None:
-    """TLS settings from the command line: any TLS option means TLS."""
-    from effcap.clients.credentials import ClientTls
-
-    if not (args.tls or args.tls_ca or args.tls_cert or args.tls_key):
-        return None
-    return ClientTls(ca=args.tls_ca, cert=args.tls_cert, key=args.tls_key)
 
 
 def _client(args: argparse.Namespace):
     from effcap.clients.sdk import EffcapClient
 
-    return EffcapClient(args.server, token=args.token, tls=_client_tls(args))
+    token, tls = connection_from_args(args)
+    return EffcapClient(args.server, token=token, tls=tls)
 
 
 def _days(text: str) -> float:
@@ -245,7 +230,7 @@ def _add_audit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=_positive_int, help="with --local: torch threads (default: the CPUs this process is given)"
     )
-    _add_connection_arguments(parser)
+    add_connection_arguments(parser)
     parser.add_argument("--request-id", help="idempotency key: repeating it returns the same audit")
     parser.add_argument("--no-cache", action="store_true", help="run again even if the server has the report of an identical audit")
     parser.add_argument("--no-progress", action="store_true")

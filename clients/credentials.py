@@ -4,10 +4,14 @@ client certificate, for servers that require mutual TLS).
 The token travels as `authorization: Bearer ...` metadata on every call, added by a channel interceptor
 rather than by call credentials: grpc refuses call credentials on a plaintext channel, and a loopback
 server that has issued keys still wants the token. Without `token`, EFFCAP_TOKEN is used if set.
+
+Every command that calls a server takes the same options, from `add_connection_arguments` and read back by
+`connection_from_args`: a user who learnt them on one command has them on all.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,20 +28,48 @@ TOKEN_VARIABLE = "EFFCAP_TOKEN"
 @dataclass(frozen=True)
 class ClientTls:
     """TLS to the server: `ca` verifies its certificate (None: the system's roots); `cert` and `key` are
-    this client's certificate, for mutual TLS."""
+    this client's certificate, for mutual TLS; `server_name` is the name the certificate must be issued for
+    (None: the host of the address dialled), for a server reached by an address its certificate does not name."""
 
     ca: Path | None = None
     cert: Path | None = None
     key: Path | None = None
+    server_name: str | None = None
 
     def credentials(self) -> grpc.ChannelCredentials:
         if (self.cert is None) != (self.key is None):
             raise EffcapError(
-                "--tls-cert and --tls-key go together: a client certificate and its key", "INVALID_ARGUMENT"
+                "--tls-cert and --tls-key go together: a client certificate and its key",
+                "INVALID_ARGUMENT",
+                field="tls_key" if self.key is None else "tls_cert",
             )
         return grpc.ssl_channel_credentials(
-            root_certificates=_read(self.ca), private_key=_read(self.key), certificate_chain=_read(self.cert)
+            root_certificates=_read(self.ca, "tls_ca"),
+            private_key=_read(self.key, "tls_key"),
+            certificate_chain=_read(self.cert, "tls_cert"),
         )
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    """--token and the TLS options, on a command that calls a server (its --server is the command's own)."""
+    group = parser.add_argument_group("connecting to the server (any --tls option connects over TLS)")
+    group.add_argument("--token", help=f"API key token (default: ${TOKEN_VARIABLE})")
+    group.add_argument("--tls", action="store_true", help="verify the server with the system's CAs")
+    group.add_argument("--tls-ca", type=Path, help="verify the server with this CA certificate (PEM)")
+    group.add_argument("--tls-cert", type=Path, help="client certificate for mutual TLS (PEM; with --tls-key)")
+    group.add_argument("--tls-key", type=Path, help="the private key of --tls-cert (PEM)")
+    group.add_argument(
+        "--tls-server-name", help="check the server's certificate against this name instead of the address's host"
+    )
+
+
+def connection_from_args(args: argparse.Namespace) -> tuple[str | None, ClientTls | None]:
+    """(token, TLS) from the options add_connection_arguments added; any TLS option means TLS."""
+    tls_options = (args.tls, args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name)
+    tls = None
+    if any(tls_options):
+        tls = ClientTls(ca=args.tls_ca, cert=args.tls_cert, key=args.tls_key, server_name=args.tls_server_name)
+    return args.token, tls
 
 
 def open_channel(
@@ -47,18 +79,21 @@ def open_channel(
     if tls is None:
         channel = grpc.insecure_channel(address, options=options)
     else:
+        if tls.server_name:
+            options = [*options, ("grpc.ssl_target_name_override", tls.server_name)]
         channel = grpc.secure_channel(address, tls.credentials(), options=options)
     token = token or os.environ.get(TOKEN_VARIABLE) or None
     return grpc.intercept_channel(channel, BearerToken(token)) if token else channel
 
 
-def _read(path: Path | None) -> bytes | None:
+def _read(path: Path | None, field: str) -> bytes | None:
     if path is None:
         return None
     try:
         return path.read_bytes()
     except OSError as error:
-        raise EffcapError(f"{path}: {error.strerror}", "INVALID_ARGUMENT") from None
+        option = "--" + field.replace("_", "-")
+        raise EffcapError(f"{option} {path}: {error.strerror}", "INVALID_ARGUMENT", field=field) from None
 
 
 class _CallDetails(NamedTuple):

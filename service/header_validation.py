@@ -27,6 +27,7 @@ from effcap.capacity.errors import InputError
 from effcap.capacity.json_values import load_json
 from effcap.service.audit_job import AuditJob
 from effcap.service.errors import ApiError
+from effcap.service.inflation import memory_cap_note
 
 # Bytes per value of the safetensors dtypes (a checkpoint may hold any; a dataset only those numpy holds).
 SAFETENSORS_ITEMSIZE = {
@@ -228,8 +229,8 @@ def _check_bytes(needed: int, cap_bytes: int, field: str, what: str) -> None:
         raise ApiError(
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             "INPUT_TOO_LARGE_IN_MEMORY",
-            f"{field}: loading this {what} takes {needed:,} bytes of memory by its headers; this server gives input "
-            f"validation {cap_bytes:,} (serve --max-inflated-bytes)",
+            f"{field}: loading this {what} takes {needed:,} bytes of memory by its headers; "
+            f"{memory_cap_note(cap_bytes)}",
             field=field,
             metadata={"limit_bytes": str(cap_bytes), "needed_bytes": str(needed)},
         )

@@ -35,6 +35,13 @@ log = logging.getLogger("effcap.service.inflation")
 # Importing torch on a busy 2-core machine has taken 20 s.
 START_TIMEOUT_S = 180.0
 RETRY_AFTER_S = 5.0
+# The option that raises the cap: every refusal for memory names it, so the operator reading it knows what to change.
+CAP_OPTION = "effcap serve --max-inflated-bytes"
+
+
+def memory_cap_note(cap_bytes: int) -> str:
+    """The cap as every refusal for memory states it (header check, capped process out of memory, process gone)."""
+    return f"this server gives input validation {cap_bytes:,} bytes of memory (raise it with {CAP_OPTION} BYTES)"
 
 
 class _ChildGone(Exception):
@@ -187,8 +194,8 @@ class InflationPool:
                 raise ApiError(
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
                     "INPUT_VALIDATION_ENDED",
-                    f"{field}: the process checking the inputs ended before answering ({error}); an input may need more "
-                    f"than the {self.cap_bytes:,} bytes of memory this server gives input validation",
+                    f"{field}: the process checking the inputs ended before answering ({error}); an input may need "
+                    f"more memory than that: {memory_cap_note(self.cap_bytes)}",
                     field=field,
                     metadata={"limit_bytes": str(self.cap_bytes)},
                 ) from None

@@ -117,6 +117,7 @@ def handle(request: dict[str, Any], cap_bytes: int) -> tuple[dict[str, Any], boo
     """(the answer, whether this process must exit after sending it)."""
     from effcap.capacity.errors import InputError
     from effcap.service.errors import ApiError
+    from effcap.service.inflation import memory_cap_note
 
     payload = request.get("payload", {})
     try:
@@ -138,9 +139,7 @@ def handle(request: dict[str, Any], cap_bytes: int) -> tuple[dict[str, Any], boo
             traceback.print_exc()
             return {"error": {"code": "INTERNAL", "message": f"{type(error).__name__}: {str(error)[:500]}"}}, False
         field = _field_at_fault(error.__traceback__, payload)
-        message = (
-            f"{field}: loading it takes more than the {cap_bytes:,} bytes of memory this server gives input validation"
-        )
+        message = f"{field}: loading it takes more memory than the cap: {memory_cap_note(cap_bytes)}"
         answer = {
             "code": "RESOURCE_EXHAUSTED",
             "field": field,
@@ -158,6 +157,7 @@ def main(argv: list[str]) -> int:
 
     torch.set_num_threads(1)  # no thread pool to grow after the cap is set; validation computes little
     import effcap.service.audit_estimate  # noqa: F401 - imported before the cap, so the cap counts data only
+    import effcap.service.inflation  # noqa: F401 - and the refusal's wording, which must not need memory to import
     import effcap.service.runner  # noqa: F401
 
     limit = data_segment_bytes() + cap_bytes + SLACK_BYTES

@@ -231,6 +231,10 @@ class Scheduler:
             _, field_path, text, reason = message
             self._fail(record.id, ApiError(grpc.StatusCode.INVALID_ARGUMENT, reason, f"{field_path}: {text} ({reason})", field=field_path))
             return ["invalid_input"]
+        elif kind == "unavailable":  # the executor's cluster (Ray) cannot be reached: the set-up, not a bug
+            _, reason, text, metadata = message
+            self._fail(record.id, ApiError(grpc.StatusCode.UNAVAILABLE, reason, text, metadata=metadata))
+            return ["executor_unavailable"]
         elif kind == "error":
             self._fail(record.id, ApiError(grpc.StatusCode.INTERNAL, "ANALYSIS_FAILED", f"the analysis failed: {message[1]}"))
             return ["analysis_error"]

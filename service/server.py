@@ -37,6 +37,7 @@ from effcap.service.limits import AuditLimits, LongCallSlots
 from effcap.service.metrics_http import MetricsHttpServer, serve_metrics
 from effcap.service.observability import AuditStateCollector, CallObserver, StoredBytesCollector, WorkerExits
 from effcap.service.quotas import Quotas
+from effcap.service.ready_file import write_ready_file
 from effcap.service.retention import (
     ArtifactLeases,
     RetentionPolicy,
@@ -244,13 +245,11 @@ class EffcapServer:
 
 
 def serve(config: ServerConfig, ready_file: Path | None = None) -> None:
-    """Run until SIGINT or SIGTERM; write "host:port" to `ready_file` once listening."""
+    """Run until SIGINT or SIGTERM; write the address a local client dials to `ready_file` once listening."""
     server = EffcapServer(config)
     server.start()
     if ready_file is not None:
-        partial = ready_file.with_suffix(".partial")
-        partial.write_text(f"{config.host}:{server.port}\n")
-        partial.replace(ready_file)
+        write_ready_file(ready_file, config.host, server.port)
     # The handler only records the signal: taking a lock there (Event.set, logging) can deadlock if
     # the signal lands while the main thread holds that lock.
     received: list[int] = []

@@ -16,6 +16,7 @@ from multiprocessing.connection import Connection
 from effcap.capacity.errors import InputError
 from effcap.protos.v1 import report_pb2
 from effcap.service.executors.threads import ThreadPlan, apply_thread_plan
+from effcap.service.executors.unavailable import ExecutorUnavailable
 
 
 class PipeSink:
@@ -43,6 +44,8 @@ def worker_main(connection: Connection, wire_job: tuple, threads: ThreadPlan) ->
         connection.send(("report", report.SerializeToString()))
     except InputError as error:
         connection.send(("invalid", error.field, error.message, error.reason))
+    except ExecutorUnavailable as error:
+        connection.send(("unavailable", error.reason, error.message, error.metadata))
     except BrokenPipeError:
         return  # the server is gone; nobody to report to
     except Exception as error:  # noqa: BLE001 - reported to the server as the audit's failure

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -21,10 +22,13 @@ from effcap.capacity.analyses.trial_executor import BatchStore, BatchWork, RunCo
 from effcap.capacity.errors import InputError
 from effcap.service.executors.config import ExecutorConfig
 from effcap.service.executors.ray_task import run_batch_task
+from effcap.service.executors.unavailable import RAY_UNREACHABLE, ExecutorUnavailable
 
 log = logging.getLogger("effcap.service.executors.ray")
 # How often the driver wakes while it waits for batches, so a SIGTERM is acted on promptly.
 WAIT_S = 0.5
+# How long a Ray head's port may take to accept a connection before the cluster counts as unreachable.
+CONNECT_TIMEOUT_S = 5.0
 
 
 class RayTrialExecutor(TrialExecutor):
@@ -78,10 +82,45 @@ class RayTrialExecutor(TrialExecutor):
 
 def connect(address: str | None) -> Any:
     """Ray, connected to the cluster at `address` as this process's driver, with SIGTERM turned into an exit
-    that runs the executor's clean-up (the default SIGTERM ends the process with no Python clean-up at all)."""
+    that runs the executor's clean-up (the default SIGTERM ends the process with no Python clean-up at all).
+
+    ExecutorUnavailable when no cluster answers there: `ray.init` raises ConnectionError with its own advice
+    for `auto` with no cluster, and for a HOST:PORT where nothing listens it retries for ever (over ten minutes
+    observed, the audit RUNNING all along), so a HOST:PORT is first tried with a plain TCP connection.
+    """
     import ray
 
     if not ray.is_initialized():
-        ray.init(address=address or "auto", log_to_driver=False, logging_level=logging.WARNING)
+        tried = address or "auto"
+        _check_listening(tried)
+        try:
+            ray.init(address=tried, log_to_driver=False, logging_level=logging.WARNING)
+        except ConnectionError as error:
+            log.warning("ray.init(address=%r) failed: %s", tried, error)
+            why = _AUTO_NOT_FOUND if tried == "auto" else "Ray could not connect (its error is in the server log)"
+            raise _unreachable(tried, why) from None
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     return ray
+
+
+_AUTO_NOT_FOUND = "no Ray cluster runs on this machine (none in RAY_ADDRESS or in Ray's session files)"
+
+
+def _check_listening(address: str) -> None:
+    """Nothing more than a TCP connection to HOST:PORT (a `ray://` client address too); `auto` is left to Ray."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as error:
+        why = f"nothing answered at {host}:{port} within {CONNECT_TIMEOUT_S:g} s ({error})"
+        raise _unreachable(address, why) from None
+
+
+def _unreachable(address: str, why: str) -> ExecutorUnavailable:
+    message = (
+        f"the Ray cluster of `effcap serve --ray-address {address}` cannot be reached: {why}. Start it (`ray start "
+        f"--head`) or restart the server with the head's --ray-address HOST:PORT, then create the audit again"
+    )
+    return ExecutorUnavailable(RAY_UNREACHABLE, message, {"ray_address": address})

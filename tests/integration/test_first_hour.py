@@ -152,9 +152,12 @@ def test_a_queued_audit_streams_its_place_in_line(tmp_path, demo_files):
 
 def test_progress_outside_a_terminal_prints_stage_trials_and_eta(server: ServerProcess, demo_files):
     model, _ = demo_files
-    args = ["--conditions", "true,random", "--seeds", "1", "--epochs", "40", "--lr", "0.1"]
+    # A learning rate too small to fit random labels: all 120 epochs train, so the lines (5 s apart) outlast the
+    # first epoch by long enough for an ETA.
+    args = ["--conditions", "true,random", "--seeds", "1", "--epochs", "120", "--lr", "0.01"]
     result = effcap("audit", str(model), "--data", "builtin:digits", "--server", server.address, "--no-cache", *args)
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stderr.splitlines() if " | elapsed " in line]
     assert lines, result.stderr
+    assert "ETA" not in lines[0], lines  # the worker's start is no progress to extrapolate from
     assert any("randomization" in line and "trials " in line and "ETA" in line for line in lines), lines

@@ -7,6 +7,7 @@ effcap server's TLS options arrive with issue 13), to check the probe's certific
 from __future__ import annotations
 
 import datetime
+import os
 import socket
 import subprocess
 import sys
@@ -102,6 +103,15 @@ def tls_health_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
 def test_tls_with_the_ca_and_server_name_exits_0(tls_health_server: tuple[str, Path]) -> None:
     address, ca = tls_health_server
     result = effcap_health("--server", address, "--tls-ca", str(ca), "--tls-server-name", SERVER_NAME)
+    assert (result.returncode, result.stdout) == (0, "SERVING\n"), result.stderr
+
+
+def test_tls_with_the_system_roots_and_a_token_like_every_client_command(tls_health_server: tuple[str, Path]) -> None:
+    address, ca = tls_health_server
+    # --tls verifies with the system's roots, which grpc reads from this variable when it is set.
+    roots = {**os.environ, "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": str(ca)}
+    command = [*CLI, "--server", address, "--tls", "--tls-server-name", SERVER_NAME, "--token", "unused"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, env=roots)
     assert (result.returncode, result.stdout) == (0, "SERVING\n"), result.stderr
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -42,23 +43,21 @@ def test_a_tls_server_answers_clients_that_verify_it_and_no_plaintext(tls: TlsMa
         assert "--tls-ca" in str(refused(lambda: plaintext.get_audit(NOWHERE), "UNAVAILABLE"))  # what to add
     with EffcapClient(tls_server.address, timeout=5, tls=ClientTls(ca=tls.stranger.cert)) as unverified:
         refused(lambda: unverified.get_audit(NOWHERE), "UNAVAILABLE")  # the server's certificate is not from that CA
-    report = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "effcap.clients.cli",
-            "report",
-            NOWHERE,
-            "--server",
-            tls_server.address,
-            "--tls-ca",
-            str(tls.ca),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    report = cli_report(tls_server.address, "--tls-ca", str(tls.ca))
     assert report.returncode == 2 and "NOT_FOUND" in report.stderr, report.stderr
+
+
+def cli_report(address: str, *options: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "effcap.clients.cli", "report", NOWHERE, "--server", address, *options]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_tls_server_name_checks_the_certificate_against_that_name(tls: TlsMaterial, tls_server: ServerProcess):
+    # The certificate names localhost and 127.0.0.1, and the client dials 127.0.0.1: only the option decides.
+    named = cli_report(tls_server.address, "--tls-ca", str(tls.ca), "--tls-server-name", "localhost")
+    assert named.returncode == 2 and "NOT_FOUND" in named.stderr, named.stderr  # an answer from the server
+    other = cli_report(tls_server.address, "--tls-ca", str(tls.ca), "--tls-server-name", "elsewhere.example")
+    assert other.returncode == 2 and "UNAVAILABLE" in other.stderr, other.stderr  # the handshake refused it
 
 
 def test_mutual_tls_makes_the_certificate_subject_the_principal(tls: TlsMaterial, tmp_path, demo_files):
@@ -115,6 +114,10 @@ def test_a_non_loopback_address_needs_tls_and_keys_or_insecure(tls: TlsMaterial,
     insecure = ServerProcess(tmp_path / "insecure", "--host", "0.0.0.0", "--insecure").start()
     try:
         assert "WARNING" in insecure.log() and "--insecure" in insecure.log()
+        # --ready-file: the wildcard is where the server listens, not an address to dial; loopback reaches it here.
+        assert re.fullmatch(r"127\.0\.0\.1:\d+", insecure.address), insecure.address
+        with EffcapClient(insecure.address) as client:
+            client.wait_ready(timeout=10)
     finally:
         insecure.stop()
     keyed_dir = tmp_path / "keyed"
@@ -124,8 +127,7 @@ def test_a_non_loopback_address_needs_tls_and_keys_or_insecure(tls: TlsMaterial,
         keyed_dir, "--host", "0.0.0.0", "--tls-cert", str(tls.server.cert), "--tls-key", str(tls.server.key)
     ).start()
     try:
-        port = exposed.address.rsplit(":", 1)[1]
-        with EffcapClient(f"127.0.0.1:{port}", tls=ClientTls(ca=tls.ca)) as anonymous:
+        with EffcapClient(exposed.address, tls=ClientTls(ca=tls.ca)) as anonymous:
             refused(lambda: anonymous.get_audit(NOWHERE), "UNAUTHENTICATED")
     finally:
         exposed.stop()

@@ -82,7 +82,7 @@ def test_progress_outside_a_terminal_is_one_line_every_few_seconds():
         "randomization: random seed 0 finished | trials 1/4 | 25% | elapsed 0:00"
     )
     assert (
-        progress_line("randomization: epoch 3", 3, 6, 0.5, 65)
+        progress_line("randomization: epoch 3", 3, 6, 0.5, 65, eta_s=65)
         == "randomization: epoch 3 | trials 3/6 | 50% | elapsed 1:05 | ETA 1:05"
     )
     assert progress_line("queued: position 2", 0, 0, 0.0, 3) == "queued: position 2 | 0% | elapsed 0:03"

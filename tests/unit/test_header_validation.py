@@ -16,6 +16,8 @@ from effcap.service.errors import ApiError
 from effcap.service.header_validation import check_checkpoint_file, check_dataset_file, dataset_peak_bytes, npz_headers
 
 MIB = 1 << 20
+# The server option that raises the cap, which every refusal for memory names.
+CAP_OPTION = "effcap serve --max-inflated-bytes"
 
 
 def save_npz(path, compressed=False, **arrays):
@@ -53,6 +55,7 @@ def test_a_small_compressed_file_that_inflates_past_the_cap_is_refused_without_i
         "dataset.artifact",
     )
     assert int(error.metadata["needed_bytes"]) > 64 * MIB and error.metadata["limit_bytes"] == str(32 * MIB)
+    assert CAP_OPTION in error.message, error.message
     assert peak < MIB, f"the header check allocated {peak:,} bytes"
     check_dataset_file(path, 1 << 30)  # within a larger cap it passes: the full load happens in the capped process
 

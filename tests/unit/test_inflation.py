@@ -14,6 +14,8 @@ from effcap.service.inflation import InflationPool
 from effcap.service.limits import AuditLimits
 
 MIB = 1 << 20
+# The server option that raises the cap, which every refusal for memory names.
+CAP_OPTION = "effcap serve --max-inflated-bytes"
 
 
 def job(model, data) -> AuditJob:
@@ -42,9 +44,29 @@ def test_an_input_past_the_memory_cap_is_refused_naming_it_and_the_pool_recovers
             "dataset.artifact",
         )
         assert error.metadata == {"limit_bytes": str(8 * MIB)}
+        assert CAP_OPTION in error.message, error.message  # what the operator changes to admit it
         pool.validate(job(model, digits), AuditLimits())  # a fresh process: the one that ran out has exited
         with pytest.raises(ApiError) as info:
             pool.validate(job(model, digits), AuditLimits(max_training_examples=10))  # the cost check runs there too
         assert (info.value.code, info.value.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "AUDIT_TOO_LARGE")
     finally:
         pool.close()
+
+
+def test_a_validation_process_that_ends_without_answering_is_refused_naming_the_option_that_raises_the_cap(
+    demo_files,
+):
+    # No answer within 1 ms: the pool kills the process as it would one that died or hung.
+    pool = InflationPool(cap_bytes=8 * MIB, processes=1, timeout_s=0.001)
+    try:
+        with pytest.raises(ApiError) as info:
+            pool.validate(job(*demo_files), AuditLimits())
+    finally:
+        pool.close()
+    error = info.value
+    assert (error.code, error.reason, error.field) == (
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "INPUT_VALIDATION_ENDED",
+        "dataset.artifact",
+    )
+    assert "no answer within" in error.message and CAP_OPTION in error.message, error.message

@@ -82,3 +82,22 @@ def test_a_capacity_bound_reads_m_star_at_least_not_equals_at_least():
     print_report(report, console)
     for rendered in (report_html(report), report_markdown(report), console.export_text()):
         assert "m* = ≥" not in rendered and "m* ≥ 1024" in rendered
+
+
+def test_the_card_says_bounds_were_not_computed_when_no_analysis_that_computes_them_ran():
+    from effcap.clients.card import card_lines
+
+    report = report_pb2.AuditReport()  # a randomization-only audit: no rademacher, no compressibility section
+    report.randomization.conditions.add(label="true")
+    bounds = [line for line in card_lines(report) if "bound" in line.lower()]
+    assert bounds == [
+        "Generalisation bounds: not computed (the rademacher and compressibility analyses, which compute them, "
+        "were not run)."
+    ]
+    assert "not computed" in report_markdown(report) and "not computed" in report_html(report)
+    report.compressibility.eval_split = "test"  # compressibility ran, found no paid bound; rademacher did not run
+    (line,) = [line for line in card_lines(report) if line.startswith("Generalisation bounds")]
+    assert "none fully paid" in line and "the rademacher analysis, which computes most, was not run" in line
+    report.rademacher.margin = 1.0  # both ran and no bound was paid for: that, and nothing about analyses not run
+    (line,) = [line for line in card_lines(report) if line.startswith("Generalisation bounds")]
+    assert "none fully paid" in line and "not run" not in line
