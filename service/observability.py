@@ -64,7 +64,8 @@ class CallObserver:
 
 
 class WorkerExits:
-    """Worker processes that ended, by cause (succeeded, invalid_input, analysis_error, crashed, cancelled)."""
+    """Worker processes that ended, by cause (succeeded, invalid_input, analysis_error, executor_unavailable, crashed,
+    cancelled)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._counter = Counter(
