@@ -86,15 +86,20 @@ def _step(
     offset: dict[str, torch.Tensor], grads: dict[str, torch.Tensor], scale: torch.Tensor, limits: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """offset + scale·limit·g/‖g‖, over the joint gradient for one ball, over each tensor's for a product of balls."""
-    tiny = torch.finfo(scale.dtype).tiny
     if limits.dim() == 1:
-        length = scale * limits / _joint_norm(grads).clamp_min(tiny)
+        length = _length(scale * limits, _joint_norm(grads))
         return {name: o + _per_trial(length, o) * grads[name] for name, o in offset.items()}
     stepped = {}
     for column, (name, o) in enumerate(offset.items()):
-        length = scale * limits[:, column] / grads[name].flatten(1).norm(dim=1).clamp_min(tiny)
+        length = _length(scale * limits[:, column], grads[name].flatten(1).norm(dim=1))
         stepped[name] = o + _per_trial(length, o) * grads[name]
     return stepped
+
+
+def _length(step: torch.Tensor, gradient_norm: torch.Tensor) -> torch.Tensor:
+    """step/‖g‖, and 0 where g = 0: a tensor with no gradient (a dead layer) stays put, where step/tiny would
+    overflow to inf and inf·0 make every candidate NaN."""
+    return torch.where(gradient_norm > 0, step / gradient_norm.clamp_min(torch.finfo(step.dtype).tiny), 0.0)
 
 
 def _per_trial(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

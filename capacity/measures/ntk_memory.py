@@ -28,6 +28,9 @@ def ntk_peak_bytes(examples: int, largest_tensor: int, element_size: int = 4) ->
     one row) and ≤ all n rows); one vmapped chunk of rows and that call's own copy of them (each ≤ CHUNK rows and ≤
     a block); the two float64 column slices of a block product (each ≤ COLUMN_BLOCK or fewer columns of a
     block's rows). Bounds, not the exact floor rounding of `block_rows`, so a smaller tensor never exceeds it.
+    The fully connected layers' factored shares (ntk_factored.py) come first and fit the same count: the Gram and
+    two n × n products, factors within a third of a block with one layer's float64 copies, and passes of CHUNK
+    examples.
     """
     block = min(examples * largest_tensor * element_size, max(BLOCK_BYTES, largest_tensor * element_size))
     chunk = min(CHUNK * largest_tensor * element_size, block)

@@ -107,3 +107,25 @@ def test_adaptive_ascent_reaches_what_the_fixed_step_ascent_did_with_fewer_than_
         # Near w₀ both reach the linear maximiser's value (they differ by < 3e-6 relative); farther out the
         # fixed step's 25 steps to the boundary leave it 0.4-21% short (steps=20 here: 21 evaluations, not 51).
         assert all(a >= f * (1 - 1e-5) for a, f in zip(adaptive, fixed)), (relative, adaptive, fixed)
+
+
+def test_a_tensor_without_gradient_stays_put_instead_of_making_every_candidate_nan():
+    """A dead second layer (bias -50: its ReLUs never fire) leaves it and the first layer without gradient; in a
+    review their steps overflowed to inf·0 = NaN at radius 1, every candidate was rejected and the layer-wise
+    increment came out 7.5x too small. Setting those tensors' limits to 0 must change nothing."""
+    n = 40
+    x = torch.from_numpy(np.random.default_rng(7).standard_normal((n, 8))).float()
+    spec = parse_architecture({"family": "mlp", "input_shape": [8], "hidden_sizes": [16, 16], "num_classes": 3})
+    model = build_model(spec, seed=8).eval()
+    first, second, _ = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        second.bias.fill_(-50.0)
+    dead = {id(first.weight), id(first.bias), id(second.weight), id(second.bias)}
+    u = torch.tensor([0.6, 0.0, -0.8])
+    sigmas = torch.from_numpy(np.random.default_rng(9).choice([-1.0, 1.0], size=(3, n))).float()
+    limits = torch.stack([p.detach().norm() for p in model.parameters()])[None, :].repeat(3, 1)  # relative radius 1
+    frozen = limits.clone()
+    frozen[:, [i for i, p in enumerate(model.parameters()) if id(p) in dead]] = 0.0
+    increments = local_ascent.ascend_all(model, x, u, sigmas, limits, steps=20)
+    assert torch.isfinite(increments).all() and increments.max() > 0  # a draw with Σσ_i = 0 has no gradient at all
+    torch.testing.assert_close(increments, local_ascent.ascend_all(model, x, u, sigmas, frozen, steps=20))

@@ -30,6 +30,16 @@ def test_local_rademacher_at_a_small_radius_is_the_first_order_increment_over_w0
     assert 0 <= estimate.ci_low <= estimate.mean <= estimate.ci_high
 
 
+def test_a_local_interval_is_cut_at_zero_where_the_draws_spread_widely():
+    """Two draws far apart put the t-interval's lower end below 0; R̂ ≥ 0, so the reported one starts at 0."""
+    from effcap.capacity.measures.rademacher import _at_least_zero, t_interval
+
+    wide = t_interval([0.001, 0.03])
+    assert wide.ci_low < 0
+    cut = _at_least_zero(wide)
+    assert (cut.mean, cut.ci_low, cut.ci_high) == (wide.mean, 0.0, wide.ci_high)
+
+
 def _kl_upper(q: float, budget: float) -> float:
     """An independent kl inverse: the root of kl(q ‖ p) = budget on (q, 1), by Brent's method."""
     from scipy.optimize import brentq
@@ -324,6 +334,52 @@ def test_a_network_that_mixes_the_batch_axis_is_left_to_the_rows():
     model = Flipped().double().eval()
     x = torch.from_numpy(np.random.default_rng(5).standard_normal((6, 4)))
     assert factored_gram(model, x, lambda logits: logits.sum(dim=1))[1] == set()
+    torch.testing.assert_close(ntk.ntk_gram(model, x), _jacobian_gram(model, x), rtol=1e-10, atol=1e-12)
+
+
+class _TwoLayers(torch.nn.Module):
+    """A small network whose first Linear layer breaks one of the factored NTK's conditions in `variant`."""
+
+    def __init__(self, variant: str) -> None:
+        super().__init__()
+        self.variant = variant
+        self.first, self.second = torch.nn.Linear(4, 5), torch.nn.Linear(5, 2)
+        if variant == "hook rescales the output":
+            self.first.register_forward_hook(lambda module, args, output: 3.0 * output)
+        if variant == "weight normalised":
+            torch.nn.utils.parametrizations.weight_norm(self.first)
+        if variant == "weight is a buffer":
+            weight = self.first.weight.detach().clone()
+            del self.first.weight
+            self.first.register_buffer("weight", weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.first(x)
+        if self.variant == "output edited in place":
+            h.mul_(2.0).tanh_()
+        else:
+            h = torch.tanh(h)
+        if self.variant == "weight also used through F.linear":
+            h = h + torch.nn.functional.linear(x, self.first.weight)
+        return self.second(h)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    ["output edited in place", "hook rescales the output", "weight also used through F.linear", "weight normalised",
+     "weight is a buffer"],
+)
+def test_a_linear_layer_that_breaks_the_factored_conditions_is_left_to_the_rows(variant):
+    """Each of these made the factored Gram wrong by 0.2-6x in a review; the first layer must fall back to the
+    rows (the second still factors) and the Gram must equal J Jᵀ."""
+    from effcap.capacity.measures import ntk
+    from effcap.capacity.measures.ntk_factored import factored_gram
+
+    torch.manual_seed(0)
+    model = _TwoLayers(variant).double().eval()
+    x = torch.from_numpy(np.random.default_rng(6).standard_normal((7, 4)))
+    _, covered = factored_gram(model, x, lambda logits: logits.sum(dim=1))
+    assert not any(name.startswith("first.") for name in covered) and "second.weight" in covered, covered
     torch.testing.assert_close(ntk.ntk_gram(model, x), _jacobian_gram(model, x), rtol=1e-10, atol=1e-12)
 
 
