@@ -13,7 +13,10 @@ from effcap.service.artifacts import ArtifactStore, request_inputs
 from effcap.service.auth.activity import ActivityLog, ActivityQuery
 from effcap.service.auth.principal import Principal
 from effcap.service.errors import ApiError
+from effcap.service.limits import LongCallSlots
+from effcap.service.quotas import Quotas
 from effcap.service.retention import ArtifactLeases, remove_orphaned_artifacts
+from effcap.service.servicers import ArtifactServicer
 from effcap.service.store import AuditStore, State
 
 ALICE, BOB, ROOT = Principal("alice"), Principal("bob"), Principal("root", admin=True)
@@ -118,6 +121,38 @@ def test_an_owners_deletion_while_its_own_create_audit_validates_is_refused_and_
     assert len(created) == 1 and store.get(created[0]).state == State.AUDIT_STATE_QUEUED
     assert artifacts.get(model, ALICE) is not None and store.usage("alice", 0)[0] == 3
     assert artifacts.forget(model.sha256, ALICE, leases.holders).in_use_by == f"audits/{created[0]}"
+    store.close()
+
+
+class CallOf:
+    """The servicer context of one caller's call: call_guard's principal, and the status handle_errors aborts with."""
+
+    def __init__(self, principal: Principal) -> None:
+        self.principal = principal
+
+    def abort_with_status(self, status: grpc.Status) -> None:
+        raise Aborted(status)
+
+
+class Aborted(Exception):
+    pass
+
+
+def test_delete_artifact_answers_failed_precondition_while_the_callers_create_audit_holds_it(tmp_path):
+    store, artifacts = stores(tmp_path)
+    model = put(store, artifacts, "6", ALICE)
+    leases, activity = ArtifactLeases(), ActivityLog(tmp_path / "store.sqlite3")
+    servicer = ArtifactServicer(artifacts, LongCallSlots(1), 60.0, activity, store, Quotas(), leases)
+    request = audit_pb2.CreateAuditRequest(model=model, dataset=spec_pb2.DatasetRef(builtin="digits"))
+    delete = artifact_pb2.DeleteArtifactRequest(digest=model)
+    with leases.hold(request, ALICE.name), pytest.raises(Aborted) as refused:
+        servicer.DeleteArtifact(delete, CallOf(ALICE))
+    status = refused.value.args[0]
+    assert status.code == grpc.StatusCode.FAILED_PRECONDITION and "an audit of yours being created" in status.details
+    assert artifacts.get(model, ALICE) is not None and activity.page(10) == []  # nothing deleted, nothing logged
+    servicer.DeleteArtifact(delete, CallOf(ALICE))  # the create answered: the owner may delete
+    assert artifacts.get(model, ALICE) is None and not artifacts.path(model.sha256).exists()
+    activity.close()
     store.close()
 
 
