@@ -1,4 +1,4 @@
-"""`effcap admin`: API keys and the activity log, read and written in a data directory's store.
+"""`effcap admin`: API keys, written in a data directory's store, and the activity log, read there or remotely.
 
 Keys are made and revoked on the server's machine against its data directory, not over the network: whoever
 can write the data directory already owns everything in it, so no key is needed to make the first one. Each
@@ -34,14 +34,20 @@ def add_admin_command(
 ) -> None:
     """Register `effcap admin`; `add_connection` and `connect` are the CLI's --token/TLS options and client, for
     `admin log --server`."""
-    admin = commands.add_parser("admin", help="API keys and the activity log of a server's data directory")
+    about = "API keys of a server's data directory, and its activity log (read there, or from a running server)"
+    admin = commands.add_parser("admin", help=about, description=about)
     admin_commands = admin.add_subparsers(required=True, metavar="ADMIN_COMMAND")
 
     keys = admin_commands.add_parser("keys", help="create, list and revoke API keys")
     key_commands = keys.add_subparsers(required=True, metavar="KEYS_COMMAND")
     create = key_commands.add_parser("create", help="issue a key; its token is printed once, alone on the last line")
     create.add_argument("name", help="the principal the key authenticates (letters, digits, . _ @ -)")
-    create.add_argument("--admin", action="store_true", help="the key's principal sees and may delete every audit")
+    create.add_argument(
+        "--admin",
+        action="store_true",
+        help="the key's principal sees every audit and upload, may cancel any audit and reads the activity log "
+        "(deleting stays each owner's)",
+    )
     _add_data_dir(create)
     create.set_defaults(handler=_create_key)
     listing = key_commands.add_parser("list", help="every key: id, principal, role, created, revoked")

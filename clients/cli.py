@@ -87,8 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--metrics-host",
-        default="127.0.0.1",
-        help="address for --metrics-port (default loopback only; beyond it, as for --host: TLS and API keys)",
+        help="address for --metrics-port (default loopback only; beyond it, as for --host: TLS with API keys or "
+        "with mutual TLS (--tls-client-ca), or --insecure)",
     )
     serve.add_argument("--max-long-calls", type=int, default=24, help="uploads, event streams and waits at once; more are refused with a retry hint")
     serve.add_argument("--upload-idle-seconds", type=float, default=60.0, help="cancel an upload that sends nothing for this long")
@@ -123,7 +123,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--insecure",
         action="store_true",
-        help="allow a non-loopback --host without TLS or API keys, and anonymous callers from anywhere until a key exists",
+        help="allow a non-loopback --host or --metrics-host without TLS or API keys, and anonymous callers from "
+        "anywhere until a key exists",
     )
     serve.set_defaults(handler=_serve)
 
@@ -374,6 +375,9 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
     if args.tls_client_ca is not None and args.tls_cert is None:
         raise EffcapError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)", "INVALID_ARGUMENT", field="tls_cert")
     tls = ServerTls(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert is not None else None
+    if args.metrics_host is not None and args.metrics_port is None:  # an address for no endpoint: a forgotten port
+        message = "--metrics-host needs --metrics-port: metrics are served only on a port you choose (0: any free one)"
+        raise EffcapError(message, "INVALID_ARGUMENT", field="metrics_port")
     if args.executor == "ray" and importlib.util.find_spec("ray") is None:  # looked up, not imported
         raise EffcapError("--executor ray needs Ray on this machine: pip install 'effcap[ray]'", "FAILED_PRECONDITION")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -391,7 +395,7 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
         max_long_calls=args.max_long_calls,
         upload_idle_s=args.upload_idle_seconds,
         metrics_port=args.metrics_port,
-        metrics_host=args.metrics_host,
+        metrics_host=args.metrics_host if args.metrics_host is not None else ServerConfig.metrics_host,
         audit_limits=AuditLimits(max_training_examples=args.max_training_examples, max_parameters=args.max_parameters),
         onnx_limits=OnnxLimits(max_nodes=args.max_graph_nodes, max_weight_bytes=args.max_graph_weight_bytes),
         max_inflated_bytes=args.max_inflated_bytes,

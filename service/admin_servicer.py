@@ -46,9 +46,9 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         query = _query(request)
         before = _resume_after(request.page_token, query) if request.page_token else None
-        entries = self._activity.page(size, query, before)
-        token = _token_after(entries[-1], query) if len(entries) == size else ""
-        return admin_pb2.ListActivityResponse(entries=[_entry(e) for e in entries], next_page_token=token)
+        entries = self._activity.page(size + 1, query, before)  # one more says whether a next page has any
+        token = _token_after(entries[size - 1], query) if len(entries) > size else ""
+        return admin_pb2.ListActivityResponse(entries=[_entry(e) for e in entries[:size]], next_page_token=token)
 
 
 def _query(request: admin_pb2.ListActivityRequest) -> ActivityQuery:
@@ -77,19 +77,31 @@ def _token_after(entry: Activity, query: ActivityQuery) -> str:
 
 
 def _resume_after(page_token: str, query: ActivityQuery) -> tuple[float, int]:
-    """The (time, id) a token resumes after; INVALID_ARGUMENT for a token not ours or issued for other filters."""
+    """The (time, id) a token resumes after; INVALID_ARGUMENT for a token not ours or issued for other filters.
+
+    Types are checked exactly as _token_after writes them: Python would take True for 1 and 1.7 for an id."""
     refused = invalid_argument("page_token", "is not a token this server issued", "INVALID_PAGE_TOKEN")
     try:
-        seen, entry_id, filters = load_json(base64.urlsafe_b64decode(page_token.encode()), "page_token")
-        after = (float(seen), int(entry_id))
-    except (ValueError, TypeError, OverflowError):  # InputError is a ValueError; huge ints overflow float()
+        token = load_json(base64.urlsafe_b64decode(page_token.encode()), "page_token")
+    except (ValueError, TypeError):  # InputError is a ValueError, and so is bad base64 (binascii.Error)
         raise refused from None
-    if not math.isfinite(after[0]) or not 0 <= after[1] < 2**63:
+    if not (isinstance(token, list) and len(token) == 3 and _is_filters(token[2])):
+        raise refused
+    seen, entry_id, filters = token
+    if type(seen) is not float or not math.isfinite(seen) or type(entry_id) is not int or not 0 <= entry_id < 2**63:
         raise refused
     if filters != _filters(query):
         message = "was issued for other principal, start_time or end_time values: repeat them, or start over"
         raise invalid_argument("page_token", message, "PAGE_TOKEN_FILTER_CHANGED")
-    return after
+    return seen, entry_id
+
+
+def _is_filters(value: object) -> bool:
+    """Whether `value` has the shape _filters gives: [principal or None, start or None, end or None]."""
+    if not (isinstance(value, list) and len(value) == 3):
+        return False
+    principal, start, end = value
+    return type(principal) in (str, type(None)) and all(type(t) in (float, type(None)) for t in (start, end))
 
 
 def _entry(entry: Activity) -> admin_pb2.ActivityEntry:

@@ -53,12 +53,17 @@ def check_digest(digest: artifact_pb2.Digest, field: str, max_bytes: int) -> Non
         )
 
 
+def request_inputs(request: audit_pb2.CreateAuditRequest) -> dict[str, str]:
+    """The sha256 of every artifact an audit's request names, by the request field that names it."""
+    inputs = {"model": request.model.sha256, "initial_model": request.initial_model.sha256}
+    if request.dataset.WhichOneof("source") == "artifact":
+        inputs["dataset.artifact"] = request.dataset.artifact.sha256
+    return {field: sha256 for field, sha256 in inputs.items() if sha256}
+
+
 def request_digests(request: audit_pb2.CreateAuditRequest) -> set[str]:
     """The sha256 of every artifact an audit's request names."""
-    digests = {request.model.sha256, request.initial_model.sha256}
-    if request.dataset.WhichOneof("source") == "artifact":
-        digests.add(request.dataset.artifact.sha256)
-    return digests - {""}
+    return set(request_inputs(request).values())
 
 
 class ArtifactStore:
@@ -99,15 +104,18 @@ class ArtifactStore:
                 yield from (path for path in folder.iterdir() if SHA256_PATTERN.fullmatch(path.name))
 
     def forget(
-        self, sha256: str, principal: Principal, unleased: Callable[[str], AbstractContextManager[bool]]
+        self, sha256: str, principal: Principal, leased_by: Callable[[str], AbstractContextManager[frozenset[str]]]
     ) -> ArtifactDeletion:
         """Delete `principal`'s record of an artifact, and its file once it is no one's (store.delete_artifact_owner).
 
-        `unleased` (retention.ArtifactLeases.unless_held) says whether no CreateAudit is validating the
-        digest: while one is, the file stays for the audit it is about to store."""
+        `leased_by` (retention.ArtifactLeases.holders) names the principals whose CreateAudit is validating the
+        digest, and keeps new leases out until the deletion is stored: while `principal`'s own is held the record
+        stays (the audit about to be stored reads it); while another's is, the file stays for that audit."""
         reads = lambda request: sha256 in request_digests(request)  # noqa: E731
-        with self.file_changes, unleased(sha256) as free:
-            deletion = self._store.delete_artifact_owner(sha256, principal.name, reads, drop_unheld=free)
+        with self.file_changes, leased_by(sha256) as creators:
+            deletion = self._store.delete_artifact_owner(
+                sha256, principal.name, reads, drop_unheld=not creators, owner_creating=principal.name in creators
+            )
             if deletion.bytes_unreferenced:
                 self.path(sha256).unlink(missing_ok=True)
         return deletion

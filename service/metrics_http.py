@@ -109,6 +109,15 @@ def tls_context(tls: ServerTls) -> ssl.SSLContext:
     return context
 
 
+def startup_message(tls: bool, host: str, port: int, keys_issued: bool) -> str:
+    """The line the server logs once /metrics listens: a URL to paste (an IPv6 host in brackets, RFC 3986), and a
+    scrape rule that stays true while the server runs, when the first key may be created (AdminTokenRequired)."""
+    bare = host.removeprefix("[").removesuffix("]")
+    url = f"{'https' if tls else 'http'}://{f'[{bare}]' if ':' in bare else bare}:{port}/metrics"
+    access = "an admin API key" if keys_issued else "no API key until one is created, then an admin's"
+    return f"metrics on {url}, scrapes need {access}"
+
+
 def serve_metrics(
     registry: CollectorRegistry, host: str, port: int, tls: ServerTls | None, keys: KeyRing
 ) -> MetricsHttpServer:

@@ -62,29 +62,37 @@ def remove_orphaned_artifacts(store: AuditStore, artifacts: ArtifactStore) -> in
 
 
 class ArtifactLeases:
-    """Digests a call is about to make an audit of; the sweep skips them (it removes under the same lock)."""
+    """Digests a call is about to make an audit of, and whose call it is; the sweep skips them and their owner
+    cannot delete them (both decide under the same lock, so no lease starts while they remove)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._held: Counter[str] = Counter()
+        self._held: Counter[tuple[str, str]] = Counter()  # (sha256, principal name)
 
     @contextmanager
-    def hold(self, request: audit_pb2.CreateAuditRequest) -> Iterator[None]:
-        digests = request_digests(request)
+    def hold(self, request: audit_pb2.CreateAuditRequest, principal: str) -> Iterator[None]:
+        """Lease the request's digests for `principal` until the block ends (its audit stored, or refused)."""
+        leases = [(sha256, principal) for sha256 in request_digests(request)]
         with self._lock:
-            self._held.update(digests)
+            self._held.update(leases)
         try:
             yield
         finally:
             with self._lock:
-                self._held.subtract(digests)
+                self._held.subtract(leases)
                 self._held += Counter()  # drops the zeros
+
+    @contextmanager
+    def holders(self, sha256: str) -> Iterator[frozenset[str]]:
+        """The principals whose calls hold `sha256`, with the leases locked meanwhile."""
+        with self._lock:
+            yield frozenset(principal for digest, principal in self._held if digest == sha256)
 
     @contextmanager
     def unless_held(self, sha256: str) -> Iterator[bool]:
         """True (with the leases locked) when no call holds `sha256`, so it can be removed."""
-        with self._lock:
-            yield sha256 not in self._held
+        with self.holders(sha256) as principals:
+            yield not principals
 
 
 @dataclass(frozen=True)

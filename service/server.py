@@ -34,7 +34,7 @@ from effcap.service.executors.threads import plan_threads
 from effcap.service.health_listing import ListingHealthServicer
 from effcap.service.inflation import InflationPool
 from effcap.service.limits import AuditLimits, LongCallSlots
-from effcap.service.metrics_http import MetricsHttpServer, serve_metrics
+from effcap.service.metrics_http import MetricsHttpServer, serve_metrics, startup_message
 from effcap.service.observability import AuditStateCollector, CallObserver, StoredBytesCollector, WorkerExits
 from effcap.service.quotas import Quotas
 from effcap.service.ready_file import write_ready_file
@@ -209,10 +209,8 @@ class EffcapServer:
             config = self.config
             port = config.metrics_port
             self._metrics_http = serve_metrics(self.metrics, config.metrics_host, port, config.tls, self.keys)
-            scheme = "http" if config.tls is None else "https"
-            access = "an admin API key" if self.keys.any_issued() else "no API key (none issued)"
-            where = f"{scheme}://{config.metrics_host}:{self._metrics_http.server_address[1]}/metrics"
-            log.info("metrics on %s, scrapes need %s", where, access)
+            bound = self._metrics_http.server_address[1]
+            log.info("%s", startup_message(config.tls is not None, config.metrics_host, bound, self.keys.any_issued()))
         self.inflation.warm()  # once nothing can fail the start any more
         self.retention.start()
         transport = "plaintext" if self.config.tls is None else "mutual TLS" if self.config.tls.client_ca else "TLS"

@@ -22,7 +22,7 @@ from google.protobuf import empty_pb2
 
 from effcap.capacity.json_values import load_json
 from effcap.protos.v1 import artifact_pb2, artifact_pb2_grpc, audit_pb2, audit_pb2_grpc
-from effcap.service.artifacts import SHA256_PATTERN, ArtifactStore, check_digest
+from effcap.service.artifacts import SHA256_PATTERN, ArtifactStore, check_digest, request_inputs
 from effcap.service.audit_job import AuditJob
 from effcap.service.audit_log import log_created, log_reused
 from effcap.service.auth.activity import ActivityLog
@@ -107,7 +107,7 @@ class ArtifactServicer(artifact_pb2_grpc.ArtifactServiceServicer):
         check_deletable_digest(digest)
         row = self._store.get_artifact(digest.sha256, None)
         size_matches = row is not None and digest.size_bytes in (0, row[0])
-        deletion = self._artifacts.forget(digest.sha256, principal, self._leases.unless_held) if size_matches else None
+        deletion = self._artifacts.forget(digest.sha256, principal, self._leases.holders) if size_matches else None
         if deletion is None or not deletion.held:
             if size_matches and principal.admin:  # an admin may know it exists: say why instead
                 raise ApiError(
@@ -118,6 +118,14 @@ class ArtifactServicer(artifact_pb2_grpc.ArtifactServiceServicer):
                     field="digest",
                 )
             raise not_found("artifact", _artifact_label(digest), "ARTIFACT_NOT_FOUND", field="digest")
+        if deletion.in_create:
+            raise ApiError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "ARTIFACT_IN_USE",
+                f"{_artifact_label(digest)} is read by an audit of yours being created; delete it once CreateAudit "
+                "has answered (and the audit has ended)",
+                field="digest",
+            )
         if deletion.in_use_by is not None:
             raise ApiError(
                 grpc.StatusCode.FAILED_PRECONDITION,
@@ -174,11 +182,14 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
                     cached = self._store.record_request_id(request.request_id, cached.id, principal.name)
                 log_reused(cached.name, request.request_id)
                 return operation_for(cached)
-        with self._leases.hold(request):
+        with self._leases.hold(request, principal.name):  # from before the look-up: its owner cannot delete them
             job = self._checked_job(request, principal)
             training = self._inflation.validate(job, self._limits)  # the inputs loaded in a capped process
             admit = partial(self._quotas.check_audit, self._store, principal, training)  # atomic with the insert
-            record, created = self._store.create_audit(request, request_hash, principal.name, training, admit)
+            inputs = request_inputs(request)  # checked again in the insert's transaction
+            record, created = self._store.create_audit(
+                request, request_hash, principal.name, training, admit, inputs, principal.admin
+            )
         if not created and record.request_hash != request_hash:
             raise _request_id_reused(request.request_id)
         if created:

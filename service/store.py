@@ -25,7 +25,7 @@ from google.rpc import status_pb2
 from effcap.protos.v1 import audit_pb2, report_pb2
 from effcap.service.audit_log import log_finished
 from effcap.service.auth.principal import ANONYMOUS_NAME
-from effcap.service.errors import ApiError
+from effcap.service.errors import ApiError, not_found
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS artifacts (
@@ -157,6 +157,8 @@ class ArtifactDeletion:
     held: bool
     # The first queued or running audit of the owner that reads the artifact: its record was kept.
     in_use_by: str | None = None
+    # A CreateAudit of the owner holds a lease on the artifact (it is validating it): its record was kept.
+    in_create: bool = False
     # The artifact's row is gone: its bytes are no one's and may leave the disk.
     bytes_unreferenced: bool = False
 
@@ -240,9 +242,15 @@ class AuditStore:
             return db.execute("DELETE FROM artifacts WHERE sha256 = ?", (sha256,)).rowcount > 0
 
     def delete_artifact_owner(
-        self, sha256: str, owner: str, reads: Callable[[audit_pb2.CreateAuditRequest], bool], drop_unheld: bool
+        self,
+        sha256: str,
+        owner: str,
+        reads: Callable[[audit_pb2.CreateAuditRequest], bool],
+        drop_unheld: bool,
+        owner_creating: bool = False,
     ) -> ArtifactDeletion:
-        """Forget that `owner` holds an artifact, in one transaction, unless an unfinished audit of `owner` reads it.
+        """Forget that `owner` holds an artifact, in one transaction, unless an unfinished audit of `owner` reads it
+        or `owner_creating` (a CreateAudit of `owner` is validating it: its audit is about to read it).
 
         When no principal holds it any more, no unfinished audit (of anyone: an admin's may read it) reads it and
         `drop_unheld`, the artifact's row goes too and the caller removes the bytes (bytes_unreferenced)."""
@@ -250,6 +258,8 @@ class AuditStore:
             holder = "SELECT 1 FROM artifact_owners WHERE sha256 = ? AND owner = ?"
             if db.execute(holder, (sha256, owner)).fetchone() is None:
                 return ArtifactDeletion(held=False)
+            if owner_creating:
+                return ArtifactDeletion(held=True, in_create=True)
             states = (State.AUDIT_STATE_QUEUED, State.AUDIT_STATE_RUNNING)
             query = "SELECT id, owner, request FROM audits WHERE state IN (?, ?) ORDER BY create_time, id"
             rows = db.execute(query, states).fetchall()
@@ -298,9 +308,14 @@ class AuditStore:
         owner: str = ANONYMOUS_NAME,
         training_examples: int = 0,
         admit: Callable[[], None] = lambda: None,
+        inputs: Mapping[str, str] | None = None,
+        admin: bool = False,
     ) -> tuple[AuditRecord, bool]:
         """Insert a QUEUED audit, or return `owner`'s existing one with the same request_id (created=False).
 
+        `inputs` (request field -> sha256) are checked again in the insert's transaction: each artifact must still
+        be stored and, unless `admin` (who may audit anyone's uploads), held by `owner`; NOT_FOUND naming the
+        field otherwise, so no audit is ever queued on an upload its owner deleted while it was validated.
         `admit` runs in the insert's transaction, before it (quotas): what it reads from this store cannot change
         before the insert, so two creates racing for a quota's last unit cannot both pass; raising refuses."""
         key = request_key(owner, request.request_id) if request.request_id else None
@@ -309,6 +324,7 @@ class AuditStore:
                 row = db.execute("SELECT id FROM audits WHERE request_id = ?", (key,)).fetchone()
                 if row is not None:
                     return self._get_locked(row[0]), False
+            self._check_inputs_locked(inputs or {}, None if admin else owner)
             admit()
             audit_id = uuid.uuid4().hex
             progress = audit_pb2.AuditProgress(audit=audit_name(audit_id), state=State.AUDIT_STATE_QUEUED, stage="queued")
@@ -318,6 +334,18 @@ class AuditStore:
                 (audit_id, key, request_hash, request.SerializeToString(), State.AUDIT_STATE_QUEUED, time.time(), progress.SerializeToString(), owner, training_examples),
             )
             return self._get_locked(audit_id), True
+
+    def _check_inputs_locked(self, inputs: Mapping[str, str], owner: str | None) -> None:
+        """NOT_FOUND naming the first field whose artifact is gone (for `owner`; None: for everyone)."""
+        for field, sha256 in inputs.items():
+            query = "SELECT 1 FROM artifacts a WHERE a.sha256 = ?"
+            arguments: tuple = (sha256,)
+            if owner is not None:
+                query += " AND EXISTS (SELECT 1 FROM artifact_owners o WHERE o.sha256 = a.sha256 AND o.owner = ?)"
+                arguments = (sha256, owner)
+            if self._db.execute(query, arguments).fetchone() is None:
+                message = "was deleted while the audit was being created"
+                raise not_found("artifact", f"sha256:{sha256} ({message})", "ARTIFACT_NOT_FOUND", field=field)
 
     def get(self, audit_id: str) -> AuditRecord | None:
         with self._lock:

@@ -94,7 +94,8 @@ class ArtifactServiceServicer:
     def DeleteArtifact(self, request, context):
         """Forgets the caller's copy of an artifact. Owner-only, admins included: NOT_FOUND unless the caller
         uploaded it (an admin who did not gets PERMISSION_DENIED), FAILED_PRECONDITION naming the audit while a
-        queued or running audit of the caller reads it. The bytes leave the disk once no principal holds them
+        queued or running audit of the caller reads it (and without one while a CreateAudit of the caller that
+        names it has not answered). The bytes leave the disk once no principal holds them
         and no unfinished audit reads them; finished audits' reports stay.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -8,6 +8,7 @@ import base64
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,18 @@ from .test_identity import DIGITS, Keyed, create_key, effcap, refused, scrape, s
 from .test_lifecycle import ENDLESS
 
 WEIGHTS_ONLY = spec_pb2.AuditSpec(weights=spec_pb2.WeightsSpec())
+UNFILTERED = [None, None, None]
+# JSON of the token's shape with values no server writes: an overflowing time, True for a time or an id (Python
+# takes it for 1), 1.7 for an id, 7 for a principal, True for a start time, and an object of three keys.
+FORGED_PAGE_TOKENS = (
+    [1e400, 1, UNFILTERED],
+    [True, 1, UNFILTERED],
+    [1.0, 1.7, UNFILTERED],
+    [1.0, True, UNFILTERED],
+    [1.0, 1, [7, None, None]],
+    [1.0, 1, [None, True, None]],
+    {"a": 1, "b": 2, "c": 3},
+)
 
 
 @pytest.fixture(scope="module")
@@ -147,10 +160,13 @@ def test_admins_page_through_the_activity_log_and_others_are_denied(keyed: Keyed
         changed = admin_pb2.ListActivityRequest(page_size=2, page_token=first.next_page_token, principal="bob")
         error = refused(lambda: root._call(root.admin.ListActivity, changed), "INVALID_ARGUMENT")
         assert error.reason == "PAGE_TOKEN_FILTER_CHANGED"
-        forged = base64.urlsafe_b64encode(json.dumps([1e400, 1, [None, None, None]]).encode()).decode()
-        forged_request = admin_pb2.ListActivityRequest(page_token=forged)
-        forged_error = refused(lambda: root._call(root.admin.ListActivity, forged_request), "INVALID_ARGUMENT")
-        assert forged_error.field == "page_token"
+        whole = root._call(root.admin.ListActivity, admin_pb2.ListActivityRequest(page_size=len(every)))
+        assert len(whole.entries) == len(every) and whole.next_page_token == ""  # a full last page is the last
+        for forged_token in FORGED_PAGE_TOKENS:
+            forged = base64.urlsafe_b64encode(json.dumps(forged_token).encode()).decode()
+            forged_request = admin_pb2.ListActivityRequest(page_token=forged)
+            forged_error = refused(partial(root._call, root.admin.ListActivity, forged_request), "INVALID_ARGUMENT")
+            assert (forged_error.field, forged_error.reason) == ("page_token", "INVALID_PAGE_TOKEN"), forged_token
     address = keyed.server.address
     shown = effcap("admin", "log", "--server", address, "--token", keyed.tokens["root"], "--limit", "3")
     assert shown.returncode == 0, shown.stderr

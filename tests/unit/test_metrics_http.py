@@ -12,9 +12,10 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
+from effcap.clients.cli import main
 from effcap.service.auth.keys import KeyRing
 from effcap.service.auth.tls import ServerTls
-from effcap.service.metrics_http import MetricsHttpServer, serve_metrics
+from effcap.service.metrics_http import MetricsHttpServer, serve_metrics, startup_message
 
 from ..tls_material import CertificatePair, TlsMaterial, write_tls_material
 
@@ -84,3 +85,20 @@ def test_a_plaintext_loopback_endpoint_closes_with_the_first_key(keys: KeyRing):
 def test_an_unreadable_certificate_stops_the_start_with_a_message(tmp_path, keys: KeyRing):
     with pytest.raises(SystemExit, match="cannot serve metrics over TLS"):
         serve(ServerTls(tmp_path / "missing.crt", tmp_path / "missing.key"), keys)
+
+
+def test_the_start_up_line_brackets_ipv6_and_states_a_rule_that_holds_once_a_key_is_created():
+    assert startup_message(False, "::1", 9464, False).startswith("metrics on http://[::1]:9464/metrics, ")
+    assert startup_message(True, "[::1]", 9464, True).startswith("metrics on https://[::1]:9464/metrics, ")
+    keyed = "metrics on https://0.0.0.0:1/metrics, scrapes need an admin API key"
+    assert startup_message(True, "0.0.0.0", 1, True) == keyed
+    open_until = startup_message(False, "127.0.0.1", 1, False)
+    assert open_until.endswith("scrapes need no API key until one is created, then an admin's"), open_until
+
+
+def test_a_metrics_host_without_a_metrics_port_is_an_error_naming_both(tmp_path, capsys):
+    data_dir = tmp_path / "never-created"
+    assert main(["serve", "--data-dir", str(data_dir), "--port", "0", "--metrics-host", "0.0.0.0"]) != 0
+    error = capsys.readouterr().err
+    assert "--metrics-host needs --metrics-port" in error, error
+    assert not data_dir.exists()  # refused before anything started

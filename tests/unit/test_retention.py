@@ -37,7 +37,7 @@ def test_the_sweep_removes_by_age_and_never_what_a_pending_audit_or_a_lease_name
     store.finish(done.id, State.AUDIT_STATE_SUCCEEDED, report=None, message="succeeded")
     now = time.time()
     assert sweeper.sweep(now + HOUR / 2) == (0, 0)  # nothing is an hour old yet
-    with leases.hold(request(leased, leased)):
+    with leases.hold(request(leased, leased), "alice"):
         assert sweeper.sweep(now + HOUR + 60) == (0, 2)  # the unused upload and the finished audit's model
     remaining = set(store.artifact_times())
     assert remaining == {model.sha256, data.sha256, leased.sha256}
