@@ -419,13 +419,17 @@ def list_page(store: AuditStore, page_size: int, page_token: str, principal: Pri
         refused = invalid_argument("page_token", "is not a token this server issued", "INVALID_PAGE_TOKEN")
         try:
             created, audit_id = load_json(base64.urlsafe_b64decode(page_token.encode()), "page_token")
-            after = (float(created), str(audit_id))
+            # Exactly the types _token_after writes: float("1.5") or float(True) would accept tokens never issued.
+            if type(created) not in (int, float) or type(audit_id) is not str:
+                raise refused
+            after = (float(created), audit_id)
         except (ValueError, TypeError, OverflowError):  # InputError is a ValueError; huge ints overflow float()
             raise refused from None
         if not math.isfinite(after[0]) or len(after[1]) > MAX_NAME_LENGTH:
             raise refused
-    records = store.list(size, after, principal.owner_filter)
-    return records, _token_after(records[-1]) if len(records) == size else ""
+    # One record past the page says whether another page exists, so a full last page carries no token.
+    records = store.list(size + 1, after, principal.owner_filter)
+    return records[:size], _token_after(records[size - 1]) if len(records) > size else ""
 
 
 def _token_after(record: AuditRecord) -> str:

@@ -70,6 +70,17 @@ def test_pages_cover_every_audit_once(tmp_path):
     assert sorted(seen) == sorted(ids) and len(seen) == 7
 
 
+def test_a_full_last_page_of_audits_carries_no_token(tmp_path):
+    from effcap.service.auth.principal import ANONYMOUS
+    from effcap.service.servicers import list_page
+
+    store = AuditStore(tmp_path / "s.sqlite3")
+    ids = [store.create_audit(request(), "h")[0].id for _ in range(6)]
+    first, token = list_page(store, 3, "", ANONYMOUS)
+    second, last_token = list_page(store, 3, token, ANONYMOUS)
+    assert [r.id for r in first + second] == ids and token and last_token == ""
+
+
 def test_operation_pages_stop_short_of_their_byte_budget_and_still_cover_every_audit(tmp_path):
     from effcap.service.auth.principal import ANONYMOUS
     from effcap.service.servicers import list_page, operations_within
