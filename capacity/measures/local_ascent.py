@@ -97,9 +97,10 @@ def _step(
 
 
 def _length(step: torch.Tensor, gradient_norm: torch.Tensor) -> torch.Tensor:
-    """step/‖g‖, and 0 where g = 0: a tensor with no gradient (a dead layer) stays put, where step/tiny would
-    overflow to inf and inf·0 make every candidate NaN."""
-    return torch.where(gradient_norm > 0, step / gradient_norm.clamp_min(torch.finfo(step.dtype).tiny), 0.0)
+    """step/‖g‖, and 0 where that is not finite (g = 0, or a subnormal ‖g‖ under a large step): a tensor with no
+    gradient (a dead layer) stays put, where inf·0 would make every candidate NaN."""
+    length = step / gradient_norm
+    return torch.where(torch.isfinite(length) & (gradient_norm > 0), length, 0.0)
 
 
 def _per_trial(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -9,8 +9,8 @@ MLP the rows of the 512x512 layer alone are 1 MiB per example, which bounded the
 The identity needs more than a Linear module, so a layer is factored only when all of these hold, and is
 otherwise left to the row-by-row Gram (measures/ntk.py):
 - examples are independent in a batch (the first few examples' logits equal their logits alone);
-- its weight and bias are Parameters registered on it (not parametrised, not buffers) and no other module holds
-  them;
+- its weight and bias are Parameters registered on it (not parametrised, not buffers, not frozen) and no other
+  module holds them;
 - it is called exactly once per pass, on a (batch, in_features) input, and its output is not modified in place;
 - its share's diagonal, ‖δ_i‖²(‖a_i‖² + 1) (without the 1 if it has no bias), equals ‖∂f(x_i)/∂(W, b)‖² from
   autograd on the first examples alone: that catches what the module structure cannot show (a hook that changes
@@ -34,6 +34,7 @@ EXAMPLES_PER_PASS = CHUNK
 FACTOR_BYTES = BLOCK_BYTES // 3
 # Examples whose logits and gradient norms are checked against the factored path's assumptions.
 PROBE_EXAMPLES = 3
+# Relative to the largest value compared, so that small logits or gradients do not fail on an absolute floor.
 _TOLERANCE = {"rtol": 1e-4, "atol": 1e-7}
 
 Scalar = Callable[[torch.Tensor], torch.Tensor]
@@ -47,6 +48,8 @@ def factored_gram(model: nn.Module, x: torch.Tensor, scalar: Scalar) -> tuple[to
     """
     n = len(x)
     gram = torch.zeros(n, n, dtype=torch.float64, device=x.device)
+    if torch.is_inference_mode_enabled():  # no autograd and no version counters: everything goes to the rows
+        return gram, set()
     layers = _candidate_layers(model, n, x.element_size()) if _examples_independent(model, x) else {}
     inputs, deltas = _factors(model, layers, x, scalar) if layers else ({}, {})
     covered: set[str] = set()
@@ -74,7 +77,10 @@ def _examples_independent(model: nn.Module, x: torch.Tensor) -> bool:
     head = x[:PROBE_EXAMPLES]
     together = model(head)
     alone = torch.cat([model(example[None]) for example in head])
-    return together.shape == alone.shape and torch.allclose(together, alone, **_TOLERANCE)
+    if together.shape != alone.shape:
+        return False
+    scale = float(alone.abs().max()) if alone.numel() else 0.0  # small logits must not fail on an absolute floor
+    return torch.allclose(together, alone, rtol=_TOLERANCE["rtol"], atol=_TOLERANCE["atol"] * max(scale, 1e-30))
 
 
 def _candidate_layers(model: nn.Module, n: int, element_size: int) -> dict[str, nn.Linear]:
@@ -88,7 +94,7 @@ def _candidate_layers(model: nn.Module, n: int, element_size: int) -> dict[str, 
         if not isinstance(module, nn.Linear) or parametrize.is_parametrized(module):
             continue
         own = [module._parameters.get("weight")] + ([module.bias] if module.bias is not None else [])
-        if not all(isinstance(p, nn.Parameter) and holders.get(id(p)) == 1 for p in own):
+        if not all(isinstance(p, nn.Parameter) and p.requires_grad and holders.get(id(p)) == 1 for p in own):
             continue
         size = n * (module.in_features + module.out_features) * element_size
         if factor_bytes + size <= FACTOR_BYTES:
@@ -157,7 +163,7 @@ def _diagonals_match(
     matching = []
     probes = min(PROBE_EXAMPLES, len(x))
     own = {name: [layer.weight] + ([layer.bias] if layer.bias is not None else []) for name, layer in layers.items()}
-    exact = {name: torch.zeros(probes, dtype=torch.float64) for name in layers}
+    exact = {name: torch.zeros(probes, dtype=torch.float64, device=x.device) for name in layers}
     for i in range(probes):
         with torch.enable_grad():
             value = scalar(model(x[i : i + 1])).sum()
@@ -170,6 +176,7 @@ def _diagonals_match(
         a = inputs[name][0][:probes].double().pow(2).sum(dim=1)
         d = deltas[name][0][:probes].double().pow(2).sum(dim=1)
         factored = d * (a + (1.0 if layer.bias is not None else 0.0))
-        if torch.allclose(factored, exact[name], **_TOLERANCE):
+        floor = _TOLERANCE["atol"] * max(float(exact[name].abs().max()), 1e-30)
+        if torch.allclose(factored, exact[name], rtol=_TOLERANCE["rtol"], atol=floor):
             matching.append(name)
     return matching

@@ -383,6 +383,28 @@ def test_a_linear_layer_that_breaks_the_factored_conditions_is_left_to_the_rows(
     torch.testing.assert_close(ntk.ntk_gram(model, x), _jacobian_gram(model, x), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("case", ["one layer frozen", "all frozen", "inference mode"])
+def test_the_ntk_of_frozen_layers_or_under_inference_mode_comes_from_the_rows(case):
+    """Autograd cannot differentiate a frozen layer's weights, nor anything under inference mode: the factored path
+    must step aside (a review saw it raise where the rows path answers) and the Gram still be J Jᵀ."""
+    from effcap.capacity.measures import ntk
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    model = model.double().eval()
+    x = torch.from_numpy(np.random.default_rng(11).standard_normal((10, 1, 4, 4)))
+    expected = ntk.ntk_gram(model, x, factorise=False)
+    if case == "one layer frozen":
+        model[1].requires_grad_(False)
+    if case == "all frozen":
+        model.requires_grad_(False)
+    if case == "inference mode":
+        with torch.inference_mode():
+            gram = ntk.ntk_gram(model, x)
+    else:
+        gram = ntk.ntk_gram(model, x)
+    torch.testing.assert_close(gram, expected, rtol=1e-12, atol=1e-12)
+
+
 def test_a_bound_that_reads_as_one_is_vacuous():
     from effcap.capacity.measures.bounds import Bound
 
