@@ -91,29 +91,41 @@ def run_randomization_test(
 
 
 class _Tracker:
-    """Turns engine callbacks into analysis progress: finished trials and the furthest epoch."""
+    """Turns engine callbacks into analysis progress: each trial's share of its epoch budget, 1 once it stopped.
+
+    A trial that fits leaves the epoch callbacks' records while its batch trains on, and its result is reported only
+    when the batch ends; counting it as done when it leaves keeps the share from going backwards (it went 2% → 1%
+    in the demo while the true-label trials fitted) and the trial count from reading 0 until the batch ends.
+    """
 
     def __init__(self, plans: list[TrialPlan], max_epochs: int, progress: AnalysisProgress) -> None:
         self._plans = plans
         self._max_epochs = max_epochs
         self._progress = progress
-        self._done = 0
+        self._shares: dict[int, float] = {}
 
     def epoch(self, epoch: int, records: dict[int, EpochRecord]) -> None:
+        for index in self._shares.keys() - records.keys():
+            self._shares[index] = 1.0  # left the batch: it fitted or stopped
+        for index in records:
+            self._shares[index] = max(self._shares.get(index, 0.0), min(1.0, epoch / self._max_epochs))
         labels = sorted({self._plans[i].condition.label for i in records})
         best = max(r.train_accuracy for r in records.values())
         # Epochs the fit check's screen did not evaluate in full carry the running accuracy (fit_check.py).
         full = all(r.full_pass for r in records.values())
         kind = "train accuracy" if full else "train accuracy (running where not evaluated)"
-        stage = f"randomization: {', '.join(labels)} ({len(records)} trials), epoch {epoch}, best {kind} {best:.3f}"
-        total = len(self._plans)
-        self._progress.update(stage, self._done, total, min(1.0, (self._done + len(records) * epoch / self._max_epochs) / total))
+        self._report(f"randomization: {', '.join(labels)} ({len(records)} trials), epoch {epoch}, best {kind} {best:.3f}")
 
     def finished(self, index: int, result: TrialResult) -> None:
-        self._done += 1
+        self._shares[index] = 1.0
         plan = self._plans[index]
         self._progress.trial_finished(result)
-        self._progress.update(f"randomization: {plan.condition.label} seed {plan.seed_index} finished", self._done, len(self._plans), self._done / len(self._plans))
+        self._report(f"randomization: {plan.condition.label} seed {plan.seed_index} finished")
+
+    def _report(self, stage: str) -> None:
+        total = len(self._plans)
+        stopped = sum(1 for share in self._shares.values() if share >= 1.0)
+        self._progress.update(stage, stopped, total, sum(self._shares.values()) / total)
 
 
 def summarise(spec: RandomizationSpec, epoch_steps: int, results: list[TrialResult], strategy: str) -> RandomizationResult:
