@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-PHASES = ("norm_measures", "local_rademacher", "local_rademacher_radii", "global_rademacher", "sharpness", "_sharpness_bound", "_ntk",
-          "_generalization_measures")  # fmt: skip
+PHASES = ("norm_measures", "local_rademacher", "local_rademacher_radii", "global_rademacher", "sharpness",
+          "_sharpness_bound", "_ntk", "_generalization_measures")  # fmt: skip
 
 
 def _resident_mib() -> float:
