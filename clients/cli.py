@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the gRPC server")
     serve.add_argument("--data-dir", type=Path, default=Path("effcap-data"), help="SQLite store and artifacts (default ./effcap-data)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only; IPv6 as ::1 or [::1])")
     serve.add_argument("--port", type=int, default=50051, help="0 picks a free port")
     serve.add_argument("--max-artifact-bytes", type=int, default=4 << 30)
     serve.add_argument("--max-running-audits", type=_positive_int, default=1, help="audits trained at once (default 1)")
@@ -367,9 +367,12 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
     except ImportError as error:
         raise server_extras_missing("effcap serve", error) from None
 
+    from effcap.clients.serve_hosts import bare_host, grpc_host
     from effcap.service.auth.tls import ServerTls
     from effcap.service.quotas import Quotas
 
+    host = grpc_host(args.host, "--host")
+    metrics_host = bare_host(args.metrics_host, "--metrics-host") if args.metrics_host is not None else None
     if (args.tls_cert is None) != (args.tls_key is None):
         raise EffcapError("--tls-cert and --tls-key go together", "INVALID_ARGUMENT", field="tls_key")
     if args.tls_client_ca is not None and args.tls_cert is None:
@@ -386,7 +389,7 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
         insecure=args.insecure,
         quotas=Quotas(args.quota_stored_bytes, args.quota_open_audits, args.quota_daily_training_examples),
         data_dir=args.data_dir,
-        host=args.host,
+        host=host,
         port=args.port,
         max_artifact_bytes=args.max_artifact_bytes,
         max_running_audits=args.max_running_audits,
@@ -395,7 +398,7 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
         max_long_calls=args.max_long_calls,
         upload_idle_s=args.upload_idle_seconds,
         metrics_port=args.metrics_port,
-        metrics_host=args.metrics_host if args.metrics_host is not None else ServerConfig.metrics_host,
+        metrics_host=metrics_host if metrics_host is not None else ServerConfig.metrics_host,
         audit_limits=AuditLimits(max_training_examples=args.max_training_examples, max_parameters=args.max_parameters),
         onnx_limits=OnnxLimits(max_nodes=args.max_graph_nodes, max_weight_bytes=args.max_graph_weight_bytes),
         max_inflated_bytes=args.max_inflated_bytes,
