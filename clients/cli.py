@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the gRPC server")
     serve.add_argument("--data-dir", type=Path, default=Path("effcap-data"), help="SQLite store and artifacts (default ./effcap-data)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only; IPv6 as ::1 or [::1])")
-    serve.add_argument("--port", type=int, default=50051, help="0 picks a free port")
+    serve.add_argument("--port", type=_port, default=50051, help="0 picks a free port")
     serve.add_argument("--max-artifact-bytes", type=int, default=4 << 30)
     serve.add_argument("--max-running-audits", type=_positive_int, default=1, help="audits trained at once (default 1)")
     serve.add_argument(
@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
         help="at most this many trials per batch: smaller batches spread over more workers (either executor)",
     )
     serve.add_argument(
-        "--metrics-port", type=int, default=None, help="serve Prometheus metrics at http(s)://METRICS_HOST:PORT/metrics"
+        "--metrics-port", type=_port, default=None, help="serve Prometheus metrics at http(s)://METRICS_HOST:PORT/metrics"
     )
     serve.add_argument(
         "--metrics-host",
@@ -211,6 +211,17 @@ def _days(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number of days, got {text!r}") from None
     if not 0 < value < 1e6:
         raise argparse.ArgumentTypeError(f"must be a positive number of days, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    """A TCP port, 0 to 65535: gRPC wraps a larger one (70000 listened on 4464) and a socket raises on it."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535 (0 picks a free one), got {value}")
     return value
 
 
