@@ -143,14 +143,14 @@ def _parser() -> argparse.ArgumentParser:
 
     watch = commands.add_parser("watch", help="follow a running audit's progress, then print its report")
     watch.add_argument("audit", help="an audit name (audits/ID) or ID")
-    watch.add_argument("--server", default=DEFAULT_SERVER)
+    watch.add_argument("--server", default=DEFAULT_SERVER, help=f"server address (default {DEFAULT_SERVER})")
     add_connection_arguments(watch)
     watch.add_argument("--format", choices=FORMATS, default="text")
     watch.set_defaults(handler=_watch)
 
     report = commands.add_parser("report", help="render a report: a saved JSON file, or an audit on the server")
     report.add_argument("source", help="REPORT.json, or an audit name (audits/ID) or ID")
-    report.add_argument("--server", default=DEFAULT_SERVER)
+    report.add_argument("--server", default=DEFAULT_SERVER, help=f"server address (default {DEFAULT_SERVER})")
     add_connection_arguments(report)
     report.add_argument("--format", choices=FORMATS, default="text")
     report.add_argument("-o", "--output", type=Path)
