@@ -44,11 +44,18 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args, console)
     except EffcapError as error:
         # A message is text, not rich markup: "[v2]" in a path or "effcap[data]" must print as written.
-        console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(error_text(error, args))}", highlight=False, soft_wrap=True)
         return EXIT_ERROR
     except KeyboardInterrupt:
         console.print("interrupted")
         return 130
+
+
+def error_text(error: EffcapError, args: argparse.Namespace) -> str:
+    """The error as printed: where no server answered, a command that can run without one (--local) says so."""
+    if error.unreachable and getattr(args, "local", None) is False:
+        return f"{error}; or run it in this process, with no server: --local"
+    return str(error)
 
 
 def _parser() -> argparse.ArgumentParser:

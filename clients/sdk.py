@@ -93,7 +93,7 @@ class EffcapClient:
             grpc.channel_ready_future(self._channel).result(timeout=timeout)
         except grpc.FutureTimeoutError:
             message = f"UNAVAILABLE: no effcap server answered at {self.address} within {timeout:g} s{UNREACHABLE_HINT}"
-            raise EffcapError(message, "UNAVAILABLE") from None
+            raise EffcapError(message, "UNAVAILABLE", unreachable=True) from None
 
     def upload(self, path: Path | str) -> artifact_pb2.Digest:
         """Upload a file unless the server already holds its digest; returns the digest."""
