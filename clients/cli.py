@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the gRPC server")
     serve.add_argument("--data-dir", type=Path, default=Path("effcap-data"), help="SQLite store and artifacts (default ./effcap-data)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only; IPv6 as ::1 or [::1])")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback; IPv6: ::1 or [::1])")
     serve.add_argument("--port", type=_port, default=50051, help="0 picks a free port")
     serve.add_argument("--max-artifact-bytes", type=int, default=4 << 30)
     serve.add_argument("--max-running-audits", type=_positive_int, default=1, help="audits trained at once (default 1)")
@@ -90,7 +90,10 @@ def _parser() -> argparse.ArgumentParser:
         help="at most this many trials per batch: smaller batches spread over more workers (either executor)",
     )
     serve.add_argument(
-        "--metrics-port", type=_port, default=None, help="serve Prometheus metrics at http(s)://METRICS_HOST:PORT/metrics"
+        "--metrics-port",
+        type=_port,
+        default=None,
+        help="serve Prometheus metrics at http(s)://METRICS_HOST:PORT/metrics",
     )
     serve.add_argument(
         "--metrics-host",

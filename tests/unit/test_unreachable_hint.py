@@ -30,7 +30,8 @@ def test_a_command_without_local_is_not_told_to_use_it(words, capsys):
 
 @pytest.mark.parametrize("command", [["audit", "m.safetensors"], ["check", "--policy", "p.yaml"]])
 def test_audit_and_check_add_local_to_the_hint(command):
-    unreachable = EffcapError("UNAVAILABLE: connection refused (is a server running there?)", "UNAVAILABLE", unreachable=True)
+    message = "UNAVAILABLE: connection refused (is a server running there?)"
+    unreachable = EffcapError(message, "UNAVAILABLE", unreachable=True)
     remote = _parser().parse_args(command)
     assert error_text(unreachable, remote).endswith("; or run it in this process, with no server: --local")
     refused = EffcapError("PERMISSION_DENIED: not yours", "PERMISSION_DENIED")  # the server answered: no hint
