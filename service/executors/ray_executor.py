@@ -107,21 +107,32 @@ def connect(address: str | None) -> Any:
             log.warning("ray.init(address=%r) failed: %s", tried, error)
             why = _AUTO_NOT_FOUND if tried == "auto" else "Ray could not connect (its error is in the server log)"
             raise _unreachable(tried, why) from None
-        except TimeoutError:
+        except InitTimedOut:
             log.warning("ray.init(address=%r) did not connect within %g s", tried, INIT_TIMEOUT_S)
-            why = (
-                f"something listens there, but no Ray head answered within {INIT_TIMEOUT_S:g} s (a head listens on "
-                f"6379 unless `ray start --head --port` said otherwise; the dashboard's 8265 is not it)"
-            )
-            raise _unreachable(tried, why) from None
+            raise _unreachable(tried, _no_head(tried)) from None
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     return ray
+
+
+class InitTimedOut(Exception):
+    """`ray.init` did not return within its bound (not a TimeoutError, which Ray itself may raise)."""
+
+
+def _no_head(address: str) -> str:
+    """Why a port that accepts TCP is still no cluster, with the port a head listens on by default."""
+    usual = (
+        "Ray Client listens on 10001 unless `ray start --head --ray-client-server-port` chose another"
+        if address.startswith("ray://")
+        else "a head's GCS listens on 6379 unless `ray start --head --port` chose another"
+    )
+    silent = f"something listens there, but no Ray head answered within {INIT_TIMEOUT_S:g} s"
+    return f"{silent} ({usual}; the dashboard's 8265 is not it)"
 
 
 def _init_within(ray: Any, address: str, timeout_s: float) -> None:
     """`ray.init`, given `timeout_s` to return: Ray has no option that bounds its GCS retries, so it runs in a
     daemon thread. One still retrying when the audit fails is left behind: the worker process, and the thread
-    with it, ends once the failure is reported. TimeoutError past the bound; `ray.init`'s own errors as raised.
+    with it, ends once the failure is reported. InitTimedOut past the bound; `ray.init`'s own errors as raised.
     """
     outcome: list[BaseException | None] = []
 
@@ -136,7 +147,7 @@ def _init_within(ray: Any, address: str, timeout_s: float) -> None:
     thread.start()
     thread.join(timeout_s)
     if not outcome:
-        raise TimeoutError(f"ray.init(address={address!r}) took over {timeout_s:g} s")
+        raise InitTimedOut(f"ray.init(address={address!r}) took over {timeout_s:g} s")
     if outcome[0] is not None:
         raise outcome[0]
 
