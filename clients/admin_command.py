@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from effcap.clients.credentials import connection_options_given
 from effcap.clients.errors import EffcapError
 
 if TYPE_CHECKING:
@@ -165,6 +166,10 @@ def _show_log(args: argparse.Namespace, console: Console) -> int:
         raise EffcapError(f"--limit must be at least 1, got {args.limit}", "INVALID_ARGUMENT", field="limit")
     if args.since is not None and args.until is not None and args.until <= args.since:
         raise EffcapError("--until must be after --since", "INVALID_ARGUMENT", field="until")
+    given = connection_options_given(args)
+    if args.server is None and given:  # they would be ignored: the data directory is read, not a server called
+        message = f"{' and '.join(given)} apply to --server HOST:PORT; --data-dir is read directly, with no connection"
+        raise EffcapError(message, "INVALID_ARGUMENT", field=given[0].removeprefix("--").replace("-", "_"))
     if args.server is not None:
         with args.connect(args) as client:
             pages = client.activity(args.principal, args.since, args.until, page_size=min(args.limit, 1000))

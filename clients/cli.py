@@ -44,11 +44,18 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args, console)
     except EffcapError as error:
         # A message is text, not rich markup: "[v2]" in a path or "effcap[data]" must print as written.
-        console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(error_text(error, args))}", highlight=False, soft_wrap=True)
         return EXIT_ERROR
     except KeyboardInterrupt:
         console.print("interrupted")
         return 130
+
+
+def error_text(error: EffcapError, args: argparse.Namespace) -> str:
+    """The error as printed: where no server answered, a command that can run without one (--local) says so."""
+    if error.unreachable and getattr(args, "local", None) is False:
+        return f"{error}; or run it in this process, with no server: --local"
+    return str(error)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,8 +64,8 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the gRPC server")
     serve.add_argument("--data-dir", type=Path, default=Path("effcap-data"), help="SQLite store and artifacts (default ./effcap-data)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
-    serve.add_argument("--port", type=int, default=50051, help="0 picks a free port")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback; IPv6: ::1 or [::1])")
+    serve.add_argument("--port", type=_port, default=50051, help="0 picks a free port")
     serve.add_argument("--max-artifact-bytes", type=int, default=4 << 30)
     serve.add_argument("--max-running-audits", type=_positive_int, default=1, help="audits trained at once (default 1)")
     serve.add_argument(
@@ -83,7 +90,10 @@ def _parser() -> argparse.ArgumentParser:
         help="at most this many trials per batch: smaller batches spread over more workers (either executor)",
     )
     serve.add_argument(
-        "--metrics-port", type=int, default=None, help="serve Prometheus metrics at http(s)://METRICS_HOST:PORT/metrics"
+        "--metrics-port",
+        type=_port,
+        default=None,
+        help="serve Prometheus metrics at http(s)://METRICS_HOST:PORT/metrics",
     )
     serve.add_argument(
         "--metrics-host",
@@ -143,14 +153,14 @@ def _parser() -> argparse.ArgumentParser:
 
     watch = commands.add_parser("watch", help="follow a running audit's progress, then print its report")
     watch.add_argument("audit", help="an audit name (audits/ID) or ID")
-    watch.add_argument("--server", default=DEFAULT_SERVER)
+    watch.add_argument("--server", default=DEFAULT_SERVER, help=f"server address (default {DEFAULT_SERVER})")
     add_connection_arguments(watch)
     watch.add_argument("--format", choices=FORMATS, default="text")
     watch.set_defaults(handler=_watch)
 
     report = commands.add_parser("report", help="render a report: a saved JSON file, or an audit on the server")
     report.add_argument("source", help="REPORT.json, or an audit name (audits/ID) or ID")
-    report.add_argument("--server", default=DEFAULT_SERVER)
+    report.add_argument("--server", default=DEFAULT_SERVER, help=f"server address (default {DEFAULT_SERVER})")
     add_connection_arguments(report)
     report.add_argument("--format", choices=FORMATS, default="text")
     report.add_argument("-o", "--output", type=Path)
@@ -211,6 +221,17 @@ def _days(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number of days, got {text!r}") from None
     if not 0 < value < 1e6:
         raise argparse.ArgumentTypeError(f"must be a positive number of days, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    """A TCP port, 0 to 65535: gRPC wraps a larger one (70000 listened on 4464) and a socket raises on it."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535 (0 picks a free one), got {value}")
     return value
 
 
@@ -367,9 +388,12 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
     except ImportError as error:
         raise server_extras_missing("effcap serve", error) from None
 
+    from effcap.clients.serve_hosts import bare_host, grpc_host
     from effcap.service.auth.tls import ServerTls
     from effcap.service.quotas import Quotas
 
+    host = grpc_host(args.host, "--host")
+    metrics_host = bare_host(args.metrics_host, "--metrics-host") if args.metrics_host is not None else None
     if (args.tls_cert is None) != (args.tls_key is None):
         raise EffcapError("--tls-cert and --tls-key go together", "INVALID_ARGUMENT", field="tls_key")
     if args.tls_client_ca is not None and args.tls_cert is None:
@@ -386,7 +410,7 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
         insecure=args.insecure,
         quotas=Quotas(args.quota_stored_bytes, args.quota_open_audits, args.quota_daily_training_examples),
         data_dir=args.data_dir,
-        host=args.host,
+        host=host,
         port=args.port,
         max_artifact_bytes=args.max_artifact_bytes,
         max_running_audits=args.max_running_audits,
@@ -395,7 +419,7 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
         max_long_calls=args.max_long_calls,
         upload_idle_s=args.upload_idle_seconds,
         metrics_port=args.metrics_port,
-        metrics_host=args.metrics_host if args.metrics_host is not None else ServerConfig.metrics_host,
+        metrics_host=metrics_host if metrics_host is not None else ServerConfig.metrics_host,
         audit_limits=AuditLimits(max_training_examples=args.max_training_examples, max_parameters=args.max_parameters),
         onnx_limits=OnnxLimits(max_nodes=args.max_graph_nodes, max_weight_bytes=args.max_graph_weight_bytes),
         max_inflated_bytes=args.max_inflated_bytes,

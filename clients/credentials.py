@@ -63,6 +63,15 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# The options add_connection_arguments adds, by their argparse names.
+CONNECTION_OPTIONS = ("token", "tls", "tls_ca", "tls_cert", "tls_key", "tls_server_name")
+
+
+def connection_options_given(args: argparse.Namespace) -> list[str]:
+    """The connection options on the command line (as typed: `--tls-ca`), for a command that may not connect."""
+    return [f"--{name.replace('_', '-')}" for name in CONNECTION_OPTIONS if getattr(args, name)]
+
+
 def connection_from_args(args: argparse.Namespace) -> tuple[str | None, ClientTls | None]:
     """(token, TLS) from the options add_connection_arguments added; any TLS option means TLS."""
     tls_options = (args.tls, args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name)

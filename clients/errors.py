@@ -6,9 +6,10 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-# What a user who has not started a server needs to read when none answers.
+# What a user who has not started a server needs to read when none answers, whatever the command (the CLI adds
+# --local where the command has it: audit, check).
 UNREACHABLE_HINT = (
-    " (is a server running there? start one with `effcap serve`, or run in this process with --local;"
+    " (is a server running there? start one with `effcap serve`;"
     " a TLS server needs --tls-ca CA.crt or --tls, and one with mutual TLS a client certificate, --tls-cert/--tls-key)"
 )
 
@@ -16,8 +17,18 @@ UNREACHABLE_HINT = (
 class EffcapError(Exception):
     """A failed call or audit, with the server's reason and the offending field when there is one."""
 
-    def __init__(self, message: str, code: str = "UNKNOWN", reason: str = "", field: str = "", retry_after_s: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        code: str = "UNKNOWN",
+        reason: str = "",
+        field: str = "",
+        retry_after_s: float | None = None,
+        unreachable: bool = False,
+    ) -> None:
         super().__init__(message)
+        # No server answered (no status came back): a command that can run without one says how.
+        self.unreachable = unreachable
         self.code = code
         self.reason = reason
         self.field = field
@@ -30,8 +41,8 @@ class EffcapError(Exception):
         code = error.code().name if isinstance(error, grpc.Call) else "UNKNOWN"
         message = error.details() if isinstance(error, grpc.Call) else str(error)
         if status is None:  # no status from a server: the connection itself failed
-            hint = UNREACHABLE_HINT if code == "UNAVAILABLE" else ""
-            return cls(f"{code}: {message}{hint}", code)
+            unreachable = code == "UNAVAILABLE"
+            return cls(f"{code}: {message}{UNREACHABLE_HINT if unreachable else ''}", code, unreachable=unreachable)
         return cls.from_status(status, code)
 
     @classmethod

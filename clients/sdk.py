@@ -93,7 +93,7 @@ class EffcapClient:
             grpc.channel_ready_future(self._channel).result(timeout=timeout)
         except grpc.FutureTimeoutError:
             message = f"UNAVAILABLE: no effcap server answered at {self.address} within {timeout:g} s{UNREACHABLE_HINT}"
-            raise EffcapError(message, "UNAVAILABLE") from None
+            raise EffcapError(message, "UNAVAILABLE", unreachable=True) from None
 
     def upload(self, path: Path | str) -> artifact_pb2.Digest:
         """Upload a file unless the server already holds its digest; returns the digest."""
@@ -104,7 +104,8 @@ class EffcapClient:
         return digest
 
     def delete_artifact(self, digest: artifact_pb2.Digest) -> None:
-        """Forget this caller's upload (size_bytes 0: whatever its size). NOT_FOUND unless the caller uploaded it;
+        """Forget this caller's upload (size_bytes 0: whatever its size). Not the caller's: NOT_FOUND, as for a digest
+        nobody uploaded, except for an admin, who can see it and gets PERMISSION_DENIED (ARTIFACT_NOT_OWNED);
         FAILED_PRECONDITION while a queued or running audit of the caller reads it."""
         self._call(self.artifacts.DeleteArtifact, artifact_pb2.DeleteArtifactRequest(digest=digest))
 

@@ -194,7 +194,8 @@ class EffcapServer:
             self.port = 0
         if self.port == 0:
             where = f"{config.host}:{config.port}"
-            raise SystemExit(f"cannot listen on {where}: the port is taken (another effcap serve?) or not ours to bind")
+            why = f"the port is taken (another effcap serve?), or {config.host} is no address of this machine"
+            raise SystemExit(f"cannot listen on {where}: {why}")
 
     def start(self) -> None:
         requeued, failed = self.store.requeue_interrupted(self.config.max_attempts)

@@ -79,7 +79,7 @@ def run_pack(args: argparse.Namespace, console: Console) -> int:
     from effcap.clients.data_pack.writer import write_packed
 
     written = write_packed(dataset, args.output)
-    print_summary(dataset, written, Console(soft_wrap=True))  # paths stay whole, not folded at 80 columns
+    print_summary(dataset, written, Console(soft_wrap=True, emoji=False))  # paths whole and as written
     return 0
 
 

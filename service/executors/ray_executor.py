@@ -10,10 +10,13 @@ never rerun. SIGTERM (the scheduler's cancel) cancels the audit's outstanding ta
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,6 +32,10 @@ log = logging.getLogger("effcap.service.executors.ray")
 WAIT_S = 0.5
 # How long a Ray head's port may take to accept a connection before the cluster counts as unreachable.
 CONNECT_TIMEOUT_S = 5.0
+# How long `ray.init` may take to join the cluster: a port that accepts TCP but is no Ray head (the dashboard's
+# 8265 given by mistake) has it retry "Failed to connect to GCS" for minutes. The environment variable is for
+# tests (and an operator whose cluster is slow to answer); a healthy head answers within seconds.
+INIT_TIMEOUT_S = float(os.environ.get("EFFCAP_RAY_INIT_TIMEOUT_S", "60"))
 
 
 class RayTrialExecutor(TrialExecutor):
@@ -86,7 +93,8 @@ def connect(address: str | None) -> Any:
 
     ExecutorUnavailable when no cluster answers there: `ray.init` raises ConnectionError with its own advice
     for `auto` with no cluster, and for a HOST:PORT where nothing listens it retries for ever (over ten minutes
-    observed, the audit RUNNING all along), so a HOST:PORT is first tried with a plain TCP connection.
+    observed, the audit RUNNING all along), so a HOST:PORT is first tried with a plain TCP connection, and
+    `ray.init` itself gets INIT_TIMEOUT_S (a port that accepts TCP may still be no Ray head).
     """
     import ray
 
@@ -94,13 +102,54 @@ def connect(address: str | None) -> Any:
         tried = address or "auto"
         _check_listening(tried)
         try:
-            ray.init(address=tried, log_to_driver=False, logging_level=logging.WARNING)
+            _init_within(ray, tried, INIT_TIMEOUT_S)
         except ConnectionError as error:
             log.warning("ray.init(address=%r) failed: %s", tried, error)
             why = _AUTO_NOT_FOUND if tried == "auto" else "Ray could not connect (its error is in the server log)"
             raise _unreachable(tried, why) from None
+        except InitTimedOut:
+            log.warning("ray.init(address=%r) did not connect within %g s", tried, INIT_TIMEOUT_S)
+            raise _unreachable(tried, _no_head(tried)) from None
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     return ray
+
+
+class InitTimedOut(Exception):
+    """`ray.init` did not return within its bound (not a TimeoutError, which Ray itself may raise)."""
+
+
+def _no_head(address: str) -> str:
+    """Why a port that accepts TCP is still no cluster, with the port a head listens on by default."""
+    usual = (
+        "Ray Client listens on 10001 unless `ray start --head --ray-client-server-port` chose another"
+        if address.startswith("ray://")
+        else "a head's GCS listens on 6379 unless `ray start --head --port` chose another"
+    )
+    silent = f"something listens there, but no Ray head answered within {INIT_TIMEOUT_S:g} s"
+    return f"{silent} ({usual}; the dashboard's 8265 is not it)"
+
+
+def _init_within(ray: Any, address: str, timeout_s: float) -> None:
+    """`ray.init`, given `timeout_s` to return: Ray has no option that bounds its GCS retries, so it runs in a
+    daemon thread. One still retrying when the audit fails is left behind: the worker process, and the thread
+    with it, ends once the failure is reported. InitTimedOut past the bound; `ray.init`'s own errors as raised.
+    """
+    outcome: list[BaseException | None] = []
+
+    def init() -> None:
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+            outcome.append(None)
+        except BaseException as error:  # noqa: BLE001 - handed to the waiting thread, which raises it
+            outcome.append(error)
+
+    thread = threading.Thread(target=init, name="effcap-ray-init", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if not outcome:
+        raise InitTimedOut(f"ray.init(address={address!r}) took over {timeout_s:g} s")
+    if outcome[0] is not None:
+        raise outcome[0]
 
 
 _AUTO_NOT_FOUND = "no Ray cluster runs on this machine (none in RAY_ADDRESS or in Ray's session files)"
@@ -114,8 +163,18 @@ def _check_listening(address: str) -> None:
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as error:
-        why = f"nothing answered at {host}:{port} within {CONNECT_TIMEOUT_S:g} s ({error})"
-        raise _unreachable(address, why) from None
+        raise _unreachable(address, _no_connection(host, port, error)) from None
+
+
+def _no_connection(host: str, port: str, error: OSError) -> str:
+    """Why a TCP connection failed, by cause: a refusal is immediate, only silence is worth a timeout."""
+    if isinstance(error, ConnectionRefusedError) or error.errno == errno.ECONNREFUSED:
+        return f"nothing listens at {host}:{port} (connection refused)"
+    if isinstance(error, TimeoutError):
+        return f"nothing answered at {host}:{port} within {CONNECT_TIMEOUT_S:g} s"
+    if isinstance(error, socket.gaierror):
+        return f"the host {host} cannot be resolved ({error.strerror})"
+    return f"{host}:{port} cannot be reached ({error.strerror or error})"
 
 
 def _unreachable(address: str, why: str) -> ExecutorUnavailable:

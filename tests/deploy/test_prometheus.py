@@ -52,3 +52,13 @@ def test_the_compose_job_scrapes_the_port_published_on_loopback() -> None:
     server = compose["services"]["server"]
     assert "127.0.0.1:9464:9464" in server["ports"] and METRICS_FLAGS in " ".join(server["command"])
     assert jobs()["effcap-compose"]["static_configs"] == [{"targets": ["127.0.0.1:9464"]}]
+
+
+def test_prometheus_verifies_with_the_ca_alone_never_the_servers_key_secret() -> None:
+    """The Secret effcap-tls holds the server's private key too: Prometheus gets a CA-only ConfigMap instead."""
+    ca_file = jobs()["effcap"]["tls_config"]["ca_file"]
+    assert ca_file == "/etc/prometheus/configmaps/effcap-ca/ca.crt"
+    for advice in (SCRAPE_CONFIG, DEPLOY.parent / "docs" / "security.md"):
+        assert "secrets/effcap-tls" not in advice.read_text(), advice
+    made = "kubectl create configmap effcap-ca --from-file=ca.crt=deploy/secrets/ca.crt"
+    assert made in (DEPLOY / "README.md").read_text()

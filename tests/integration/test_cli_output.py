@@ -128,7 +128,8 @@ def test_the_documented_ci_policy_passes_a_first_run_without_a_baseline(tmp_path
     assert 'skipped="1"' in junit.read_text()
 
 
-def test_an_unreachable_server_gets_a_hint_to_start_one_or_run_locally():
+def test_an_unreachable_server_gets_a_hint_to_start_one():
     result = effcap("report", "0123abcd", "--server", "127.0.0.1:1")
     assert result.returncode == 2 and "UNAVAILABLE" in result.stderr
-    assert "effcap serve" in result.stderr and "--local" in result.stderr
+    # report has no --local (audit and check do: tests/unit/test_unreachable_hint.py)
+    assert "effcap serve" in result.stderr and "--local" not in result.stderr

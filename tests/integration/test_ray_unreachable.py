@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 
 import pytest
 
@@ -36,20 +37,39 @@ def failure(server: ServerProcess, model) -> EffcapError:
         return info.value
 
 
-@pytest.mark.parametrize("where", ["host_port", "auto"])
+# ray.init's bound in these servers' workers: short, so a TCP port that is no Ray head fails within seconds.
+INIT_TIMEOUT_S = 4
+
+
+@pytest.mark.parametrize("where", ["host_port", "auto", "not_ray"])
 def test_an_unreachable_ray_cluster_fails_the_audit_unavailable_naming_ray_address(where, demo_files, tmp_path):
     environment = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
     # `auto` reads Ray's session files under RAY_TMPDIR: an empty one holds no cluster (Ray's advice text case).
     environment["RAY_TMPDIR"] = str(tmp_path / "ray")
-    address = f"127.0.0.1:{closed_port()}" if where == "host_port" else "auto"
+    environment["EFFCAP_RAY_INIT_TIMEOUT_S"] = str(INIT_TIMEOUT_S)
+    # not_ray: a port that accepts TCP and never speaks Ray (the dashboard's port given by mistake).
+    listener = socket.create_server(("127.0.0.1", 0)) if where == "not_ray" else None
+    address = {
+        "host_port": f"127.0.0.1:{closed_port()}",
+        "auto": "auto",
+        "not_ray": f"127.0.0.1:{listener.getsockname()[1] if listener else 0}",
+    }[where]
     server = ServerProcess(tmp_path / "server", "--executor", "ray", "--ray-address", address, environment=environment)
     server.start()
     try:
+        started = time.monotonic()
         error = failure(server, demo_files[0])
         assert (error.code, error.reason) == ("UNAVAILABLE", "RAY_UNREACHABLE"), str(error)
         assert f"--ray-address {address}" in str(error), str(error)
         assert "RAY_ADDRESS` environment variable" not in str(error)  # Ray's advice names Ray's options, not ours
+        if where == "host_port":  # a refusal is immediate, and said so: no timeout is blamed
+            assert "connection refused" in str(error) and " within " not in str(error), str(error)
+        if where == "not_ray":  # ray.init retries such a port for minutes without the bound
+            assert f"no Ray head answered within {INIT_TIMEOUT_S} s" in str(error), str(error)
+            assert time.monotonic() - started < 60, "the audit waited past ray.init's bound"
         with EffcapClient(server.address) as client:
             client.wait_ready(timeout=10)  # the server is unharmed
     finally:
         server.stop()
+        if listener is not None:
+            listener.close()

@@ -67,3 +67,28 @@ def test_an_unreadable_tls_file_names_its_option(tmp_path):
     with pytest.raises(EffcapError) as info:
         ClientTls(ca=tmp_path / "absent.crt").credentials()
     assert str(info.value).startswith("--tls-ca ") and info.value.field == "tls_ca"
+
+
+@pytest.mark.parametrize("given", [["--token", "x"], ["--tls"], ["--tls-ca", "ca.crt", "--tls-server-name", "n"]])
+@pytest.mark.parametrize("where", [["--data-dir", "d"], []])
+def test_admin_log_refuses_connection_options_without_a_server(given, where, tmp_path, monkeypatch, capsys):
+    """They would be ignored: the data directory (given or the default) is read, no server is called."""
+    from effcap.clients.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["admin", "log", *where, *given]) == 2
+    error = capsys.readouterr().err
+    named = " and ".join(word for word in given if word.startswith("--"))
+    assert f"{named} apply to --server HOST:PORT" in error, error
+
+
+def test_every_server_option_says_what_it_is():
+    """`watch --help` and `report --help` showed `--server SERVER` with no help text."""
+    every = commands(_parser())
+    silent = sorted(
+        name
+        for name, sub in every.items()
+        for action in sub._actions
+        if "--server" in action.option_strings and not action.help
+    )
+    assert silent == []
