@@ -96,8 +96,8 @@ def builtin_dataset(name: str, field: str = "dataset.builtin") -> Dataset:
 def digits() -> Dataset:
     """scikit-learn's 1,797 handwritten 8x8 digits, pixels scaled to [0, 1], fixed 1297/500 split.
 
-    Read from the CSV scikit-learn ships, without importing scikit-learn: its import adds ~78 MiB to every
-    worker's resident set (pandas, scipy.stats), more than the rademacher analysis itself holds. The file's rows
+    Read from the CSV scikit-learn ships, without importing scikit-learn: its import added 77 MiB to every
+    worker's resident set (pandas, scipy.stats; bench/rademacher_cost.py's import stages). The file's rows
     are 64 pixel values and the label, as `sklearn.datasets.load_digits` reads them (a test compares the two).
     """
     table = np.loadtxt(_scikit_learn_data_file("digits.csv.gz"), delimiter=",")

@@ -41,8 +41,8 @@ Noise = Literal["isotropic", "magnitude"]
 _ASCENT_CHUNK = 256
 # Stacked copies of the parameters held at once: bounds memory to ~256 MiB of float32 whatever the model.
 _STACKED_FLOATS = 2**26
-# Networks × examples per vmapped forward of stacked_errors: 10 networks × 1,024 examples raised a digits MLP worker's
-# peak by 200 MiB of activations; the error is a count, so the blocks change nothing but memory.
+# Networks × examples per vmapped forward of stacked_errors: 10 networks' activations for 1,024 examples at once set a
+# digits MLP worker's peak; the error is a count, so the blocks change nothing but memory.
 _STACKED_EXAMPLES = 2048
 
 

@@ -99,7 +99,7 @@ def test_builtin_digits_and_unknown_builtins():
 
 
 def test_builtin_digits_are_scikit_learns_without_importing_it():
-    """Read from the CSV scikit-learn ships (its import would add ~78 MiB to a worker): the same images and
+    """Read from the CSV scikit-learn ships (its import added 77 MiB to a worker): the same images and
     labels as load_digits, split by the same permutation, and scikit-learn stays unimported."""
     import subprocess
     import sys
