@@ -2,17 +2,16 @@
 
     python bench/rademacher_cost.py [--ref main] [--threads 2]
 
-Each code runs in its own child process (the other ref exported with `git archive`, imported ahead of
-this tree), on the demo checkpoint (MLP 2x512 briefly trained on digits, written once by this process), the
-default RademacherSpec, on CPU with `--threads` torch threads. A child does what an audit worker does: it loads
-the checkpoint file and the builtin digits, then runs the analysis. It reports its wall and CPU seconds, its
-peak RSS (ru_maxrss over its whole life; and its resident set just before the analysis) and the analysis'
-numbers, so the two codes' results are compared in the same run. Each child also reports, per phase of the
-analysis (the functions `run_rademacher` calls, where the code has them), its CPU seconds, its resident set after
-and the peak so far, and its resident set after each import stage; and both runs end with this CPU's float32
-batched-GEMM rate (the arithmetic floor the section in bench/RESULTS.md reasons from). Local R̂ differs by design (issue 18: this
-tree scores each draw's increment over w₀, and its ascents adapt their steps); every other number should
-agree.
+Each code runs in its own child process (the other ref exported with `git archive`, imported ahead of this tree), on
+the demo checkpoint (MLP 2x512 briefly trained on digits, written once by this process), the default RademacherSpec,
+on CPU with `--threads` torch threads. A child does what an audit worker does: it loads the checkpoint file and the
+builtin digits, then runs the analysis. It reports its wall and CPU seconds, its peak RSS (ru_maxrss over its whole
+life; and its resident set just before the analysis) and the analysis' numbers, so the two codes' results are
+compared in the same run. Each child also reports, per phase of the analysis (the functions `run_rademacher` calls,
+where the code has them), its CPU seconds, its resident set after and the peak so far, and its resident set after
+each import stage; and the run ends with this CPU's float32 batched-GEMM rate (the arithmetic floor the section in
+bench/RESULTS.md reasons from). Local R̂ differs by design (issue 18: this tree scores each draw's increment over
+w₀, and its ascents adapt their steps); every other number should agree.
 """
 
 from __future__ import annotations

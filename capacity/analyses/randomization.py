@@ -114,7 +114,8 @@ class _Tracker:
         # Epochs the fit check's screen did not evaluate in full carry the running accuracy (fit_check.py).
         full = all(r.full_pass for r in records.values())
         kind = "train accuracy" if full else "train accuracy (running where not evaluated)"
-        self._report(f"randomization: {', '.join(labels)} ({len(records)} trials), epoch {epoch}, best {kind} {best:.3f}")
+        trials = f"{', '.join(labels)} ({len(records)} trials)"
+        self._report(f"randomization: {trials}, epoch {epoch}, best {kind} {best:.3f}")
 
     def finished(self, index: int, result: TrialResult) -> None:
         self._shares[index] = 1.0

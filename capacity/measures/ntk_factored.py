@@ -146,12 +146,11 @@ def _capture(
     single = {name: calls[0] for name, calls in seen.items() if len(calls) == 1}
     outputs = [output for _, output, _ in single.values()]
     gradients = torch.autograd.grad(total, outputs, materialize_grads=True) if outputs else ()
-    result: dict[str, tuple[list[torch.Tensor], torch.Tensor | None, bool]] = {}
-    for name, calls in seen.items():
-        result[name] = ([call[0] for call in calls], None, False)
-    for (name, (layer_input, output, version)), gradient in zip(single.items(), gradients):
-        result[name] = ([layer_input], gradient, output._version == version)
-    return result
+    gradient_of = dict(zip(single, gradients))
+    intact = {name: calls[0][1]._version == calls[0][2] for name, calls in seen.items() if name in gradient_of}
+    return {
+        name: ([call[0] for call in calls], gradient_of.get(name), intact.get(name, False)) for name, calls in seen.items()
+    }
 
 
 def _diagonals_match(
