@@ -43,7 +43,7 @@ class Quotas:
         """Raise QUOTA_EXCEEDED for an audit beyond a quota; call it inside the transaction that inserts it."""
         if self.open_audits is None and self.daily_training_examples is None:
             return
-        _, open_audits, trained = store.usage(principal.name, time.time() - DAY_S)
+        open_audits, trained = store.usage(principal.name, time.time() - DAY_S)
         if self.open_audits is not None:
             _refuse_beyond(principal, "open_audits", open_audits, 1, self.open_audits, "audits queued or running")
         if self.daily_training_examples is not None:

@@ -413,19 +413,16 @@ class AuditStore:
             states = (State.AUDIT_STATE_QUEUED, State.AUDIT_STATE_RUNNING)
             return self._db.execute("SELECT COUNT(*) FROM audits WHERE state IN (?, ?)", states).fetchone()[0]
 
-    def usage(self, owner: str, since: float) -> tuple[int, int, int]:
-        """What quotas count for `owner`: (artifact bytes held, audits queued or running, training examples of
-        audits created since `since`)."""
+    def usage(self, owner: str, since: float) -> tuple[int, int]:
+        """What the audit quotas count for `owner`: (audits queued or running, training examples of audits created
+        since `since`). Stored bytes are `stored_bytes`'."""
         states = (State.AUDIT_STATE_QUEUED, State.AUDIT_STATE_RUNNING)
         with self._lock:
-            stored = self._db.execute(
-                "SELECT COALESCE(SUM(a.size_bytes), 0) FROM artifact_owners o JOIN artifacts a USING (sha256) WHERE o.owner = ?", (owner,)
-            ).fetchone()[0]
             open_audits = self._db.execute("SELECT COUNT(*) FROM audits WHERE owner = ? AND state IN (?, ?)", (owner, *states)).fetchone()[0]
             trained = self._db.execute(
                 "SELECT COALESCE(SUM(training_examples), 0) FROM audits WHERE owner = ? AND create_time >= ?", (owner, since)
             ).fetchone()[0]
-        return stored, open_audits, trained
+        return open_audits, trained
 
     def stored_bytes(self, owner: str, pending: Mapping[str, int]) -> int:
         """Artifact bytes `owner` holds, plus the sizes of `pending` uploads (sha256 -> bytes) of artifacts it

@@ -47,15 +47,15 @@ def test_shared_bytes_stay_until_the_last_owner_deletes_and_each_owners_use_goes
     store, artifacts = stores(tmp_path)
     shared = put(store, artifacts, "a", ALICE, BOB)
     leases = ArtifactLeases()
-    assert store.usage("alice", 0)[0] == 3 and store.usage("bob", 0)[0] == 3
+    assert store.stored_bytes("alice", {}) == 3 and store.stored_bytes("bob", {}) == 3
     gone = artifacts.forget(shared.sha256, ALICE, leases.holders)
     assert gone.held and gone.in_use_by is None and not gone.bytes_unreferenced
     assert artifacts.get(shared, ALICE) is None and artifacts.get(shared, BOB) is not None
-    assert artifacts.path(shared.sha256).is_file() and store.usage("alice", 0)[0] == 0
+    assert artifacts.path(shared.sha256).is_file() and store.stored_bytes("alice", {}) == 0
     assert not artifacts.forget(shared.sha256, ALICE, leases.holders).held  # alice holds it no more
     assert artifacts.forget(shared.sha256, BOB, leases.holders).bytes_unreferenced
     assert not artifacts.path(shared.sha256).exists() and store.artifact_shas() == set()
-    assert store.usage("bob", 0)[0] == 0
+    assert store.stored_bytes("bob", {}) == 0
     store.close()
 
 
@@ -119,7 +119,7 @@ def test_an_owners_deletion_while_its_own_create_audit_validates_is_refused_and_
     creator.join(10)
     assert refused.held and refused.in_create and not refused.bytes_unreferenced
     assert len(created) == 1 and store.get(created[0]).state == State.AUDIT_STATE_QUEUED
-    assert artifacts.get(model, ALICE) is not None and store.usage("alice", 0)[0] == 3
+    assert artifacts.get(model, ALICE) is not None and store.stored_bytes("alice", {}) == 3
     assert artifacts.forget(model.sha256, ALICE, leases.holders).in_use_by == f"audits/{created[0]}"
     store.close()
 

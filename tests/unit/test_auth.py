@@ -67,7 +67,8 @@ def test_an_old_data_dir_becomes_the_anonymous_principals(tmp_path):
     assert store.get("a1").owner == "anonymous" and store.find_by_request_id("r1").id == "a1"
     assert store.get_artifact("f" * 64, "anonymous") is not None and store.get_artifact("f" * 64, "alice") is None
     assert store.stored_bytes_by_owner() == {"anonymous": 10}
-    assert store.usage("anonymous", since=0.0) == (10, 1, 0)  # audits from before quotas count no training
+    # Audits from before quotas count no training.
+    assert (store.stored_bytes("anonymous", {}), *store.usage("anonymous", since=0.0)) == (10, 1, 0)
     store.close()
     AuditStore(path).close()  # opening a migrated store again changes nothing
 
